@@ -1,0 +1,252 @@
+package image
+
+import "golang.org/x/sys/unix"
+
+// This file holds the in-memory description of a dumped process tree: what
+// dump/ produces, what Writer encodes into CRIU images, what Reader decodes,
+// and what restore/ consumes. It is plain data: no kernel calls.
+//
+// Page contents are not part of the description. They are streamed through
+// PageWriter at dump and read back through Reader.Pages / Reader.ShmemPages.
+
+// PageSize is the page size mmcr works with (x86-64).
+const PageSize = 4096
+
+// Tree is a whole dumped process tree.
+type Tree struct {
+	// Tasks in tree order: the root first, every parent before its children
+	// (pre-order). Restore creates tasks and shared objects in this order.
+	Tasks []*Task
+	// Files are the files behind file-backed VMAs, the exe links, cwd/root
+	// and regular-file descriptors. Each is referred to by its ID.
+	Files []*File
+	// SharedObjects are the MAP_SHARED anonymous (shmem) and memfd objects,
+	// one per inode across all tasks. Their pages are in the shmem pagemaps.
+	SharedObjects []*SharedObject
+}
+
+// Task is one process (thread group).
+type Task struct {
+	PID, PPID, PGID, SID int
+	Comm                 string
+
+	// Threads holds every thread; Threads[0] is the leader (TID == PID).
+	Threads []*Thread
+
+	Mm Mm
+	// VMAs sorted by Start, not overlapping, as in /proc/PID/maps.
+	VMAs []*VMA
+
+	FDs []*FD
+	// CwdFileID and RootFileID refer to directory entries of Tree.Files.
+	CwdFileID, RootFileID uint32
+
+	Creds       Creds
+	Umask       uint32
+	Personality uint32
+	// Rlimits indexed by resource (RLIMIT_CPU = 0 ... RLIMIT_RTTIME = 15).
+	Rlimits []unix.Rlimit
+	// SigActions indexed by signal number - 1 (1..64); SIGKILL and SIGSTOP
+	// entries are zero.
+	SigActions []SigAction
+	// Itimers: ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF.
+	Itimers [3]Itimer
+	// SharedPending are process-wide pending signals (raw siginfo).
+	SharedPending []SigInfo
+}
+
+// Thread is the per-thread state.
+type Thread struct {
+	TID int
+	// Regs as PTRACE_GETREGS returned them at freeze. A task stopped inside
+	// a syscall has OrigRax >= 0 and a -ERESTART* code or result in Rax;
+	// restore turns that into a restart.
+	Regs unix.PtraceRegs
+	// Xsave is the raw NT_X86_XSTATE regset (FPU, SSE, AVX, ...).
+	Xsave    []byte
+	SigMask  uint64
+	AltStack SigAltStack
+	// Pending are this thread's private pending signals (raw siginfo).
+	Pending []SigInfo
+	Rseq    Rseq
+}
+
+// SigInfo is a raw 128-byte kernel siginfo_t, as PTRACE_PEEKSIGINFO gives it.
+type SigInfo [128]byte
+
+// SigAction is a kernel struct sigaction (rt_sigaction ABI, x86-64).
+type SigAction struct {
+	Handler  uint64 // SIG_DFL = 0, SIG_IGN = 1, or an address
+	Flags    uint64 // SA_*
+	Restorer uint64
+	Mask     uint64
+}
+
+// SigAltStack is a stack_t.
+type SigAltStack struct {
+	SP    uint64
+	Flags int32
+	Size  uint64
+}
+
+// Rseq is the thread's rseq registration; Addr == 0 means none.
+type Rseq struct {
+	Addr uint64
+	Len  uint32
+	Sig  uint32
+}
+
+// Itimer is a struct itimerval in microseconds.
+type Itimer struct {
+	IntervalUsec, ValueUsec int64
+}
+
+// Creds are a task's credentials.
+type Creds struct {
+	UID, EUID, SUID, FSUID uint32
+	GID, EGID, SGID, FSGID uint32
+	Groups                 []uint32
+	CapInh, CapPrm, CapEff uint64
+	CapBnd, CapAmb         uint64
+	NoNewPrivs             bool
+}
+
+// Mm holds the mm_struct fields restore sets with PR_SET_MM_MAP.
+type Mm struct {
+	StartCode, EndCode uint64
+	StartData, EndData uint64
+	StartBrk, Brk      uint64 // Brk is the current brk (brk(0) in the task)
+	StartStack         uint64
+	ArgStart, ArgEnd   uint64
+	EnvStart, EnvEnd   uint64
+	Auxv               []uint64 // pairs of (type, value), ending with AT_NULL
+	ExeFileID          uint32
+	Dumpable           int32
+	THPDisabled        bool
+}
+
+// VMAKind says what backs a VMA and how restore recreates it.
+type VMAKind int
+
+const (
+	KindPrivateAnon VMAKind = iota // MAP_PRIVATE|MAP_ANONYMOUS, incl. [anon:name]
+	KindSharedAnon                 // MAP_SHARED|MAP_ANONYMOUS: "/dev/zero (deleted)"; ShmID set
+	KindMemfd                      // MAP_SHARED of a memfd: "/memfd:NAME (deleted)"; ShmID set
+	KindPrivateFile                // MAP_PRIVATE of a file; FileID set
+	KindSharedFile                 // MAP_SHARED of a file; FileID set
+	KindHeap                       // [heap]
+	KindStack                      // [stack]
+	KindVDSO                       // [vdso]
+	KindVVAR                       // [vvar]
+	KindVVARVclock                 // [vvar_vclock]
+	KindVsyscall                   // [vsyscall]: not restored, it is the kernel's
+)
+
+var kindNames = [...]string{"private-anon", "shared-anon", "memfd", "private-file", "shared-file",
+	"heap", "stack", "vdso", "vvar", "vvar_vclock", "vsyscall"}
+
+func (k VMAKind) String() string {
+	if k >= 0 && int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// VMA is one virtual memory area.
+type VMA struct {
+	Start, End uint64 // page-aligned, Start < End
+	// Pgoff is the offset into the file or shared object, in bytes.
+	Pgoff uint64
+	Prot  uint32 // PROT_*
+	Flags uint32 // MAP_PRIVATE or MAP_SHARED, plus MAP_ANONYMOUS, MAP_GROWSDOWN, ...
+	Kind  VMAKind
+	// Madv is a bitmap of madvise advice that must be reapplied: bit N set
+	// means madvise(MADV = N) (MADV_DONTFORK, MADV_DONTDUMP, MADV_HUGEPAGE,
+	// MADV_NOHUGEPAGE, MADV_MERGEABLE, MADV_WIPEONFORK, MADV_SEQUENTIAL,
+	// MADV_RANDOM), as CRIU's vma_entry.madv.
+	Madv uint64
+	// VmFlags are the two-letter flags of smaps ("rd", "wr", "gd", ...),
+	// kept for show and checks.
+	VmFlags []string
+	// FileID refers to Tree.Files for file-backed kinds; 0 otherwise.
+	FileID uint32
+	// ShmID refers to Tree.SharedObjects for KindSharedAnon/KindMemfd; 0 otherwise.
+	ShmID uint32
+	// Name is the pathname column of /proc/PID/maps: a hint only.
+	Name string
+}
+
+// Len is the VMA's length in bytes.
+func (v *VMA) Len() uint64 { return v.End - v.Start }
+
+// File is a file's identity at dump time, as fstat of the very inode
+// (through /proc/PID/map_files or /proc/PID/fd) reported it.
+type File struct {
+	ID   uint32 // >= 1; Tree.Files[ID-1]
+	Path string // absolute path at dump, without a " (deleted)" suffix
+	Dev  uint64 // st_dev
+	Ino  uint64
+	Mode uint32 // st_mode (type and permission bits)
+	Size int64
+	// Mtime in nanoseconds since the epoch.
+	MtimeNsec int64
+	UID, GID  uint32
+	// Deleted: st_nlink was 0. Its content is in the image (a ghost file),
+	// and restore recreates it.
+	Deleted bool
+	// Renamed: the path no longer names this inode (it names another file,
+	// or nothing) although the inode is still linked somewhere.
+	Renamed bool
+}
+
+// SharedObject is a shmem inode mapped MAP_SHARED by one or more VMAs of
+// one or more tasks.
+type SharedObject struct {
+	ID   uint32 // >= 1; Tree.SharedObjects[ID-1]
+	Dev  uint64 // at dump
+	Ino  uint64 // at dump
+	Size uint64 // st_size in bytes; every VMA maps [Pgoff, Pgoff+Len) of it
+	// Memfd is set for memfd objects; Name is then the memfd name (without
+	// the "memfd:" prefix).
+	Memfd bool
+	Name  string
+}
+
+// FDKind says how restore recreates a file descriptor.
+type FDKind int
+
+const (
+	FDRegular  FDKind = iota // a regular file; FileID set
+	FDDir                    // a directory; FileID set
+	FDCharDev                // a /dev/null-like character device; FileID set
+	FDExternal               // fd 0-2 that is a pipe, tty or socket: restore gives its own stdio
+)
+
+// FD is one open file descriptor.
+type FD struct {
+	Num    int
+	Kind   FDKind
+	FileID uint32
+	Flags  int   // open flags from fdinfo (O_ACCMODE, O_APPEND, O_CLOEXEC, ...)
+	Pos    int64 // file position
+	// ExternalType names what an external fd was ("pipe", "tty", "socket").
+	ExternalType string
+}
+
+// FileByID returns the file with the given ID, or nil. IDs are dense:
+// Files[i].ID == i+1.
+func (t *Tree) FileByID(id uint32) *File {
+	if id == 0 || int(id) > len(t.Files) {
+		return nil
+	}
+	return t.Files[id-1]
+}
+
+// SharedObjectByID returns the shared object with the given ID, or nil. IDs
+// are dense: SharedObjects[i].ID == i+1.
+func (t *Tree) SharedObjectByID(id uint32) *SharedObject {
+	if id == 0 || int(id) > len(t.SharedObjects) {
+		return nil
+	}
+	return t.SharedObjects[id-1]
+}
