@@ -1,13 +1,17 @@
 // Package procfs reads the /proc files mmcr needs: maps and smaps, stat,
 // status, auxv, task and children lists, fd and fdinfo, pagemap. Readers are
 // built on a proc root so they can be tested against a fixture tree.
+//
+// Every parse failure wraps ErrParse and names the file; a missing process
+// surfaces as the *fs.PathError of the file that could not be opened
+// (errors.Is(err, fs.ErrNotExist)).
 package procfs
 
-import "errors"
-
-// API contract (implemented by the procfs owner).
-
-var errTODO = errors.New("procfs: not implemented yet")
+import (
+	"errors"
+	"path/filepath"
+	"strconv"
+)
 
 // ErrParse wraps every parse failure.
 var ErrParse = errors.New("procfs: parse error")
@@ -18,7 +22,13 @@ type FS struct{ Root string }
 // Default is the host's /proc.
 var Default = FS{Root: "/proc"}
 
-// Mapping is one line of /proc/PID/smaps (maps line plus VmFlags).
+// path joins the root, the pid and the file names: fs.path(42, "fd", "3").
+func (fs FS) path(pid int, elem ...string) string {
+	return filepath.Join(append([]string{fs.Root, strconv.Itoa(pid)}, elem...)...)
+}
+
+// Mapping is one entry of /proc/PID/smaps (maps line plus VmFlags and the
+// counters mmcr uses).
 type Mapping struct {
 	Start, End uint64
 	Prot       uint32 // PROT_READ|PROT_WRITE|PROT_EXEC from "rwx"
@@ -27,18 +37,25 @@ type Mapping struct {
 	DevMajor   uint32
 	DevMinor   uint32
 	Ino        uint64
-	Path       string   // pathname column, may be "", "[heap]", "/x (deleted)", ...
-	VmFlags    []string // "rd", "wr", "gd", "dc", ...
+	// Path is the pathname column: "", "[heap]", "[anon:name]",
+	// "/x (deleted)", "/dev/zero (deleted)", ... A hint only: the kernel
+	// writes a newline in a name as "\012" and escapes nothing else, so
+	// the exact file comes from /proc/PID/map_files (package mapfiles).
+	Path    string
+	VmFlags []string // "rd", "wr", "gd", "dc", ...
+	// Counters from smaps, in bytes (0 when the line is absent).
+	Rss, Anonymous, Swap uint64
 }
 
-// Mappings reads /proc/PID/smaps.
-func (fs FS) Mappings(pid int) ([]Mapping, error) { return nil, errTODO }
-
-// Stat holds the fields of /proc/PID/stat mmcr uses.
+// Stat holds the fields of /proc/PID/stat mmcr uses. The mm fields
+// (StartCode ... EnvEnd) read as 0 unless the reader may ptrace pid.
 type Stat struct {
 	Comm               string
 	State              byte
 	PPID, PGID, SID    int
+	Flags              uint32 // PF_* flags
+	NumThreads         int
+	StartTime          uint64 // clock ticks after boot: with pid, names a process uniquely
 	StartCode, EndCode uint64
 	StartStack         uint64
 	StartData, EndData uint64
@@ -48,35 +65,25 @@ type Stat struct {
 	ExitSignal         int
 }
 
-// Stat reads /proc/PID/stat.
-func (fs FS) Stat(pid int) (Stat, error) { return Stat{}, errTODO }
-
 // Status holds the fields of /proc/PID/status mmcr uses.
 type Status struct {
-	Tgid                   int
+	Name                   string
+	State                  byte
+	Tgid, PPid             int
 	Umask                  uint32
 	UID, GID               [4]uint32 // real, effective, saved, fs
 	Groups                 []uint32
+	NSpid                  []int // pid in each pid namespace, outermost first
+	Threads                int
+	SigPnd, ShdPnd         uint64
+	SigBlk, SigIgn, SigCgt uint64
 	CapInh, CapPrm, CapEff uint64
 	CapBnd, CapAmb         uint64
 	NoNewPrivs             bool
 	Seccomp                int
+	// THPDisabled: the "THP_enabled" line reads 0 (prctl PR_SET_THP_DISABLE).
+	THPDisabled bool
 }
-
-// Status reads /proc/PID/status.
-func (fs FS) Status(pid int) (Status, error) { return Status{}, errTODO }
-
-// Threads lists /proc/PID/task.
-func (fs FS) Threads(pid int) ([]int, error) { return nil, errTODO }
-
-// Children reads /proc/PID/task/TID/children.
-func (fs FS) Children(pid, tid int) ([]int, error) { return nil, errTODO }
-
-// Auxv reads /proc/PID/auxv as 64-bit words.
-func (fs FS) Auxv(pid int) ([]uint64, error) { return nil, errTODO }
-
-// Personality reads /proc/PID/personality.
-func (fs FS) Personality(pid int) (uint32, error) { return 0, errTODO }
 
 // FD describes one entry of /proc/PID/fd with its fdinfo.
 type FD struct {
@@ -85,19 +92,11 @@ type FD struct {
 	Flags  int    // fdinfo "flags" (octal)
 	Pos    int64  // fdinfo "pos"
 	MntID  int
+	Ino    uint64 // fdinfo "ino" (0 on kernels without it)
 }
 
-// FDs lists the open descriptors of pid with their fdinfo.
-func (fs FS) FDs(pid int) ([]FD, error) { return nil, errTODO }
-
-// PageRange is a run of pages [Start, End) of one category.
+// PageRange is a run of pages [Start, End) of one category; addresses,
+// page-aligned.
 type PageRange struct {
 	Start, End uint64
 }
-
-// AnonPages returns the runs of pages in [start, end) of pid's address space
-// that hold private data: present or swapped, not the zero page, and not a
-// page-cache (file) page; i.e. private anonymous pages and the COW copies in
-// private file mappings. It uses the PAGEMAP_SCAN ioctl on /proc/PID/pagemap
-// and falls back to reading pagemap entries when the kernel lacks it.
-func (fs FS) AnonPages(pid int, start, end uint64) ([]PageRange, error) { return nil, errTODO }

@@ -1,0 +1,184 @@
+package procfs
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Threads lists /proc/PID/task, sorted; the leader (TID == PID) is among
+// them while it lives.
+func (fs FS) Threads(pid int) ([]int, error) {
+	return readPidDir(fs.path(pid, "task"))
+}
+
+// readPidDir lists the numeric names of a directory, sorted.
+func readPidDir(name string) ([]int, error) {
+	ents, err := os.ReadDir(name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, 0, len(ents))
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Children reads /proc/PID/task/TID/children: the children that thread
+// tid created (CONFIG_PROC_CHILDREN). A task's children are the union over
+// its threads.
+func (fs FS) Children(pid, tid int) ([]int, error) {
+	name := fs.path(pid, "task", strconv.Itoa(tid), "children")
+	b, err := readFile(name)
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, s := range strings.Fields(string(b)) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%s: %w: %q", name, ErrParse, s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// AllChildren returns the children of every thread of pid, sorted.
+func (fs FS) AllChildren(pid int) ([]int, error) {
+	tids, err := fs.Threads(pid)
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, tid := range tids {
+		c, err := fs.Children(pid, tid)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// Auxv reads /proc/PID/auxv as 64-bit words: (type, value) pairs up to and
+// including the AT_NULL pair.
+func (fs FS) Auxv(pid int) ([]uint64, error) {
+	name := fs.path(pid, "auxv")
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	if len(b)%16 != 0 {
+		return nil, fmt.Errorf("%s: %w: %d bytes is not whole pairs", name, ErrParse, len(b))
+	}
+	var out []uint64
+	for i := 0; i+16 <= len(b); i += 16 {
+		typ := binary.LittleEndian.Uint64(b[i:])
+		val := binary.LittleEndian.Uint64(b[i+8:])
+		out = append(out, typ, val)
+		if typ == 0 {
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: %w: no AT_NULL", name, ErrParse)
+}
+
+// Personality reads /proc/PID/personality (hex).
+func (fs FS) Personality(pid int) (uint32, error) {
+	name := fs.path(pid, "personality")
+	b, err := readFile(name)
+	if err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w: %q", name, ErrParse, b)
+	}
+	return uint32(v), nil
+}
+
+// FDs lists the open descriptors of pid with their fdinfo, sorted by
+// number. A descriptor closed between listing and reading is left out.
+func (fs FS) FDs(pid int) ([]FD, error) {
+	nums, err := readPidDir(fs.path(pid, "fd"))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]FD, 0, len(nums))
+	for _, n := range nums {
+		fd, err := fs.FD(pid, n)
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue
+			}
+			return nil, err
+		}
+		out = append(out, fd)
+	}
+	return out, nil
+}
+
+// FD reads one descriptor: /proc/PID/fd/N and /proc/PID/fdinfo/N.
+func (fs FS) FD(pid, num int) (FD, error) {
+	fd := FD{Num: num}
+	n := strconv.Itoa(num)
+	var err error
+	if fd.Target, err = os.Readlink(fs.path(pid, "fd", n)); err != nil {
+		return FD{}, err
+	}
+	name := fs.path(pid, "fdinfo", n)
+	b, err := readFile(name)
+	if err != nil {
+		return FD{}, err
+	}
+	if err := parseFdinfo(b, &fd); err != nil {
+		return FD{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return fd, nil
+}
+
+// parseFdinfo reads the pos, flags, mnt_id and ino lines of fdinfo; the
+// rest (eventfd counts, inotify marks, ...) is per file type and skipped.
+func parseFdinfo(b []byte, fd *FD) error {
+	seen := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		key, val, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		val = strings.TrimSpace(val)
+		var err error
+		switch key {
+		case "pos":
+			fd.Pos, err = strconv.ParseInt(val, 10, 64)
+			seen++
+		case "flags":
+			var v uint64
+			v, err = strconv.ParseUint(val, 8, 32)
+			fd.Flags = int(v)
+			seen++
+		case "mnt_id":
+			fd.MntID, err = strconv.Atoi(val)
+		case "ino":
+			fd.Ino, err = strconv.ParseUint(val, 10, 64)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %s %q", ErrParse, key, val)
+		}
+	}
+	if seen < 2 {
+		return fmt.Errorf("%w: no pos or flags", ErrParse)
+	}
+	return nil
+}
