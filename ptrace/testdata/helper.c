@@ -1,0 +1,44 @@
+/* Test workload for package ptrace.
+ *   helper count        print 0,1,2,... one per line every 5 ms, forever
+ *   helper sleep MS     print "start", nanosleep MS ms, print "done ELAPSED";
+ *                       exit 3 if nanosleep failed, 4 if it returned early
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static long now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 2 && strcmp(argv[1], "sleep") == 0) {
+		long ms = atol(argv[2]);
+		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+		long start = now_ms();
+		if (write(1, "start\n", 6) != 6)
+			return 2;
+		if (nanosleep(&ts, NULL) != 0) {
+			printf("nanosleep: %s\n", strerror(errno));
+			return 3;
+		}
+		long el = now_ms() - start;
+		printf("done %ld\n", el);
+		return el >= ms ? 0 : 4;
+	}
+	for (unsigned long i = 0;; i++) {
+		char buf[32];
+		int n = snprintf(buf, sizeof buf, "%lu\n", i);
+		if (write(1, buf, n) != n)
+			return 2;
+		struct timespec ts = { 0, 5000000 };
+		nanosleep(&ts, NULL);
+	}
+}
