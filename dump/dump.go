@@ -1,0 +1,236 @@
+// Package dump checkpoints a process tree: it freezes every thread with
+// ptrace, collects each task's state and memory layout, streams page
+// contents into an image directory, writes the metadata, and then kills
+// the tree or lets it run on.
+//
+// The whole dump runs on one goroutine locked to its OS thread: ptrace
+// requests must come from the thread that attached the tracee.
+//
+// Order of work, and why:
+//
+//  1. freeze: seize and interrupt every thread of every task, repeating
+//     until a pass finds nothing new, so a fork racing the freeze is caught.
+//  2. collect: per task, /proc state first (VMAs before anything is mapped
+//     into the task), then remote syscalls from a scratch page that is
+//     unmapped again before the task's pages are read.
+//  3. pages: private pages per task through process_vm_readv; shared
+//     objects once each through their map_files fd; ghosts of deleted files.
+//  4. commit the metadata, then kill the tree or detach it.
+//
+// On any failure the image is removed and every thread is detached exactly
+// as it was found.
+package dump
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+
+	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/procfs"
+	"github.com/mmcr/mmcr/shmem"
+)
+
+// Options says what to dump and where.
+type Options struct {
+	PID int    // root of the tree
+	Dir string // image directory
+	// LeaveRunning lets the tree run on after the dump; by default it is
+	// killed once the image is complete.
+	LeaveRunning bool
+	Log          *slog.Logger // nil: discard
+}
+
+// ErrUnsupported is wrapped by every refusal to dump something mmcr cannot
+// restore (a pipe or socket beyond stdio, an eventfd, a device mapping...).
+var ErrUnsupported = errors.New("not supported")
+
+// TaskError is a failure scoped to one task of the tree.
+type TaskError struct {
+	PID int
+	Op  string // what was being done: "read vmas", "seize thread 42", ...
+	Err error
+}
+
+func (e *TaskError) Error() string { return fmt.Sprintf("task %d: %s: %v", e.PID, e.Op, e.Err) }
+
+func (e *TaskError) Unwrap() error { return e.Err }
+
+func taskErr(pid int, op string, err error) error {
+	var te *TaskError
+	if errors.As(err, &te) && te.PID == pid {
+		return err
+	}
+	return &TaskError{PID: pid, Op: op, Err: err}
+}
+
+// copyBufSize is the size of the one buffer pages are copied through.
+const copyBufSize = 4 << 20
+
+// dumper holds the state of one dump. All its methods run on the locked
+// OS thread of Run.
+type dumper struct {
+	log  *slog.Logger
+	fs   procfs.FS
+	opts Options
+
+	// seized lists every thread ever attached, in attach order;
+	// seizedSet is the same as a set.
+	seized    []int
+	seizedSet map[int]bool
+	// order is the tasks in tree order; threads maps a task to its live
+	// threads, leader first.
+	order   []int
+	threads map[int][]int
+
+	tree  *image.Tree
+	files *fileTable
+	shm   *shmem.Registry
+	// shmSrc says where to open each shared object: a VMA that maps it.
+	shmSrc map[uint32]vmaRef
+	w      *image.Writer
+	buf    []byte
+}
+
+// vmaRef names one VMA of one task: its map_files link.
+type vmaRef struct {
+	pid        int
+	start, end uint64
+}
+
+// Run dumps the tree rooted at opts.PID into opts.Dir.
+func Run(opts Options) (err error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.PID <= 0 {
+		return fmt.Errorf("dump: invalid pid %d", opts.PID)
+	}
+	if opts.Dir == "" {
+		return errors.New("dump: no image directory given")
+	}
+
+	runtime.LockOSThread()
+	d := &dumper{
+		log:       opts.Log,
+		fs:        procfs.Default,
+		opts:      opts,
+		seizedSet: make(map[int]bool),
+		threads:   make(map[int][]int),
+		tree:      &image.Tree{},
+		files:     newFileTable(),
+		shm:       shmem.NewRegistry(),
+		shmSrc:    make(map[uint32]vmaRef),
+	}
+	clean := true
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("dump: internal error: %v", r)
+			d.log.Error("panic during dump", "panic", r, "stack", string(stackTrace()))
+		}
+		if err != nil {
+			clean = d.abort()
+		}
+		// A tracee we failed to detach stays bound to this thread: keep
+		// the thread locked so it dies with the goroutine rather than
+		// serving other goroutines.
+		if clean {
+			runtime.UnlockOSThread()
+		}
+	}()
+
+	if err := d.run(); err != nil {
+		return fmt.Errorf("dump: %w", err)
+	}
+	return nil
+}
+
+func stackTrace() []byte {
+	buf := make([]byte, 64<<10)
+	return buf[:runtime.Stack(buf, false)]
+}
+
+func (d *dumper) run() error {
+	if err := d.checkNotAncestor(); err != nil {
+		return err
+	}
+	if err := d.freeze(); err != nil {
+		return err
+	}
+	d.log.Info("tree frozen", "tasks", len(d.order), "threads", len(d.seized))
+
+	w, err := image.Create(d.opts.Dir)
+	if err != nil {
+		return fmt.Errorf("create image in %s: %w", d.opts.Dir, err)
+	}
+	d.w = w
+	d.buf = make([]byte, copyBufSize)
+
+	for _, pid := range d.order {
+		t, err := d.collectTask(pid)
+		if err != nil {
+			return err
+		}
+		d.tree.Tasks = append(d.tree.Tasks, t)
+		if err := d.dumpPrivatePages(t); err != nil {
+			return err
+		}
+	}
+	d.tree.Files = d.files.files
+	d.tree.SharedObjects = d.shm.Objects()
+	if err := d.dumpSharedObjects(); err != nil {
+		return err
+	}
+	if err := d.dumpGhosts(); err != nil {
+		return err
+	}
+	if err := d.w.Commit(d.tree); err != nil {
+		return fmt.Errorf("write images to %s: %w", d.opts.Dir, err)
+	}
+	d.w = nil
+	d.log.Info("image written", "dir", d.opts.Dir, "tasks", len(d.tree.Tasks),
+		"files", len(d.tree.Files), "shared objects", len(d.tree.SharedObjects))
+
+	if d.opts.LeaveRunning {
+		return d.detachAll()
+	}
+	d.killAll()
+	return nil
+}
+
+// abort undoes a failed dump: removes the partial image and detaches every
+// thread. It reports whether every thread was detached.
+func (d *dumper) abort() (clean bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			d.log.Error("panic while aborting dump", "panic", r)
+			clean = false
+		}
+	}()
+	if d.w != nil {
+		if err := d.w.Abort(); err != nil {
+			d.log.Warn("remove partial image", "dir", d.opts.Dir, "err", err)
+		}
+		d.w = nil
+	}
+	return d.detachAll() == nil
+}
+
+// checkNotAncestor refuses to dump a tree that holds the dumper itself.
+func (d *dumper) checkNotAncestor() error {
+	for p := os.Getpid(); ; {
+		if p == d.opts.PID {
+			return fmt.Errorf("task %d is mmcr itself or one of its ancestors", d.opts.PID)
+		}
+		if p <= 1 {
+			return nil
+		}
+		st, err := d.fs.Stat(p)
+		if err != nil {
+			return nil // best effort: our own ancestry is not worth failing on
+		}
+		p = st.PPID
+	}
+}

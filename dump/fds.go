@@ -1,0 +1,98 @@
+package dump
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/mmcr/mmcr/image"
+	"golang.org/x/sys/unix"
+)
+
+// collectFDs describes every open descriptor of pid, refusing those
+// restore cannot recreate. fds 0-2 that are pipes, ttys or sockets are
+// external: restore hands its own stdio in their place.
+func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
+	fds, err := d.fs.FDs(pid)
+	if err != nil {
+		return nil, err
+	}
+	var out []*image.FD
+	for _, fd := range fds {
+		link := fmt.Sprintf("/proc/%d/fd/%d", pid, fd.Num)
+		refuse := func(what string) error {
+			return fmt.Errorf("fd %d is %s (%s): %w", fd.Num, what, fd.Target, ErrUnsupported)
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(link, &st); err != nil {
+			return nil, fmt.Errorf("stat fd %d (%s): %w", fd.Num, fd.Target, err)
+		}
+		e := &image.FD{Num: fd.Num, Flags: fd.Flags, Pos: fd.Pos}
+		external := func(typ string) error {
+			if fd.Num > 2 {
+				return refuse("a " + typ)
+			}
+			e.Kind, e.ExternalType = image.FDExternal, typ
+			return nil
+		}
+		var ferr error
+		switch typ := st.Mode & unix.S_IFMT; {
+		case strings.HasPrefix(fd.Target, "anon_inode:"):
+			ferr = refuse("an " + fd.Target)
+		case typ == unix.S_IFREG && strings.HasPrefix(fd.Target, "/memfd:"):
+			ferr = refuse("a memfd")
+		case typ == unix.S_IFREG:
+			e.Kind = image.FDRegular
+		case typ == unix.S_IFDIR:
+			e.Kind = image.FDDir
+		case typ == unix.S_IFCHR && isTTY(st.Rdev):
+			ferr = external("tty")
+		case typ == unix.S_IFCHR && isMemDev(st.Rdev):
+			e.Kind = image.FDCharDev
+		case typ == unix.S_IFCHR:
+			ferr = refuse(fmt.Sprintf("a character device %d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev)))
+		case typ == unix.S_IFIFO:
+			ferr = external("pipe")
+		case typ == unix.S_IFSOCK:
+			ferr = external("socket")
+		default:
+			ferr = refuse(fmt.Sprintf("of unsupported type %#o", typ))
+		}
+		if ferr != nil {
+			return nil, ferr
+		}
+		if e.Kind != image.FDExternal {
+			r, err := resolveLink(link)
+			if err != nil {
+				return nil, fmt.Errorf("resolve fd %d (%s): %w", fd.Num, fd.Target, err)
+			}
+			e.FileID = d.files.add(r, link).ID
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// isTTY reports terminal devices: /dev/ttyN and serial (4), /dev/tty,
+// console and ptmx (5), pty slaves (136-143).
+func isTTY(rdev uint64) bool {
+	switch maj := unix.Major(rdev); {
+	case maj == 4 || maj == 5:
+		return true
+	case maj >= 136 && maj <= 143:
+		return true
+	}
+	return false
+}
+
+// isMemDev reports the stateless memory devices a restore can simply
+// reopen: /dev/null, zero, full, random, urandom.
+func isMemDev(rdev uint64) bool {
+	if unix.Major(rdev) != 1 {
+		return false
+	}
+	switch unix.Minor(rdev) {
+	case 3, 5, 7, 8, 9:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,183 @@
+package dump
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/mmcr/mmcr/ptrace"
+	"golang.org/x/sys/unix"
+)
+
+// maxFreezePasses bounds the freeze loop: a tree still growing after this
+// many passes is forking faster than it can be frozen.
+const maxFreezePasses = 64
+
+// freeze seizes every thread of every task in the tree, pass after pass,
+// until a pass seizes nothing new: a thread or child created while an
+// earlier pass ran is caught by the next one, and once every thread is
+// stopped nothing can create more. The last pass's walk is the tree.
+func (d *dumper) freeze() error {
+	for pass := 0; pass < maxFreezePasses; pass++ {
+		grew, err := d.scan()
+		if err != nil {
+			return err
+		}
+		if !grew {
+			return nil
+		}
+	}
+	return fmt.Errorf("task %d: tree still growing after %d freeze passes", d.opts.PID, maxFreezePasses)
+}
+
+// scan walks the tree from the root in tree order (pre-order, children by
+// pid), seizing every thread not yet seized. It rebuilds d.order and
+// d.threads and reports whether it seized anything.
+func (d *dumper) scan() (grew bool, err error) {
+	d.order = d.order[:0]
+	clear(d.threads)
+	visited := make(map[int]bool)
+
+	var visit func(pid int) error
+	visit = func(pid int) error {
+		visited[pid] = true
+		tids, err := d.fs.Threads(pid)
+		if err != nil {
+			return taskErr(pid, "list threads", err)
+		}
+		// Leader first, then by tid.
+		slices.Sort(tids)
+		if i := slices.Index(tids, pid); i > 0 {
+			tids = append(append([]int{pid}, tids[:i]...), tids[i+1:]...)
+		} else if i < 0 {
+			return taskErr(pid, "list threads", errors.New("thread group leader has exited"))
+		}
+		var live []int
+		for _, tid := range tids {
+			if !d.seizedSet[tid] {
+				st, err := ptrace.SeizeStop(tid)
+				if err != nil {
+					if tid != pid && threadGone(pid, tid) {
+						continue // exited while we looked: nothing to dump
+					}
+					return taskErr(pid, "seize thread "+strconv.Itoa(tid), d.explainSeize(pid, err))
+				}
+				d.seizedSet[tid] = true
+				d.seized = append(d.seized, tid)
+				grew = true
+				d.log.Debug("seized", "pid", pid, "tid", tid, "stop", st.String(), "group-stop", st.IsGroupStop())
+			}
+			live = append(live, tid)
+		}
+		d.threads[pid] = live
+		d.order = append(d.order, pid)
+
+		var kids []int
+		for _, tid := range live {
+			c, err := d.fs.Children(pid, tid)
+			if err != nil {
+				if threadGone(pid, tid) {
+					continue
+				}
+				return taskErr(pid, fmt.Sprintf("list children of thread %d", tid), err)
+			}
+			kids = append(kids, c...)
+		}
+		slices.Sort(kids)
+		kids = slices.Compact(kids)
+		for _, k := range kids {
+			if !visited[k] {
+				if err := visit(k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return grew, visit(d.opts.PID)
+}
+
+// explainSeize turns the usual seize failures into something a user can
+// act on.
+func (d *dumper) explainSeize(pid int, err error) error {
+	if st, serr := d.fs.Stat(pid); serr == nil && st.State == 'Z' {
+		return fmt.Errorf("task is a zombie (its parent has not reaped it): %w", err)
+	}
+	if errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("%w (already traced by another process?)", err)
+	}
+	return err
+}
+
+// threadGone reports whether thread tid of pid no longer exists.
+func threadGone(pid, tid int) bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d", pid, tid))
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+// detachAll detaches every seized thread, leaving it to run on (or stay
+// in the group-stop it was in). Threads that have exited are skipped. It
+// returns the first real failure.
+func (d *dumper) detachAll() error {
+	var first error
+	for _, tid := range d.seized {
+		if err := ptrace.Detach(tid); err != nil && !errors.Is(err, unix.ESRCH) {
+			d.log.Warn("detach", "tid", tid, "err", err)
+			if first == nil {
+				first = fmt.Errorf("detach thread %d: %w", tid, err)
+			}
+		}
+	}
+	d.seized = nil
+	clear(d.seizedSet)
+	return first
+}
+
+// killAll ends the dumped tree: SIGKILL to every task, then collect each
+// thread's exit as its tracer so the real parent sees the death at once.
+// A thread that does not report within a few seconds (stuck in an
+// uninterruptible sleep) is left to the kernel.
+func (d *dumper) killAll() {
+	for _, pid := range d.order {
+		if err := ptrace.Kill(pid); err != nil && !errors.Is(err, unix.ESRCH) {
+			d.log.Warn("kill", "pid", pid, "err", err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	// Non-leader threads first: a leader is reported only once its
+	// threads are gone.
+	for _, pid := range d.order {
+		tids := d.threads[pid]
+		for i := len(tids) - 1; i >= 0; i-- {
+			reapTraced(tids[i], deadline)
+		}
+	}
+	d.seized = nil
+	clear(d.seizedSet)
+}
+
+// reapTraced waits (as tracer) for tid's exit, up to deadline.
+func reapTraced(tid int, deadline time.Time) {
+	var ws unix.WaitStatus
+	for {
+		wpid, err := unix.Wait4(tid, &ws, unix.WALL|unix.WNOHANG, nil)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil: // ECHILD: already reaped or not ours
+			return
+		case wpid == tid && (ws.Exited() || ws.Signaled()):
+			return
+		case wpid == tid:
+			continue // a stop reported before the kill landed
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

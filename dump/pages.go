@@ -1,0 +1,195 @@
+package dump
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/mapfiles"
+	"github.com/mmcr/mmcr/ptrace"
+	"golang.org/x/sys/unix"
+)
+
+// maxIovecs bounds one process_vm_readv batch (IOV_MAX).
+const maxIovecs = 1024
+
+// hasPrivatePages reports kinds whose private pages live only in the
+// task's memory: anonymous memory and the COW copies of private file
+// mappings. Shared memory is dumped per object; the kernel's special
+// mappings are never dumped.
+func hasPrivatePages(k image.VMAKind) bool {
+	switch k {
+	case image.KindPrivateAnon, image.KindHeap, image.KindStack, image.KindPrivateFile:
+		return true
+	}
+	return false
+}
+
+// pageCopier streams page runs of one task into a PageWriter, batching
+// readable runs into process_vm_readv calls through one reusable buffer.
+type pageCopier struct {
+	pid   int
+	pw    *image.PageWriter
+	buf   []byte
+	used  int
+	local [][]byte
+	iov   []unix.RemoteIovec
+	pages uint64
+}
+
+// add queues [addr, addr+n) (page-aligned) for copying. Runs of an
+// unreadable VMA go through /proc/PID/mem at once, after the queue.
+func (c *pageCopier) add(addr, n uint64, readable bool) error {
+	for n > 0 {
+		if c.used == len(c.buf) || len(c.iov) == maxIovecs {
+			if err := c.flush(); err != nil {
+				return err
+			}
+		}
+		chunk := min(n, uint64(len(c.buf)-c.used))
+		if !readable {
+			if err := c.flush(); err != nil {
+				return err
+			}
+			chunk = min(n, uint64(len(c.buf)))
+			data := c.buf[:chunk]
+			if err := ptrace.ReadMem(c.pid, addr, data); err != nil {
+				return fmt.Errorf("read pages %#x-%#x: %w", addr, addr+chunk, err)
+			}
+			if err := c.pw.Add(addr, data); err != nil {
+				return fmt.Errorf("store pages %#x-%#x: %w", addr, addr+chunk, err)
+			}
+			c.pages += chunk / image.PageSize
+		} else {
+			c.local = append(c.local, c.buf[c.used:c.used+int(chunk)])
+			c.iov = append(c.iov, unix.RemoteIovec{Base: uintptr(addr), Len: int(chunk)})
+			c.used += int(chunk)
+		}
+		addr += chunk
+		n -= chunk
+	}
+	return nil
+}
+
+// flush copies the queued runs and hands them to the page writer in order.
+func (c *pageCopier) flush() error {
+	if len(c.iov) == 0 {
+		return nil
+	}
+	if err := ptrace.ReadVM(c.pid, c.local, c.iov); err != nil {
+		// A page may refuse process_vm_readv (e.g. a guard); /proc/PID/mem
+		// reads what the kernel can, one run at a time.
+		for i, v := range c.iov {
+			if merr := ptrace.ReadMem(c.pid, uint64(v.Base), c.local[i]); merr != nil {
+				return fmt.Errorf("read pages %#x-%#x: %w", v.Base, uint64(v.Base)+uint64(v.Len),
+					errors.Join(err, merr))
+			}
+		}
+	}
+	for i, v := range c.iov {
+		if err := c.pw.Add(uint64(v.Base), c.local[i]); err != nil {
+			return fmt.Errorf("store pages %#x-%#x: %w", v.Base, uint64(v.Base)+uint64(v.Len), err)
+		}
+		c.pages += uint64(v.Len) / image.PageSize
+	}
+	c.local, c.iov, c.used = c.local[:0], c.iov[:0], 0
+	return nil
+}
+
+// dumpPrivatePages writes the task's private pages: present or swapped,
+// not the zero page, not page cache.
+func (d *dumper) dumpPrivatePages(t *image.Task) error {
+	pid := t.PID
+	pw, err := d.w.Pages(pid)
+	if err != nil {
+		return taskErr(pid, "open page writer", err)
+	}
+	c := &pageCopier{pid: pid, pw: pw, buf: d.buf}
+	for _, v := range t.VMAs {
+		if !hasPrivatePages(v.Kind) {
+			continue
+		}
+		runs, err := d.fs.AnonPages(pid, v.Start, v.End)
+		if err != nil {
+			return taskErr(pid, fmt.Sprintf("scan pages of vma %#x-%#x", v.Start, v.End), err)
+		}
+		readable := v.Prot&unix.PROT_READ != 0
+		for _, r := range runs {
+			if err := c.add(r.Start, r.End-r.Start, readable); err != nil {
+				return taskErr(pid, "dump pages", err)
+			}
+		}
+	}
+	if err := c.flush(); err != nil {
+		return taskErr(pid, "dump pages", err)
+	}
+	if err := pw.Close(); err != nil {
+		return taskErr(pid, "dump pages", err)
+	}
+	d.log.Debug("private pages dumped", "pid", pid, "pages", c.pages)
+	return nil
+}
+
+// dumpSharedObjects writes each shared object's pages once, read through
+// the map_files link of one VMA that maps it: SEEK_DATA/SEEK_HOLE skip the
+// holes, pread reads the data, no ptrace needed.
+func (d *dumper) dumpSharedObjects() error {
+	for _, o := range d.shm.Objects() {
+		if err := d.dumpSharedObject(o); err != nil {
+			src := d.shmSrc[o.ID]
+			return taskErr(src.pid, fmt.Sprintf("dump shared memory of vma %#x-%#x", src.start, src.end), err)
+		}
+	}
+	return nil
+}
+
+func (d *dumper) dumpSharedObject(o *image.SharedObject) error {
+	src := d.shmSrc[o.ID]
+	f, err := mapfiles.Open(src.pid, src.start, src.end, unix.O_RDONLY)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	pw, err := d.w.ShmemPages(o.ID)
+	if err != nil {
+		return err
+	}
+	size := int64(o.Size)
+	var pages int64
+	for off := int64(0); off < size; {
+		data, err := f.Seek(off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // no data after off
+		}
+		if err != nil {
+			return fmt.Errorf("seek data from %#x: %w", off, err)
+		}
+		hole, err := f.Seek(data, unix.SEEK_HOLE)
+		if err != nil {
+			return fmt.Errorf("seek hole from %#x: %w", data, err)
+		}
+		data &^= image.PageSize - 1
+		hole = min((hole+image.PageSize-1)&^(image.PageSize-1), size)
+		for p := data; p < hole; {
+			n := min(int64(len(d.buf)), hole-p)
+			chunk := d.buf[:n]
+			got, err := f.ReadAt(chunk, p)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("read %#x-%#x: %w", p, p+n, err)
+			}
+			clear(chunk[got:]) // past st_size: reads as zeros in the mapping too
+			if err := pw.Add(uint64(p), chunk); err != nil {
+				return fmt.Errorf("store %#x-%#x: %w", p, p+n, err)
+			}
+			pages += n / image.PageSize
+			p += n
+		}
+		off = hole
+	}
+	if err := pw.Close(); err != nil {
+		return err
+	}
+	d.log.Debug("shared object dumped", "id", o.ID, "size", o.Size, "pages", pages)
+	return nil
+}

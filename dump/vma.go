@@ -1,0 +1,119 @@
+package dump
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/procfs"
+	"golang.org/x/sys/unix"
+)
+
+// madvByFlag maps smaps VmFlags to the madvise advice restore reapplies
+// (bit N of VMA.Madv = advice N).
+var madvByFlag = map[string]uint{
+	"dc": unix.MADV_DONTFORK,
+	"dd": unix.MADV_DONTDUMP,
+	"hg": unix.MADV_HUGEPAGE,
+	"nh": unix.MADV_NOHUGEPAGE,
+	"mg": unix.MADV_MERGEABLE,
+	"wf": unix.MADV_WIPEONFORK,
+	"sr": unix.MADV_SEQUENTIAL,
+	"rr": unix.MADV_RANDOM,
+}
+
+const deletedSuffix = " (deleted)"
+
+// classify turns one smaps entry into a VMA with its kind, flags and
+// madvise bits. FileID and ShmID are left for the caller, which resolves
+// the map_files link. It refuses mappings restore cannot recreate.
+func classify(m procfs.Mapping) (*image.VMA, error) {
+	v := &image.VMA{
+		Start:   m.Start,
+		End:     m.End,
+		Pgoff:   m.Pgoff,
+		Prot:    m.Prot,
+		Name:    m.Path,
+		VmFlags: append([]string(nil), m.VmFlags...),
+	}
+	p := m.Path
+	switch {
+	case p == "[heap]":
+		v.Kind = image.KindHeap
+	case p == "[stack]":
+		v.Kind = image.KindStack
+	case p == "[vdso]":
+		v.Kind = image.KindVDSO
+	case p == "[vvar]":
+		v.Kind = image.KindVVAR
+	case p == "[vvar_vclock]":
+		v.Kind = image.KindVVARVclock
+	case p == "[vsyscall]":
+		v.Kind = image.KindVsyscall
+	case m.Shared && (p == "/dev/zero"+deletedSuffix || strings.HasPrefix(p, "/SYSV") ||
+		strings.HasPrefix(p, "[anon_shmem:")):
+		v.Kind = image.KindSharedAnon
+	case m.Shared && strings.HasPrefix(p, "/memfd:"):
+		v.Kind = image.KindMemfd
+	case m.Ino != 0 && strings.HasPrefix(p, "/"):
+		v.Kind = image.KindPrivateFile
+		if m.Shared {
+			v.Kind = image.KindSharedFile
+		}
+	case m.Ino != 0 || (p != "" && !strings.HasPrefix(p, "[anon:")):
+		// anon_inode:[perf_event], [uprobes], io_uring rings, DRM buffers...
+		return nil, fmt.Errorf("vma %x-%x (%s): %w", m.Start, m.End, p, ErrUnsupported)
+	case m.Shared:
+		return nil, fmt.Errorf("vma %x-%x: shared mapping without a backing inode: %w", m.Start, m.End, ErrUnsupported)
+	default:
+		v.Kind = image.KindPrivateAnon
+	}
+
+	if m.Shared {
+		v.Flags = unix.MAP_SHARED
+	} else {
+		v.Flags = unix.MAP_PRIVATE
+	}
+	switch v.Kind {
+	case image.KindPrivateAnon, image.KindSharedAnon, image.KindHeap, image.KindStack:
+		v.Flags |= unix.MAP_ANONYMOUS
+	}
+	for _, f := range m.VmFlags {
+		switch f {
+		case "gd":
+			v.Flags |= unix.MAP_GROWSDOWN
+		case "nr":
+			v.Flags |= unix.MAP_NORESERVE
+		}
+		if adv, ok := madvByFlag[f]; ok {
+			v.Madv |= 1 << adv
+		}
+	}
+	if !special(v.Kind) && (hasFlag(m.VmFlags, "io") || hasFlag(m.VmFlags, "pf")) {
+		return nil, fmt.Errorf("vma %x-%x (%s): device or PFN mapping: %w", m.Start, m.End, p, ErrUnsupported)
+	}
+	return v, nil
+}
+
+// memfdName returns NAME of "/memfd:NAME (deleted)".
+func memfdName(path string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(path, "/memfd:"), deletedSuffix)
+}
+
+func hasFlag(flags []string, f string) bool {
+	for _, x := range flags {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// special reports kinds the kernel provides: never dumped page by page.
+func special(k image.VMAKind) bool {
+	switch k {
+	case image.KindVDSO, image.KindVVAR, image.KindVVARVclock, image.KindVsyscall:
+		return true
+	}
+	return false
+}
