@@ -1,0 +1,374 @@
+package restore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/procfs"
+	"github.com/mmcr/mmcr/ptrace"
+)
+
+const (
+	archMapVDSO64 = 0x2003 // arch_prctl ARCH_MAP_VDSO_64
+	prSetMM       = 35
+	prSetMMMap    = 14
+	prctlMmMapLen = 11*8 + 8 + 4 + 4   // struct prctl_mm_map: 11 addresses, auxv pointer, auxv_size, exe_fd
+	atFDCWD       = 0xffffffffffffff9c // AT_FDCWD (-100) as a syscall argument
+	copyChunk     = 4 << 20
+)
+
+// restoreMemory replaces tk's stub address space with the dumped one:
+// vdso moved, every VMA and shared object created, pages written, mm
+// fields set.
+func (rs *restorer) restoreMemory(tk *task) error {
+	pid := tk.t.PID
+	maps, err := procfs.Default.Maps(pid)
+	if err != nil {
+		return fmt.Errorf("restore: read maps of %d: %w", pid, err)
+	}
+	var vdso span // the stub's [vvar][vvar_vclock][vdso] block
+	for _, m := range maps {
+		switch {
+		case m.Start < rs.area+restorerSize && rs.area < m.End:
+			continue
+		case isVDSOName(m.Path):
+			vdso = vdso.union(span{m.Start, m.End})
+			continue
+		case m.Path == "[vsyscall]":
+			continue
+		}
+		if _, err := tk.sys(unix.SYS_MUNMAP, m.Start, m.End-m.Start); err != nil {
+			return fmt.Errorf("restore: unmap stub mapping %#x-%#x %s: %w", m.Start, m.End, m.Path, err)
+		}
+	}
+	if err := rs.moveVDSO(tk, vdso); err != nil {
+		return err
+	}
+	fds := make(map[uint32]uint64) // file ID -> remote fd, for this task
+	defer func() {
+		for _, fd := range fds {
+			tk.r.Syscall(unix.SYS_CLOSE, fd)
+		}
+	}()
+	for _, v := range tk.t.VMAs {
+		if err := rs.mapVMA(tk, v, fds); err != nil {
+			return fmt.Errorf("restore: task %d vma %#x-%#x %s %s: %w", pid, v.Start, v.End, v.Kind, v.Name, err)
+		}
+	}
+	for _, fd := range fds {
+		if _, err := tk.sys(unix.SYS_CLOSE, fd); err != nil {
+			return err
+		}
+	}
+	clear(fds)
+	if err := rs.writePages(tk); err != nil {
+		return err
+	}
+	return rs.setMm(tk)
+}
+
+type span struct{ start, end uint64 }
+
+func (s span) empty() bool { return s.end == 0 }
+func (s span) len() uint64 { return s.end - s.start }
+func (s span) union(o span) span {
+	if s.empty() {
+		return o
+	}
+	return span{min(s.start, o.start), max(s.end, o.end)}
+}
+
+func isVDSOName(name string) bool {
+	return name == "[vdso]" || name == "[vvar]" || name == "[vvar_vclock]"
+}
+
+// moveVDSO puts the stub's vdso block where the dump had it. Same kernel,
+// same block: mremap it whole; if that fails, unmap it and ask for a new
+// one at the dumped address.
+func (rs *restorer) moveVDSO(tk *task, cur span) error {
+	var want span
+	for _, v := range tk.t.VMAs {
+		switch v.Kind {
+		case image.KindVDSO, image.KindVVAR, image.KindVVARVclock:
+			want = want.union(span{v.Start, v.End})
+		}
+	}
+	switch {
+	case cur.empty() && want.empty():
+		return nil
+	case want.empty():
+		_, err := tk.sys(unix.SYS_MUNMAP, cur.start, cur.len())
+		return err
+	case cur.empty():
+		_, err := tk.sys(unix.SYS_ARCH_PRCTL, archMapVDSO64, want.start)
+		return err
+	case cur.len() != want.len():
+		return fmt.Errorf("restore: task %d: vdso block is %#x bytes here, %#x in the image (another kernel?): %w",
+			tk.t.PID, cur.len(), want.len(), ErrUnsupported)
+	case cur.start == want.start:
+		return nil
+	}
+	_, err := tk.sys(unix.SYS_MREMAP, cur.start, cur.len(), cur.len(),
+		unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, want.start)
+	if err == nil {
+		return nil
+	}
+	if _, err := tk.sys(unix.SYS_MUNMAP, cur.start, cur.len()); err != nil {
+		return err
+	}
+	if _, err := tk.sys(unix.SYS_ARCH_PRCTL, archMapVDSO64, want.start); err != nil {
+		return fmt.Errorf("restore: map vdso at %#x: %w", want.start, err)
+	}
+	return nil
+}
+
+// mapVMA creates one VMA in tk. fds caches the remote fds of mapped files.
+func (rs *restorer) mapVMA(tk *task, v *image.VMA, fds map[uint32]uint64) error {
+	const fixed = unix.MAP_FIXED
+	prot := uint64(v.Prot)
+	switch v.Kind {
+	case image.KindVDSO, image.KindVVAR, image.KindVVARVclock, image.KindVsyscall:
+		return nil
+	case image.KindPrivateAnon, image.KindHeap, image.KindStack:
+		flags := uint64(unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | fixed)
+		if v.Flags&unix.MAP_GROWSDOWN != 0 || slices.Contains(v.VmFlags, "gd") {
+			flags |= unix.MAP_GROWSDOWN
+		}
+		if v.Flags&unix.MAP_NORESERVE != 0 {
+			flags |= unix.MAP_NORESERVE
+		}
+		if _, err := tk.sys(unix.SYS_MMAP, v.Start, v.Len(), prot, flags, ^uint64(0), 0); err != nil {
+			return err
+		}
+	case image.KindPrivateFile, image.KindSharedFile:
+		shared := v.Kind == image.KindSharedFile
+		mode := uint64(unix.O_RDONLY)
+		if shared && (v.Prot&unix.PROT_WRITE != 0 || slices.Contains(v.VmFlags, "mw")) {
+			mode = unix.O_RDWR
+		}
+		key := v.FileID
+		if mode == unix.O_RDWR {
+			key |= 1 << 31
+		}
+		fd, ok := fds[key]
+		if !ok {
+			f := rs.tree.FileByID(v.FileID)
+			var err error
+			if fd, err = rs.remoteOpen(tk, rs.ghosts.path(f), mode); err != nil {
+				return err
+			}
+			fds[key] = fd
+		}
+		flags := uint64(unix.MAP_PRIVATE | fixed)
+		if shared {
+			flags = unix.MAP_SHARED | fixed
+		}
+		if _, err := tk.sys(unix.SYS_MMAP, v.Start, v.Len(), prot, flags, fd, v.Pgoff); err != nil {
+			return err
+		}
+	case image.KindSharedAnon, image.KindMemfd:
+		if err := rs.mapShared(tk, v); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("kind %d: %w", v.Kind, ErrUnsupported)
+	}
+	return rs.madvise(tk, v)
+}
+
+// madvise reapplies the advice bits of v.
+func (rs *restorer) madvise(tk *task, v *image.VMA) error {
+	for bit := uint64(0); bit < 64; bit++ {
+		if v.Madv&(1<<bit) == 0 {
+			continue
+		}
+		if _, err := tk.sys(unix.SYS_MADVISE, v.Start, v.Len(), bit); err != nil {
+			rs.log.Warn("madvise not restored", "pid", tk.t.PID, "vma", fmt.Sprintf("%#x-%#x", v.Start, v.End), "advice", bit, "err", err)
+		}
+	}
+	return nil
+}
+
+// remoteOpen opens path in tk and returns the remote fd.
+func (rs *restorer) remoteOpen(tk *task, path string, flags uint64) (uint64, error) {
+	s := rs.newScratch()
+	p := s.str(path)
+	if err := s.write(tk.t.PID); err != nil {
+		return 0, err
+	}
+	fd, err := tk.sys(unix.SYS_OPENAT, atFDCWD, p, flags|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", path, err)
+	}
+	return fd, nil
+}
+
+// mapShared maps a VMA of a shared object. The owner creates the object
+// and mmcr writes its contents once through the owner VMA's map_files
+// link, keeping that file open; every other VMA is a MAP_SHARED mapping of
+// a reopen of mmcr's file, so all of them share one inode.
+func (rs *restorer) mapShared(tk *task, v *image.VMA) error {
+	obj := rs.plan.Object(v.ShmID)
+	prot := uint64(v.Prot)
+	flags := uint64(unix.MAP_SHARED | unix.MAP_FIXED)
+	if !rs.plan.IsOwner(tk.t.PID, v) {
+		f := rs.shm[v.ShmID]
+		if f == nil {
+			return fmt.Errorf("shared object %d not created yet by %d", v.ShmID, obj.OwnerPID)
+		}
+		fd, err := rs.remoteOpen(tk, fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()), unix.O_RDWR)
+		if err != nil {
+			return err
+		}
+		_, err = tk.sys(unix.SYS_MMAP, v.Start, v.Len(), prot, flags, fd, v.Pgoff)
+		tk.r.Syscall(unix.SYS_CLOSE, fd)
+		return err
+	}
+	size := roundPage(obj.Shm.Size)
+	rw := uint64(unix.PROT_READ | unix.PROT_WRITE)
+	if obj.Shm.Memfd {
+		s := rs.newScratch()
+		name := s.str(obj.Shm.Name)
+		if err := s.write(tk.t.PID); err != nil {
+			return err
+		}
+		fd, err := tk.sys(unix.SYS_MEMFD_CREATE, name, unix.MFD_CLOEXEC)
+		if err != nil {
+			return err
+		}
+		defer tk.r.Syscall(unix.SYS_CLOSE, fd)
+		if _, err := tk.sys(unix.SYS_FTRUNCATE, fd, obj.Shm.Size); err != nil {
+			return err
+		}
+		if _, err := tk.sys(unix.SYS_MMAP, v.Start, v.Len(), prot, flags, fd, v.Pgoff); err != nil {
+			return err
+		}
+	} else {
+		// A shmem object of the full size at a place of the kernel's
+		// choice; the owner's piece moves into place, the rest goes.
+		tmp, err := tk.sys(unix.SYS_MMAP, 0, size, rw, unix.MAP_SHARED|unix.MAP_ANONYMOUS, ^uint64(0), 0)
+		if err != nil {
+			return err
+		}
+		if _, err := tk.sys(unix.SYS_MREMAP, tmp+v.Pgoff, v.Len(), v.Len(), unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, v.Start); err != nil {
+			return err
+		}
+		if size > v.Len() {
+			if _, err := tk.sys(unix.SYS_MUNMAP, tmp, size); err != nil {
+				return err
+			}
+		}
+		if prot != rw {
+			if _, err := tk.sys(unix.SYS_MPROTECT, v.Start, v.Len(), prot); err != nil {
+				return err
+			}
+		}
+	}
+	f, err := os.OpenFile(obj.MapFilesPath(), os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open new shared object %d: %w", obj.Shm.ID, err)
+	}
+	rs.shm[obj.Shm.ID] = f
+	runs, pf, err := rs.img.ShmemPages(obj.Shm.ID)
+	if err != nil {
+		return fmt.Errorf("read pages of shared object %d: %w", obj.Shm.ID, err)
+	}
+	defer pf.Close()
+	return copyRuns(runs, pf, func(addr uint64, b []byte) error {
+		if _, err := f.WriteAt(b, int64(addr)); err != nil {
+			return fmt.Errorf("write shared object %d: %w", obj.Shm.ID, err)
+		}
+		return nil
+	})
+}
+
+func roundPage(n uint64) uint64 { return (n + image.PageSize - 1) &^ (image.PageSize - 1) }
+
+// copyRuns streams page runs from pf to put, in chunks of at most copyChunk.
+func copyRuns(runs []image.PageRun, pf *os.File, put func(addr uint64, b []byte) error) error {
+	buf := make([]byte, copyChunk)
+	for _, run := range runs {
+		for done := uint64(0); done < run.Len; {
+			n := min(run.Len-done, copyChunk)
+			if _, err := pf.ReadAt(buf[:n], run.Offset+int64(done)); err != nil && err != io.EOF {
+				return fmt.Errorf("read pages at %#x: %w", run.Addr+done, err)
+			}
+			if err := put(run.Addr+done, buf[:n]); err != nil {
+				return err
+			}
+			done += n
+		}
+	}
+	return nil
+}
+
+// writePages writes tk's private pages through /proc/PID/mem (which also
+// writes read-only and PROT_NONE private mappings).
+func (rs *restorer) writePages(tk *task) error {
+	runs, pf, err := rs.img.Pages(tk.t.PID)
+	if err != nil {
+		return fmt.Errorf("restore: read pages of %d: %w", tk.t.PID, err)
+	}
+	defer pf.Close()
+	mem, err := ptrace.OpenMem(tk.t.PID, true)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer mem.Close()
+	if err := copyRuns(runs, pf, mem.Write); err != nil {
+		return fmt.Errorf("restore: pages of %d: %w", tk.t.PID, err)
+	}
+	return nil
+}
+
+// setMm sets the mm fields and the exe link with PR_SET_MM_MAP, plus the
+// dumpable and THP-disable flags.
+func (rs *restorer) setMm(tk *task) error {
+	m := &tk.t.Mm
+	if m.StartCode == 0 && m.EndCode == 0 {
+		rs.log.Warn("image has no mm fields", "pid", tk.t.PID)
+		return nil
+	}
+	exeFd := uint64(0xffffffff)
+	if f := rs.tree.FileByID(m.ExeFileID); f != nil {
+		fd, err := rs.remoteOpen(tk, rs.ghosts.path(f), unix.O_RDONLY)
+		if err != nil {
+			return fmt.Errorf("restore: task %d: exe: %w", tk.t.PID, err)
+		}
+		defer tk.r.Syscall(unix.SYS_CLOSE, fd)
+		exeFd = fd
+	}
+	s := rs.newScratch()
+	var auxv uint64
+	auxvLen := uint64(len(m.Auxv) * 8)
+	if auxvLen > 0 {
+		auxv = s.u64s(m.Auxv...)
+	}
+	b := make([]byte, prctlMmMapLen)
+	for i, w := range []uint64{m.StartCode, m.EndCode, m.StartData, m.EndData, m.StartBrk, m.Brk,
+		m.StartStack, m.ArgStart, m.ArgEnd, m.EnvStart, m.EnvEnd, auxv} {
+		binary.LittleEndian.PutUint64(b[8*i:], w)
+	}
+	binary.LittleEndian.PutUint32(b[96:], uint32(auxvLen))
+	binary.LittleEndian.PutUint32(b[100:], uint32(exeFd))
+	mp := s.add(b)
+	if err := s.write(tk.t.PID); err != nil {
+		return err
+	}
+	if _, err := tk.sys(unix.SYS_PRCTL, prSetMM, prSetMMMap, mp, prctlMmMapLen, 0); err != nil {
+		return fmt.Errorf("%w (code %#x-%#x data %#x-%#x brk %#x-%#x stack %#x)", err,
+			m.StartCode, m.EndCode, m.StartData, m.EndData, m.StartBrk, m.Brk, m.StartStack)
+	}
+	if m.THPDisabled {
+		if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_SET_THP_DISABLE, 1, 0, 0, 0); err != nil {
+			rs.log.Warn("THP disable not restored", "pid", tk.t.PID, "err", err)
+		}
+	}
+	return nil
+}

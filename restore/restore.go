@@ -1,0 +1,225 @@
+// Package restore rebuilds a dumped process tree from an image directory.
+//
+// There is no restorer blob. A traced stub (the mmcr binary exec'd as
+// "__restore-stub", stopped at exec, never run) gets one small RWX page at
+// an address free in every target layout; its first two bytes are a
+// `syscall` instruction and the rest is scratch for syscall arguments.
+// Every task is a fork of that stub made by an injected clone3 with set_tid
+// (the root in the stub, with CLONE_PARENT so its parent is mmcr; every
+// other task in its restored parent), so every task inherits the page.
+// Then, per task in tree order, remote syscalls run from that page unmap
+// the stub's memory, move the vdso, create every VMA and shared object, and
+// set the task state; mmcr writes page contents through /proc/PID/mem and
+// map_files. The last remote syscall unmaps the page itself: the task is
+// stopped at its exit, gets its dumped registers, and is detached.
+//
+// Precondition: all ptrace requests come from one OS thread; Run locks it
+// for its whole duration.
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/ptrace"
+	"github.com/mmcr/mmcr/shmem"
+)
+
+// Options configure Run.
+type Options struct {
+	Dir      string // image directory
+	Detached bool   // the caller exits once the tree runs; nothing to wait for
+	PidFile  string // if set, the root pid is written there
+	Log      *slog.Logger
+	// Stdin, Stdout and Stderr are given to dumped fds 0-2 that were pipes,
+	// ttys or sockets (FDExternal). nil means mmcr's own.
+	Stdin, Stdout, Stderr *os.File
+}
+
+// ErrUnsupported marks images restore cannot handle yet.
+var ErrUnsupported = errors.New("not supported yet")
+
+// StubArg is the argument that makes the mmcr binary the restore stub.
+const StubArg = "__restore-stub"
+
+// restorer area: page 0 holds `syscall; int3`, the rest is scratch.
+const (
+	restorerSize = 4 * image.PageSize
+	scratchOff   = 16
+)
+
+// restorer holds the state of one Run.
+type restorer struct {
+	opts   Options
+	log    *slog.Logger
+	img    *image.Reader
+	tree   *image.Tree
+	plan   *shmem.Plan
+	stub   int // helper stub pid, 0 once gone
+	stubR  *ptrace.Remote
+	area   uint64 // restorer area address, same in every task
+	tasks  []*task
+	byPID  map[int]*task
+	ghosts *ghostSet
+	// shm holds mmcr's own open of every shared object once its owner made it.
+	shm map[uint32]*os.File
+	// lifo of tasks to kill on failure, in creation order
+	created []int
+}
+
+// task is one task being restored.
+type task struct {
+	t      *image.Task
+	r      *ptrace.Remote
+	parent *task
+}
+
+// Run restores the tree in opts.Dir and returns the root's pid once every
+// task runs. Without Detached, the root is mmcr's child: wait for it with Wait.
+// On failure every task created so far is killed and reaped.
+func Run(opts Options) (rootPID int, err error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	runtime.LockOSThread()
+	// On a failure that leaves tracees in an unknown state the thread stays
+	// locked and dies with its goroutine's end; on success it is released.
+	rs := &restorer{opts: opts, log: opts.Log, byPID: make(map[int]*task), shm: make(map[uint32]*os.File)}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("restore: internal error: %v", p)
+		}
+		if err != nil {
+			rs.abort()
+			rootPID = 0
+			return
+		}
+		runtime.UnlockOSThread()
+	}()
+	return rs.run()
+}
+
+func (rs *restorer) run() (int, error) {
+	img, err := image.Open(rs.opts.Dir)
+	if err != nil {
+		return 0, fmt.Errorf("restore: open image %s: %w", rs.opts.Dir, err)
+	}
+	rs.img = img
+	defer img.Close()
+	tree, err := img.Tree()
+	if err != nil {
+		return 0, fmt.Errorf("restore: read image %s: %w", rs.opts.Dir, err)
+	}
+	rs.tree = tree
+	if err := rs.validate(); err != nil {
+		return 0, err
+	}
+	if rs.plan, err = shmem.NewPlan(tree); err != nil {
+		return 0, fmt.Errorf("restore: %w", err)
+	}
+	if rs.ghosts, err = recreateGhosts(img, tree, rs.log); err != nil {
+		return 0, err
+	}
+	if err := rs.startStub(); err != nil {
+		return 0, err
+	}
+	if err := rs.createTasks(); err != nil {
+		return 0, err
+	}
+	for _, tk := range rs.tasks {
+		if err := rs.restoreMemory(tk); err != nil {
+			return 0, err
+		}
+	}
+	for _, tk := range rs.tasks {
+		if err := rs.restoreState(tk); err != nil {
+			return 0, err
+		}
+	}
+	// Every task has mapped and opened its files: deleted files can go.
+	if err := rs.ghosts.unlink(); err != nil {
+		return 0, err
+	}
+	if err := rs.release(); err != nil {
+		return 0, err
+	}
+	rs.closeShm()
+	root := rs.tasks[0].t.PID
+	rs.created = nil // they run on their own now
+	if rs.opts.PidFile != "" {
+		if err := os.WriteFile(rs.opts.PidFile, fmt.Appendf(nil, "%d\n", root), 0o644); err != nil {
+			return root, fmt.Errorf("restore: write pid file: %w", err)
+		}
+	}
+	rs.log.Info("restored", "root", root, "tasks", len(rs.tasks))
+	return root, nil
+}
+
+// abort kills every task created so far and the stub, reaps them and removes
+// recreated ghost files.
+func (rs *restorer) abort() {
+	for i := len(rs.created) - 1; i >= 0; i-- {
+		pid := rs.created[i]
+		unix.Kill(pid, unix.SIGKILL)
+		reap(pid)
+	}
+	rs.created = nil
+	rs.closeShm()
+	if rs.stub != 0 {
+		unix.Kill(rs.stub, unix.SIGKILL)
+		reap(rs.stub)
+		rs.stub = 0
+	}
+	if rs.ghosts != nil {
+		rs.ghosts.remove()
+	}
+}
+
+func (rs *restorer) closeShm() {
+	for id, f := range rs.shm {
+		f.Close()
+		delete(rs.shm, id)
+	}
+}
+
+// reap waits for a killed tracee or child to be gone.
+func reap(pid int) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || ws.Exited() || ws.Signaled() {
+			return
+		}
+	}
+}
+
+// Wait waits for the restored root (mmcr's child) to end and returns its
+// exit code, 128+signal when a signal killed it.
+func Wait(rootPID int) (exitCode int, err error) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(rootPID, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("restore: wait for %d: %w", rootPID, err)
+		}
+		switch {
+		case ws.Exited():
+			return ws.ExitStatus(), nil
+		case ws.Signaled():
+			return 128 + int(ws.Signal()), nil
+		}
+	}
+}

@@ -1,0 +1,419 @@
+package restore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/internal/kernel"
+	"github.com/mmcr/mmcr/ptrace"
+)
+
+// restoreState sets everything but memory and registers: fds, cwd, umask,
+// personality, rlimits, signal state, timers, rseq, pending signals and,
+// last, credentials.
+func (rs *restorer) restoreState(tk *task) error {
+	t := tk.t
+	steps := []struct {
+		name string
+		fn   func(*task) error
+	}{
+		{"fds", rs.restoreFDs},
+		{"cwd", rs.restoreFS},
+		{"signals", rs.restoreSignals},
+		{"timers", rs.restoreTimers},
+		{"rseq", rs.restoreRseq},
+		{"pending signals", rs.restorePending},
+		{"credentials", rs.restoreCreds},
+	}
+	if _, err := tk.sys(unix.SYS_UMASK, uint64(t.Umask)); err != nil {
+		return err
+	}
+	if _, err := tk.sys(unix.SYS_PERSONALITY, uint64(t.Personality)); err != nil {
+		return err
+	}
+	for res, lim := range t.Rlimits {
+		lim := lim
+		if err := unix.Prlimit(t.PID, res, &lim, nil); err != nil {
+			rs.log.Warn("rlimit not restored", "pid", t.PID, "resource", res, "cur", lim.Cur, "max", lim.Max, "err", err)
+		}
+	}
+	for _, st := range steps {
+		if err := st.fn(tk); err != nil {
+			return fmt.Errorf("restore: task %d: %s: %w", t.PID, st.name, err)
+		}
+	}
+	return nil
+}
+
+// restoreFDs closes the stub's fds and opens the dumped ones at their numbers.
+func (rs *restorer) restoreFDs(tk *task) error {
+	pid := tk.t.PID
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if _, err := tk.sys(unix.SYS_CLOSE, uint64(n)); err != nil {
+			return err
+		}
+	}
+	pidfd := ^uint64(0)
+	defer func() {
+		if pidfd != ^uint64(0) {
+			tk.r.Syscall(unix.SYS_CLOSE, pidfd)
+		}
+	}()
+	for _, fd := range tk.t.FDs {
+		var tmp uint64
+		switch fd.Kind {
+		case image.FDExternal:
+			// The task takes mmcr's own stdio (any kind of file) with pidfd_getfd.
+			if pidfd == ^uint64(0) {
+				if pidfd, err = tk.sys(unix.SYS_PIDFD_OPEN, uint64(os.Getpid()), 0); err != nil {
+					return err
+				}
+			}
+			mine := rs.stdio(fd.Num)
+			if mine < 0 {
+				rs.log.Warn("external fd left closed", "pid", pid, "fd", fd.Num, "type", fd.ExternalType)
+				continue
+			}
+			if tmp, err = tk.sys(unix.SYS_PIDFD_GETFD, pidfd, uint64(mine), 0); err != nil {
+				return fmt.Errorf("fd %d (%s): %w", fd.Num, fd.ExternalType, err)
+			}
+		default:
+			f := rs.tree.FileByID(fd.FileID)
+			if f == nil {
+				return fmt.Errorf("fd %d: no file %d in the image", fd.Num, fd.FileID)
+			}
+			flags := uint64(fd.Flags) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL | unix.O_CLOEXEC | unix.O_NOCTTY)
+			if tmp, err = rs.remoteOpen(tk, rs.ghosts.path(f), flags); err != nil {
+				return fmt.Errorf("fd %d: %w", fd.Num, err)
+			}
+		}
+		if err := tk.placeFD(tmp, uint64(fd.Num), fd.Flags&unix.O_CLOEXEC != 0); err != nil {
+			return fmt.Errorf("fd %d: %w", fd.Num, err)
+		}
+		if fd.Kind == image.FDRegular && fd.Pos != 0 {
+			if _, err := tk.sys(unix.SYS_LSEEK, uint64(fd.Num), uint64(fd.Pos), unix.SEEK_SET); err != nil {
+				return fmt.Errorf("fd %d: %w", fd.Num, err)
+			}
+		}
+	}
+	return nil
+}
+
+// stdio returns mmcr's fd that stands for a task's fd 0-2, or -1.
+func (rs *restorer) stdio(n int) int {
+	var f *os.File
+	switch n {
+	case 0:
+		f = rs.opts.Stdin
+	case 1:
+		f = rs.opts.Stdout
+	case 2:
+		f = rs.opts.Stderr
+	default:
+		return -1
+	}
+	if f == nil {
+		return n
+	}
+	return int(f.Fd())
+}
+
+// placeFD moves remote fd tmp to num with the right close-on-exec flag.
+func (tk *task) placeFD(tmp, num uint64, cloexec bool) error {
+	if tmp == num {
+		arg := uint64(0)
+		if cloexec {
+			arg = unix.FD_CLOEXEC
+		}
+		_, err := tk.sys(unix.SYS_FCNTL, num, unix.F_SETFD, arg)
+		return err
+	}
+	flags := uint64(0)
+	if cloexec {
+		flags = unix.O_CLOEXEC
+	}
+	if _, err := tk.sys(unix.SYS_DUP3, tmp, num, flags); err != nil {
+		return err
+	}
+	_, err := tk.sys(unix.SYS_CLOSE, tmp)
+	return err
+}
+
+// restoreFS sets the root and working directories.
+func (rs *restorer) restoreFS(tk *task) error {
+	if f := rs.tree.FileByID(tk.t.RootFileID); f != nil && f.Path != "/" {
+		if err := rs.remotePathCall(tk, unix.SYS_CHROOT, f.Path); err != nil {
+			return err
+		}
+	}
+	if f := rs.tree.FileByID(tk.t.CwdFileID); f != nil {
+		return rs.remotePathCall(tk, unix.SYS_CHDIR, rs.ghosts.path(f))
+	}
+	return nil
+}
+
+func (rs *restorer) remotePathCall(tk *task, nr uintptr, path string) error {
+	s := rs.newScratch()
+	p := s.str(path)
+	if err := s.write(tk.t.PID); err != nil {
+		return err
+	}
+	if _, err := tk.sys(nr, p); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// restoreSignals sets every signal's action and the alternate stack.
+func (rs *restorer) restoreSignals(tk *task) error {
+	s := rs.newScratch()
+	addrs := make([]uint64, len(tk.t.SigActions))
+	for i, a := range tk.t.SigActions {
+		addrs[i] = s.u64s(a.Handler, a.Flags, a.Restorer, a.Mask)
+	}
+	as := tk.t.Threads[0].AltStack
+	var asAddr uint64
+	if as.SP != 0 && as.Flags&ssDisable == 0 {
+		b := make([]byte, 24)
+		binary.LittleEndian.PutUint64(b, as.SP)
+		binary.LittleEndian.PutUint32(b[8:], uint32(as.Flags)&^1) // not SS_ONSTACK
+		binary.LittleEndian.PutUint64(b[16:], as.Size)
+		asAddr = s.add(b)
+	}
+	if err := s.write(tk.t.PID); err != nil {
+		return err
+	}
+	for i := range tk.t.SigActions {
+		sig := uint64(i + 1)
+		if sig == uint64(unix.SIGKILL) || sig == uint64(unix.SIGSTOP) {
+			continue
+		}
+		if _, err := tk.sys(unix.SYS_RT_SIGACTION, sig, addrs[i], 0, 8); err != nil {
+			return fmt.Errorf("signal %d: %w", sig, err)
+		}
+	}
+	if asAddr != 0 {
+		if _, err := tk.sys(unix.SYS_SIGALTSTACK, asAddr, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// restoreTimers arms the interval timers that were armed.
+func (rs *restorer) restoreTimers(tk *task) error {
+	for which, it := range tk.t.Itimers {
+		if it.ValueUsec == 0 {
+			continue
+		}
+		s := rs.newScratch()
+		p := s.u64s(uint64(it.IntervalUsec/1e6), uint64(it.IntervalUsec%1e6),
+			uint64(it.ValueUsec/1e6), uint64(it.ValueUsec%1e6))
+		if err := s.write(tk.t.PID); err != nil {
+			return err
+		}
+		if _, err := tk.sys(unix.SYS_SETITIMER, uint64(which), p, 0); err != nil {
+			return fmt.Errorf("itimer %d: %w", which, err)
+		}
+	}
+	return nil
+}
+
+// restoreRseq registers the thread's rseq area again.
+func (rs *restorer) restoreRseq(tk *task) error {
+	r := tk.t.Threads[0].Rseq
+	if r.Addr == 0 {
+		return nil
+	}
+	_, err := tk.sys(unix.SYS_RSEQ, r.Addr, uint64(r.Len), 0, uint64(r.Sig))
+	return err
+}
+
+// restorePending queues the pending signals again; all signals are
+// blocked while restore runs, so they wait for the restored mask.
+func (rs *restorer) restorePending(tk *task) error {
+	pid := uint64(tk.t.PID)
+	queue := func(si *image.SigInfo, shared bool) error {
+		sig := uint64(binary.LittleEndian.Uint32(si[0:4]))
+		s := rs.newScratch()
+		p := s.add(si[:])
+		if err := s.write(tk.t.PID); err != nil {
+			return err
+		}
+		var err error
+		if shared {
+			_, err = tk.sys(unix.SYS_RT_SIGQUEUEINFO, pid, sig, p)
+		} else {
+			_, err = tk.sys(unix.SYS_RT_TGSIGQUEUEINFO, pid, pid, sig, p)
+		}
+		if err != nil {
+			return fmt.Errorf("signal %d: %w", sig, err)
+		}
+		return nil
+	}
+	for i := range tk.t.SharedPending {
+		if err := queue(&tk.t.SharedPending[i], true); err != nil {
+			return err
+		}
+	}
+	for i := range tk.t.Threads[0].Pending {
+		if err := queue(&tk.t.Threads[0].Pending[i], false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// capLastCap is the highest capability this kernel knows.
+func capLastCap() uint {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 40
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 40
+	}
+	return uint(n)
+}
+
+const (
+	sysSetfsuid = 122
+	sysSetfsgid = 123
+	capV3       = 0x20080522
+	ssDisable   = 2 // stack_t.ss_flags SS_DISABLE
+)
+
+// restoreCreds sets groups, ids and capabilities, in an order that keeps
+// the rights each step needs until it ran.
+func (rs *restorer) restoreCreds(tk *task) error {
+	c := &tk.t.Creds
+	s := rs.newScratch()
+	var groups uint64
+	if len(c.Groups) > 0 {
+		b := make([]byte, 4*len(c.Groups))
+		for i, g := range c.Groups {
+			binary.LittleEndian.PutUint32(b[4*i:], g)
+		}
+		groups = s.add(b)
+	}
+	full := uint64(1)<<(capLastCap()+1) - 1
+	rootAll := c.UID == 0 && c.EUID == 0 && c.SUID == 0 && c.FSUID == 0 &&
+		c.GID == 0 && c.EGID == 0 && c.SGID == 0 && c.FSGID == 0 &&
+		c.CapEff&full == full && c.CapPrm&full == full && c.CapBnd&full == full && c.CapInh == 0 && c.CapAmb == 0
+	capData := s.u64s(
+		uint64(capV3), // header: version, pid 0
+		uint64(uint32(c.CapEff))|uint64(uint32(c.CapPrm))<<32,
+		uint64(uint32(c.CapInh))|uint64(uint32(c.CapEff>>32))<<32,
+		uint64(uint32(c.CapPrm>>32))|uint64(uint32(c.CapInh>>32))<<32,
+	)
+	if err := s.write(tk.t.PID); err != nil {
+		return err
+	}
+	if _, err := tk.sys(unix.SYS_SETGROUPS, uint64(len(c.Groups)), groups); err != nil {
+		return err
+	}
+	if !rootAll {
+		for capNr := uint64(0); capNr <= uint64(capLastCap()); capNr++ {
+			if c.CapBnd&(1<<capNr) == 0 {
+				if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, capNr, 0, 0, 0); err != nil {
+					return err
+				}
+			}
+		}
+		if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+			return err
+		}
+		if _, err := tk.sys(unix.SYS_SETRESGID, uint64(c.GID), uint64(c.EGID), uint64(c.SGID)); err != nil {
+			return err
+		}
+		if _, err := tk.sys(unix.SYS_SETRESUID, uint64(c.UID), uint64(c.EUID), uint64(c.SUID)); err != nil {
+			return err
+		}
+		tk.r.Syscall(sysSetfsgid, uint64(c.FSGID))
+		tk.r.Syscall(sysSetfsuid, uint64(c.FSUID))
+		// capset's header is the first 8 bytes, the two data structs follow.
+		if _, err := tk.sys(unix.SYS_CAPSET, capData, capData+8); err != nil {
+			return err
+		}
+		if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+			return err
+		}
+		for capNr := uint64(0); capNr <= uint64(capLastCap()); capNr++ {
+			if c.CapAmb&(1<<capNr) != 0 {
+				if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, capNr, 0, 0); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if c.NoNewPrivs {
+		if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fixupRegs turns the registers of a task stopped inside an interrupted
+// syscall into ones that restart it (or return -EINTR where the restart
+// block is lost), and marks them as not in a syscall.
+func fixupRegs(regs unix.PtraceRegs) unix.PtraceRegs {
+	if int64(regs.Orig_rax) >= 0 {
+		switch -int64(regs.Rax) {
+		case kernel.ERESTARTSYS, kernel.ERESTARTNOINTR, kernel.ERESTARTNOHAND:
+			regs.Rax = regs.Orig_rax
+			regs.Rip -= 2
+		case kernel.ERESTART_RESTARTBLOCK:
+			eintr := -int64(unix.EINTR)
+			regs.Rax = uint64(eintr)
+		}
+	}
+	regs.Orig_rax = ^uint64(0)
+	return regs
+}
+
+// release unmaps the restorer area in every task with the last remote
+// syscall, sets the dumped registers, xstate and signal mask at its exit
+// stop, and detaches every task, children first.
+func (rs *restorer) release() error {
+	for _, tk := range rs.tasks {
+		pid := tk.t.PID
+		th := tk.t.Threads[0]
+		if _, err := tk.r.SyscallToExit(unix.SYS_MUNMAP, rs.area, restorerSize); err != nil {
+			return fmt.Errorf("restore: task %d: unmap restorer area: %w", pid, err)
+		}
+		regs := fixupRegs(th.Regs)
+		if err := ptrace.SetRegs(pid, &regs); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		if len(th.Xsave) > 0 {
+			if err := ptrace.SetXstate(pid, th.Xsave); err != nil {
+				return fmt.Errorf("restore: %w", err)
+			}
+		}
+		if err := ptrace.SetSigMask(pid, th.SigMask); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
+	for i := len(rs.tasks) - 1; i >= 0; i-- {
+		if err := ptrace.Detach(rs.tasks[i].t.PID); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
+	return nil
+}
