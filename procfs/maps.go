@@ -70,7 +70,8 @@ func ParseSmaps(r io.Reader, name string) ([]Mapping, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		// A line beyond 1 MiB is not something the kernel writes.
+		return nil, fmt.Errorf("%s line %d: %w: %w", name, line+1, ErrParse, err)
 	}
 	return out, nil
 }

@@ -34,13 +34,13 @@ func ParseStat(b []byte, name string) (Stat, error) {
 	open := bytes.IndexByte(b, '(')
 	cls := bytes.LastIndexByte(b, ')')
 	if open < 0 || cls < open {
-		return st, fmt.Errorf("%s: %w: no (comm)", name, ErrParse)
+		return Stat{}, fmt.Errorf("%s: %w: no (comm)", name, ErrParse)
 	}
 	st.Comm = string(b[open+1 : cls])
 	// f[0] is field 3 (state); field N is f[N-3].
 	f := strings.Fields(string(b[cls+1:]))
 	if len(f) < 1 || len(f[0]) != 1 {
-		return st, fmt.Errorf("%s: %w: no state", name, ErrParse)
+		return Stat{}, fmt.Errorf("%s: %w: no state", name, ErrParse)
 	}
 	st.State = f[0][0]
 	var firstErr error
@@ -64,7 +64,7 @@ func ParseStat(b []byte, name string) (Stat, error) {
 		return v
 	}
 	if len(f) < 38-2 { // every kernel mmcr runs on has exit_signal (38)
-		return st, fmt.Errorf("%s: %w: only %d fields", name, ErrParse, len(f)+2)
+		return Stat{}, fmt.Errorf("%s: %w: only %d fields", name, ErrParse, len(f)+2)
 	}
 	st.PPID = int(num(4))
 	st.PGID = int(num(5))
