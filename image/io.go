@@ -1,50 +1,391 @@
 package image
 
 import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"hash"
 	"io"
 	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
+	"google.golang.org/protobuf/proto"
 )
 
-// API contract of the image package (implemented by the image owner).
-// Functions below are the signatures dump/ and restore/ build on.
+// File names (CRIU's where CRIU has the image).
+const (
+	ManifestName  = "manifest.json"
+	ExtName       = "mmcr-ext.json"
+	inventoryName = "inventory.img"
+	pstreeName    = "pstree.img"
+	filesName     = "files.img"
+	remapName     = "remap-fpath.img"
+)
 
-var errTODO = errors.New("image: not implemented yet")
+func coreName(tid int) string           { return fmt.Sprintf("core-%d.img", tid) }
+func mmName(pid int) string             { return fmt.Sprintf("mm-%d.img", pid) }
+func fsName(pid int) string             { return fmt.Sprintf("fs-%d.img", pid) }
+func fdinfoName(pid int) string         { return fmt.Sprintf("fdinfo-%d.img", pid) }
+func pagemapName(pid int) string        { return fmt.Sprintf("pagemap-%d.img", pid) }
+func shmemPagemapName(id uint32) string { return fmt.Sprintf("pagemap-shmem-%d.img", id) }
+func pagesName(id uint32) string        { return fmt.Sprintf("pages-%d.img", id) }
+func ghostName(fileID uint32) string    { return fmt.Sprintf("ghost-file-%x.img", fileID) }
+
+// PagemapEntry flags (CRIU's PE_*).
+const (
+	peParent  = 1 << 0
+	peLazy    = 1 << 1
+	pePresent = 1 << 2
+)
+
+const (
+	pagesBufSize = 1 << 20
+	metaBufSize  = 64 << 10
+)
+
+// hashFile writes a file of the image through a buffer, hashing and
+// counting as it goes, so the manifest needs no second read.
+type hashFile struct {
+	name string
+	f    *os.File
+	bw   *bufio.Writer
+	h    hash.Hash
+	size int64
+}
+
+func (hf *hashFile) Write(p []byte) (int, error) {
+	n, err := hf.bw.Write(p)
+	hf.h.Write(p[:n])
+	hf.size += int64(n)
+	return n, err
+}
+
+// close flushes and closes the file and returns its manifest record.
+func (hf *hashFile) close() (manifestFile, error) {
+	err := hf.bw.Flush()
+	if cerr := hf.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return manifestFile{}, fmt.Errorf("image: write %s: %w", hf.name, err)
+	}
+	return manifestFile{Name: hf.name, Size: hf.size, SHA256: hex.EncodeToString(hf.h.Sum(nil))}, nil
+}
 
 // Writer creates an image directory. Pages are streamed while the tree is
 // collected; the metadata images and the manifest are written by Commit,
 // last, so a directory without a manifest is never taken for a finished image.
-type Writer struct{}
+//
+// Writer's methods may be called from several goroutines; each PageWriter
+// belongs to one goroutine.
+type Writer struct {
+	dir     string
+	madeDir bool
+
+	mu          sync.Mutex // protects the fields below
+	created     []string   // files this writer created, for Abort
+	done        map[string]manifestFile
+	open        map[*PageWriter]bool
+	nextPagesID uint32
+	ghosts      map[uint32]bool
+	finished    bool
+}
 
 // Create starts an image in dir (created 0700 if missing; it must hold no
 // finished image).
-func Create(dir string) (*Writer, error) { return nil, errTODO }
+func Create(dir string) (*Writer, error) {
+	w := &Writer{dir: dir, done: map[string]manifestFile{}, open: map[*PageWriter]bool{},
+		ghosts: map[uint32]bool{}, nextPagesID: 1}
+	switch err := os.Mkdir(dir, 0o700); {
+	case err == nil:
+		w.madeDir = true
+	case errors.Is(err, os.ErrExist):
+		st, serr := os.Stat(dir)
+		if serr != nil {
+			return nil, fmt.Errorf("image: %w", serr)
+		}
+		if !st.IsDir() {
+			return nil, fmt.Errorf("image: %s is not a directory", dir)
+		}
+		if _, serr := os.Lstat(filepath.Join(dir, ManifestName)); serr == nil {
+			return nil, fmt.Errorf("image: %s already holds an image (%s exists)", dir, ManifestName)
+		}
+	default:
+		return nil, fmt.Errorf("image: %w", err)
+	}
+	return w, nil
+}
+
+// create opens a new file of the image; the caller holds no lock.
+func (w *Writer) create(name string, bufSize int) (*hashFile, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.finished {
+		return nil, fmt.Errorf("image: writer of %s already committed or aborted", w.dir)
+	}
+	if _, dup := w.done[name]; dup {
+		return nil, fmt.Errorf("image: %s written twice", name)
+	}
+	for _, c := range w.created {
+		if c == name {
+			return nil, fmt.Errorf("image: %s written twice", name)
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(w.dir, name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("image: %w", err)
+	}
+	w.created = append(w.created, name)
+	return &hashFile{name: name, f: f, bw: bufio.NewWriterSize(f, bufSize), h: sha256.New()}, nil
+}
+
+// finish closes hf and records it for the manifest.
+func (w *Writer) finish(hf *hashFile) error {
+	mf, err := hf.close()
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.done[mf.Name] = mf
+	w.mu.Unlock()
+	return nil
+}
+
+// writeImage writes one whole CRIU image of entries.
+func (w *Writer) writeImage(name, magicName string, entries ...proto.Message) error {
+	hf, err := w.create(name, metaBufSize)
+	if err != nil {
+		return err
+	}
+	enc := newImgEncoder(hf, magicName)
+	for _, m := range entries {
+		if err := enc.put(m); err != nil {
+			hf.close()
+			return fmt.Errorf("image: write %s: %w", name, err)
+		}
+	}
+	return w.finish(hf)
+}
 
 // Pages returns the writer of task pid's private pages (pagemap-PID + pages).
-func (w *Writer) Pages(pid int) (*PageWriter, error) { return nil, errTODO }
+func (w *Writer) Pages(pid int) (*PageWriter, error) {
+	return w.pageWriter(pagemapName(pid))
+}
 
 // ShmemPages returns the writer of a shared object's pages; addresses given
 // to Add are byte offsets into the object.
-func (w *Writer) ShmemPages(shmID uint32) (*PageWriter, error) { return nil, errTODO }
+func (w *Writer) ShmemPages(shmID uint32) (*PageWriter, error) {
+	return w.pageWriter(shmemPagemapName(shmID))
+}
+
+func (w *Writer) pageWriter(pmName string) (*PageWriter, error) {
+	w.mu.Lock()
+	id := w.nextPagesID
+	w.nextPagesID++
+	w.mu.Unlock()
+	pw := &PageWriter{w: w, pagemap: pmName, pagesID: id}
+	var err error
+	if pw.out, err = w.create(pagesName(id), pagesBufSize); err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	w.open[pw] = true
+	w.mu.Unlock()
+	return pw, nil
+}
 
 // Ghost stores the content of a deleted file, read from f (size bytes).
-func (w *Writer) Ghost(fileID uint32, f *os.File, size int64) error { return errTODO }
+// The image is CRIU's ghost-file: a GhostFileEntry, then the raw content.
+func (w *Writer) Ghost(fileID uint32, f *os.File, size int64) error {
+	if size < 0 {
+		return fmt.Errorf("image: ghost of file %d: negative size %d", fileID, size)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("image: ghost of file %d: %w", fileID, err)
+	}
+	name := ghostName(fileID)
+	hf, err := w.create(name, pagesBufSize)
+	if err != nil {
+		return err
+	}
+	enc := newImgEncoder(hf, "GHOST_FILE")
+	if err := enc.put(ghostEntry(st, size)); err != nil {
+		hf.close()
+		return fmt.Errorf("image: write %s: %w", name, err)
+	}
+	n, err := io.Copy(hf, io.NewSectionReader(f, 0, size))
+	if err == nil && n != size {
+		err = fmt.Errorf("file is %d bytes, want %d", n, size)
+	}
+	if err != nil {
+		hf.close()
+		return fmt.Errorf("image: ghost of file %d: %w", fileID, err)
+	}
+	if err := w.finish(hf); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.ghosts[fileID] = true
+	w.mu.Unlock()
+	return nil
+}
 
-// Commit writes every metadata image for tree and then the manifest.
-func (w *Writer) Commit(tree *Tree) error { return errTODO }
+// Commit writes every metadata image for tree and then the manifest. Page
+// writers not yet closed are an error: their pages would be lost.
+func (w *Writer) Commit(tree *Tree) error {
+	w.mu.Lock()
+	nopen := len(w.open)
+	w.mu.Unlock()
+	if nopen > 0 {
+		return fmt.Errorf("image: commit with %d page writers still open", nopen)
+	}
+	if err := checkTree(tree); err != nil {
+		return err
+	}
+	// Every task and shared object gets a pagemap, even an empty one, as
+	// CRIU expects.
+	for _, t := range tree.Tasks {
+		if err := w.ensurePagemap(pagemapName(t.PID)); err != nil {
+			return err
+		}
+	}
+	for _, so := range tree.SharedObjects {
+		if err := w.ensurePagemap(shmemPagemapName(so.ID)); err != nil {
+			return err
+		}
+	}
+	if err := w.writeTree(tree); err != nil {
+		return err
+	}
+	return w.writeManifest()
+}
 
-// Abort removes everything this writer created.
-func (w *Writer) Abort() error { return errTODO }
+func (w *Writer) ensurePagemap(name string) error {
+	w.mu.Lock()
+	_, ok := w.done[name]
+	w.mu.Unlock()
+	if ok {
+		return nil
+	}
+	pw, err := w.pageWriter(name)
+	if err != nil {
+		return err
+	}
+	return pw.Close()
+}
 
-// PageWriter appends page runs of one task or shared object.
-type PageWriter struct{}
+// Abort removes everything this writer created (and the directory, if
+// Create made it and it is now empty).
+func (w *Writer) Abort() error {
+	w.mu.Lock()
+	w.finished = true
+	names := append([]string(nil), w.created...)
+	for pw := range w.open {
+		pw.out.f.Close()
+		pw.err = errors.New("image: writer aborted")
+	}
+	w.open = map[*PageWriter]bool{}
+	w.mu.Unlock()
+	var first error
+	for _, n := range append(names, ManifestName+".tmp") {
+		if err := os.Remove(filepath.Join(w.dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) && first == nil {
+			first = fmt.Errorf("image: abort: %w", err)
+		}
+	}
+	if w.madeDir {
+		if err := os.Remove(w.dir); err != nil && first == nil {
+			first = fmt.Errorf("image: abort: %w", err)
+		}
+	}
+	return first
+}
+
+// PageWriter appends page runs of one task or shared object. Pages go
+// straight to the pages file through a 1 MiB buffer; the pagemap (one entry
+// per run of contiguous addresses) is written by Close.
+type PageWriter struct {
+	w       *Writer
+	pagemap string
+	pagesID uint32
+	out     *hashFile
+	runs    []PageRun
+	next    uint64 // lowest address the next Add may use
+	closed  bool
+	err     error // sticky
+}
 
 // Add appends len(data)/PageSize pages whose first page is at addr. addr and
 // len(data) are page-aligned; calls come in increasing addr order.
-func (pw *PageWriter) Add(addr uint64, data []byte) error { return errTODO }
+func (pw *PageWriter) Add(addr uint64, data []byte) error {
+	if pw.err != nil {
+		return pw.err
+	}
+	if pw.closed {
+		return fmt.Errorf("image: %s: add after close", pw.pagemap)
+	}
+	if addr%PageSize != 0 || len(data)%PageSize != 0 {
+		return fmt.Errorf("image: %s: unaligned pages at %#x (+%d bytes)", pw.pagemap, addr, len(data))
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	if addr < pw.next || addr+uint64(len(data)) < addr {
+		return fmt.Errorf("image: %s: pages at %#x out of order (next free %#x)", pw.pagemap, addr, pw.next)
+	}
+	if n := len(pw.runs); n > 0 && pw.runs[n-1].Addr+pw.runs[n-1].Len == addr {
+		pw.runs[n-1].Len += uint64(len(data))
+	} else {
+		pw.runs = append(pw.runs, PageRun{Addr: addr, Len: uint64(len(data)), Offset: pw.out.size})
+	}
+	pw.next = addr + uint64(len(data))
+	if _, err := pw.out.Write(data); err != nil {
+		pw.err = fmt.Errorf("image: write %s: %w", pw.out.name, err)
+		return pw.err
+	}
+	return nil
+}
 
-// Close flushes the page writer.
-func (pw *PageWriter) Close() error { return errTODO }
+// maxRunPages is the most pages one PagemapEntry holds (nr_pages is uint32).
+const maxRunPages = 1<<32 - 1
+
+// Close flushes the pages and writes the pagemap.
+func (pw *PageWriter) Close() error {
+	if pw.closed {
+		return pw.err
+	}
+	pw.closed = true
+	w := pw.w
+	w.mu.Lock()
+	delete(w.open, pw)
+	w.mu.Unlock()
+	if pw.err != nil {
+		pw.out.f.Close()
+		return pw.err
+	}
+	if err := w.finish(pw.out); err != nil {
+		pw.err = err
+		return err
+	}
+	entries := []proto.Message{&pagemap.PagemapHead{PagesId: proto.Uint32(pw.pagesID)}}
+	for _, r := range pw.runs {
+		for a, left := r.Addr, r.Len/PageSize; left > 0; {
+			n := min(left, maxRunPages)
+			entries = append(entries, &pagemap.PagemapEntry{Vaddr: proto.Uint64(a),
+				NrPages: proto.Uint32(uint32(n)), Flags: proto.Uint32(pePresent)})
+			a += n * PageSize
+			left -= n
+		}
+	}
+	pw.err = w.writeImage(pw.pagemap, "PAGEMAP", entries...)
+	return pw.err
+}
 
 // PageRun is a run of dumped pages: Len bytes for addresses [Addr, Addr+Len)
 // stored at Offset in the pages file.
@@ -54,29 +395,308 @@ type PageRun struct {
 	Offset int64
 }
 
+// manifest is manifest.json: the list of every file of a finished image.
+type manifest struct {
+	Format  string         `json:"format"`  // manifestFormat
+	Version int            `json:"version"` // manifestVersion
+	Files   []manifestFile `json:"files"`
+}
+
+type manifestFile struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+const (
+	manifestFormat  = "mmcr-image"
+	manifestVersion = 1
+)
+
+func (w *Writer) writeManifest() error {
+	w.mu.Lock()
+	m := manifest{Format: manifestFormat, Version: manifestVersion}
+	for _, mf := range w.done {
+		m.Files = append(m.Files, mf)
+	}
+	w.mu.Unlock()
+	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Name < m.Files[j].Name })
+	data, err := json.MarshalIndent(&m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("image: manifest: %w", err)
+	}
+	tmp := filepath.Join(w.dir, ManifestName+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("image: manifest: %w", err)
+	}
+	_, err = f.Write(append(data, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(w.dir, ManifestName))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("image: manifest: %w", err)
+	}
+	if d, err := os.Open(w.dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	w.mu.Lock()
+	w.finished = true
+	w.mu.Unlock()
+	return nil
+}
+
 // Reader reads a finished image directory.
-type Reader struct{}
+type Reader struct {
+	dir   string
+	files map[string]manifestFile
+}
 
 // Open opens dir, checks the manifest (every file present, sizes and
 // checksums right) and decodes nothing else yet.
-func Open(dir string) (*Reader, error) { return nil, errTODO }
+func Open(dir string) (*Reader, error) {
+	data, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	if errors.Is(err, os.ErrNotExist) {
+		if _, serr := os.Stat(dir); serr != nil {
+			return nil, fmt.Errorf("image: %w", serr)
+		}
+		return nil, &dirError{fmt.Sprintf("image dir %s is incomplete: no manifest (dump did not finish?)", dir), ErrIncomplete}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("image: %w", err)
+	}
+	var m manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fileErr(ManifestName, ErrCorrupt, "%v", err)
+	}
+	if m.Format != manifestFormat {
+		return nil, fileErr(ManifestName, ErrBadMagic, "format %q, want %q", m.Format, manifestFormat)
+	}
+	if m.Version != manifestVersion {
+		return nil, fileErr(ManifestName, ErrUnsupported, "format version %d (this mmcr reads %d)", m.Version, manifestVersion)
+	}
+	r := &Reader{dir: dir, files: map[string]manifestFile{}}
+	for _, mf := range m.Files {
+		if mf.Name == "" || filepath.Base(mf.Name) != mf.Name || mf.Name == "." || mf.Name == ".." || mf.Size < 0 {
+			return nil, fileErr(ManifestName, ErrCorrupt, "bad file entry %q", mf.Name)
+		}
+		if _, dup := r.files[mf.Name]; dup {
+			return nil, fileErr(ManifestName, ErrCorrupt, "%s listed twice", mf.Name)
+		}
+		r.files[mf.Name] = mf
+	}
+	for _, mf := range m.Files {
+		if err := verifyFile(filepath.Join(dir, mf.Name), mf); err != nil {
+			return nil, err
+		}
+	}
+	for _, need := range []string{inventoryName, pstreeName, filesName, ExtName} {
+		if _, ok := r.files[need]; !ok {
+			return nil, fileErr(need, ErrIncomplete, "not in the manifest")
+		}
+	}
+	return r, nil
+}
+
+// verifyFile checks one file's size and checksum against the manifest.
+func verifyFile(path string, mf manifestFile) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fileErr(mf.Name, ErrIncomplete, "missing")
+	}
+	if err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	if st.Size() != mf.Size {
+		return fileErr(mf.Name, ErrCorrupt, "size %d, manifest says %d (truncated?)", st.Size(), mf.Size)
+	}
+	h := sha256.New()
+	buf := make([]byte, pagesBufSize)
+	if _, err := io.CopyBuffer(h, io.LimitReader(f, mf.Size), buf); err != nil {
+		return fmt.Errorf("image: read %s: %w", mf.Name, err)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != mf.SHA256 {
+		return fileErr(mf.Name, ErrCorrupt, "checksum mismatch")
+	}
+	return nil
+}
+
+// Files lists the manifest's file names, sorted.
+func (r *Reader) Files() []string {
+	names := make([]string, 0, len(r.files))
+	for n := range r.files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Dir is the image directory.
+func (r *Reader) Dir() string { return r.dir }
+
+func (r *Reader) has(name string) bool { _, ok := r.files[name]; return ok }
+
+// readMeta reads a metadata file listed in the manifest.
+func (r *Reader) readMeta(name string) ([]byte, error) {
+	if !r.has(name) {
+		return nil, fileErr(name, ErrIncomplete, "not in the image")
+	}
+	data, err := readSmall(filepath.Join(r.dir, name), name)
+	if err != nil {
+		var fe *FileError
+		if errors.As(err, &fe) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("image: %w", err)
+	}
+	return data, nil
+}
 
 // Tree decodes the process tree description.
-func (r *Reader) Tree() (*Tree, error) { return nil, errTODO }
+func (r *Reader) Tree() (*Tree, error) { return r.readTree() }
 
 // Pages returns task pid's page runs, sorted by Addr, and the open pages file
 // they point into. The caller closes the file.
-func (r *Reader) Pages(pid int) ([]PageRun, *os.File, error) { return nil, nil, errTODO }
+func (r *Reader) Pages(pid int) ([]PageRun, *os.File, error) {
+	return r.pages(pagemapName(pid))
+}
 
 // ShmemPages is Pages for a shared object; Addr is an offset into it.
 func (r *Reader) ShmemPages(shmID uint32) ([]PageRun, *os.File, error) {
-	return nil, nil, errTODO
+	return r.pages(shmemPagemapName(shmID))
+}
+
+func (r *Reader) pages(name string) ([]PageRun, *os.File, error) {
+	data, err := r.readMeta(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	runs, pagesID, err := decodePagemap(name, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	pn := pagesName(pagesID)
+	mf, ok := r.files[pn]
+	if !ok {
+		return nil, nil, fileErr(name, ErrIncomplete, "its pages file %s is not in the image", pn)
+	}
+	var total int64
+	if n := len(runs); n > 0 {
+		total = runs[n-1].Offset + int64(runs[n-1].Len)
+	}
+	if total != mf.Size {
+		return nil, nil, fileErr(name, ErrCorrupt, "maps %d bytes of pages but %s holds %d", total, pn, mf.Size)
+	}
+	f, err := os.Open(filepath.Join(r.dir, pn))
+	if err != nil {
+		return nil, nil, fmt.Errorf("image: %w", err)
+	}
+	return runs, f, nil
+}
+
+// decodePagemap decodes a pagemap image into runs with offsets into its
+// pages file; runs are checked sorted and not overlapping.
+func decodePagemap(name string, data []byte) ([]PageRun, uint32, error) {
+	d, err := newImgDecoder(name, data, "PAGEMAP")
+	if err != nil {
+		return nil, 0, err
+	}
+	var head pagemap.PagemapHead
+	ok, err := d.next(&head)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !ok {
+		return nil, 0, fileErr(name, ErrCorrupt, "no pagemap head")
+	}
+	var runs []PageRun
+	var off int64
+	var next uint64
+	for {
+		var e pagemap.PagemapEntry
+		ok, err := d.next(&e)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !ok {
+			break
+		}
+		if e.GetInParent() || e.GetFlags()&peParent != 0 {
+			return nil, 0, fileErr(name, ErrUnsupported, "pages in a parent image (incremental dump) are not supported")
+		}
+		if e.GetFlags()&peLazy != 0 {
+			return nil, 0, fileErr(name, ErrUnsupported, "lazy pages are not supported")
+		}
+		addr, n := e.GetVaddr(), uint64(e.GetNrPages())
+		end := addr + n*PageSize
+		if addr%PageSize != 0 || n == 0 || end < addr || addr < next {
+			return nil, 0, fileErr(name, ErrCorrupt, "bad pagemap entry %#x+%d pages", addr, n)
+		}
+		if k := len(runs); k > 0 && runs[k-1].Addr+runs[k-1].Len == addr {
+			runs[k-1].Len += n * PageSize
+		} else {
+			runs = append(runs, PageRun{Addr: addr, Len: n * PageSize, Offset: off})
+		}
+		off += int64(n * PageSize)
+		next = end
+	}
+	return runs, head.GetPagesId(), nil
 }
 
 // Ghost opens the stored content of a deleted file; it reads exactly size bytes.
 func (r *Reader) Ghost(fileID uint32) (rc io.ReadCloser, size int64, err error) {
-	return nil, 0, errTODO
+	name := ghostName(fileID)
+	mf, ok := r.files[name]
+	if !ok {
+		return nil, 0, fileErr(name, ErrIncomplete, "no ghost content for file %d in the image", fileID)
+	}
+	f, err := os.Open(filepath.Join(r.dir, name))
+	if err != nil {
+		return nil, 0, fmt.Errorf("image: %w", err)
+	}
+	// The header is small: the magic pair and one entry.
+	hdr := make([]byte, min(mf.Size, 4096))
+	if _, err := io.ReadFull(f, hdr); err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("image: read %s: %w", name, err)
+	}
+	ge, hlen, err := decodeGhostHeader(name, hdr)
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	size = int64(ge.GetSize())
+	if ge.GetChunks() {
+		f.Close()
+		return nil, 0, fileErr(name, ErrUnsupported, "chunked ghost files are not supported")
+	}
+	if size < 0 || int64(hlen)+size != mf.Size {
+		f.Close()
+		return nil, 0, fileErr(name, ErrCorrupt, "ghost content of %d bytes does not fill the file", size)
+	}
+	return &sectionCloser{io.NewSectionReader(f, int64(hlen), size), f}, size, nil
 }
 
-// Close releases the reader.
-func (r *Reader) Close() error { return errTODO }
+type sectionCloser struct {
+	*io.SectionReader
+	f *os.File
+}
+
+func (s *sectionCloser) Close() error { return s.f.Close() }
+
+// Close releases the reader. It holds no open files; pages files handed out
+// by Pages are the caller's to close.
+func (r *Reader) Close() error { return nil }

@@ -1,0 +1,71 @@
+// Package image is mmcr's on-disk format: CRIU image files (through
+// go-criu's crit/images protobuf types and magic numbers) plus one mmcr
+// extension file and a manifest. It does no kernel calls: dump/ hands it a
+// Tree and streams pages, restore/ gets the same Tree back.
+//
+// # Framing of a CRIU image file
+//
+//	[IMG_COMMON magic 0x54564319]   (absent in inventory.img)
+//	[image magic]                   (e.g. CORE 0x55053847), little-endian uint32
+//	{ uint32 length, length bytes of protobuf } ...   entries until EOF
+//
+// A pagemap image's first entry is a PagemapHead (pages_id), the rest are
+// PagemapEntry {vaddr, nr_pages, flags = PE_PRESENT}; the pages themselves
+// are in pages-<pages_id>.img, raw, in pagemap order. A ghost-file image is
+// one GhostFileEntry (chunks = false) followed by the raw file content.
+//
+// # Files of an image directory (dir 0700, files 0600)
+//
+//	inventory.img              InventoryEntry (img_version 2, fdinfo_per_id)
+//	pstree.img                 PstreeEntry per task, tree order (root first)
+//	core-TID.img               CoreEntry per thread: gpregs, fpregs/xsave (as far as
+//	                           CRIU's fields reach), thread_core (sigmask, sas,
+//	                           private pending signals, creds, rseq); the leader's
+//	                           also has tc (comm, personality, rlimits, sigactions,
+//	                           itimers, shared pending signals)
+//	mm-PID.img                 MmEntry with one VmaEntry per VMA. status: CRIU's
+//	                           VMA_AREA_*/VMA_{ANON,FILE}_{PRIVATE,SHARED} bits; shmid:
+//	                           the File ID for file VMAs, the SharedObject ID for
+//	                           shared-anon and memfd VMAs
+//	fs-PID.img                 FsEntry: cwd/root file ids, umask
+//	fdinfo-PID.img             FdinfoEntry per fd (flags = FD_CLOEXEC, type REG or EXT)
+//	files.img                  FileEntry: ids 1..len(Tree.Files) are the Tree's files
+//	                           (RegFileEntry: path, mode, size); then one entry per
+//	                           fd (its open file description: flags, pos), or an
+//	                           ExtFileEntry for external fds
+//	pagemap-PID.img            a task's private pages  -> pages-N.img
+//	pagemap-shmem-SHMID.img    a shared object's pages (vaddr = offset) -> pages-N.img
+//	ghost-file-ID.img          content of a deleted file (ID in hex, as CRIU)
+//	remap-fpath.img            RemapFilePathEntry (GHOST) per ghost file, if any
+//	mmcr-ext.json              what CRIU cannot express (see below)
+//	manifest.json              written last: every file's name, size and sha256
+//
+// # mmcr-ext.json (format "mmcr-ext", version 1)
+//
+// A JSON object: "files" (per Tree file: dev, ino, mtime_nsec, uid, gid,
+// deleted, renamed), "shared_objects" (id, dev, ino, size, memfd, name),
+// "tasks" in pstree order, each with cap_amb, no_new_privs, "threads"
+// (tid and the raw NT_X86_XSTATE bytes, base64), "vmas" in mm order (maps
+// name, smaps VmFlags, vvar_vclock mark, and a FileID/ShmID the shmid field
+// did not carry) and "fds" in fdinfo order (fd, kind, file id, external type,
+// and flags/pos of external fds). A reader refuses another format or version
+// (ErrBadMagic, ErrUnsupported).
+//
+// # manifest.json (format "mmcr-image", version 1)
+//
+// Written by Writer.Commit after every other file, through a rename, so a
+// directory without it is an unfinished dump. Open checks that every listed
+// file exists with the listed size and sha256 (hashed while writing, so
+// dump reads nothing back) and names the first one that does not.
+//
+// # Errors
+//
+// Errors about an image wrap ErrBadMagic, ErrCorrupt, ErrIncomplete or
+// ErrUnsupported, most through a *FileError naming the file. Decoders
+// bounds-check every size against the data and never panic on bad input.
+//
+// # Round trip
+//
+// Reader.Tree returns a Tree deep-equal to the one given to Commit, with one
+// normalization: empty slices come back nil.
+package image

@@ -1,0 +1,501 @@
+package image
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"syscall"
+
+	core_x86 "github.com/checkpoint-restore/go-criu/v7/crit/images/core-x86"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/creds"
+	criu_core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
+	criu_sa "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-sa"
+	ext_file "github.com/checkpoint-restore/go-criu/v7/crit/images/ext-file"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fown"
+	fsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/fs"
+	ghost_file "github.com/checkpoint-restore/go-criu/v7/crit/images/ghost-file"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/inventory"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/mm"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
+	remap_file_path "github.com/checkpoint-restore/go-criu/v7/crit/images/remap-file-path"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/rlimit"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/rseq"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/siginfo"
+	crtime "github.com/checkpoint-restore/go-criu/v7/crit/images/time"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/timer"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/vma"
+	"google.golang.org/protobuf/proto"
+)
+
+// CRIU constants the images carry.
+const (
+	criuImagesV1_1 = 2 // inventory img_version CRIU writes today
+	taskAlive      = 1 // task_core_entry.task_state
+	fdCloexec      = 1 // FD_CLOEXEC in fdinfo_entry.flags
+	oCloexec       = 0o2000000
+
+	// vma_entry.status bits (CRIU criu/include/image.h).
+	vmaAreaRegular  = 1 << 0
+	vmaAreaStack    = 1 << 1
+	vmaAreaVsyscall = 1 << 2
+	vmaAreaVDSO     = 1 << 3
+	vmaAreaHeap     = 1 << 5
+	vmaFilePrivate  = 1 << 6
+	vmaFileShared   = 1 << 7
+	vmaAnonShared   = 1 << 8
+	vmaAnonPrivate  = 1 << 9
+	vmaAreaSysVIPC  = 1 << 10
+	vmaAreaSocket   = 1 << 11
+	vmaAreaVVAR     = 1 << 12
+	vmaAreaAIORing  = 1 << 13
+	vmaAreaMemfd    = 1 << 14
+	vmaUnsupp       = 1 << 31
+)
+
+// vmaStatus is the CRIU status word for a kind.
+func vmaStatus(k VMAKind) uint32 {
+	switch k {
+	case KindPrivateAnon:
+		return vmaAreaRegular | vmaAnonPrivate
+	case KindSharedAnon:
+		return vmaAreaRegular | vmaAnonShared
+	case KindMemfd:
+		return vmaAreaRegular | vmaFileShared | vmaAreaMemfd
+	case KindPrivateFile:
+		return vmaAreaRegular | vmaFilePrivate
+	case KindSharedFile:
+		return vmaAreaRegular | vmaFileShared
+	case KindHeap:
+		return vmaAreaRegular | vmaAnonPrivate | vmaAreaHeap
+	case KindStack:
+		return vmaAreaRegular | vmaAnonPrivate | vmaAreaStack
+	case KindVDSO:
+		return vmaAreaRegular | vmaAnonPrivate | vmaAreaVDSO
+	case KindVVAR, KindVVARVclock:
+		return vmaAreaRegular | vmaAnonPrivate | vmaAreaVVAR
+	case KindVsyscall:
+		return vmaAreaVsyscall
+	}
+	return vmaUnsupp
+}
+
+// kindOf maps a CRIU status word back to a kind ([vvar_vclock] comes from
+// the extension file).
+func kindOf(st uint32) (VMAKind, error) {
+	switch {
+	case st&vmaUnsupp != 0:
+		return 0, fmt.Errorf("VMA marked unsupported (status %#x)", st)
+	case st&vmaAreaSysVIPC != 0:
+		return 0, fmt.Errorf("SysV IPC shared memory VMAs are not supported")
+	case st&vmaAreaSocket != 0:
+		return 0, fmt.Errorf("socket (packet ring) VMAs are not supported")
+	case st&vmaAreaAIORing != 0:
+		return 0, fmt.Errorf("AIO ring VMAs are not supported")
+	case st&vmaAreaVsyscall != 0:
+		return KindVsyscall, nil
+	case st&vmaAreaVDSO != 0:
+		return KindVDSO, nil
+	case st&vmaAreaVVAR != 0:
+		return KindVVAR, nil
+	case st&vmaAreaMemfd != 0:
+		if st&vmaFileShared == 0 {
+			return 0, fmt.Errorf("private memfd VMAs are not supported")
+		}
+		return KindMemfd, nil
+	case st&vmaAnonShared != 0:
+		return KindSharedAnon, nil
+	case st&vmaFileShared != 0:
+		return KindSharedFile, nil
+	case st&vmaFilePrivate != 0:
+		return KindPrivateFile, nil
+	case st&vmaAreaHeap != 0:
+		return KindHeap, nil
+	case st&vmaAreaStack != 0:
+		return KindStack, nil
+	case st&vmaAnonPrivate != 0:
+		return KindPrivateAnon, nil
+	}
+	return 0, fmt.Errorf("unknown VMA status %#x", st)
+}
+
+// checkTree rejects a tree the images could not describe faithfully.
+func checkTree(t *Tree) error {
+	if t == nil || len(t.Tasks) == 0 {
+		return fmt.Errorf("image: empty tree")
+	}
+	for i, f := range t.Files {
+		if f == nil || f.ID != uint32(i+1) {
+			return fmt.Errorf("image: Files[%d] has a wrong ID (IDs must be dense from 1)", i)
+		}
+	}
+	for i, so := range t.SharedObjects {
+		if so == nil || so.ID != uint32(i+1) {
+			return fmt.Errorf("image: SharedObjects[%d] has a wrong ID (IDs must be dense from 1)", i)
+		}
+	}
+	seen := map[int]bool{}
+	for _, task := range t.Tasks {
+		if task == nil || len(task.Threads) == 0 || task.Threads[0] == nil || task.Threads[0].TID != task.PID {
+			return fmt.Errorf("image: task %v: Threads[0] must be the leader", taskPID(task))
+		}
+		for _, th := range task.Threads {
+			if th == nil || seen[th.TID] {
+				return fmt.Errorf("image: task %d: nil or duplicate thread", task.PID)
+			}
+			seen[th.TID] = true
+		}
+		if len(task.SigActions) > 64 || len(task.Rlimits) > 64 {
+			return fmt.Errorf("image: task %d: too many sigactions or rlimits", task.PID)
+		}
+		for _, v := range task.VMAs {
+			if v == nil || vmaStatus(v.Kind) == vmaUnsupp {
+				return fmt.Errorf("image: task %d: nil VMA or unknown kind", task.PID)
+			}
+		}
+		for _, fd := range task.FDs {
+			if fd == nil || fd.Num < 0 {
+				return fmt.Errorf("image: task %d: bad fd", task.PID)
+			}
+		}
+	}
+	return nil
+}
+
+func taskPID(t *Task) any {
+	if t == nil {
+		return "nil"
+	}
+	return t.PID
+}
+
+// writeTree writes every metadata image of t.
+func (w *Writer) writeTree(t *Tree) error {
+	root := uint32(t.Tasks[0].PID)
+	inv := &inventory.InventoryEntry{
+		ImgVersion:  proto.Uint32(criuImagesV1_1),
+		FdinfoPerId: proto.Bool(true),
+		RootIds:     kobjIDs(root),
+		Lsmtype:     inventory.Lsmtype_NO_LSM.Enum(),
+	}
+	if err := w.writeImage(inventoryName, "INVENTORY", inv); err != nil {
+		return err
+	}
+	var ps []proto.Message
+	for _, task := range t.Tasks {
+		e := &pstree.PstreeEntry{Pid: proto.Uint32(uint32(task.PID)), Ppid: proto.Uint32(uint32(task.PPID)),
+			Pgid: proto.Uint32(uint32(task.PGID)), Sid: proto.Uint32(uint32(task.SID))}
+		for _, th := range task.Threads {
+			e.Threads = append(e.Threads, uint32(th.TID))
+		}
+		ps = append(ps, e)
+	}
+	if err := w.writeImage(pstreeName, "PSTREE", ps...); err != nil {
+		return err
+	}
+
+	ext := extImage{Format: extFormat, Version: extVersion}
+	for _, f := range t.Files {
+		ext.Files = append(ext.Files, extFile{ID: f.ID, Dev: f.Dev, Ino: f.Ino, MtimeNsec: f.MtimeNsec,
+			UID: f.UID, GID: f.GID, Deleted: f.Deleted, Renamed: f.Renamed})
+	}
+	for _, so := range t.SharedObjects {
+		ext.SharedObjects = append(ext.SharedObjects, extShm{ID: so.ID, Dev: so.Dev, Ino: so.Ino,
+			Size: so.Size, Memfd: so.Memfd, Name: so.Name})
+	}
+
+	// files.img: first the files of the tree (id = File.ID), then one entry
+	// per file descriptor (its own open file description: flags, pos).
+	var files []proto.Message
+	for _, f := range t.Files {
+		files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_REG.Enum(), Id: proto.Uint32(f.ID),
+			Reg: &regfile.RegFileEntry{Id: proto.Uint32(f.ID), Flags: proto.Uint32(0), Pos: proto.Uint64(0),
+				Fown: zeroFown(), Name: proto.String(f.Path), Size: proto.Uint64(uint64(f.Size)),
+				Mode: proto.Uint32(f.Mode)}})
+	}
+	nextID := uint32(len(t.Files)) + 1
+
+	for _, task := range t.Tasks {
+		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs}
+		for i, th := range task.Threads {
+			et.Threads = append(et.Threads, extThread{TID: th.TID, Xsave: th.Xsave})
+			if err := w.writeImage(coreName(th.TID), "CORE", coreEntry(task, th, i == 0)); err != nil {
+				return err
+			}
+		}
+		me := &mm.MmEntry{
+			MmStartCode: proto.Uint64(task.Mm.StartCode), MmEndCode: proto.Uint64(task.Mm.EndCode),
+			MmStartData: proto.Uint64(task.Mm.StartData), MmEndData: proto.Uint64(task.Mm.EndData),
+			MmStartStack: proto.Uint64(task.Mm.StartStack),
+			MmStartBrk:   proto.Uint64(task.Mm.StartBrk), MmBrk: proto.Uint64(task.Mm.Brk),
+			MmArgStart: proto.Uint64(task.Mm.ArgStart), MmArgEnd: proto.Uint64(task.Mm.ArgEnd),
+			MmEnvStart: proto.Uint64(task.Mm.EnvStart), MmEnvEnd: proto.Uint64(task.Mm.EnvEnd),
+			ExeFileId: proto.Uint32(task.Mm.ExeFileID), MmSavedAuxv: task.Mm.Auxv,
+			Dumpable: proto.Int32(task.Mm.Dumpable), ThpDisabled: proto.Bool(task.Mm.THPDisabled),
+		}
+		for _, v := range task.VMAs {
+			ev := extVMA{Name: v.Name, VmFlags: v.VmFlags, VvarVclock: v.Kind == KindVVARVclock}
+			var shmid uint64
+			switch v.Kind {
+			case KindPrivateFile, KindSharedFile:
+				shmid = uint64(v.FileID)
+				ev.ShmID = v.ShmID
+			case KindSharedAnon, KindMemfd:
+				shmid = uint64(v.ShmID)
+				ev.FileID = v.FileID
+			default:
+				ev.FileID, ev.ShmID = v.FileID, v.ShmID
+			}
+			et.VMAs = append(et.VMAs, ev)
+			me.Vmas = append(me.Vmas, &vma.VmaEntry{Start: proto.Uint64(v.Start), End: proto.Uint64(v.End),
+				Pgoff: proto.Uint64(v.Pgoff), Shmid: proto.Uint64(shmid), Prot: proto.Uint32(v.Prot),
+				Flags: proto.Uint32(v.Flags), Status: proto.Uint32(vmaStatus(v.Kind)), Fd: proto.Int64(-1),
+				Madv: proto.Uint64(v.Madv)})
+		}
+		if err := w.writeImage(mmName(task.PID), "MM", me); err != nil {
+			return err
+		}
+		fse := &fsimg.FsEntry{CwdId: proto.Uint32(task.CwdFileID), RootId: proto.Uint32(task.RootFileID),
+			Umask: proto.Uint32(task.Umask)}
+		if err := w.writeImage(fsName(task.PID), "FS", fse); err != nil {
+			return err
+		}
+		var fdis []proto.Message
+		for _, fd := range task.FDs {
+			id := nextID
+			nextID++
+			efd := extFD{Num: fd.Num, Kind: fdKindNames[fd.Kind], FileID: fd.FileID, ExternalType: fd.ExternalType}
+			fdi := &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Fd: proto.Uint32(uint32(fd.Num)), Flags: proto.Uint32(0)}
+			if fd.Flags&oCloexec != 0 {
+				fdi.Flags = proto.Uint32(fdCloexec)
+			}
+			if fd.Kind == FDExternal {
+				fdi.Type = fdinfo.FdTypes_EXT.Enum()
+				efd.Flags, efd.Pos = fd.Flags, fd.Pos
+				files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_EXT.Enum(), Id: proto.Uint32(id),
+					Ext: &ext_file.ExtFileEntry{Id: proto.Uint32(id), Fown: zeroFown()}})
+			} else {
+				fdi.Type = fdinfo.FdTypes_REG.Enum()
+				var path string
+				var size uint64
+				var mode uint32
+				if f := t.FileByID(fd.FileID); f != nil {
+					path, size, mode = f.Path, uint64(f.Size), f.Mode
+				}
+				files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_REG.Enum(), Id: proto.Uint32(id),
+					Reg: &regfile.RegFileEntry{Id: proto.Uint32(id), Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec),
+						Pos: proto.Uint64(uint64(fd.Pos)), Fown: zeroFown(), Name: proto.String(path),
+						Size: proto.Uint64(size), Mode: proto.Uint32(mode)}})
+			}
+			et.FDs = append(et.FDs, efd)
+			fdis = append(fdis, fdi)
+		}
+		if err := w.writeImage(fdinfoName(task.PID), "FDINFO", fdis...); err != nil {
+			return err
+		}
+		ext.Tasks = append(ext.Tasks, et)
+	}
+	if err := w.writeImage(filesName, "FILES", files...); err != nil {
+		return err
+	}
+
+	// remap-fpath.img tells CRIU tools which files have ghost content.
+	var remaps []proto.Message
+	w.mu.Lock()
+	for _, f := range t.Files {
+		if w.ghosts[f.ID] {
+			remaps = append(remaps, &remap_file_path.RemapFilePathEntry{OrigId: proto.Uint32(f.ID),
+				RemapId: proto.Uint32(f.ID), RemapType: remap_file_path.RemapType_GHOST.Enum()})
+		}
+	}
+	w.mu.Unlock()
+	if len(remaps) > 0 {
+		if err := w.writeImage(remapName, "REMAP_FPATH", remaps...); err != nil {
+			return err
+		}
+	}
+
+	data, err := json.MarshalIndent(&ext, "", " ")
+	if err != nil {
+		return fmt.Errorf("image: %s: %w", ExtName, err)
+	}
+	hf, err := w.create(ExtName, metaBufSize)
+	if err != nil {
+		return err
+	}
+	if _, err := hf.Write(append(data, '\n')); err != nil {
+		hf.close()
+		return fmt.Errorf("image: write %s: %w", ExtName, err)
+	}
+	return w.finish(hf)
+}
+
+func zeroFown() *fown.FownEntry {
+	z := proto.Uint32(0)
+	return &fown.FownEntry{Uid: z, Euid: z, Signum: z, PidType: z, Pid: z}
+}
+
+func kobjIDs(pid uint32) *criu_core.TaskKobjIdsEntry {
+	return &criu_core.TaskKobjIdsEntry{VmId: proto.Uint32(pid), FilesId: proto.Uint32(pid),
+		FsId: proto.Uint32(pid), SighandId: proto.Uint32(pid)}
+}
+
+func sigQueue(sigs []SigInfo) *siginfo.SignalQueueEntry {
+	if len(sigs) == 0 {
+		return nil
+	}
+	q := &siginfo.SignalQueueEntry{}
+	for i := range sigs {
+		q.Signals = append(q.Signals, &siginfo.SiginfoEntry{Siginfo: append([]byte(nil), sigs[i][:]...)})
+	}
+	return q
+}
+
+func itimer(it Itimer) *timer.ItimerEntry {
+	return &timer.ItimerEntry{
+		Isec: proto.Uint64(uint64(it.IntervalUsec / 1e6)), Iusec: proto.Uint64(uint64(it.IntervalUsec % 1e6)),
+		Vsec: proto.Uint64(uint64(it.ValueUsec / 1e6)), Vusec: proto.Uint64(uint64(it.ValueUsec % 1e6)),
+	}
+}
+
+// capWords splits a capability set into CRIU's two 32-bit words.
+func capWords(c uint64) []uint32 { return []uint32{uint32(c), uint32(c >> 32)} }
+
+func credsEntry(c *Creds) *creds.CredsEntry {
+	return &creds.CredsEntry{
+		Uid: proto.Uint32(c.UID), Gid: proto.Uint32(c.GID), Euid: proto.Uint32(c.EUID), Egid: proto.Uint32(c.EGID),
+		Suid: proto.Uint32(c.SUID), Sgid: proto.Uint32(c.SGID), Fsuid: proto.Uint32(c.FSUID), Fsgid: proto.Uint32(c.FSGID),
+		CapInh: capWords(c.CapInh), CapPrm: capWords(c.CapPrm), CapEff: capWords(c.CapEff), CapBnd: capWords(c.CapBnd),
+		Secbits: proto.Uint32(0), Groups: c.Groups,
+	}
+}
+
+// coreEntry builds core-TID.img. The leader's carries the task-wide part (tc).
+func coreEntry(task *Task, th *Thread, leader bool) *criu_core.CoreEntry {
+	r := &th.Regs
+	gp := &core_x86.UserX86RegsEntry{
+		R15: proto.Uint64(r.R15), R14: proto.Uint64(r.R14), R13: proto.Uint64(r.R13), R12: proto.Uint64(r.R12),
+		Bp: proto.Uint64(r.Rbp), Bx: proto.Uint64(r.Rbx), R11: proto.Uint64(r.R11), R10: proto.Uint64(r.R10),
+		R9: proto.Uint64(r.R9), R8: proto.Uint64(r.R8), Ax: proto.Uint64(r.Rax), Cx: proto.Uint64(r.Rcx),
+		Dx: proto.Uint64(r.Rdx), Si: proto.Uint64(r.Rsi), Di: proto.Uint64(r.Rdi), OrigAx: proto.Uint64(r.Orig_rax),
+		Ip: proto.Uint64(r.Rip), Cs: proto.Uint64(r.Cs), Flags: proto.Uint64(r.Eflags), Sp: proto.Uint64(r.Rsp),
+		Ss: proto.Uint64(r.Ss), FsBase: proto.Uint64(r.Fs_base), GsBase: proto.Uint64(r.Gs_base),
+		Ds: proto.Uint64(r.Ds), Es: proto.Uint64(r.Es), Fs: proto.Uint64(r.Fs), Gs: proto.Uint64(r.Gs),
+		Mode: core_x86.UserX86RegsMode_NATIVE.Enum(),
+	}
+	ce := &criu_core.CoreEntry{
+		Mtype: criu_core.CoreEntry_X86_64.Enum(),
+		ThreadInfo: &core_x86.ThreadInfoX86{ClearTidAddr: proto.Uint64(0), Gpregs: gp,
+			Fpregs: fpregsEntry(th.Xsave)},
+		ThreadCore: &criu_core.ThreadCoreEntry{
+			FutexRla: proto.Uint64(0), FutexRlaLen: proto.Uint32(0),
+			BlkSigset: proto.Uint64(th.SigMask),
+			Sas: &criu_core.ThreadSasEntry{SsSp: proto.Uint64(th.AltStack.SP), SsSize: proto.Uint64(th.AltStack.Size),
+				SsFlags: proto.Uint32(uint32(th.AltStack.Flags))},
+			SignalsP: sigQueue(th.Pending),
+			Creds:    credsEntry(&task.Creds),
+		},
+	}
+	if th.Rseq.Addr != 0 || th.Rseq.Len != 0 || th.Rseq.Sig != 0 {
+		ce.ThreadCore.RseqEntry = &rseq.RseqEntry{RseqAbiPointer: proto.Uint64(th.Rseq.Addr),
+			RseqAbiSize: proto.Uint32(th.Rseq.Len), Signature: proto.Uint32(th.Rseq.Sig)}
+	}
+	if !leader {
+		return ce
+	}
+	tc := &criu_core.TaskCoreEntry{
+		TaskState: proto.Uint32(taskAlive), ExitCode: proto.Uint32(0),
+		Personality: proto.Uint32(task.Personality), Flags: proto.Uint32(0),
+		BlkSigset: proto.Uint64(th.SigMask), Comm: proto.String(task.Comm),
+		Timers: &timer.TaskTimersEntry{Real: itimer(task.Itimers[0]), Virt: itimer(task.Itimers[1]),
+			Prof: itimer(task.Itimers[2])},
+		SignalsS: sigQueue(task.SharedPending),
+	}
+	if len(task.Rlimits) > 0 {
+		tc.Rlimits = &criu_core.TaskRlimitsEntry{}
+		for _, rl := range task.Rlimits {
+			tc.Rlimits.Rlimits = append(tc.Rlimits.Rlimits, &rlimit.RlimitEntry{Cur: proto.Uint64(rl.Cur), Max: proto.Uint64(rl.Max)})
+		}
+	}
+	for _, sa := range task.SigActions {
+		tc.Sigactions = append(tc.Sigactions, &criu_sa.SaEntry{Sigaction: proto.Uint64(sa.Handler),
+			Flags: proto.Uint64(sa.Flags), Restorer: proto.Uint64(sa.Restorer), Mask: proto.Uint64(sa.Mask)})
+	}
+	ce.Tc = tc
+	return ce
+}
+
+// xsave layout (the standard, non-compacted format of NT_X86_XSTATE).
+const (
+	fxsaveSize    = 512
+	xsaveHdrOff   = 512 // xstate_bv is its first u64
+	ymmhOff       = 576
+	ymmhSize      = 256
+	xsaveMinSize  = xsaveHdrOff + 64
+	xsaveYmmhSize = ymmhOff + ymmhSize
+)
+
+func u32s(b []byte) []uint32 {
+	out := make([]uint32, len(b)/4)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	return out
+}
+
+// fpregsEntry fills CRIU's fpregs from the raw xsave area as far as CRIU's
+// fields reach (fxsave part, xstate_bv, AVX upper halves). The exact bytes
+// are kept in the extension file.
+func fpregsEntry(x []byte) *core_x86.UserX86FpregsEntry {
+	var fx [fxsaveSize]byte
+	copy(fx[:], x)
+	le := binary.LittleEndian
+	e := &core_x86.UserX86FpregsEntry{
+		Cwd: proto.Uint32(uint32(le.Uint16(fx[0:]))), Swd: proto.Uint32(uint32(le.Uint16(fx[2:]))),
+		Twd: proto.Uint32(uint32(le.Uint16(fx[4:]))), Fop: proto.Uint32(uint32(le.Uint16(fx[6:]))),
+		Rip: proto.Uint64(le.Uint64(fx[8:])), Rdp: proto.Uint64(le.Uint64(fx[16:])),
+		Mxcsr: proto.Uint32(le.Uint32(fx[24:])), MxcsrMask: proto.Uint32(le.Uint32(fx[28:])),
+		StSpace: u32s(fx[32:160]), XmmSpace: u32s(fx[160:416]), Padding: u32s(fx[416:512]),
+	}
+	if len(x) >= xsaveMinSize {
+		xs := &core_x86.UserX86XsaveEntry{XstateBv: proto.Uint64(le.Uint64(x[xsaveHdrOff:]))}
+		if len(x) >= xsaveYmmhSize {
+			xs.YmmhSpace = u32s(x[ymmhOff : ymmhOff+ymmhSize])
+		}
+		e.Xsave = xs
+	}
+	return e
+}
+
+func ghostEntry(st fs.FileInfo, size int64) *ghost_file.GhostFileEntry {
+	ge := &ghost_file.GhostFileEntry{Uid: proto.Uint32(0), Gid: proto.Uint32(0),
+		Mode: proto.Uint32(uint32(st.Mode().Perm()) | syscall.S_IFREG), Size: proto.Uint64(uint64(size)),
+		Chunks: proto.Bool(false)}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		ge.Uid, ge.Gid, ge.Mode = proto.Uint32(sys.Uid), proto.Uint32(sys.Gid), proto.Uint32(sys.Mode)
+		ge.Ino = proto.Uint64(sys.Ino)
+		ge.Mtim = &crtime.Timeval{TvSec: proto.Uint64(uint64(sys.Mtim.Sec)), TvUsec: proto.Uint64(uint64(sys.Mtim.Nsec / 1000))}
+		ge.Atim = &crtime.Timeval{TvSec: proto.Uint64(uint64(sys.Atim.Sec)), TvUsec: proto.Uint64(uint64(sys.Atim.Nsec / 1000))}
+	}
+	return ge
+}
+
+// decodeGhostHeader decodes the magic and GhostFileEntry at the start of a
+// ghost-file image and returns the entry and the header length.
+func decodeGhostHeader(name string, hdr []byte) (*ghost_file.GhostFileEntry, int, error) {
+	d, err := newImgDecoder(name, hdr, "GHOST_FILE")
+	if err != nil {
+		return nil, 0, err
+	}
+	sz, ok := d.u32()
+	if !ok || int(sz) > len(d.data)-d.off {
+		return nil, 0, fileErr(name, ErrCorrupt, "truncated ghost header")
+	}
+	ge := &ghost_file.GhostFileEntry{}
+	if err := proto.Unmarshal(d.data[d.off:d.off+int(sz)], ge); err != nil {
+		return nil, 0, fileErr(name, ErrCorrupt, "ghost header: %v", err)
+	}
+	return ge, d.off + int(sz), nil
+}

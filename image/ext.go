@@ -1,0 +1,84 @@
+package image
+
+// The extension file mmcr-ext.json holds what CRIU's images cannot express.
+// It is JSON (a single object), versioned by "format" and "version"; a
+// reader refuses a version it does not know. See doc.go for the layout.
+
+const (
+	extFormat  = "mmcr-ext"
+	extVersion = 1
+)
+
+type extImage struct {
+	Format        string    `json:"format"`
+	Version       int       `json:"version"`
+	Files         []extFile `json:"files"`          // one per Tree.Files, same order
+	SharedObjects []extShm  `json:"shared_objects"` // one per Tree.SharedObjects
+	Tasks         []extTask `json:"tasks"`          // same order as pstree.img
+}
+
+// extFile completes a files.img entry (id <= len(files)) of a Tree file.
+type extFile struct {
+	ID        uint32 `json:"id"`
+	Dev       uint64 `json:"dev"`
+	Ino       uint64 `json:"ino"`
+	MtimeNsec int64  `json:"mtime_nsec"`
+	UID       uint32 `json:"uid"`
+	GID       uint32 `json:"gid"`
+	Deleted   bool   `json:"deleted,omitempty"`
+	Renamed   bool   `json:"renamed,omitempty"`
+}
+
+// extShm is a shared anonymous or memfd object (CRIU has only its pagemap).
+type extShm struct {
+	ID    uint32 `json:"id"`
+	Dev   uint64 `json:"dev"`
+	Ino   uint64 `json:"ino"`
+	Size  uint64 `json:"size"`
+	Memfd bool   `json:"memfd,omitempty"`
+	Name  string `json:"name,omitempty"`
+}
+
+type extTask struct {
+	PID        int         `json:"pid"`
+	CapAmb     uint64      `json:"cap_amb"`
+	NoNewPrivs bool        `json:"no_new_privs,omitempty"`
+	Threads    []extThread `json:"threads"` // same order as pstree threads
+	VMAs       []extVMA    `json:"vmas"`    // same order as mm-PID.img vmas
+	FDs        []extFD     `json:"fds"`     // same order as fdinfo-PID.img
+}
+
+type extThread struct {
+	TID   int    `json:"tid"`
+	Xsave []byte `json:"xsave"` // the raw NT_X86_XSTATE regset, base64
+}
+
+type extVMA struct {
+	Name       string   `json:"name,omitempty"`
+	VmFlags    []string `json:"vmflags"`
+	VvarVclock bool     `json:"vvar_vclock,omitempty"` // [vvar_vclock]: CRIU status says VVAR
+	// FileID/ShmID when not already carried by vma_entry.shmid.
+	FileID uint32 `json:"file_id,omitempty"`
+	ShmID  uint32 `json:"shm_id,omitempty"`
+}
+
+type extFD struct {
+	Num          int    `json:"fd"`
+	Kind         string `json:"kind"` // fdKindNames
+	FileID       uint32 `json:"file_id,omitempty"`
+	ExternalType string `json:"external_type,omitempty"`
+	// Flags and Pos of an external fd (files.img has no place for them).
+	Flags int   `json:"flags,omitempty"`
+	Pos   int64 `json:"pos,omitempty"`
+}
+
+var fdKindNames = map[FDKind]string{FDRegular: "regular", FDDir: "dir", FDCharDev: "chardev", FDExternal: "external"}
+
+func fdKindByName(s string) (FDKind, bool) {
+	for k, n := range fdKindNames {
+		if n == s {
+			return k, true
+		}
+	}
+	return 0, false
+}
