@@ -94,7 +94,17 @@ func TestAnonPagesSelf(t *testing.T) {
 	})
 }
 
-func TestAnonPagesChild(t *testing.T) {
+// startHelper starts the helper child and returns its pid; it exits at the
+// end of the test.
+func startHelper(t *testing.T) int {
+	pid, _ := startHelperAt(t)
+	return pid
+}
+
+// startHelperAt starts the helper child and returns its pid and the base
+// of its 64-page mapping. The child exits (and is reaped) when the test ends.
+func startHelperAt(t *testing.T) (int, uint64) {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -112,10 +122,10 @@ func TestAnonPagesChild(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		stdin.Close()
 		cmd.Wait()
-	}()
+	})
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		t.Fatalf("helper: %v", err)
@@ -124,7 +134,11 @@ func TestAnonPagesChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid := cmd.Process.Pid
+	return cmd.Process.Pid, base
+}
+
+func TestAnonPagesChild(t *testing.T) {
+	pid, base := startHelperAt(t)
 	bothPaths(t, func(t *testing.T) {
 		got, err := Default.AnonPages(pid, base, base+64*pageSize)
 		if err != nil {
