@@ -79,7 +79,7 @@ func (rs *restorer) restoreFDs(tk *task) error {
 		case image.FDExternal:
 			// The task takes mmcr's own stdio (any kind of file) with pidfd_getfd.
 			if pidfd == ^uint64(0) {
-				if pidfd, err = tk.sys(unix.SYS_PIDFD_OPEN, uint64(os.Getpid()), 0); err != nil {
+				if pidfd, err = tk.pidfdAbove(maxFD(tk.t.FDs)); err != nil {
 					return err
 				}
 			}
@@ -111,6 +111,26 @@ func (rs *restorer) restoreFDs(tk *task) error {
 		}
 	}
 	return nil
+}
+
+// pidfdAbove opens a pidfd of mmcr in tk at a number above every dumped
+// fd, so that placing the dumped fds never lands on it.
+func (tk *task) pidfdAbove(above int) (uint64, error) {
+	fd, err := tk.sys(unix.SYS_PIDFD_OPEN, uint64(os.Getpid()), 0)
+	if err != nil {
+		return 0, err
+	}
+	high, err := tk.sys(unix.SYS_FCNTL, fd, unix.F_DUPFD_CLOEXEC, uint64(above+1))
+	tk.r.Syscall(unix.SYS_CLOSE, fd)
+	return high, err
+}
+
+func maxFD(fds []*image.FD) int {
+	m := 0
+	for _, fd := range fds {
+		m = max(m, fd.Num)
+	}
+	return m
 }
 
 // stdio returns mmcr's fd that stands for a task's fd 0-2, or -1.

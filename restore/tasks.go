@@ -218,17 +218,23 @@ const cloneArgsSize = 88
 // clone makes task pid by clone3 with set_tid = [pid], run in the task
 // behind in. The child is auto-attached (TRACECLONE/TRACEFORK).
 func (rs *restorer) clone(in *ptrace.Remote, pid int, flags uint64) error {
+	// clone3 refuses an exit_signal with CLONE_PARENT: the child takes
+	// the stub's own (SIGCHLD, from its fork by mmcr).
+	exitSignal := uint64(unix.SIGCHLD)
+	if flags&unix.CLONE_PARENT != 0 {
+		exitSignal = 0
+	}
 	s := rs.newScratch()
 	var tid [8]byte
 	binary.LittleEndian.PutUint32(tid[:], uint32(pid))
 	tidAddr := s.add(tid[:])
 	args := s.u64s(
-		flags,                // flags
-		0,                    // pidfd
-		0,                    // child_tid
-		0,                    // parent_tid
-		uint64(unix.SIGCHLD), // exit_signal
-		0, 0,                 // stack, stack_size
+		flags,      // flags
+		0,          // pidfd
+		0,          // child_tid
+		0,          // parent_tid
+		exitSignal, // exit_signal
+		0, 0,       // stack, stack_size
 		0,          // tls
 		tidAddr, 1, // set_tid, set_tid_size
 		0, // cgroup

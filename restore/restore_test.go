@@ -1,0 +1,191 @@
+package restore
+
+import (
+	"bufio"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mmcr/mmcr/dump"
+	"github.com/mmcr/mmcr/image"
+)
+
+func TestMain(m *testing.M) {
+	// The restore stub is this test binary exec'd with StubArg; it is
+	// stopped at exec and never gets here, but exit if it ever does.
+	if len(os.Args) > 1 && os.Args[1] == StubArg {
+		os.Exit(1)
+	}
+	// Killed trees are reparented to us and reaped at once, so their
+	// pids are free for the restore.
+	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	// fds inherited from whatever started us must not reach the workloads.
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		for _, e := range ents {
+			if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+				unix.CloseOnExec(fd)
+			}
+		}
+	}
+	os.Exit(m.Run())
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("restore needs root (ptrace, clone3 set_tid, map_files)")
+	}
+}
+
+func buildC(t *testing.T, name string) string {
+	t.Helper()
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("gcc not found")
+	}
+	bin := filepath.Join(t.TempDir(), name)
+	out, err := exec.Command("gcc", "-O1", "-Wall", "-o", bin, filepath.Join("testdata", name+".c")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// waitGone waits until every pid is reaped (we are their subreaper).
+func waitGone(t *testing.T, pids []int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pid := range pids {
+		for {
+			var ws unix.WaitStatus
+			unix.Wait4(pid, &ws, unix.WNOHANG|unix.WALL, nil)
+			if _, err := os.Stat("/proc/" + itoa(pid)); err != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pid %d still there after the dump", pid)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func testLog(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// dumpRestore runs bin with args, waits for its READY line, dumps it (the
+// tree is killed), restores it with its stdout on a pipe, SIGTERMs the
+// root and returns the root's exit code and output.
+func dumpRestore(t *testing.T, bin string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "READY") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("workload did not get ready: %q %v", line, err)
+	}
+	dir := filepath.Join(t.TempDir(), "img")
+	if err := dump.Run(dump.Options{PID: cmd.Process.Pid, Dir: dir, Log: testLog(t)}); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("dump: %v", err)
+	}
+	cmd.Wait()
+	img, err := image.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := img.Tree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img.Close()
+	var pids []int
+	for _, tk := range tree.Tasks {
+		pids = append(pids, tk.PID)
+	}
+	waitGone(t, pids)
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	root, err := Run(Options{Dir: dir, Log: testLog(t), Stdin: w, Stdout: w, Stderr: w})
+	w.Close()
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if root != pids[0] {
+		t.Errorf("root pid %d, want %d", root, pids[0])
+	}
+	for _, pid := range pids {
+		if _, err := os.Stat("/proc/" + itoa(pid)); err != nil {
+			t.Errorf("restored pid %d missing: %v", pid, err)
+		}
+	}
+	if ents, err := os.ReadDir("/proc/" + itoa(root) + "/fd"); err == nil {
+		for _, e := range ents {
+			l, _ := os.Readlink("/proc/" + itoa(root) + "/fd/" + e.Name())
+			t.Logf("restored fd %s -> %s", e.Name(), l)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // let it run a little after the restore
+	unix.Kill(root, unix.SIGTERM)
+	done := make(chan []byte)
+	go func() { b, _ := io.ReadAll(r); done <- b }()
+	code, err := Wait(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	select {
+	case out = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("output pipe not closed")
+	}
+	return code, string(out)
+}
+
+func TestRestoreSingleTask(t *testing.T) {
+	needRoot(t)
+	bin := buildC(t, "memtree")
+	code, out := dumpRestore(t, bin, "0")
+	if code != 0 || !strings.Contains(out, "PASS") {
+		t.Fatalf("restored workload: exit %d, output %q", code, out)
+	}
+}
+
+func TestRestoreSharedAnonAcrossFork(t *testing.T) {
+	needRoot(t)
+	bin := buildC(t, "memtree")
+	code, out := dumpRestore(t, bin, "1")
+	if code != 0 || !strings.Contains(out, "PASS") {
+		t.Fatalf("restored workload: exit %d, output %q", code, out)
+	}
+}
