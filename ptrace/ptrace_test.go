@@ -18,6 +18,46 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// TestMain fails the run if a test leaked a child process or a file
+// descriptor.
+func TestMain(m *testing.M) {
+	// Start the runtime's netpoller (epoll + eventfd) before counting.
+	if r, w, err := os.Pipe(); err == nil {
+		r.Close()
+		w.Close()
+	}
+	fds := openFDs()
+	code := m.Run()
+	if code == 0 {
+		time.Sleep(50 * time.Millisecond) // let output-reading goroutines close their pipes
+		if kids := children(); kids != "" {
+			fmt.Fprintf(os.Stderr, "leaked child processes: %s\n", kids)
+			code = 1
+		}
+		if n := openFDs(); n != fds {
+			fmt.Fprintf(os.Stderr, "leaked file descriptors: %d open before, %d after\n", fds, n)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func openFDs() int {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	return len(ents)
+}
+
+func children() string {
+	var out []string
+	tasks, _ := filepath.Glob("/proc/self/task/*/children")
+	for _, f := range tasks {
+		if b, _ := os.ReadFile(f); len(bytes.TrimSpace(b)) > 0 {
+			out = append(out, string(bytes.TrimSpace(b)))
+		}
+	}
+	return strings.Join(out, " ")
+}
+
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -264,6 +304,63 @@ func TestSeizeRemoteCounter(t *testing.T) {
 	}
 }
 
+func TestSeizedClone3(t *testing.T) {
+	requireRoot(t)
+	lockThread(t)
+	cmd, lines := startHelper(t, "count")
+	pid := cmd.Process.Pid
+	nextLine(t, lines)
+	if err := Seize(pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetOptions(pid, unix.PTRACE_O_TRACESYSGOOD|unix.PTRACE_O_TRACECLONE|unix.PTRACE_O_TRACEFORK); err != nil {
+		t.Fatal(err)
+	}
+	insn := vdsoInsn(t, pid)
+	r, err := NewRemote(pid, insn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := remoteMmap(t, r, pageSize, unix.PROT_READ|unix.PROT_WRITE)
+	args := make([]byte, 64)
+	binary.LittleEndian.PutUint64(args[32:], uint64(unix.SIGCHLD))
+	if err := WriteMem(pid, page, args); err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Syscall(unix.SYS_CLONE3, page, uint64(len(args)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := int(c)
+	t.Cleanup(func() { _ = Kill(child); _, _ = Wait(child) })
+	// A child of a seized tracee is seized too: it starts in an event stop.
+	st, err := Wait(child)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.IsEventStop() || st.IsGroupStop() {
+		t.Fatalf("new child: %v", st)
+	}
+	cr, err := NewRemote(child, insn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGetpid(t, cr, child)
+	if _, err := r.Syscall(unix.SYS_MUNMAP, page, pageSize); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Detach(pid); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := strconv.Atoi(nextLine(t, lines))
+	if b, _ := strconv.Atoi(nextLine(t, lines)); b != a+1 {
+		t.Fatalf("parent counts %d then %d", a, b)
+	}
+}
+
 func TestSeizeInNanosleep(t *testing.T) {
 	requireRoot(t)
 	lockThread(t)
@@ -365,6 +462,24 @@ func TestSeizeErrors(t *testing.T) {
 	err := Seize(pid)
 	if err == nil || !strings.Contains(err.Error(), strconv.Itoa(pid)) || !strings.Contains(err.Error(), "PTRACE_SEIZE") {
 		t.Fatalf("Seize of zombie: %v", err)
+	}
+	t.Log(err)
+}
+
+func TestSeizeTimeout(t *testing.T) {
+	requireRoot(t)
+	lockThread(t)
+	cmd, lines := startHelper(t, "vfork")
+	child, err := strconv.Atoi(nextLine(t, lines))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Kill(child, unix.SIGKILL) })
+	defer func(d time.Duration) { seizeTimeout = d }(seizeTimeout)
+	seizeTimeout = 300 * time.Millisecond
+	err = Seize(cmd.Process.Pid)
+	if !errors.Is(err, ErrNotStopped) || !strings.Contains(err.Error(), strconv.Itoa(cmd.Process.Pid)) {
+		t.Fatalf("Seize of a vfork parent: %v", err)
 	}
 	t.Log(err)
 }

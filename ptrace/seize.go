@@ -3,6 +3,8 @@ package ptrace
 import (
 	"fmt"
 	"os"
+	"strings"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -96,7 +98,7 @@ func SeizeStop(tid int) (Stop, error) {
 		return Stop{TID: tid}, err
 	}
 	for i := 0; ; i++ {
-		st, err := Wait(tid)
+		st, err := waitTimeout(tid, seizeTimeout)
 		if err != nil {
 			return st, err
 		}
@@ -164,9 +166,65 @@ func Kill(tid int) error {
 	return nil
 }
 
+// SeizeTimeout bounds how long Seize waits for the interrupt to stop the
+// task. A task in uninterruptible sleep (D state, or a vfork parent
+// waiting for its child) does not stop until it leaves it; Seize then
+// fails with ErrNotStopped instead of hanging, and the task stays
+// attached and running until the tracer thread detaches it by exiting or
+// a later Wait collects its stop.
+const SeizeTimeout = 10 * time.Second
+
+var seizeTimeout = SeizeTimeout // shortened by tests
+
+// waitTimeout is Wait giving up after d; it polls with WNOHANG because a
+// ptrace stop has no pollable file descriptor.
+func waitTimeout(tid int, d time.Duration) (Stop, error) {
+	deadline := time.Now().Add(d)
+	pause := 50 * time.Microsecond
+	for {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(tid, &ws, unix.WALL|unix.WNOHANG, nil)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return Stop{TID: tid}, &TaskError{TID: tid, Op: "wait", Err: os.NewSyscallError("wait4", err)}
+		case wpid == tid:
+			return waitResult(wpid, ws)
+		}
+		if time.Now().After(deadline) {
+			return Stop{TID: tid}, &TaskError{TID: tid, Op: "wait", Err: fmt.Errorf("%w after %v (state %s)", ErrNotStopped, d, taskState(tid))}
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 10*time.Millisecond)
+	}
+}
+
+// taskState is the state letter from /proc/TID/stat, for error messages.
+func taskState(tid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", tid))
+	if err != nil {
+		return "unknown"
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2 : i+3]
+	}
+	return "unknown"
+}
+
+func waitResult(wpid int, ws unix.WaitStatus) (Stop, error) {
+	st := Stop{TID: wpid, Status: ws}
+	if ws.Exited() || ws.Signaled() {
+		return st, &TaskError{TID: wpid, Op: "wait", Err: fmt.Errorf("%w: %v", ErrExited, st)}
+	}
+	return st, nil
+}
+
 // Wait waits for tid to stop (or exit: then an error naming tid and how it
 // ended, wrapping ErrExited, with the Stop still filled in). tid -1 waits
-// for any child or tracee; Stop.TID says which one.
+// for any child or tracee; Stop.TID says which one (beware: that also
+// reaps children started with os/exec whose Cmd.Wait is still to come).
 func Wait(tid int) (Stop, error) {
 	var ws unix.WaitStatus
 	for {
@@ -177,10 +235,6 @@ func Wait(tid int) (Stop, error) {
 		if err != nil {
 			return Stop{TID: tid}, &TaskError{TID: tid, Op: "wait", Err: os.NewSyscallError("wait4", err)}
 		}
-		st := Stop{TID: wpid, Status: ws}
-		if ws.Exited() || ws.Signaled() {
-			return st, &TaskError{TID: wpid, Op: "wait", Err: fmt.Errorf("%w: %v", ErrExited, st)}
-		}
-		return st, nil
+		return waitResult(wpid, ws)
 	}
 }

@@ -39,6 +39,8 @@ var (
 	ErrUnexpectedStop = errors.New("unexpected stop")
 	// ErrNoSyscallInsn means no `syscall` instruction was found in a range.
 	ErrNoSyscallInsn = errors.New("no syscall instruction")
+	// ErrNotStopped means a task did not stop in time after PTRACE_INTERRUPT.
+	ErrNotStopped = errors.New("task did not stop")
 	// ErrRemoteDone means a Remote was used after SyscallToExit.
 	ErrRemoteDone = errors.New("remote already finished with SyscallToExit")
 )

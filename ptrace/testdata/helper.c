@@ -2,6 +2,8 @@
  *   helper count        print 0,1,2,... one per line every 5 ms, forever
  *   helper sleep MS     print "start", nanosleep MS ms, print "done ELAPSED";
  *                       exit 3 if nanosleep failed, 4 if it returned early
+ *   helper vfork        vfork a child that prints its pid and sleeps 30 s:
+ *                       the parent waits for it in a killable-only sleep
  */
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/types.h>
 
 static long now_ms(void)
 {
@@ -32,6 +35,18 @@ int main(int argc, char **argv)
 		long el = now_ms() - start;
 		printf("done %ld\n", el);
 		return el >= ms ? 0 : 4;
+	}
+	if (argc > 1 && strcmp(argv[1], "vfork") == 0) {
+		if (vfork() == 0) {
+			char buf[32];
+			int n = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+			if (write(1, buf, n) != n)
+				_exit(2);
+			struct timespec ts = { 30, 0 };
+			nanosleep(&ts, NULL);
+			_exit(0);
+		}
+		return 0;
 	}
 	for (unsigned long i = 0;; i++) {
 		char buf[32];
