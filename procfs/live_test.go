@@ -28,7 +28,13 @@ func TestMain(m *testing.M) {
 		unix.Munmap(mem)
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	// Every helper child must be gone (exited and reaped) by now.
+	if kids, err := Default.AllChildren(os.Getpid()); err == nil && len(kids) > 0 && code == 0 {
+		fmt.Fprintf(os.Stderr, "leaked child processes: %v\n", kids)
+		code = 1
+	}
+	os.Exit(code)
 }
 
 // touchPattern maps 64 pages and touches them in the pattern the tests expect.
@@ -312,4 +318,45 @@ func contains(s []int, v int) bool {
 		}
 	}
 	return false
+}
+
+// More runs than one PAGEMAP_SCAN call's vector holds: the scan must go on
+// from walk_end.
+func TestAnonPagesManyRuns(t *testing.T) {
+	const n = 3000
+	mem, err := unix.Mmap(-1, 0, n*pageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(mem)
+	unix.Madvise(mem, unix.MADV_NOHUGEPAGE)
+	base := uint64(uintptr(unsafe.Pointer(&mem[0])))
+	var written [n]bool
+	for i := 0; i < n; i += 2 {
+		written[i] = true
+	}
+	// Pages 1000-1099 all written: one longer run in the middle.
+	for i := 1000; i < 1100; i++ {
+		written[i] = true
+	}
+	var merged []PageRange
+	for i, w := range written {
+		if !w {
+			continue
+		}
+		mem[i*pageSize] = 1
+		merged = appendRange(merged, base+uint64(i)*pageSize, base+uint64(i+1)*pageSize)
+	}
+	if len(merged) < 1200 {
+		t.Fatalf("only %d runs", len(merged))
+	}
+	bothPaths(t, func(t *testing.T) {
+		got, err := Default.AnonPages(os.Getpid(), base, base+n*pageSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, merged) {
+			t.Errorf("got %d runs, want %d", len(got), len(merged))
+		}
+	})
 }
