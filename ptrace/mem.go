@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -51,6 +52,7 @@ func (m *Mem) Read(addr uint64, buf []byte) error {
 		}
 		done += n
 	}
+	runtime.KeepAlive(m.f) // the raw fd must outlive the loop
 	return nil
 }
 
@@ -71,6 +73,7 @@ func (m *Mem) Write(addr uint64, data []byte) error {
 		}
 		done += n
 	}
+	runtime.KeepAlive(m.f) // the raw fd must outlive the loop
 	return nil
 }
 

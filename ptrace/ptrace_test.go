@@ -81,7 +81,7 @@ func buildHelper(t *testing.T) string {
 		t.Skip("needs gcc to build the test workload")
 	}
 	out := filepath.Join(t.TempDir(), "helper")
-	if b, err := exec.Command("gcc", "-O2", "-Wall", "-o", out, "testdata/helper.c").CombinedOutput(); err != nil {
+	if b, err := exec.Command("gcc", "-O2", "-Wall", "-pthread", "-o", out, "testdata/helper.c").CombinedOutput(); err != nil {
 		t.Fatalf("gcc: %v\n%s", err, b)
 	}
 	return out
@@ -302,6 +302,76 @@ func TestSeizeRemoteCounter(t *testing.T) {
 		}
 		prev = n
 	}
+}
+
+func TestSeizeThreads(t *testing.T) {
+	requireRoot(t)
+	lockThread(t)
+	cmd, lines := startHelper(t, "threads")
+	pid := cmd.Process.Pid
+	if l := nextLine(t, lines); l != "ready" {
+		t.Fatalf("helper said %q", l)
+	}
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tids []int
+	for _, e := range ents {
+		tid, _ := strconv.Atoi(e.Name())
+		if err := Seize(tid); err != nil {
+			t.Fatal(err)
+		}
+		tids = append(tids, tid)
+	}
+	if len(tids) != 4 {
+		t.Fatalf("threads %v", tids)
+	}
+	insn := vdsoInsn(t, pid)
+	for _, tid := range tids {
+		r, err := NewRemote(tid, insn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.Syscall(unix.SYS_GETTID)
+		if err != nil || int(got) != tid {
+			t.Fatalf("remote gettid in %d: %d %v", tid, got, err)
+		}
+		if _, err := GetXstate(tid); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Restore(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tid := range tids {
+		if err := Detach(tid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := strconv.Atoi(nextLine(t, lines))
+	for range 20 {
+		b, _ := strconv.Atoi(nextLine(t, lines))
+		if b != a+1 {
+			t.Fatalf("counts %d then %d", a, b)
+		}
+		a = b
+	}
+	for _, tid := range tids {
+		if s := procStateTID(t, pid, tid); s != "S" && s != "R" {
+			t.Fatalf("thread %d in state %q after detach", tid, s)
+		}
+	}
+}
+
+func procStateTID(t *testing.T, pid, tid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])[0]
 }
 
 func TestSeizedClone3(t *testing.T) {

@@ -4,8 +4,11 @@
  *                       exit 3 if nanosleep failed, 4 if it returned early
  *   helper vfork        vfork a child that prints its pid and sleeps 30 s:
  *                       the parent waits for it in a killable-only sleep
+ *   helper threads      start 3 threads that sleep in a loop; the main
+ *                       thread prints "ready", then counts like "count"
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,15 @@ static long now_ms(void)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void *sleeper(void *arg)
+{
+	for (;;) {
+		struct timespec ts = { 0, 2000000 };
+		nanosleep(&ts, NULL);
+	}
+	return arg;
 }
 
 int main(int argc, char **argv)
@@ -47,6 +59,15 @@ int main(int argc, char **argv)
 			_exit(0);
 		}
 		return 0;
+	}
+	if (argc > 1 && strcmp(argv[1], "threads") == 0) {
+		for (int i = 0; i < 3; i++) {
+			pthread_t th;
+			if (pthread_create(&th, NULL, sleeper, NULL) != 0)
+				return 2;
+		}
+		if (write(1, "ready\n", 6) != 6)
+			return 2;
 	}
 	for (unsigned long i = 0;; i++) {
 		char buf[32];
