@@ -38,7 +38,7 @@
 //	ghost-file-ID.img          content of a deleted file (ID in hex, as CRIU)
 //	remap-fpath.img            RemapFilePathEntry (GHOST) per ghost file, if any
 //	mmcr-ext.json              what CRIU cannot express (see below)
-//	manifest.json              written last: every file's name, size and sha256
+//	manifest.json              written last: every file's name, size and CRC-32C
 //
 // # mmcr-ext.json (format "mmcr-ext", version 1)
 //
@@ -55,8 +55,8 @@
 //
 // Written by Writer.Commit after every other file, through a rename, so a
 // directory without it is an unfinished dump. Open checks that every listed
-// file exists with the listed size and sha256 (hashed while writing, so
-// dump reads nothing back) and names the first one that does not.
+// file exists with the listed size and CRC-32C checksum (computed while
+// writing, so dump reads nothing back) and names the first one that does not.
 //
 // # Errors
 //

@@ -2,12 +2,12 @@ package image
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -75,7 +75,7 @@ func (hf *hashFile) close() (manifestFile, error) {
 	if err != nil {
 		return manifestFile{}, fmt.Errorf("image: write %s: %w", hf.name, err)
 	}
-	return manifestFile{Name: hf.name, Size: hf.size, SHA256: hex.EncodeToString(hf.h.Sum(nil))}, nil
+	return manifestFile{Name: hf.name, Size: hf.size, CRC32C: sumString(hf.h)}, nil
 }
 
 // Writer creates an image directory. Pages are streamed while the tree is
@@ -93,6 +93,7 @@ type Writer struct {
 	done        map[string]manifestFile
 	open        map[*PageWriter]bool
 	nextPagesID uint32
+	pagemaps    map[string]bool // pagemap names handed to a PageWriter
 	ghosts      map[uint32]bool
 	finished    bool
 }
@@ -101,7 +102,7 @@ type Writer struct {
 // finished image).
 func Create(dir string) (*Writer, error) {
 	w := &Writer{dir: dir, done: map[string]manifestFile{}, open: map[*PageWriter]bool{},
-		ghosts: map[uint32]bool{}, nextPagesID: 1}
+		ghosts: map[uint32]bool{}, pagemaps: map[string]bool{}, nextPagesID: 1}
 	switch err := os.Mkdir(dir, 0o700); {
 	case err == nil:
 		w.madeDir = true
@@ -142,7 +143,7 @@ func (w *Writer) create(name string, bufSize int) (*hashFile, error) {
 		return nil, fmt.Errorf("image: %w", err)
 	}
 	w.created = append(w.created, name)
-	return &hashFile{name: name, f: f, bw: bufio.NewWriterSize(f, bufSize), h: sha256.New()}, nil
+	return &hashFile{name: name, f: f, bw: bufio.NewWriterSize(f, bufSize), h: newChecksum()}, nil
 }
 
 // finish closes hf and records it for the manifest.
@@ -186,6 +187,11 @@ func (w *Writer) ShmemPages(shmID uint32) (*PageWriter, error) {
 
 func (w *Writer) pageWriter(pmName string) (*PageWriter, error) {
 	w.mu.Lock()
+	if w.pagemaps[pmName] {
+		w.mu.Unlock()
+		return nil, fmt.Errorf("image: %s: a page writer was already created", pmName)
+	}
+	w.pagemaps[pmName] = true
 	id := w.nextPagesID
 	w.nextPagesID++
 	w.mu.Unlock()
@@ -269,7 +275,7 @@ func (w *Writer) Commit(tree *Tree) error {
 
 func (w *Writer) ensurePagemap(name string) error {
 	w.mu.Lock()
-	_, ok := w.done[name]
+	ok := w.pagemaps[name]
 	w.mu.Unlock()
 	if ok {
 		return nil
@@ -405,7 +411,19 @@ type manifest struct {
 type manifestFile struct {
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
+	CRC32C string `json:"crc32c"` // 8 hex digits
+}
+
+// The checksum is CRC-32C (Castagnoli): it catches truncation and bit rot,
+// which is what the manifest is for, at ~20 GB/s with SSE4.2, where sha256
+// ran at ~1 GB/s and halved the page writer's throughput (measured in
+// TestPagesThroughput).
+var crc32cTable = crc32.MakeTable(crc32.Castagnoli)
+
+func newChecksum() hash.Hash32 { return crc32.New(crc32cTable) }
+
+func sumString(h hash.Hash) string {
+	return fmt.Sprintf("%08x", binary.BigEndian.Uint32(h.Sum(nil)))
 }
 
 const (
@@ -523,12 +541,12 @@ func verifyFile(path string, mf manifestFile) error {
 	if st.Size() != mf.Size {
 		return fileErr(mf.Name, ErrCorrupt, "size %d, manifest says %d (truncated?)", st.Size(), mf.Size)
 	}
-	h := sha256.New()
+	h := newChecksum()
 	buf := make([]byte, pagesBufSize)
 	if _, err := io.CopyBuffer(h, io.LimitReader(f, mf.Size), buf); err != nil {
 		return fmt.Errorf("image: read %s: %w", mf.Name, err)
 	}
-	if hex.EncodeToString(h.Sum(nil)) != mf.SHA256 {
+	if sumString(h) != mf.CRC32C {
 		return fileErr(mf.Name, ErrCorrupt, "checksum mismatch")
 	}
 	return nil

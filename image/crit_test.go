@@ -1,0 +1,123 @@
+package image
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit"
+	criu_core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	fsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/fs"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/inventory"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/mm"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
+	remap_file_path "github.com/checkpoint-restore/go-criu/v7/crit/images/remap-file-path"
+	"google.golang.org/protobuf/proto"
+)
+
+// critEntryType mirrors go-criu's crit/cli protoHandler for the magics mmcr
+// writes (crit/cli itself pulls in cobra, which is not in go.mod).
+func critEntryType(magicName string) (proto.Message, bool) {
+	switch magicName {
+	case "INVENTORY":
+		return &inventory.InventoryEntry{}, true
+	case "PSTREE":
+		return &pstree.PstreeEntry{}, true
+	case "CORE":
+		return &criu_core.CoreEntry{}, true
+	case "MM":
+		return &mm.MmEntry{}, true
+	case "FS":
+		return &fsimg.FsEntry{}, true
+	case "FDINFO":
+		return &fdinfo.FdinfoEntry{}, true
+	case "FILES":
+		return &fdinfo.FileEntry{}, true
+	case "REMAP_FPATH":
+		return &remap_file_path.RemapFilePathEntry{}, true
+	case "PAGEMAP", "GHOST_FILE":
+		return nil, true // crit's own special handlers
+	}
+	return nil, false
+}
+
+// TestCritDecodes checks that go-criu's crit decodes every .img file mmcr
+// writes (except the raw pages files), picking the type by the file's magic.
+func TestCritDecodes(t *testing.T) {
+	dir, tree := writeSample(t)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".img") || strings.HasPrefix(name, "pages-") {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		magicName, err := crit.ReadMagic(f)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		typ, ok := critEntryType(magicName)
+		if !ok {
+			t.Fatalf("%s: unexpected magic %s", name, magicName)
+		}
+		if _, err := f.Seek(0, 0); err != nil {
+			t.Fatal(err)
+		}
+		img, err := crit.New(f, nil, "", false, false).Decode(typ)
+		f.Close()
+		if err != nil {
+			t.Fatalf("crit decode %s: %v", name, err)
+		}
+		if len(img.Entries) == 0 && magicName != "FDINFO" {
+			t.Errorf("%s: no entries", name)
+		}
+		seen[magicName]++
+	}
+	threads := 0
+	for _, task := range tree.Tasks {
+		threads += len(task.Threads)
+	}
+	if seen["CORE"] != threads || seen["MM"] != len(tree.Tasks) || seen["GHOST_FILE"] != 1 ||
+		seen["PAGEMAP"] != len(tree.Tasks)+len(tree.SharedObjects) || seen["REMAP_FPATH"] != 1 {
+		t.Errorf("images by magic: %v", seen)
+	}
+}
+
+// TestCritValues spot-checks values as crit sees them.
+func TestCritValues(t *testing.T) {
+	dir, tree := writeSample(t)
+	decode := func(name string, typ proto.Message) *crit.CriuImage {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		img, err := crit.New(f, nil, "", false, false).Decode(typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	core := decode("core-100.img", &criu_core.CoreEntry{}).Entries[0].Message.(*criu_core.CoreEntry)
+	if core.GetThreadInfo().GetGpregs().GetFsBase() != tree.Tasks[0].Threads[0].Regs.Fs_base ||
+		core.GetTc().GetComm() != "prog" || core.GetThreadInfo().GetFpregs().GetXsave() == nil {
+		t.Errorf("core as crit sees it: %v", core)
+	}
+	mme := decode("mm-100.img", &mm.MmEntry{}).Entries[0].Message.(*mm.MmEntry)
+	if len(mme.GetVmas()) != len(tree.Tasks[0].VMAs) || mme.GetVmas()[3].GetShmid() != 1 {
+		t.Errorf("mm as crit sees it: %v", mme)
+	}
+	pm := decode("pagemap-100.img", nil)
+	if len(pm.Entries) != 4 { // head + 3 merged runs
+		t.Errorf("pagemap entries: %d", len(pm.Entries))
+	}
+}
