@@ -140,10 +140,10 @@ func (rs *restorer) mapVMA(tk *task, v *image.VMA, fds map[uint32]uint64) error 
 		if v.Flags&unix.MAP_GROWSDOWN != 0 || slices.Contains(v.VmFlags, "gd") {
 			flags |= unix.MAP_GROWSDOWN
 		}
-		if v.Flags&unix.MAP_NORESERVE != 0 {
+		if v.Flags&unix.MAP_NORESERVE != 0 || slices.Contains(v.VmFlags, "nr") {
 			flags |= unix.MAP_NORESERVE
 		}
-		if _, err := tk.sys(unix.SYS_MMAP, v.Start, v.Len(), prot, flags, ^uint64(0), 0); err != nil {
+		if err := tk.mmapAccounted(v, flags, ^uint64(0)); err != nil {
 			return err
 		}
 	case image.KindPrivateFile, image.KindSharedFile:
@@ -165,11 +165,11 @@ func (rs *restorer) mapVMA(tk *task, v *image.VMA, fds map[uint32]uint64) error 
 			}
 			fds[key] = fd
 		}
-		flags := uint64(unix.MAP_PRIVATE | fixed)
 		if shared {
-			flags = unix.MAP_SHARED | fixed
-		}
-		if _, err := tk.sys(unix.SYS_MMAP, v.Start, v.Len(), prot, flags, fd, v.Pgoff); err != nil {
+			if _, err := tk.sys(unix.SYS_MMAP, v.Start, v.Len(), prot, unix.MAP_SHARED|fixed, fd, v.Pgoff); err != nil {
+				return err
+			}
+		} else if err := tk.mmapAccounted(v, unix.MAP_PRIVATE|fixed, fd); err != nil {
 			return err
 		}
 	case image.KindSharedAnon, image.KindMemfd:
@@ -180,6 +180,28 @@ func (rs *restorer) mapVMA(tk *task, v *image.VMA, fds map[uint32]uint64) error 
 		return fmt.Errorf("kind %d: %w", v.Kind, ErrUnsupported)
 	}
 	return rs.madvise(tk, v)
+}
+
+// mmapAccounted maps a private VMA. One that is read-only now but was
+// writable once carries VM_ACCOUNT ("ac" in smaps), like a RELRO segment:
+// map it writable and mprotect it, so it gets the flag too and is not
+// merged with a read-only neighbour the dump saw as a separate VMA.
+func (tk *task) mmapAccounted(v *image.VMA, flags, fd uint64) error {
+	prot := uint64(v.Prot)
+	acct := v.Prot&unix.PROT_WRITE == 0 && slices.Contains(v.VmFlags, "ac")
+	first := prot
+	if acct {
+		first |= unix.PROT_WRITE
+	}
+	if _, err := tk.sys(unix.SYS_MMAP, v.Start, v.Len(), first, flags, fd, v.Pgoff); err != nil {
+		return err
+	}
+	if acct {
+		if _, err := tk.sys(unix.SYS_MPROTECT, v.Start, v.Len(), prot); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // madvise reapplies the advice bits of v.

@@ -109,6 +109,7 @@ func dumpRestore(t *testing.T, bin string, args ...string) (int, string) {
 		cmd.Wait()
 		t.Fatalf("workload did not get ready: %q %v", line, err)
 	}
+	before := treeMaps(t, cmd.Process.Pid)
 	dir := filepath.Join(t.TempDir(), "img")
 	if err := dump.Run(dump.Options{PID: cmd.Process.Pid, Dir: dir, Log: testLog(t)}); err != nil {
 		cmd.Process.Kill()
@@ -155,6 +156,13 @@ func dumpRestore(t *testing.T, bin string, args ...string) (int, string) {
 			t.Logf("restored fd %s -> %s", e.Name(), l)
 		}
 	}
+	after := treeMaps(t, root)
+	for pid, want := range before {
+		if got := after[pid]; got != want {
+			t.Errorf("maps of %d differ after restore:\n%s", pid, lineDiff(want, got))
+		}
+	}
+	checkSharedInodes(t, tree)
 	time.Sleep(50 * time.Millisecond) // let it run a little after the restore
 	unix.Kill(root, unix.SIGTERM)
 	done := make(chan []byte)
@@ -188,4 +196,83 @@ func TestRestoreSharedAnonAcrossFork(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "PASS") {
 		t.Fatalf("restored workload: exit %d, output %q", code, out)
 	}
+}
+
+// treeMaps returns /proc/PID/maps of pid and its descendants, without the
+// dev and inode columns of shared anonymous mappings (a new shmem inode)
+// and with the stub-free parts only.
+func treeMaps(t *testing.T, pid int) map[int]string {
+	t.Helper()
+	out := make(map[int]string)
+	var walk func(int)
+	walk = func(pid int) {
+		b, err := os.ReadFile("/proc/" + itoa(pid) + "/maps")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			f := strings.Fields(l)
+			if len(f) >= 6 && (strings.HasPrefix(f[5], "/dev/zero") || strings.HasPrefix(f[5], "/memfd:")) {
+				f[3], f[4] = "-", "-"
+			}
+			lines = append(lines, strings.Join(f, " "))
+		}
+		out[pid] = strings.Join(lines, "\n")
+		kids, _ := os.ReadFile("/proc/" + itoa(pid) + "/task/" + itoa(pid) + "/children")
+		for _, k := range strings.Fields(string(kids)) {
+			n, _ := strconv.Atoi(k)
+			walk(n)
+		}
+	}
+	walk(pid)
+	return out
+}
+
+// checkSharedInodes checks that every VMA of one shared object, in every
+// task, maps one inode after restore.
+func checkSharedInodes(t *testing.T, tree *image.Tree) {
+	t.Helper()
+	ino := make(map[uint32]uint64)
+	for _, tk := range tree.Tasks {
+		for _, v := range tk.VMAs {
+			if v.ShmID == 0 {
+				continue
+			}
+			var st unix.Stat_t
+			p := "/proc/" + itoa(tk.PID) + "/map_files/" + strconv.FormatUint(v.Start, 16) + "-" + strconv.FormatUint(v.End, 16)
+			if err := unix.Stat(p, &st); err != nil {
+				t.Errorf("stat %s: %v", p, err)
+				continue
+			}
+			if prev, ok := ino[v.ShmID]; ok && prev != st.Ino {
+				t.Errorf("shared object %d: %s is inode %d, another sharer has %d", v.ShmID, p, st.Ino, prev)
+			}
+			ino[v.ShmID] = st.Ino
+		}
+	}
+}
+
+// lineDiff lists the lines only in a (-) and only in b (+).
+func lineDiff(a, b string) string {
+	in := func(s string) map[string]bool {
+		m := make(map[string]bool)
+		for _, l := range strings.Split(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	ma, mb := in(a), in(b)
+	var out []string
+	for _, l := range strings.Split(a, "\n") {
+		if !mb[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range strings.Split(b, "\n") {
+		if !ma[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
