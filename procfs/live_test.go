@@ -145,6 +145,9 @@ func startHelperAt(t *testing.T) (int, uint64) {
 
 func TestAnonPagesChild(t *testing.T) {
 	pid, base := startHelperAt(t)
+	if kids, err := Default.AllChildren(os.Getpid()); err != nil || !contains(kids, pid) {
+		t.Errorf("children of the test %v %v, want %d among them", kids, err, pid)
+	}
 	bothPaths(t, func(t *testing.T) {
 		got, err := Default.AnonPages(pid, base, base+64*pageSize)
 		if err != nil {
@@ -192,8 +195,10 @@ func TestAnonPagesChild(t *testing.T) {
 		found := false
 		for _, m := range ms {
 			if m.Start <= base && base+64*pageSize <= m.End {
+				// The kernel may have merged it with a neighbour of the Go
+				// runtime's: only a lower bound on its anon pages holds.
 				found = true
-				if m.Prot != unix.PROT_READ|unix.PROT_WRITE || m.Shared || (m.Anonymous != 3*pageSize && m.Anonymous != 4*pageSize) {
+				if m.Prot != unix.PROT_READ|unix.PROT_WRITE || m.Shared || m.Anonymous < 3*pageSize {
 					t.Errorf("helper mapping %+v", m)
 				}
 			}

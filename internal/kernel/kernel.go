@@ -242,3 +242,14 @@ func ForcePagemapFallback(on bool) bool { return forcePagemapFallback.Swap(on) }
 // ForceProcmapFallback makes HaveProcmapQuery report false (on == true). It
 // returns the previous setting.
 func ForceProcmapFallback(on bool) bool { return forceProcmapFallback.Swap(on) }
+
+// RestartCode returns the ERESTART* code held in a syscall's return value
+// (rax as the kernel left it at a stop: the code negated), or 0 when rax
+// holds none.
+func RestartCode(rax uint64) int {
+	switch v := -int64(rax); v {
+	case ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK:
+		return int(v)
+	}
+	return 0
+}

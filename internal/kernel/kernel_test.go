@@ -93,3 +93,17 @@ func TestForceFallback(t *testing.T) {
 		t.Fatal("HavePagemapScan true while forced off")
 	}
 }
+
+func TestRestartCode(t *testing.T) {
+	for rax, want := range map[uint64]int{
+		uint64(1<<64 - 512): ERESTARTSYS,
+		uint64(1<<64 - 516): ERESTART_RESTARTBLOCK,
+		uint64(1<<64 - 4):   0, // -EINTR
+		0:                   0,
+		512:                 0,
+	} {
+		if got := RestartCode(rax); got != want {
+			t.Errorf("RestartCode(%#x) = %d, want %d", rax, got, want)
+		}
+	}
+}
