@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -108,6 +109,7 @@ func SeizeStop(tid int) (Stop, error) {
 		if i >= maxSeizeSignals || !st.IsSignalDelivery() {
 			return st, unexpectedStop(tid, st)
 		}
+		seizeSignals.Add(1)
 		if err := Cont(tid, int(st.Signal())); err != nil {
 			return st, err
 		}
@@ -175,6 +177,9 @@ func Kill(tid int) error {
 const SeizeTimeout = 10 * time.Second
 
 var seizeTimeout = SeizeTimeout // shortened by tests
+
+// seizeSignals counts signals SeizeStop let through; tests read it.
+var seizeSignals atomic.Int64
 
 // waitTimeout is Wait giving up after d; it polls with WNOHANG because a
 // ptrace stop has no pollable file descriptor.

@@ -4,11 +4,13 @@
  *                       exit 3 if nanosleep failed, 4 if it returned early
  *   helper vfork        vfork a child that prints its pid and sleeps 30 s:
  *                       the parent waits for it in a killable-only sleep
+ *   (every mode counts SIGUSR1 in a handler and ignores it otherwise)
  *   helper threads      start 3 threads that sleep in a loop; the main
  *                       thread prints "ready", then counts like "count"
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +34,17 @@ static void *sleeper(void *arg)
 	return arg;
 }
 
+static volatile unsigned long usr1;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	usr1++;
+}
+
 int main(int argc, char **argv)
 {
+	signal(SIGUSR1, on_usr1);
 	if (argc > 2 && strcmp(argv[1], "sleep") == 0) {
 		long ms = atol(argv[2]);
 		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
