@@ -690,6 +690,48 @@ func TestStubClone3(t *testing.T) {
 	}
 }
 
+// TestRemoteKeepsState checks that a remote arch_prctl(ARCH_SET_FS) is
+// not undone by the next remote syscall, and is undone by Restore.
+func TestRemoteKeepsState(t *testing.T) {
+	requireRoot(t)
+	lockThread(t)
+	pid, err := StartStub("/bin/true", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Kill(pid); _, _ = Wait(pid) })
+	r, err := NewRemote(pid, vdsoInsn(t, pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := remoteMmap(t, r, pageSize, unix.PROT_READ|unix.PROT_WRITE)
+	const archSetFS, archGetFS = 0x1002, 0x1003
+	if _, err := r.Syscall(unix.SYS_ARCH_PRCTL, archSetFS, page); err != nil {
+		t.Fatal(err)
+	}
+	checkGetpid(t, r, pid)
+	if _, err := r.Syscall(unix.SYS_ARCH_PRCTL, archGetFS, page+8); err != nil {
+		t.Fatal(err)
+	}
+	var b [8]byte
+	if err := ReadMem(pid, page+8, b[:]); err != nil {
+		t.Fatal(err)
+	}
+	if fs := binary.LittleEndian.Uint64(b[:]); fs != page {
+		t.Fatalf("fs_base %#x after another remote syscall, want %#x", fs, page)
+	}
+	if err := r.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	regs, err := GetRegs(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sv := r.Saved(); regs.Fs_base != sv.Fs_base || regs.Rip != sv.Rip || regs.Rsp != sv.Rsp {
+		t.Fatalf("after Restore fs_base=%#x rip=%#x, want %#x %#x", regs.Fs_base, regs.Rip, sv.Fs_base, sv.Rip)
+	}
+}
+
 func TestXstateRoundTrip(t *testing.T) {
 	requireRoot(t)
 	lockThread(t)
@@ -864,7 +906,7 @@ func TestUnexpectedStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := remoteMmap(t, r, pageSize, unix.PROT_READ)
-	bad := &Remote{TID: pid, Insn: page, saved: r.saved, restore: r.restore, mask: r.mask}
+	bad := &Remote{TID: pid, Insn: page, saved: r.saved, restore: r.restore, last: r.last, mask: r.mask}
 	_, err = bad.Syscall(unix.SYS_GETPID)
 	var se *StopError
 	if !errors.As(err, &se) || !errors.Is(err, ErrUnexpectedStop) || se.Regs == nil || se.Stop.Signal() != unix.SIGSEGV {

@@ -23,6 +23,7 @@ type Remote struct {
 
 	saved   unix.PtraceRegs // as NewRemote found them
 	restore unix.PtraceRegs // saved, with the syscall-restart fixup applied
+	last    unix.PtraceRegs // at the latest syscall-exit stop (saved at first)
 	mask    uint64          // signal mask NewRemote found
 	done    bool            // SyscallToExit ran: Insn may be gone
 }
@@ -42,7 +43,7 @@ func NewRemote(tid int, insn uint64) (*Remote, error) {
 	if err := SetSigMask(tid, ^uint64(0)); err != nil {
 		return nil, err
 	}
-	return &Remote{TID: tid, Insn: insn, saved: regs, restore: restartFixup(regs), mask: mask}, nil
+	return &Remote{TID: tid, Insn: insn, saved: regs, restore: restartFixup(regs), last: regs, mask: mask}, nil
 }
 
 // Saved returns the registers as NewRemote found them (orig_rax and a
@@ -83,9 +84,10 @@ func restartFixup(regs unix.PtraceRegs) unix.PtraceRegs {
 //
 // Registers: rip=Insn, rax=nr, rdi, rsi, rdx, r10, r8, r9 = args,
 // orig_rax=-1 so the kernel applies no syscall-restart fixup when the task
-// leaves its current stop. Afterwards they stay as they are at the
-// syscall-exit stop; the next Syscall sets them again and Restore puts
-// the saved ones back.
+// leaves its current stop; the other registers are those the previous
+// syscall left (an fs_base set by a remote arch_prctl stays). Afterwards
+// they stay as they are at the syscall-exit stop; the next Syscall sets
+// them again and Restore puts the saved ones back.
 //
 // Event stops in between (clone/fork/vfork when the caller set
 // TRACECLONE/TRACEFORK/TRACEVFORK, a group-stop) are passed through. For
@@ -130,7 +132,9 @@ func (r *Remote) run(nr uintptr, args []uint64) (uint64, error) {
 	}
 	var a [6]uint64
 	copy(a[:], args)
-	regs := r.saved
+	// Start from the registers the last syscall left, so that state a
+	// remote syscall changed (fs_base after arch_prctl) is not undone.
+	regs := r.last
 	regs.Rip = r.Insn
 	regs.Rax = uint64(nr)
 	regs.Orig_rax = ^uint64(0)
@@ -146,6 +150,7 @@ func (r *Remote) run(nr uintptr, args []uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	r.last = out
 	ret := out.Rax
 	if v := int64(ret); v >= -4095 && v <= -1 {
 		return ret, &SyscallError{TID: r.TID, Nr: nr, Err: unix.Errno(-v)}
