@@ -1,0 +1,43 @@
+# mmcr: build, test, demo. The tests and the demo need root.
+GO ?= go
+# How long each Fuzz* function runs in `make test` / `make fuzz`.
+FUZZTIME ?= 5s
+# go test's timeout for the whole suite (unit tests and e2e).
+TEST_TIMEOUT ?= 40m
+
+.PHONY: all build vet test unit fuzz demo bench clean
+
+all: build
+
+build:
+	$(GO) build -o bin/mmcr ./cmd/mmcr
+
+vet:
+	$(GO) vet ./...
+
+# The whole suite: vet, unit tests of every package plus the end-to-end
+# process trees (test/e2e), then a short fuzz run of every Fuzz* function.
+test: vet unit fuzz
+
+unit:
+	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+# Every Fuzz* function of every package (test/e2e has none and would build
+# its workloads just to be listed), FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./... | grep -v '/test/e2e$$'); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz: $$pkg $$f for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+demo:
+	bash scripts/demo.sh
+
+# Placeholder until real benchmarks exist: runs whatever Benchmark* there is.
+bench:
+	$(GO) test -run XXX -bench . ./...
+
+clean:
+	rm -rf bin
