@@ -1,0 +1,268 @@
+package image
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Summary is what `mmcr show` prints: the tree, every VMA in
+// /proc/PID/maps style with its kind, backing and dumped pages, and totals.
+// It marshals to JSON as is (`mmcr show --json`).
+type Summary struct {
+	Dir           string          `json:"dir"`
+	Tasks         []TaskSummary   `json:"tasks"`
+	Files         []FileSummary   `json:"files"`
+	SharedObjects []SharedSummary `json:"shared_objects"`
+	Totals        Totals          `json:"totals"`
+}
+
+// TaskSummary describes one task.
+type TaskSummary struct {
+	PID     int    `json:"pid"`
+	PPID    int    `json:"ppid"`
+	PGID    int    `json:"pgid"`
+	SID     int    `json:"sid"`
+	Comm    string `json:"comm"`
+	Threads int    `json:"threads"`
+	// Depth is the task's depth in the tree (the root is 0).
+	Depth int          `json:"depth"`
+	VMAs  []VMASummary `json:"vmas"`
+	FDs   int          `json:"fds"`
+	Pages int64        `json:"pages"` // private pages dumped
+	Bytes int64        `json:"bytes"`
+}
+
+// VMASummary is one VMA, maps-style, plus what mmcr knows about it.
+type VMASummary struct {
+	Start  uint64 `json:"start"`
+	End    uint64 `json:"end"`
+	Perms  string `json:"perms"`  // "rw-p"
+	Offset uint64 `json:"offset"` // pgoff in bytes
+	Dev    string `json:"dev"`    // "MAJ:MIN" in hex, as maps
+	Ino    uint64 `json:"ino"`
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	FileID uint32 `json:"file_id,omitempty"`
+	Path   string `json:"path,omitempty"` // the file's path at dump
+	ShmID  uint32 `json:"shm_id,omitempty"`
+	Pages  int64  `json:"pages"` // private pages dumped inside this VMA
+	Bytes  int64  `json:"bytes"`
+}
+
+// FileSummary is one file of the tree.
+type FileSummary struct {
+	ID      uint32 `json:"id"`
+	Path    string `json:"path"`
+	Dev     string `json:"dev"`
+	Ino     uint64 `json:"ino"`
+	Size    int64  `json:"size"`
+	Deleted bool   `json:"deleted,omitempty"`
+	Renamed bool   `json:"renamed,omitempty"`
+}
+
+// SharedSummary is one shared anonymous or memfd object.
+type SharedSummary struct {
+	ID    uint32 `json:"id"`
+	Dev   string `json:"dev"`
+	Ino   uint64 `json:"ino"`
+	Size  uint64 `json:"size"`
+	Memfd bool   `json:"memfd,omitempty"`
+	Name  string `json:"name,omitempty"`
+	Pages int64  `json:"pages"`
+	Bytes int64  `json:"bytes"`
+}
+
+// Totals sums the image.
+type Totals struct {
+	Tasks         int   `json:"tasks"`
+	Threads       int   `json:"threads"`
+	VMAs          int   `json:"vmas"`
+	Files         int   `json:"files"`
+	SharedObjects int   `json:"shared_objects"`
+	PrivatePages  int64 `json:"private_pages"`
+	PrivateBytes  int64 `json:"private_bytes"`
+	SharedPages   int64 `json:"shared_pages"`
+	SharedBytes   int64 `json:"shared_bytes"`
+	ImageFiles    int   `json:"image_files"`
+	ImageBytes    int64 `json:"image_bytes"` // sum of all files in the manifest
+}
+
+func devString(dev uint64) string {
+	return fmt.Sprintf("%02x:%02x", unix.Major(dev), unix.Minor(dev))
+}
+
+func perms(v *VMA) string {
+	b := []byte("---p")
+	if v.Prot&unix.PROT_READ != 0 {
+		b[0] = 'r'
+	}
+	if v.Prot&unix.PROT_WRITE != 0 {
+		b[1] = 'w'
+	}
+	if v.Prot&unix.PROT_EXEC != 0 {
+		b[2] = 'x'
+	}
+	if v.Flags&unix.MAP_SHARED != 0 {
+		b[3] = 's'
+	}
+	return string(b)
+}
+
+// Summarize decodes the tree and the pagemaps of r.
+func Summarize(r *Reader) (*Summary, error) {
+	tree, err := r.Tree()
+	if err != nil {
+		return nil, err
+	}
+	s := &Summary{Dir: r.Dir()}
+	depth := map[int]int{}
+	for _, t := range tree.Tasks {
+		d := 0
+		if pd, ok := depth[t.PPID]; ok {
+			d = pd + 1
+		}
+		depth[t.PID] = d
+		ts := TaskSummary{PID: t.PID, PPID: t.PPID, PGID: t.PGID, SID: t.SID, Comm: t.Comm,
+			Threads: len(t.Threads), Depth: d, FDs: len(t.FDs)}
+		runs, f, err := r.Pages(t.PID)
+		if err != nil {
+			return nil, err
+		}
+		f.Close()
+		for _, v := range t.VMAs {
+			vs := VMASummary{Start: v.Start, End: v.End, Perms: perms(v), Offset: v.Pgoff, Dev: "00:00",
+				Name: v.Name, Kind: v.Kind.String(), FileID: v.FileID, ShmID: v.ShmID}
+			if f := tree.FileByID(v.FileID); f != nil {
+				vs.Dev, vs.Ino, vs.Path = devString(f.Dev), f.Ino, f.Path
+			} else if so := tree.SharedObjectByID(v.ShmID); so != nil {
+				vs.Dev, vs.Ino = devString(so.Dev), so.Ino
+			}
+			vs.Bytes = int64(overlap(runs, v.Start, v.End))
+			vs.Pages = vs.Bytes / PageSize
+			ts.VMAs = append(ts.VMAs, vs)
+		}
+		// The task's count is over all runs, so pages outside every VMA
+		// (a dump bug) still show.
+		var all uint64
+		for _, run := range runs {
+			all += run.Len
+		}
+		ts.Bytes = int64(all)
+		ts.Pages = ts.Bytes / PageSize
+		s.Totals.Threads += ts.Threads
+		s.Totals.VMAs += len(ts.VMAs)
+		s.Totals.PrivatePages += ts.Pages
+		s.Totals.PrivateBytes += ts.Bytes
+		s.Tasks = append(s.Tasks, ts)
+	}
+	for _, f := range tree.Files {
+		s.Files = append(s.Files, FileSummary{ID: f.ID, Path: f.Path, Dev: devString(f.Dev), Ino: f.Ino,
+			Size: f.Size, Deleted: f.Deleted, Renamed: f.Renamed})
+	}
+	for _, so := range tree.SharedObjects {
+		runs, f, err := r.ShmemPages(so.ID)
+		if err != nil {
+			return nil, err
+		}
+		f.Close()
+		ss := SharedSummary{ID: so.ID, Dev: devString(so.Dev), Ino: so.Ino, Size: so.Size, Memfd: so.Memfd, Name: so.Name}
+		for _, run := range runs {
+			ss.Bytes += int64(run.Len)
+		}
+		ss.Pages = ss.Bytes / PageSize
+		s.Totals.SharedPages += ss.Pages
+		s.Totals.SharedBytes += ss.Bytes
+		s.SharedObjects = append(s.SharedObjects, ss)
+	}
+	s.Totals.Tasks, s.Totals.Files, s.Totals.SharedObjects = len(s.Tasks), len(s.Files), len(s.SharedObjects)
+	for _, mf := range r.files {
+		s.Totals.ImageFiles++
+		s.Totals.ImageBytes += mf.Size
+	}
+	return s, nil
+}
+
+// overlap is how many bytes of runs (sorted by Addr) fall in [start, end).
+func overlap(runs []PageRun, start, end uint64) uint64 {
+	var n uint64
+	for _, r := range runs {
+		lo, hi := max(r.Addr, start), min(r.Addr+r.Len, end)
+		if lo < hi {
+			n += hi - lo
+		}
+	}
+	return n
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// WriteText prints the summary for humans.
+func (s *Summary) WriteText(w io.Writer) error {
+	var b strings.Builder
+	t := &s.Totals
+	fmt.Fprintf(&b, "image %s: %d tasks, %d threads, %d VMAs, %d files, %d shared objects\n",
+		s.Dir, t.Tasks, t.Threads, t.VMAs, t.Files, t.SharedObjects)
+	fmt.Fprintf(&b, "pages: %d private (%s), %d shared (%s); %d image files, %s\n",
+		t.PrivatePages, humanBytes(t.PrivateBytes), t.SharedPages, humanBytes(t.SharedBytes),
+		t.ImageFiles, humanBytes(t.ImageBytes))
+	b.WriteString("\ntree:\n")
+	for _, ts := range s.Tasks {
+		fmt.Fprintf(&b, "  %s%d %s (ppid %d, pgid %d, sid %d), %d threads, %d fds, %d pages (%s)\n",
+			strings.Repeat("  ", ts.Depth), ts.PID, ts.Comm, ts.PPID, ts.PGID, ts.SID, ts.Threads, ts.FDs,
+			ts.Pages, humanBytes(ts.Bytes))
+	}
+	for _, ts := range s.Tasks {
+		fmt.Fprintf(&b, "\ntask %d (%s):\n", ts.PID, ts.Comm)
+		for _, v := range ts.VMAs {
+			fmt.Fprintf(&b, "  %08x-%08x %s %08x %s %-8d %-40s %s", v.Start, v.End, v.Perms, v.Offset, v.Dev, v.Ino,
+				v.Name, v.Kind)
+			if v.FileID != 0 {
+				fmt.Fprintf(&b, " file %d %s", v.FileID, v.Path)
+			}
+			if v.ShmID != 0 {
+				fmt.Fprintf(&b, " shm %d", v.ShmID)
+			}
+			fmt.Fprintf(&b, " pages %d (%s)\n", v.Pages, humanBytes(v.Bytes))
+		}
+	}
+	if len(s.Files) > 0 {
+		b.WriteString("\nfiles:\n")
+		for _, f := range s.Files {
+			fmt.Fprintf(&b, "  %d %s %s %d size %d", f.ID, f.Path, f.Dev, f.Ino, f.Size)
+			if f.Deleted {
+				b.WriteString(" (deleted)")
+			}
+			if f.Renamed {
+				b.WriteString(" (renamed)")
+			}
+			b.WriteByte('\n')
+		}
+	}
+	if len(s.SharedObjects) > 0 {
+		b.WriteString("\nshared objects:\n")
+		for _, so := range s.SharedObjects {
+			kind := "shmem"
+			if so.Memfd {
+				kind = "memfd:" + so.Name
+			}
+			fmt.Fprintf(&b, "  %d %s %s %d size %s, pages %d (%s)\n", so.ID, kind, so.Dev, so.Ino,
+				humanBytes(int64(so.Size)), so.Pages, humanBytes(so.Bytes))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

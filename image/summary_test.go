@@ -1,0 +1,57 @@
+package image
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestSummary(t *testing.T) {
+	dir, _ := writeSample(t)
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Summarize(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Totals.Tasks != 2 || s.Totals.Threads != 4 || s.Totals.PrivatePages != 21 || s.Totals.SharedPages != 2 {
+		t.Errorf("totals %+v", s.Totals)
+	}
+	v := s.Tasks[0].VMAs[1]
+	if v.Pages != 2 || v.Perms != "rw-p" || v.Path != "/usr/bin/prog" || v.Dev != "08:03" || v.Ino != 12345 {
+		t.Errorf("vma %+v", v)
+	}
+	if s.Tasks[1].Depth != 1 {
+		t.Errorf("child depth %d", s.Tasks[1].Depth)
+	}
+	var buf bytes.Buffer
+	if err := s.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"2 tasks, 4 threads",
+		"00401000-00403000 rw-p 00001000 08:03 12345",
+		"private-file file 1 /usr/bin/prog pages 2 (8.0 KiB)",
+		"shm 1", "vvar_vclock", "memfd:my memfd", "(deleted)",
+		"    102 child (ppid 100",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text lacks %q:\n%s", want, out)
+		}
+	}
+	js, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Summary
+	if err := json.Unmarshal(js, &back); err != nil || back.Totals != s.Totals {
+		t.Fatalf("json round trip: %v", err)
+	}
+	if testing.Verbose() {
+		t.Log("\n" + out)
+	}
+}
