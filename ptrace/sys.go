@@ -15,7 +15,6 @@ import (
 const (
 	reqSeize          = unix.PTRACE_SEIZE                  // 0x4206
 	reqInterrupt      = unix.PTRACE_INTERRUPT              // 0x4207
-	reqListen         = unix.PTRACE_LISTEN                 // 0x4208
 	reqPeekSigInfo    = unix.PTRACE_PEEKSIGINFO            // 0x4209
 	reqGetSigMask     = unix.PTRACE_GETSIGMASK             // 0x420a
 	reqSetSigMask     = unix.PTRACE_SETSIGMASK             // 0x420b
