@@ -10,9 +10,11 @@
 package mapfiles
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -159,19 +161,40 @@ const deletedSuffix = " (deleted)"
 // are unlinked shmem inodes: they come back Deleted, and the caller tells
 // them from deleted files by the VMA's kind (dev 0:1 is the shmem mount).
 func Resolve(pid int, start, end uint64, hint string) (ResolvedFile, error) {
-	var r ResolvedFile
-	link, err := Readlink(pid, start, end)
+	r, err := ResolveLink(Path(pid, start, end))
 	if err != nil {
-		err.(*Error).Path = hint
+		op, path := "resolve", r.Path
+		var pe *os.PathError
+		if errors.As(err, &pe) && pe.Path == Path(pid, start, end) {
+			op = pe.Op // the link itself failed: name the VMA by its hint
+			if path == "" {
+				path = hint
+			}
+			err = pe.Err
+		}
+		return r, &Error{PID: pid, Start: start, End: end, Op: op, Path: path, Err: err}
+	}
+	return r, nil
+}
+
+// ResolveLink is Resolve for any /proc magic link: a map_files entry, or
+// exe, cwd, root, fd/N. Link text that is no absolute path (pipe:[...],
+// socket:[...], anon_inode:...) is never Renamed. On error, r.Path holds
+// the link text when it was read.
+func ResolveLink(link string) (r ResolvedFile, err error) {
+	text, err := os.Readlink(link)
+	if err != nil {
 		return r, err
 	}
-	r.Path = strings.TrimSuffix(link, deletedSuffix)
-	if r.Identity, err = Stat(pid, start, end); err != nil {
-		err.(*Error).Path = r.Path
+	r.Path = strings.TrimSuffix(text, deletedSuffix)
+	if r.Identity, err = StatPath(link); err != nil {
 		return r, err
 	}
 	if r.Nlink == 0 {
 		r.Deleted = true
+		return r, nil
+	}
+	if !strings.HasPrefix(r.Path, "/") {
 		return r, nil
 	}
 	own, err := StatPath(r.Path)
@@ -179,9 +202,36 @@ func Resolve(pid int, start, end uint64, hint string) (ResolvedFile, error) {
 	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
 		r.Renamed = true
 	case err != nil:
-		return r, &Error{PID: pid, Start: start, End: end, Op: "resolve", Path: r.Path, Err: err}
+		return r, fmt.Errorf("stat %s (behind %s): %w", r.Path, link, err)
 	case !own.SameFile(r.Identity):
 		r.Renamed = true
 	}
 	return r, nil
+}
+
+// Range is one map_files entry: a VMA [Start, End) that maps a file.
+type Range struct{ Start, End uint64 }
+
+// List reads /proc/PID/map_files: every file-backed VMA (shmem and memfd
+// included), sorted by Start.
+func List(pid int) ([]Range, error) {
+	dir := Root + "/" + strconv.Itoa(pid) + "/map_files"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Range, 0, len(ents))
+	for _, e := range ents {
+		lo, hi, ok := strings.Cut(e.Name(), "-")
+		s, err1 := strconv.ParseUint(lo, 16, 64)
+		t, err2 := strconv.ParseUint(hi, 16, 64)
+		if !ok || err1 != nil || err2 != nil || t <= s {
+			return nil, fmt.Errorf("%s: unexpected entry %q", dir, e.Name())
+		}
+		out = append(out, Range{s, t})
+	}
+	// ReadDir sorts by name; hex names of one width sort by value, but
+	// widths differ (0x400000 vs 0x7f...): sort by number.
+	slices.SortFunc(out, func(a, b Range) int { return cmp.Compare(a.Start, b.Start) })
+	return out, nil
 }

@@ -290,3 +290,53 @@ func TestSharedAnonAcrossFork(t *testing.T) {
 		t.Fatalf("pids %v identities %+v: want one inode in two tasks", pids, ids)
 	}
 }
+
+func TestList(t *testing.T) {
+	needRoot(t)
+	_, mem := mapFile(t, t.TempDir(), "listed", 2)
+	rs, err := List(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Range{addrOf(mem), addrOf(mem) + 2*4096}
+	found := false
+	for i, r := range rs {
+		found = found || r == want
+		if i > 0 && rs[i-1].End > r.Start {
+			t.Fatalf("not sorted: %x", rs)
+		}
+	}
+	if !found {
+		t.Errorf("%x not in %x", want, rs)
+	}
+}
+
+func TestResolveLinkFD(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "fdfile")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	link := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+	r, err := ResolveLink(link)
+	if err != nil || r.Path != p || r.Deleted || r.Renamed {
+		t.Fatalf("%+v %v", r, err)
+	}
+	os.Remove(p)
+	r, err = ResolveLink(link)
+	if err != nil || r.Path != p || !r.Deleted {
+		t.Fatalf("after unlink: %+v %v", r, err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	r, err = ResolveLink(fmt.Sprintf("/proc/self/fd/%d", pr.Fd()))
+	if err != nil || !strings.HasPrefix(r.Path, "pipe:[") || r.Renamed || r.Deleted {
+		t.Fatalf("pipe: %+v %v", r, err)
+	}
+}

@@ -282,6 +282,13 @@ func TestSelf(t *testing.T) {
 	if status.Tgid != pid || status.UID[0] != uint32(os.Getuid()) || status.Threads != st.NumThreads && status.Threads < 1 {
 		t.Errorf("status %+v", status)
 	}
+	if exe, err := Default.Link(pid, "exe"); err != nil || !strings.HasSuffix(exe, "procfs.test") {
+		t.Errorf("exe %q %v", exe, err)
+	}
+	ts, err := Default.ThreadStatus(pid, pid)
+	if err != nil || ts.Tgid != pid {
+		t.Errorf("thread status %+v %v", ts, err)
+	}
 	th, err := Default.Threads(pid)
 	if err != nil || len(th) < 1 || th[0] != pid && !contains(th, pid) {
 		t.Errorf("threads %v %v", th, err)

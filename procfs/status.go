@@ -133,3 +133,14 @@ func unescapeStatusName(s string) string {
 	r := strings.NewReplacer(`\n`, "\n", `\\`, `\`)
 	return r.Replace(s)
 }
+
+// ThreadStatus reads /proc/PID/task/TID/status: SigPnd and SigBlk there
+// are the thread's own (the process file shows the leader's).
+func (fs FS) ThreadStatus(pid, tid int) (Status, error) {
+	name := fs.path(pid, "task", strconv.Itoa(tid), "status")
+	b, err := readFile(name)
+	if err != nil {
+		return Status{}, err
+	}
+	return ParseStatus(b, name)
+}

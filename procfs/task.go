@@ -182,3 +182,10 @@ func parseFdinfo(b []byte, fd *FD) error {
 	}
 	return nil
 }
+
+// Link reads the /proc/PID/NAME magic link ("exe", "cwd", "root"): the
+// target's path as the kernel prints it, " (deleted)" included. Package
+// mapfiles' ResolveLink gives the inode behind it.
+func (fs FS) Link(pid int, name string) (string, error) {
+	return os.Readlink(fs.path(pid, name))
+}
