@@ -253,6 +253,19 @@ func waitGone(pids []int, timeout time.Duration) []int {
 	}
 }
 
+// waitNoDescendants waits until the test process has no descendant left
+// and returns those still there at the timeout.
+func waitNoDescendants(timeout time.Duration) []int {
+	deadline := time.Now().Add(timeout)
+	for {
+		left := descendants(os.Getpid())[1:]
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func describePids(pids []int) string {
 	var s []string
 	for _, p := range pids {
