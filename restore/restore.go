@@ -55,6 +55,10 @@ const (
 	scratchOff   = 16
 )
 
+// testHookAfterCreate, when set by a test, runs once every task exists;
+// an error makes Run fail there.
+var testHookAfterCreate func() error
+
 // restorer holds the state of one Run.
 type restorer struct {
 	opts   Options
@@ -132,6 +136,11 @@ func (rs *restorer) run() (int, error) {
 	}
 	if err := rs.createTasks(); err != nil {
 		return 0, err
+	}
+	if testHookAfterCreate != nil {
+		if err := testHookAfterCreate(); err != nil {
+			return 0, err
+		}
 	}
 	for _, tk := range rs.tasks {
 		if err := rs.restoreMemory(tk); err != nil {

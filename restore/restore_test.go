@@ -2,6 +2,7 @@ package restore
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -90,10 +91,18 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// dumpRestore runs bin with args, waits for its READY line, dumps it (the
-// tree is killed), restores it with its stdout on a pipe, SIGTERMs the
-// root and returns the root's exit code and output.
-func dumpRestore(t *testing.T, bin string, args ...string) (int, string) {
+// dumped is a workload that was dumped.
+type dumped struct {
+	dir    string
+	tree   *image.Tree
+	pids   []int
+	before map[int]string // maps at dump
+	cmd    *exec.Cmd      // still running when left running
+}
+
+// dumpWorkload runs bin with args, waits for its READY line and dumps it.
+// Unless leave, the tree is killed and reaped.
+func dumpWorkload(t *testing.T, leave bool, bin string, args ...string) *dumped {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
@@ -109,28 +118,37 @@ func dumpRestore(t *testing.T, bin string, args ...string) (int, string) {
 		cmd.Wait()
 		t.Fatalf("workload did not get ready: %q %v", line, err)
 	}
-	before := treeMaps(t, cmd.Process.Pid)
-	dir := filepath.Join(t.TempDir(), "img")
-	if err := dump.Run(dump.Options{PID: cmd.Process.Pid, Dir: dir, Log: testLog(t)}); err != nil {
+	d := &dumped{dir: filepath.Join(t.TempDir(), "img"), cmd: cmd}
+	d.before = treeMaps(t, cmd.Process.Pid)
+	if err := dump.Run(dump.Options{PID: cmd.Process.Pid, Dir: d.dir, LeaveRunning: leave, Log: testLog(t)}); err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
 		t.Fatalf("dump: %v", err)
 	}
-	cmd.Wait()
-	img, err := image.Open(dir)
+	img, err := image.Open(d.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tree, err := img.Tree()
-	if err != nil {
+	if d.tree, err = img.Tree(); err != nil {
 		t.Fatal(err)
 	}
 	img.Close()
-	var pids []int
-	for _, tk := range tree.Tasks {
-		pids = append(pids, tk.PID)
+	for _, tk := range d.tree.Tasks {
+		d.pids = append(d.pids, tk.PID)
 	}
-	waitGone(t, pids)
+	if !leave {
+		cmd.Wait()
+		waitGone(t, d.pids)
+	}
+	return d
+}
+
+// dumpRestore dumps bin (the tree is killed), restores it with its stdout
+// on a pipe, SIGTERMs the root and returns the root's exit code and output.
+func dumpRestore(t *testing.T, bin string, args ...string) (int, string) {
+	t.Helper()
+	d := dumpWorkload(t, false, bin, args...)
+	dir, tree, pids, before := d.dir, d.tree, d.pids, d.before
 
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -281,5 +299,92 @@ func TestRestoreObjectsTree(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "ghost.dat")); err == nil {
 		t.Errorf("recreated deleted file still there")
+	}
+}
+
+func TestRestorePidInUse(t *testing.T) {
+	needRoot(t)
+	bin := buildC(t, "memtree")
+	d := dumpWorkload(t, true, bin, "1")
+	defer func() {
+		for _, pid := range d.pids {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		d.cmd.Wait()
+		waitGone(t, d.pids)
+	}()
+	_, err := Run(Options{Dir: d.dir, Log: testLog(t)})
+	want := "restore: pid " + itoa(d.pids[0]) + " is already in use"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+}
+
+func TestRestoreFileChanged(t *testing.T) {
+	needRoot(t)
+	bin := buildC(t, "memtree")
+	d := dumpWorkload(t, false, bin, "0")
+	st, err := os.Stat(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(bin, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0})
+	f.Close()
+	_, err = Run(Options{Dir: d.dir, Log: testLog(t)})
+	want := "restore: " + bin + ": size " + itoa(int(st.Size()+1)) + " != dumped " + itoa(int(st.Size()))
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+}
+
+// TestRestoreFailureKillsEverything fails a restore once all tasks exist
+// and checks none of them is left.
+func TestRestoreFailureKillsEverything(t *testing.T) {
+	needRoot(t)
+	bin := buildC(t, "objs")
+	d := dumpWorkload(t, false, bin, t.TempDir())
+	testHookAfterCreate = func() error {
+		for _, pid := range d.pids {
+			if _, err := os.Stat("/proc/" + itoa(pid)); err != nil {
+				t.Errorf("task %d not created: %v", pid, err)
+			}
+		}
+		return errors.New("injected failure")
+	}
+	defer func() { testHookAfterCreate = nil }()
+	if _, err := Run(Options{Dir: d.dir, Log: testLog(t)}); err == nil || err.Error() != "injected failure" {
+		t.Fatalf("err = %v", err)
+	}
+	waitGone(t, d.pids)
+	// The ghost file recreated for the restore is gone again.
+	for _, f := range d.tree.Files {
+		if f.Deleted {
+			if _, err := os.Stat(f.Path); err == nil {
+				t.Errorf("recreated %s left behind", f.Path)
+			}
+		}
+	}
+}
+
+func TestRestoreDetachedPidFile(t *testing.T) {
+	needRoot(t)
+	bin := buildC(t, "memtree")
+	d := dumpWorkload(t, false, bin, "0")
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	root, err := Run(Options{Dir: d.dir, Detached: true, PidFile: pidFile, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil || strings.TrimSpace(string(b)) != itoa(root) || root != d.pids[0] {
+		t.Fatalf("pid file %q (%v), root %d, dumped %d", b, err, root, d.pids[0])
+	}
+	unix.Kill(root, unix.SIGTERM)
+	if code, err := Wait(root); err != nil || code != 0 {
+		t.Fatalf("exit %d, %v", code, err)
 	}
 }
