@@ -270,6 +270,9 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfo.FdinfoEntry, efd *extFD, byID
 			return nil, fileErr(name, ErrCorrupt, "fd %d: external file entry for a %s fd", efd.Num, efd.Kind)
 		}
 		fd.Flags, fd.Pos = efd.Flags, efd.Pos
+		if fd.FileID != 0 && t.FileByID(fd.FileID) == nil {
+			return nil, fileErr(ExtName, ErrCorrupt, "fd %d refers to unknown file %d", efd.Num, fd.FileID)
+		}
 	default:
 		return nil, fileErr(name, ErrUnsupported, "fd %d of type %v", efd.Num, fdi.GetType())
 	}
@@ -426,6 +429,9 @@ func mmFromEntry(t *Tree, name string, me *mm.MmEntry, et *extTask, task *Task) 
 		v := &VMA{Start: ve.GetStart(), End: ve.GetEnd(), Pgoff: ve.GetPgoff(), Prot: ve.GetProt(),
 			Flags: ve.GetFlags(), Kind: kind, Madv: ve.GetMadv(), VmFlags: ev.VmFlags,
 			FileID: ev.FileID, ShmID: ev.ShmID, Name: ev.Name}
+		if (v.FileID != 0 && t.FileByID(v.FileID) == nil) || (v.ShmID != 0 && t.SharedObjectByID(v.ShmID) == nil) {
+			return fileErr(ExtName, ErrCorrupt, "VMA %#x-%#x refers to unknown file %d or object %d", v.Start, v.End, v.FileID, v.ShmID)
+		}
 		if len(v.VmFlags) == 0 {
 			v.VmFlags = nil // empty slices come back nil
 		}

@@ -476,6 +476,8 @@ func (w *Writer) writeManifest() error {
 type Reader struct {
 	dir   string
 	files map[string]manifestFile
+	// mem, when set, holds the metadata files in memory (fuzz tests).
+	mem map[string][]byte
 }
 
 // Open opens dir, checks the manifest (every file present, sizes and
@@ -572,6 +574,9 @@ func (r *Reader) readMeta(name string) ([]byte, error) {
 	if !r.has(name) {
 		return nil, fileErr(name, ErrIncomplete, "not in the image")
 	}
+	if r.mem != nil {
+		return r.mem[name], nil
+	}
 	data, err := readSmall(filepath.Join(r.dir, name), name)
 	if err != nil {
 		var fe *FileError
@@ -598,31 +603,40 @@ func (r *Reader) ShmemPages(shmID uint32) ([]PageRun, *os.File, error) {
 }
 
 func (r *Reader) pages(name string) ([]PageRun, *os.File, error) {
-	data, err := r.readMeta(name)
+	runs, pn, err := r.pageRuns(name)
 	if err != nil {
 		return nil, nil, err
-	}
-	runs, pagesID, err := decodePagemap(name, data)
-	if err != nil {
-		return nil, nil, err
-	}
-	pn := pagesName(pagesID)
-	mf, ok := r.files[pn]
-	if !ok {
-		return nil, nil, fileErr(name, ErrIncomplete, "its pages file %s is not in the image", pn)
-	}
-	var total int64
-	if n := len(runs); n > 0 {
-		total = runs[n-1].Offset + int64(runs[n-1].Len)
-	}
-	if total != mf.Size {
-		return nil, nil, fileErr(name, ErrCorrupt, "maps %d bytes of pages but %s holds %d", total, pn, mf.Size)
 	}
 	f, err := os.Open(filepath.Join(r.dir, pn))
 	if err != nil {
 		return nil, nil, fmt.Errorf("image: %w", err)
 	}
 	return runs, f, nil
+}
+
+// pageRuns decodes pagemap name and checks it against its pages file's size.
+func (r *Reader) pageRuns(name string) ([]PageRun, string, error) {
+	data, err := r.readMeta(name)
+	if err != nil {
+		return nil, "", err
+	}
+	runs, pagesID, err := decodePagemap(name, data)
+	if err != nil {
+		return nil, "", err
+	}
+	pn := pagesName(pagesID)
+	mf, ok := r.files[pn]
+	if !ok {
+		return nil, "", fileErr(name, ErrIncomplete, "its pages file %s is not in the image", pn)
+	}
+	var total int64
+	if n := len(runs); n > 0 {
+		total = runs[n-1].Offset + int64(runs[n-1].Len)
+	}
+	if total != mf.Size {
+		return nil, "", fileErr(name, ErrCorrupt, "maps %d bytes of pages but %s holds %d", total, pn, mf.Size)
+	}
+	return runs, pn, nil
 }
 
 // decodePagemap decodes a pagemap image into runs with offsets into its

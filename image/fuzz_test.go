@@ -1,0 +1,141 @@
+package image
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+)
+
+// sampleFiles reads every file of a freshly written sample image.
+func sampleFiles(t testing.TB) (dir string, names []string, files map[string][]byte) {
+	dir, _ = writeSample(t)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = map[string][]byte{}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[e.Name()] = b
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return dir, names, files
+}
+
+// memReader is a Reader over in-memory metadata files (no checksums).
+func memReader(files map[string][]byte) *Reader {
+	r := &Reader{files: map[string]manifestFile{}, mem: files}
+	for n, b := range files {
+		r.files[n] = manifestFile{Name: n, Size: int64(len(b))}
+	}
+	return r
+}
+
+// FuzzDecodeTree replaces one metadata file of a valid image with fuzzed
+// bytes: Tree must return an error or a tree, never panic.
+func FuzzDecodeTree(f *testing.F) {
+	_, names, files := sampleFiles(f)
+	var meta []string
+	for _, n := range names {
+		if n != ManifestName && !isPagesFile(n) && !isGhostFile(n) {
+			meta = append(meta, n)
+		}
+	}
+	for i, n := range meta {
+		f.Add(uint8(i), files[n])
+	}
+	f.Fuzz(func(t *testing.T, idx uint8, data []byte) {
+		name := meta[int(idx)%len(meta)]
+		m := make(map[string][]byte, len(files))
+		for k, v := range files {
+			m[k] = v
+		}
+		m[name] = data
+		r := memReader(m)
+		tree, err := r.Tree()
+		if (tree == nil) == (err == nil) {
+			t.Fatalf("%s: tree %v, err %v", name, tree != nil, err)
+		}
+		if err == nil {
+			for _, task := range tree.Tasks {
+				if _, _, err := r.pageRuns(pagemapName(task.PID)); err != nil {
+					continue
+				}
+			}
+		}
+	})
+}
+
+func isPagesFile(n string) bool { return len(n) > 6 && n[:6] == "pages-" }
+func isGhostFile(n string) bool { return len(n) > 11 && n[:11] == "ghost-file-" }
+
+// FuzzDecodePagemap: runs are sorted, page-aligned and fit the pages file.
+func FuzzDecodePagemap(f *testing.F) {
+	_, names, files := sampleFiles(f)
+	for _, n := range names {
+		if len(n) > 8 && n[:8] == "pagemap-" {
+			f.Add(files[n])
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		runs, _, err := decodePagemap("pagemap-1.img", data)
+		if err != nil {
+			if runs != nil {
+				t.Fatal("runs with an error")
+			}
+			return
+		}
+		var off int64
+		var next uint64
+		for _, r := range runs {
+			if r.Addr%PageSize != 0 || r.Len%PageSize != 0 || r.Len == 0 || r.Addr < next || r.Offset != off {
+				t.Fatalf("bad run %+v", r)
+			}
+			next = r.Addr + r.Len
+			off += int64(r.Len)
+		}
+	})
+}
+
+func FuzzDecodeGhostHeader(f *testing.F) {
+	_, names, files := sampleFiles(f)
+	for _, n := range names {
+		if isGhostFile(n) {
+			f.Add(files[n][:min(len(files[n]), 4096)])
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ge, n, err := decodeGhostHeader("ghost-file-1.img", data)
+		if (ge == nil) == (err == nil) || n > len(data) {
+			t.Fatalf("ghost %v, %d, %v", ge, n, err)
+		}
+	})
+}
+
+// FuzzOpen fuzzes the manifest of a real image directory.
+func FuzzOpen(f *testing.F) {
+	dir, _, files := sampleFiles(f)
+	f.Add(files[ManifestName])
+	f.Add([]byte(`{"format":"mmcr-image","version":1,"files":[{"name":"pages-1.img","size":-1}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.WriteFile(filepath.Join(dir, ManifestName), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Open(dir)
+		if (r == nil) == (err == nil) {
+			t.Fatalf("reader %v, err %v", r != nil, err)
+		}
+		if err == nil {
+			if tree, err := r.Tree(); err == nil {
+				if _, err := Summarize(r); err != nil {
+					_ = tree
+				}
+			}
+		}
+	})
+}
