@@ -159,8 +159,16 @@ func (rs *restorer) mapVMA(tk *task, v *image.VMA, fds map[uint32]uint64) error 
 		fd, ok := fds[key]
 		if !ok {
 			f := rs.tree.FileByID(v.FileID)
+			path := rs.ghosts.path(f)
+			if id := rs.shmOfFile(f); id != 0 {
+				// A file mapping of a memfd: the very object, reopened.
+				if rs.shm[id] == nil {
+					return fmt.Errorf("file %s is shared object %d, not created yet", f.Path, id)
+				}
+				path, mode = rs.shmPath(id), unix.O_RDWR
+			}
 			var err error
-			if fd, err = rs.remoteOpen(tk, rs.ghosts.path(f), mode); err != nil {
+			if fd, err = rs.remoteOpen(tk, path, mode); err != nil {
 				return err
 			}
 			fds[key] = fd
@@ -239,12 +247,11 @@ func (rs *restorer) mapShared(tk *task, v *image.VMA) error {
 	obj := rs.plan.Object(v.ShmID)
 	prot := uint64(v.Prot)
 	flags := uint64(unix.MAP_SHARED | unix.MAP_FIXED)
-	if !rs.plan.IsOwner(tk.t.PID, v) {
-		f := rs.shm[v.ShmID]
-		if f == nil {
+	if obj.Shm.Memfd || !rs.plan.IsOwner(tk.t.PID, v) {
+		if rs.shm[v.ShmID] == nil {
 			return fmt.Errorf("shared object %d not created yet by %d", v.ShmID, obj.OwnerPID)
 		}
-		fd, err := rs.remoteOpen(tk, fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()), unix.O_RDWR)
+		fd, err := rs.remoteOpen(tk, rs.shmPath(v.ShmID), unix.O_RDWR)
 		if err != nil {
 			return err
 		}
@@ -254,42 +261,23 @@ func (rs *restorer) mapShared(tk *task, v *image.VMA) error {
 	}
 	size := roundPage(obj.Shm.Size)
 	rw := uint64(unix.PROT_READ | unix.PROT_WRITE)
-	if obj.Shm.Memfd {
-		s := rs.newScratch()
-		name := s.str(obj.Shm.Name)
-		if err := s.write(tk.t.PID); err != nil {
+	// A shmem object of the full size at a place of the kernel's
+	// choice; the owner's piece moves into place, the rest goes.
+	tmp, err := tk.sys(unix.SYS_MMAP, 0, size, rw, unix.MAP_SHARED|unix.MAP_ANONYMOUS, ^uint64(0), 0)
+	if err != nil {
+		return err
+	}
+	if _, err := tk.sys(unix.SYS_MREMAP, tmp+v.Pgoff, v.Len(), v.Len(), unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, v.Start); err != nil {
+		return err
+	}
+	if size > v.Len() {
+		if _, err := tk.sys(unix.SYS_MUNMAP, tmp, size); err != nil {
 			return err
 		}
-		fd, err := tk.sys(unix.SYS_MEMFD_CREATE, name, unix.MFD_CLOEXEC)
-		if err != nil {
+	}
+	if prot != rw {
+		if _, err := tk.sys(unix.SYS_MPROTECT, v.Start, v.Len(), prot); err != nil {
 			return err
-		}
-		defer tk.r.Syscall(unix.SYS_CLOSE, fd)
-		if _, err := tk.sys(unix.SYS_FTRUNCATE, fd, obj.Shm.Size); err != nil {
-			return err
-		}
-		if _, err := tk.sys(unix.SYS_MMAP, v.Start, v.Len(), prot, flags, fd, v.Pgoff); err != nil {
-			return err
-		}
-	} else {
-		// A shmem object of the full size at a place of the kernel's
-		// choice; the owner's piece moves into place, the rest goes.
-		tmp, err := tk.sys(unix.SYS_MMAP, 0, size, rw, unix.MAP_SHARED|unix.MAP_ANONYMOUS, ^uint64(0), 0)
-		if err != nil {
-			return err
-		}
-		if _, err := tk.sys(unix.SYS_MREMAP, tmp+v.Pgoff, v.Len(), v.Len(), unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, v.Start); err != nil {
-			return err
-		}
-		if size > v.Len() {
-			if _, err := tk.sys(unix.SYS_MUNMAP, tmp, size); err != nil {
-				return err
-			}
-		}
-		if prot != rw {
-			if _, err := tk.sys(unix.SYS_MPROTECT, v.Start, v.Len(), prot); err != nil {
-				return err
-			}
 		}
 	}
 	f, err := os.OpenFile(obj.MapFilesPath(), os.O_RDWR|unix.O_CLOEXEC, 0)
@@ -297,14 +285,63 @@ func (rs *restorer) mapShared(tk *task, v *image.VMA) error {
 		return fmt.Errorf("open new shared object %d: %w", obj.Shm.ID, err)
 	}
 	rs.shm[obj.Shm.ID] = f
-	runs, pf, err := rs.img.ShmemPages(obj.Shm.ID)
+	return rs.fillShm(obj.Shm.ID, f)
+}
+
+// shmPath is the path a task opens to reach shared object id: mmcr's own
+// file of it, so it does not matter how the creator's VMAs changed since.
+func (rs *restorer) shmPath(id uint32) string {
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), rs.shm[id].Fd())
+}
+
+// shmOfFile returns the shared object a file is (a memfd also mapped
+// MAP_PRIVATE or opened), or 0.
+func (rs *restorer) shmOfFile(f *image.File) uint32 {
+	if f == nil {
+		return 0
+	}
+	for _, o := range rs.tree.SharedObjects {
+		if o.Dev == f.Dev && o.Ino == f.Ino {
+			return o.ID
+		}
+	}
+	return 0
+}
+
+// createMemfds makes every memfd object in mmcr itself and fills it: its
+// name and inode are then what every task maps, whichever maps it first
+// and however (MAP_SHARED, or MAP_PRIVATE as a file).
+func (rs *restorer) createMemfds() error {
+	for _, o := range rs.tree.SharedObjects {
+		if !o.Memfd {
+			continue
+		}
+		fd, err := unix.MemfdCreate(o.Name, unix.MFD_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("restore: memfd_create %q: %w", o.Name, err)
+		}
+		f := os.NewFile(uintptr(fd), "memfd:"+o.Name)
+		rs.shm[o.ID] = f
+		if err := f.Truncate(int64(o.Size)); err != nil {
+			return fmt.Errorf("restore: memfd %q: %w", o.Name, err)
+		}
+		if err := rs.fillShm(o.ID, f); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
+	return nil
+}
+
+// fillShm writes a shared object's dumped pages into f.
+func (rs *restorer) fillShm(id uint32, f *os.File) error {
+	runs, pf, err := rs.img.ShmemPages(id)
 	if err != nil {
-		return fmt.Errorf("read pages of shared object %d: %w", obj.Shm.ID, err)
+		return fmt.Errorf("read pages of shared object %d: %w", id, err)
 	}
 	defer pf.Close()
 	return copyRuns(runs, pf, func(addr uint64, b []byte) error {
 		if _, err := f.WriteAt(b, int64(addr)); err != nil {
-			return fmt.Errorf("write shared object %d: %w", obj.Shm.ID, err)
+			return fmt.Errorf("write shared object %d: %w", id, err)
 		}
 		return nil
 	})

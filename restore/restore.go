@@ -131,6 +131,9 @@ func (rs *restorer) run() (int, error) {
 	if rs.ghosts, err = recreateGhosts(img, tree, rs.log); err != nil {
 		return 0, err
 	}
+	if err := rs.createMemfds(); err != nil {
+		return 0, err
+	}
 	if err := rs.startStub(); err != nil {
 		return 0, err
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/mmcr/mmcr/ptrace"
 )
 
-// restoreState sets everything but memory and registers: fds, cwd, umask,
+// restoreState sets everything but memory and registers: comm, fds, cwd, umask,
 // personality, rlimits, signal state, timers, rseq, pending signals and,
 // last, credentials.
 func (rs *restorer) restoreState(tk *task) error {
@@ -30,6 +30,16 @@ func (rs *restorer) restoreState(tk *task) error {
 		{"rseq", rs.restoreRseq},
 		{"pending signals", rs.restorePending},
 		{"credentials", rs.restoreCreds},
+	}
+	if t.Comm != "" {
+		s := rs.newScratch()
+		name := s.str(t.Comm)
+		if err := s.write(t.PID); err != nil {
+			return err
+		}
+		if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_SET_NAME, name, 0, 0, 0); err != nil {
+			return err
+		}
 	}
 	if _, err := tk.sys(unix.SYS_UMASK, uint64(t.Umask)); err != nil {
 		return err
@@ -97,7 +107,11 @@ func (rs *restorer) restoreFDs(tk *task) error {
 				return fmt.Errorf("fd %d: no file %d in the image", fd.Num, fd.FileID)
 			}
 			flags := uint64(fd.Flags) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL | unix.O_CLOEXEC | unix.O_NOCTTY)
-			if tmp, err = rs.remoteOpen(tk, rs.ghosts.path(f), flags); err != nil {
+			path := rs.ghosts.path(f)
+			if id := rs.shmOfFile(f); id != 0 && rs.shm[id] != nil {
+				path = rs.shmPath(id)
+			}
+			if tmp, err = rs.remoteOpen(tk, path, flags); err != nil {
 				return fmt.Errorf("fd %d: %w", fd.Num, err)
 			}
 		}

@@ -54,7 +54,7 @@ func (rs *restorer) validate() error {
 		}
 	}
 	for _, f := range tree.Files {
-		if f.Deleted {
+		if f.Deleted || isSharedObject(tree, f) {
 			continue // recreated from the image
 		}
 		if err := checkFile(f, strict[f.ID]); err != nil {
@@ -99,6 +99,17 @@ func checkFile(f *image.File, strict bool) error {
 	return nil
 }
 
+// isSharedObject says whether f is the inode of a shared object (a memfd
+// mapped MAP_PRIVATE too): restore makes it from the shared object's pages.
+func isSharedObject(tree *image.Tree, f *image.File) bool {
+	for _, o := range tree.SharedObjects {
+		if o.Dev == f.Dev && o.Ino == f.Ino {
+			return true
+		}
+	}
+	return false
+}
+
 // checkPidFree fails when pid is taken (a live task or a zombie not reaped yet).
 func checkPidFree(pid int) error {
 	err := unix.Kill(pid, 0)
@@ -131,7 +142,7 @@ func (g *ghostSet) path(f *image.File) string {
 func recreateGhosts(img *image.Reader, tree *image.Tree, log *slog.Logger) (*ghostSet, error) {
 	g := &ghostSet{paths: make(map[uint32]string)}
 	for _, f := range tree.Files {
-		if !f.Deleted {
+		if !f.Deleted || isSharedObject(tree, f) {
 			continue
 		}
 		p, err := g.recreate(img, f)
