@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"os/exec"
@@ -105,6 +107,13 @@ func testMain(m *testing.M) int {
 		skipReason = "e2e tests need gcc to build the C workloads (apt-get install gcc libc6-dev)"
 		return m.Run()
 	}
+	// Whatever started us may have left fds open without close-on-exec
+	// (a pipe from a CI runner): they would leak into every workload, and
+	// pipes are fds mmcr refuses to dump.
+	if err := closeOnExecAll(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		return 1
+	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: PR_SET_CHILD_SUBREAPER: %v\n", err)
 		return 1
@@ -126,6 +135,25 @@ func testMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: killed leftover processes %v\n", killed)
 	}
 	return code
+}
+
+// closeOnExecAll sets FD_CLOEXEC on every fd above 2 of the test process.
+func closeOnExecAll() error {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, ent := range ents {
+		fd, err := strconv.Atoi(ent.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		// The fd of the directory read above is gone by now: EBADF is fine.
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && err != unix.EBADF {
+			return fmt.Errorf("set close-on-exec on fd %d: %w", fd, err)
+		}
+	}
+	return nil
 }
 
 // build compiles mmcr and every workload binary into dir.
@@ -307,22 +335,46 @@ func (e *env) start() int {
 	return pid
 }
 
-// snapshot captures /proc/PID/maps of every task of the tree under root.
-func (e *env) snapshot(root int) map[int][]string {
+// snapshot captures /proc/PID/maps of every task of the tree under root,
+// and its identity (comm, exe, cmdline, ppid, pgid, sid) that compareTree
+// checks too.
+func (e *env) snapshot(root int) map[int]taskSnap {
 	e.t.Helper()
-	snap := map[int][]string{}
+	snap := map[int]taskSnap{}
 	for _, pid := range descendants(root) {
 		m, err := readMaps(pid)
 		if err != nil {
 			e.t.Fatalf("read maps of %d: %v", pid, err)
 		}
-		snap[pid] = m
+		snap[pid] = taskSnap{identity(pid), m}
 		os.WriteFile(filepath.Join(e.dir, fmt.Sprintf("maps-%d.before", pid)), []byte(strings.Join(m, "\n")+"\n"), 0o644)
 	}
 	return snap
 }
 
-func pidsOf(snap map[int][]string) []int {
+// identity describes what a task is, beyond its memory.
+func identity(pid int) string {
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	var ppid, pgid, sid string
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 {
+		if f := strings.Fields(string(stat[i+1:])); len(f) > 4 {
+			ppid, pgid, sid = f[1], f[2], f[3]
+		}
+	}
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return fmt.Sprintf("comm=%q exe=%q cmdline=%q ppid=%s pgid=%s sid=%s", strings.TrimSpace(string(comm)),
+		exe, strings.ReplaceAll(string(cmdline), "\x00", " "), ppid, pgid, sid)
+}
+
+// taskSnap is what the driver records of one task before the dump.
+type taskSnap struct {
+	id   string   // identity(pid)
+	maps []string // /proc/PID/maps lines
+}
+
+func pidsOf(snap map[int]taskSnap) []int {
 	var pids []int
 	for p := range snap {
 		pids = append(pids, p)
@@ -333,7 +385,7 @@ func pidsOf(snap map[int][]string) []int {
 
 // compareTree checks that the tree under root has exactly the snapshot's
 // pids and that each task's maps equal its snapshot line for line.
-func (e *env) compareTree(root int, before map[int][]string, what string) {
+func (e *env) compareTree(root int, before map[int]taskSnap, what string) {
 	e.t.Helper()
 	now := descendants(root)
 	if fmt.Sprint(now) != fmt.Sprint(pidsOf(before)) {
@@ -345,8 +397,11 @@ func (e *env) compareTree(root int, before map[int][]string, what string) {
 			e.t.Errorf("%s: read maps of %d: %v", what, pid, err)
 			continue
 		}
+		if id := identity(pid); id != before[pid].id {
+			e.t.Errorf("%s: task %d differs from before the dump:\n  before: %s\n  after:  %s", what, pid, before[pid].id, id)
+		}
 		os.WriteFile(filepath.Join(e.dir, fmt.Sprintf("maps-%d.after", pid)), []byte(strings.Join(after, "\n")+"\n"), 0o644)
-		if d := diffMaps(before[pid], after); d != "" {
+		if d := diffMaps(before[pid].maps, after); d != "" {
 			e.t.Errorf("%s: /proc/%d/maps differs from before the dump: %s", what, pid, d)
 		}
 	}
@@ -609,6 +664,49 @@ func flipLast(p string) error {
 	return flipByte(st.Size()-1, 0x01)(p)
 }
 
+// reseal rewrites the size and CRC-32C of files in dir's manifest.json
+// (format "mmcr-image" v1: {"files": [{"name", "size", "crc32c"}]}) so that
+// damaged files pass the manifest check and reach the decoders.
+func reseal(dir string, files []string) error {
+	mpath := filepath.Join(dir, "manifest.json")
+	b, err := os.ReadFile(mpath)
+	if err != nil {
+		return err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	list, ok := m["files"].([]any)
+	if !ok {
+		return fmt.Errorf("manifest has no files list (format changed?)")
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		found := false
+		for _, ent := range list {
+			e, ok := ent.(map[string]any)
+			if !ok || e["name"] != filepath.Base(f) {
+				continue
+			}
+			e["size"] = len(data)
+			e["crc32c"] = fmt.Sprintf("%08x", crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)))
+			found = true
+		}
+		if !found {
+			return fmt.Errorf("manifest does not list %s", filepath.Base(f))
+		}
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(mpath, out, 0o600)
+}
+
 func copyDir(from, to string) error {
 	if err := os.MkdirAll(to, 0o700); err != nil {
 		return err
@@ -681,7 +779,24 @@ func runBadImages(t *testing.T, sc scenario) {
 	}
 	t.Logf("image files: %s", strings.Join(names, " "))
 
-	for i, d := range damages {
+	// Each damage runs twice when it touches a checksummed file: as is
+	// (the manifest must catch it) and "resealed" (the manifest rewritten to
+	// match, so the decoders themselves meet the damage). A flipped data
+	// byte resealed may well be a valid image (other memory, another flag):
+	// only the checksum can catch it, so those are not resealed.
+	type variant struct {
+		damage
+		reseal bool
+	}
+	var variants []variant
+	for _, d := range damages {
+		variants = append(variants, variant{d, false})
+		if !strings.HasPrefix(d.name, "flipped-data-") && !strings.HasPrefix(d.name, "missing-") &&
+			!strings.Contains(d.glob, "manifest") && d.glob != "*" {
+			variants = append(variants, variant{damage{d.name + "-resealed", d.glob, d.op}, true})
+		}
+	}
+	for i, d := range variants {
 		t.Run(d.name, func(t *testing.T) {
 			bad := filepath.Join(e.dir, fmt.Sprintf("bad-%02d", i))
 			if err := copyDir(e.img, bad); err != nil {
@@ -698,6 +813,11 @@ func runBadImages(t *testing.T, sc scenario) {
 			for _, m := range matches {
 				if err := d.op(m); err != nil {
 					t.Fatal(err)
+				}
+			}
+			if d.reseal {
+				if err := reseal(bad, matches); err != nil {
+					t.Fatalf("reseal manifest: %v", err)
 				}
 			}
 			e.in(t, func() { e.expectRestoreFailure(t, "restore-"+d.name, bad, pids) })
