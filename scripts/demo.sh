@@ -5,7 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then
+	bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+	bold() { printf '\n== %s\n' "$*"; }
+fi
 die() { printf '\ndemo: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run me as root (mmcr needs ptrace and pid control): sudo make demo"
@@ -29,9 +33,16 @@ cd "$work"
 # tree PID: the pid and its children (the loop's current `sleep 1`).
 tree() { echo "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); }
 
+# Close any fd above 2 this script inherited (an editor's or CI's pipe):
+# the counter would inherit it, and mmcr does not dump pipes.
+for fd in $(ls /proc/$$/fd); do
+	[ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null || true
+done
+
 bold "Starting a counter in its own session (output goes to $work/log)"
 setsid bash -c 'i=0; while :; do echo $i; i=$((i+1)); sleep 1; done' </dev/null >log 2>&1 &
 pid=$!
+disown "$pid" # no "Killed" job notice when dump kills it
 pids=("$pid")
 echo "counter pid: $pid"
 sleep 3.5
@@ -49,7 +60,9 @@ echo "log stopped at: $(tail -n1 log)"
 echo "image: $(ls img | tr '\n' ' ')"
 
 bold "What the image holds: mmcr show -D img"
-"$mmcr" show -D img || die "show failed"
+"$mmcr" show -D img >show.txt || die "show failed"
+head -n 30 show.txt
+echo "... ($(wc -l <show.txt) lines in all: every VMA of both tasks, every mapped file)"
 
 bold "Restoring it: mmcr restore -D img -d"
 sleep 2
@@ -62,5 +75,9 @@ sleep 3.5
 echo "log now: $(tr '\n' ' ' <log)"
 echo "the counter went on from where it was dumped"
 
-bold "Stopping it (kill -9 ${pids[*]}) and cleaning up $work"
 pids=($(tree "$rpid"))
+bold "Stopping it (kill -9 ${pids[*]}) and cleaning up $work"
+for p in "${pids[@]}"; do
+	kill -9 "$p" 2>/dev/null || true
+done
+echo "done: the restored counter is stopped and the demo's files are removed"
