@@ -2,9 +2,9 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
-	"encoding/json"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -86,7 +86,39 @@ var (
 	skipReason string
 	noCR       = os.Getenv("MMCR_E2E_NOCR") == "1"
 	keepDirs   = os.Getenv("MMCR_E2E_KEEP") == "1"
+	// deadline is when the suite stops starting work and fails instead,
+	// well before go test's own timeout would kill the binary and orphan
+	// the workloads.
+	deadline time.Time
 )
+
+// setDeadline leaves 3 minutes of go test's -timeout for cleanup, and gives
+// the suite 30 minutes at most.
+func setDeadline() {
+	budget := 30 * time.Minute
+	if f := flag.Lookup("test.timeout"); f != nil {
+		if g, ok := f.Value.(flag.Getter); ok {
+			if d, ok := g.Get().(time.Duration); ok && d > 0 && d-3*time.Minute < budget {
+				budget = d - 3*time.Minute
+			}
+		}
+	}
+	if budget < time.Minute {
+		budget = time.Minute
+	}
+	deadline = time.Now().Add(budget)
+}
+
+// capped shortens a wait so it ends by the suite deadline.
+func capped(d time.Duration) time.Duration {
+	if left := time.Until(deadline); left < d {
+		if left < time.Second {
+			return time.Second
+		}
+		return left
+	}
+	return d
+}
 
 func binKey(sc scenario) string { return sc.src + " " + strings.Join(sc.cflags, " ") }
 
@@ -130,6 +162,7 @@ func testMain(m *testing.M) int {
 	}
 	// From here on nothing may use os/exec: the reaper owns all children.
 	go reaper.loop()
+	setDeadline()
 	code := m.Run()
 	if killed := killDescendants(); len(killed) > 0 {
 		fmt.Fprintf(os.Stderr, "e2e: killed leftover processes %v\n", killed)
@@ -242,6 +275,9 @@ type env struct {
 }
 
 func newEnv(t *testing.T, sc scenario) *env {
+	if time.Now().After(deadline) {
+		t.Fatalf("e2e time budget exhausted (see setDeadline): not starting %s", t.Name())
+	}
 	dir, err := os.MkdirTemp("", "mmcr-e2e-"+sc.name+"-")
 	if err != nil {
 		t.Fatal(err)
@@ -419,7 +455,7 @@ func (e *env) verdict(root int, since uint64) {
 	if timeout == 0 {
 		timeout = 60 * time.Second
 	}
-	ws, ok := reaper.waitExit(root, since, timeout)
+	ws, ok := reaper.waitExit(root, since, capped(timeout))
 	if !ok {
 		e.t.Fatalf("root %d did not exit within %v of SIGTERM; tree: %s", root, timeout, describePids(descendants(root)))
 	}
@@ -462,7 +498,7 @@ func (e *env) mmcrTimeout(timeout time.Duration, name string, args ...string) mm
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ws, ok := reaper.waitExit(pid, mark, timeout)
+	ws, ok := reaper.waitExit(pid, mark, capped(timeout))
 	if !ok {
 		unix.Kill(pid, unix.SIGKILL)
 		e.t.Fatalf("mmcr %s did not finish within %v", strings.Join(args, " "), timeout)

@@ -7,9 +7,12 @@
  * pidfile with a bare rename syscall (so the dump finds the task inside the
  * loop), spins on the SIGTERM flag without touching those registers, and
  * stores them all back. Every byte must survive checkpoint/restore.
+ * An alarm (ITIMER_REAL, 1200 s) ends the loop if no SIGTERM ever comes;
+ * it must still be armed, and not later than it was, after restore.
  */
 #include "common.h"
 #include <fenv.h>
+#include <sys/time.h>
 
 #ifdef __AVX2__
 #define VW 32
@@ -116,6 +119,10 @@ int main(void)
 	uint32_t mxcsr = get_mxcsr();
 	uint16_t cw = get_x87cw();
 
+	/* Watchdog: the busy loop cannot check the time itself. */
+	alarm(1200);
+	double armed = mono_now();
+
 	/* The pidfile is published from inside spin_regs. */
 	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
@@ -125,6 +132,13 @@ int main(void)
 	close(fd);
 
 	spin_regs(in, out, &got_term, "pidfile.tmp", "pidfile");
+
+	struct itimerval it;
+	getitimer(ITIMER_REAL, &it);
+	double left = it.it_value.tv_sec + it.it_value.tv_usec / 1e6, el = mono_now() - armed;
+	if (left <= 0 || left > 1200 - el + 1)
+		failf("alarm has %.3fs left %.3fs after arming it for 1200s", left, el);
+	alarm(0);
 
 	uint32_t mxcsr_after = get_mxcsr();
 	uint16_t cw_after = get_x87cw();
