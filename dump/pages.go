@@ -1,6 +1,7 @@
 package dump
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,39 @@ func hasPrivatePages(k image.VMAKind) bool {
 	return false
 }
 
+var zeroPage [image.PageSize]byte
+
+// addNonZero hands data (at addr) to pw without its all-zero pages.
+//
+// A zero page need not be stored where restore creates the memory afresh
+// (anonymous VMAs and shared objects): an absent page reads as zeros. It
+// matters on kernels that never map the shared zero page (here:
+// pvm_no_zero_page=1), where a page that was only ever read is a real,
+// present page full of zeros. It returns how many pages it stored.
+func addNonZero(pw *image.PageWriter, addr uint64, data []byte) (uint64, error) {
+	var stored uint64
+	runStart := -1
+	flush := func(end int) error {
+		if runStart < 0 {
+			return nil
+		}
+		err := pw.Add(addr+uint64(runStart), data[runStart:end])
+		stored += uint64(end-runStart) / image.PageSize
+		runStart = -1
+		return err
+	}
+	for off := 0; off < len(data); off += image.PageSize {
+		if bytes.Equal(data[off:off+image.PageSize], zeroPage[:]) {
+			if err := flush(off); err != nil {
+				return stored, err
+			}
+		} else if runStart < 0 {
+			runStart = off
+		}
+	}
+	return stored, flush(len(data))
+}
+
 // pageCopier streams page runs of one task into a PageWriter, batching
 // readable runs into process_vm_readv calls through one reusable buffer.
 type pageCopier struct {
@@ -35,12 +69,29 @@ type pageCopier struct {
 	used  int
 	local [][]byte
 	iov   []unix.RemoteIovec
-	pages uint64
+	// keepZero[i] says the i-th queued run keeps its zero pages (COW
+	// pages of a private file mapping: zeros there differ from the file).
+	keepZero []bool
+	pages    uint64
+}
+
+// store hands one copied run to the page writer.
+func (c *pageCopier) store(addr uint64, data []byte, keepZero bool) error {
+	if keepZero {
+		if err := c.pw.Add(addr, data); err != nil {
+			return err
+		}
+		c.pages += uint64(len(data)) / image.PageSize
+		return nil
+	}
+	n, err := addNonZero(c.pw, addr, data)
+	c.pages += n
+	return err
 }
 
 // add queues [addr, addr+n) (page-aligned) for copying. Runs of an
 // unreadable VMA go through /proc/PID/mem at once, after the queue.
-func (c *pageCopier) add(addr, n uint64, readable bool) error {
+func (c *pageCopier) add(addr, n uint64, readable, keepZero bool) error {
 	for n > 0 {
 		if c.used == len(c.buf) || len(c.iov) == maxIovecs {
 			if err := c.flush(); err != nil {
@@ -57,11 +108,11 @@ func (c *pageCopier) add(addr, n uint64, readable bool) error {
 			if err := ptrace.ReadMem(c.pid, addr, data); err != nil {
 				return fmt.Errorf("read pages %#x-%#x: %w", addr, addr+chunk, err)
 			}
-			if err := c.pw.Add(addr, data); err != nil {
+			if err := c.store(addr, data, keepZero); err != nil {
 				return fmt.Errorf("store pages %#x-%#x: %w", addr, addr+chunk, err)
 			}
-			c.pages += chunk / image.PageSize
 		} else {
+			c.keepZero = append(c.keepZero, keepZero)
 			c.local = append(c.local, c.buf[c.used:c.used+int(chunk)])
 			c.iov = append(c.iov, unix.RemoteIovec{Base: uintptr(addr), Len: int(chunk)})
 			c.used += int(chunk)
@@ -88,12 +139,11 @@ func (c *pageCopier) flush() error {
 		}
 	}
 	for i, v := range c.iov {
-		if err := c.pw.Add(uint64(v.Base), c.local[i]); err != nil {
+		if err := c.store(uint64(v.Base), c.local[i], c.keepZero[i]); err != nil {
 			return fmt.Errorf("store pages %#x-%#x: %w", v.Base, uint64(v.Base)+uint64(v.Len), err)
 		}
-		c.pages += uint64(v.Len) / image.PageSize
 	}
-	c.local, c.iov, c.used = c.local[:0], c.iov[:0], 0
+	c.local, c.iov, c.keepZero, c.used = c.local[:0], c.iov[:0], c.keepZero[:0], 0
 	return nil
 }
 
@@ -115,8 +165,9 @@ func (d *dumper) dumpPrivatePages(t *image.Task) error {
 			return taskErr(pid, fmt.Sprintf("scan pages of vma %#x-%#x", v.Start, v.End), err)
 		}
 		readable := v.Prot&unix.PROT_READ != 0
+		keepZero := v.Kind == image.KindPrivateFile
 		for _, r := range runs {
-			if err := c.add(r.Start, r.End-r.Start, readable); err != nil {
+			if err := c.add(r.Start, r.End-r.Start, readable, keepZero); err != nil {
 				return taskErr(pid, "dump pages", err)
 			}
 		}
@@ -179,10 +230,11 @@ func (d *dumper) dumpSharedObject(o *image.SharedObject) error {
 				return fmt.Errorf("read %#x-%#x: %w", p, p+n, err)
 			}
 			clear(chunk[got:]) // past st_size: reads as zeros in the mapping too
-			if err := pw.Add(uint64(p), chunk); err != nil {
+			stored, err := addNonZero(pw, uint64(p), chunk)
+			if err != nil {
 				return fmt.Errorf("store %#x-%#x: %w", p, p+n, err)
 			}
-			pages += n / image.PageSize
+			pages += int64(stored)
 			p += n
 		}
 		off = hole

@@ -3,7 +3,8 @@
 // a private anonymous region holding a pattern with holes, and mappings of
 // a renamed file, a file replaced by a link, and a deleted file.
 //
-// Usage: tree DIR. Prints "ready PARENT CHILD" when set up, then sleeps in
+// Usage: tree DIR. Prints "ready PARENT CHILD PRIV SHARED COW DELETED LINKED"
+// (pids, then mapping addresses in hex) when set up, then sleeps in
 // a counting loop. On SIGTERM each process checks its memory and exits 0
 // if everything is as it was written (the parent also waits for the child
 // and fails if the child failed).
@@ -105,6 +106,8 @@ static void loop(void) {
 }
 
 int main(int argc, char **argv) {
+	// Only stdio: fds leaked by whoever started the test are not ours to dump.
+	close_range(3, ~0U, 0);
 	if (argc < 2) { fprintf(stderr, "usage: tree DIR\n"); return 2; }
 	char a[4096], b[4096], c[4096], c2[4096], del[4096];
 	snprintf(a, sizeof a, "%s/moved-from", argv[1]);
@@ -155,7 +158,9 @@ int main(int argc, char **argv) {
 	char x;
 	if (read(ready[0], &x, 1) != 1) die("wait child");
 	close(ready[0]);
-	printf("ready %d %d\n", getpid(), child);
+	printf("ready %d %d %lx %lx %lx %lx %lx\n", getpid(), child, (unsigned long)priv,
+	       (unsigned long)shared, (unsigned long)cow, (unsigned long)deleted_map,
+	       (unsigned long)linked_map);
 	fflush(stdout);
 	loop();
 	int rc = check(0);

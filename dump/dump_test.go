@@ -1,0 +1,537 @@
+package dump
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mmcr/mmcr/image"
+	"golang.org/x/sys/unix"
+)
+
+// requireRoot skips tests that ptrace other processes and open map_files.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("dump tests need root: they ptrace workloads and open /proc/PID/map_files")
+	}
+}
+
+// buildC compiles testdata/NAME.c into a temporary binary.
+func buildC(t *testing.T, name string, flags ...string) string {
+	t.Helper()
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("gcc not found: workloads are built from testdata/*.c")
+	}
+	bin := filepath.Join(t.TempDir(), name)
+	args := append([]string{"-O1", "-Wall", "-o", bin, filepath.Join("testdata", name+".c")}, flags...)
+	if out, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	return bin
+}
+
+// workload is a started test process that printed its "ready ..." line.
+type workload struct {
+	cmd    *exec.Cmd
+	fields []string // the ready line, split
+	stderr bytes.Buffer
+	done   bool
+}
+
+func startWorkload(t *testing.T, bin string, args ...string) *workload {
+	t.Helper()
+	w := &workload{cmd: exec.Command(bin, args...)}
+	w.cmd.Stderr = &w.stderr
+	// A grandchild holding stderr open must not block Wait forever.
+	w.cmd.WaitDelay = 2 * time.Second
+	out, err := w.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	t.Cleanup(func() {
+		if !w.done {
+			// The whole tree: every pid of the ready line, then the root.
+			for i := 1; i < len(w.fields); i++ {
+				if pid, err := strconv.Atoi(w.fields[i]); err == nil && pid > 0 {
+					unix.Kill(pid, unix.SIGKILL)
+				}
+			}
+			w.cmd.Process.Kill()
+			w.cmd.Wait()
+		}
+	})
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(out).ReadString('\n')
+		line <- s
+	}()
+	select {
+	case s := <-line:
+		w.fields = strings.Fields(s)
+		if len(w.fields) == 0 || w.fields[0] != "ready" {
+			t.Fatalf("%s: bad ready line %q; stderr: %s", bin, s, w.stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: not ready after 10s", bin)
+	}
+	return w
+}
+
+func (w *workload) pid(t *testing.T, i int) int {
+	n, err := strconv.Atoi(w.fields[i])
+	if err != nil {
+		t.Fatalf("ready field %d: %v", i, err)
+	}
+	return n
+}
+
+func (w *workload) addr(t *testing.T, i int) uint64 {
+	n, err := strconv.ParseUint(w.fields[i], 16, 64)
+	if err != nil {
+		t.Fatalf("ready field %d: %v", i, err)
+	}
+	return n
+}
+
+// finish sends SIGTERM (the workload checks its memory) and wants exit 0.
+func (w *workload) finish(t *testing.T) {
+	t.Helper()
+	w.cmd.Process.Signal(unix.SIGTERM)
+	err := w.cmd.Wait()
+	w.done = true
+	if err != nil {
+		t.Fatalf("workload after dump: %v; stderr: %s", err, w.stderr.String())
+	}
+}
+
+// mapsLine is one line of /proc/PID/maps, parsed independently of procfs.
+type mapsLine struct {
+	start, end uint64
+	perms      string
+	off        uint64
+	ino        uint64
+	path       string
+}
+
+func readMaps(t *testing.T, pid int) []mapsLine {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []mapsLine
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		// Five space-separated columns, then the path (which may hold spaces).
+		var col [5]string
+		rest := l
+		for i := range col {
+			rest = strings.TrimLeft(rest, " ")
+			col[i], rest, _ = strings.Cut(rest, " ")
+		}
+		var m mapsLine
+		se := strings.SplitN(col[0], "-", 2)
+		m.start, _ = strconv.ParseUint(se[0], 16, 64)
+		m.end, _ = strconv.ParseUint(se[1], 16, 64)
+		m.perms = col[1]
+		m.off, _ = strconv.ParseUint(col[2], 16, 64)
+		m.ino, _ = strconv.ParseUint(col[4], 10, 64)
+		m.path = strings.TrimLeft(rest, " ")
+		out = append(out, m)
+	}
+	return out
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// checkVMAs compares a dumped task's VMAs with maps read before the dump.
+func checkVMAs(t *testing.T, task *image.Task, maps []mapsLine) {
+	t.Helper()
+	if len(task.VMAs) != len(maps) {
+		t.Errorf("task %d: %d VMAs, maps had %d", task.PID, len(task.VMAs), len(maps))
+		return
+	}
+	for i, m := range maps {
+		v := task.VMAs[i]
+		var prot uint32
+		if m.perms[0] == 'r' {
+			prot |= unix.PROT_READ
+		}
+		if m.perms[1] == 'w' {
+			prot |= unix.PROT_WRITE
+		}
+		if m.perms[2] == 'x' {
+			prot |= unix.PROT_EXEC
+		}
+		shared := m.perms[3] == 's'
+		if v.Start != m.start || v.End != m.end || v.Prot != prot || v.Pgoff != m.off ||
+			(v.Flags&unix.MAP_SHARED != 0) != shared || v.Name != m.path {
+			t.Errorf("task %d vma %d: got %x-%x prot %d pgoff %#x flags %#x %q; maps %x-%x %s %#x %q",
+				task.PID, i, v.Start, v.End, v.Prot, v.Pgoff, v.Flags, v.Name, m.start, m.end, m.perms, m.off, m.path)
+		}
+	}
+}
+
+// pageReader looks up dumped bytes in an image's page runs.
+type pageReader struct {
+	runs []image.PageRun
+	f    *os.File
+}
+
+// read returns the dumped page at addr, or nil if it was not dumped.
+func (p pageReader) read(t *testing.T, addr uint64) []byte {
+	t.Helper()
+	for _, r := range p.runs {
+		if addr >= r.Addr && addr < r.Addr+r.Len {
+			b := make([]byte, image.PageSize)
+			if _, err := p.f.ReadAt(b, r.Offset+int64(addr-r.Addr)); err != nil {
+				t.Fatalf("read page %#x: %v", addr, err)
+			}
+			return b
+		}
+	}
+	return nil
+}
+
+// pat is the byte pattern of tree.c.
+func pat(who, page, i int) byte { return byte(who*31 + page*7 + i*13 + 1) }
+
+var privData = []int{0, 1, 4, 7, 8, 9}
+
+const (
+	sharedPages = 4
+	privPages   = 16
+)
+
+func TestDumpTreeLeaveRunning(t *testing.T) {
+	requireRoot(t)
+	bin := buildC(t, "tree")
+	fileDir := t.TempDir()
+	w := startWorkload(t, bin, fileDir)
+	parent, child := w.pid(t, 1), w.pid(t, 2)
+	priv, shared, cow := w.addr(t, 3), w.addr(t, 4), w.addr(t, 5)
+	deletedAt, linkedAt := w.addr(t, 6), w.addr(t, 7)
+	mapsBefore := map[int][]mapsLine{parent: readMaps(t, parent), child: readMaps(t, child)}
+
+	dir := filepath.Join(t.TempDir(), "img")
+	if err := Run(Options{PID: parent, Dir: dir, LeaveRunning: true, Log: testLogger(t)}); err != nil {
+		t.Fatalf("dump: %v", err)
+	}
+
+	// The tree runs on, exactly as before: same layout, not traced.
+	for pid, before := range mapsBefore {
+		after := readMaps(t, pid)
+		if fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("task %d: maps changed by the dump:\nbefore %v\nafter  %v", pid, before, after)
+		}
+		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if !bytes.Contains(st, []byte("TracerPid:\t0\n")) {
+			t.Errorf("task %d still traced after dump", pid)
+		}
+	}
+
+	r, err := image.Open(dir)
+	if err != nil {
+		t.Fatalf("open image: %v", err)
+	}
+	defer r.Close()
+	tree, err := r.Tree()
+	if err != nil {
+		t.Fatalf("read tree: %v", err)
+	}
+	if len(tree.Tasks) != 2 || tree.Tasks[0].PID != parent || tree.Tasks[1].PID != child {
+		t.Fatalf("tasks: got %d, want [%d %d]", len(tree.Tasks), parent, child)
+	}
+	if tree.Tasks[1].PPID != parent {
+		t.Errorf("child ppid %d, want %d", tree.Tasks[1].PPID, parent)
+	}
+
+	// One shared object for the region, across both tasks and both VMAs.
+	if len(tree.SharedObjects) != 1 {
+		t.Fatalf("%d shared objects, want 1: %+v", len(tree.SharedObjects), tree.SharedObjects)
+	}
+	obj := tree.SharedObjects[0]
+	if obj.ID != 1 || obj.Size != sharedPages*image.PageSize || obj.Memfd {
+		t.Errorf("shared object %+v", obj)
+	}
+
+	for who, task := range tree.Tasks {
+		checkVMAs(t, task, mapsBefore[task.PID])
+		if len(task.Threads) != 1 || task.Threads[0].TID != task.PID {
+			t.Errorf("task %d threads %+v", task.PID, task.Threads)
+		}
+		if task.Mm.Brk < task.Mm.StartBrk || task.Mm.ExeFileID == 0 || len(task.Mm.Auxv) == 0 {
+			t.Errorf("task %d mm %+v", task.PID, task.Mm)
+		}
+		if f := tree.FileByID(task.Mm.ExeFileID); f == nil || f.Path != bin {
+			t.Errorf("task %d exe %+v, want %s", task.PID, f, bin)
+		}
+		if h := task.SigActions[unix.SIGTERM-1].Handler; h <= 1 {
+			t.Errorf("task %d SIGTERM handler %#x, want an address", task.PID, h)
+		}
+		var shm []*image.VMA
+		byStart := map[uint64]*image.File{}
+		for _, v := range task.VMAs {
+			if v.ShmID != 0 {
+				shm = append(shm, v)
+			}
+			if v.FileID != 0 {
+				byStart[v.Start] = tree.FileByID(v.FileID)
+			}
+			if v.Kind == image.KindHeap && v.Flags&unix.MAP_ANONYMOUS == 0 {
+				t.Errorf("heap without MAP_ANONYMOUS: %+v", v)
+			}
+		}
+		if len(shm) != 2 || shm[0].Start != shared || shm[0].Pgoff != 0 || shm[1].Pgoff != 2*image.PageSize ||
+			shm[0].ShmID != 1 || shm[1].ShmID != 1 || shm[0].Kind != image.KindSharedAnon {
+			t.Errorf("task %d shared VMAs: %+v", task.PID, shm)
+		}
+		if f := byStart[deletedAt]; f == nil || !f.Deleted || f.Path != filepath.Join(fileDir, "deleted") {
+			t.Errorf("task %d deleted file: %+v", task.PID, f)
+		}
+		if f := byStart[linkedAt]; f == nil || f.Deleted || !f.Renamed || f.Path != filepath.Join(fileDir, "linked-old") {
+			t.Errorf("task %d linked file: %+v", task.PID, f)
+		}
+		if f := byStart[cow]; f == nil || f.Deleted || f.Renamed || f.Path != filepath.Join(fileDir, "moved-to") {
+			t.Errorf("task %d moved file: %+v", task.PID, f)
+		}
+
+		// Private pages: the pattern where written, nothing in the holes.
+		runs, pf, err := r.Pages(task.PID)
+		if err != nil {
+			t.Fatalf("pages of %d: %v", task.PID, err)
+		}
+		pr := pageReader{runs, pf}
+		for p := 0; p < privPages; p++ {
+			got := pr.read(t, priv+uint64(p*image.PageSize))
+			if !containsInt(privData, p) {
+				if got != nil {
+					t.Errorf("task %d: hole page %d of the private region was dumped", task.PID, p)
+				}
+				continue
+			}
+			if got == nil {
+				t.Errorf("task %d: private page %d not dumped", task.PID, p)
+				continue
+			}
+			for i := range got {
+				if got[i] != pat(who, p, i) {
+					t.Errorf("task %d: private page %d byte %d = %#x, want %#x", task.PID, p, i, got[i], pat(who, p, i))
+					break
+				}
+			}
+		}
+		// The COWed page of the private file mapping, not its clean page.
+		if got := pr.read(t, cow); got == nil || got[0] != byte(0xc0+who) {
+			t.Errorf("task %d: COW page of the private file mapping not dumped right", task.PID)
+		}
+		if got := pr.read(t, cow+image.PageSize); got != nil {
+			t.Errorf("task %d: clean page of the private file mapping dumped", task.PID)
+		}
+		if pr.read(t, shared) != nil {
+			t.Errorf("task %d: shared page dumped as private", task.PID)
+		}
+		pf.Close()
+	}
+
+	// Shared object content, once.
+	runs, sf, err := r.ShmemPages(1)
+	if err != nil {
+		t.Fatalf("shmem pages: %v", err)
+	}
+	sr := pageReader{runs, sf}
+	for p := 0; p < sharedPages; p++ {
+		got := sr.read(t, uint64(p*image.PageSize))
+		if got == nil {
+			t.Errorf("shared page %d not dumped", p)
+			continue
+		}
+		for i := range got {
+			if got[i] != pat(0, 100+p, i) {
+				t.Errorf("shared page %d byte %d = %#x", p, i, got[i])
+				break
+			}
+		}
+	}
+	sf.Close()
+
+	// The deleted file's content, as a ghost.
+	for _, f := range tree.Files {
+		if !f.Deleted {
+			continue
+		}
+		rc, size, err := r.Ghost(f.ID)
+		if err != nil {
+			t.Fatalf("ghost of %s: %v", f.Path, err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || size != 2*image.PageSize || len(b) != 2*image.PageSize || b[5] != 0x33+5 {
+			t.Errorf("ghost of %s: size %d, %d bytes, err %v", f.Path, size, len(b), err)
+		}
+	}
+
+	w.finish(t)
+}
+
+func containsInt(s []int, x int) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDumpRefusesPipeAndLeavesTreeRunning(t *testing.T) {
+	requireRoot(t)
+	bin := buildC(t, "pipe")
+	w := startWorkload(t, bin)
+	parent, child := w.pid(t, 1), w.pid(t, 2)
+	before := map[int][]mapsLine{parent: readMaps(t, parent), child: readMaps(t, child)}
+
+	dir := filepath.Join(t.TempDir(), "img")
+	err := Run(Options{PID: parent, Dir: dir, Log: testLogger(t)})
+	if err == nil {
+		t.Fatal("dump of a task with a pipe on fd 3 succeeded")
+	}
+	t.Logf("error: %v", err)
+	msg := err.Error()
+	if !strings.Contains(msg, fmt.Sprintf("task %d", child)) || !strings.Contains(msg, "fd 3") ||
+		!strings.Contains(msg, "pipe") || strings.Contains(msg, "\n") {
+		t.Errorf("error %q should name task %d, fd 3 and pipe on one line", msg, child)
+	}
+	if !errors.Is(err, ErrUnsupported) {
+		t.Errorf("error does not wrap ErrUnsupported")
+	}
+	var te *TaskError
+	if !errors.As(err, &te) || te.PID != child {
+		t.Errorf("error is not a TaskError for %d: %#v", child, err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("image directory left with %d entries", len(ents))
+	}
+	for pid, b := range before {
+		if a := readMaps(t, pid); fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Errorf("task %d: maps changed by the failed dump", pid)
+		}
+		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if !bytes.Contains(st, []byte("TracerPid:\t0\n")) {
+			t.Errorf("task %d still traced after failed dump", pid)
+		}
+	}
+	w.finish(t)
+}
+
+func TestDumpThreadsAndSignalState(t *testing.T) {
+	requireRoot(t)
+	bin := buildC(t, "threads", "-pthread")
+	w := startWorkload(t, bin)
+	pid, tid1, tid2 := w.pid(t, 1), w.pid(t, 2), w.pid(t, 3)
+	alt := w.addr(t, 4)
+
+	dir := filepath.Join(t.TempDir(), "img")
+	if err := Run(Options{PID: pid, Dir: dir, LeaveRunning: true, Log: testLogger(t)}); err != nil {
+		t.Fatalf("dump: %v", err)
+	}
+	r, err := image.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	tree, err := r.Tree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := tree.Tasks[0]
+	if len(task.Threads) != 3 || task.Threads[0].TID != pid {
+		t.Fatalf("threads %d, leader %d", len(task.Threads), task.Threads[0].TID)
+	}
+	byTID := map[int]*image.Thread{}
+	for _, th := range task.Threads {
+		byTID[th.TID] = th
+		if len(th.Xsave) < 512 {
+			t.Errorf("thread %d xsave %d bytes", th.TID, len(th.Xsave))
+		}
+	}
+	if a := byTID[tid1].AltStack; a.SP != alt || a.Size != 64*1024 || a.Flags != 0 {
+		t.Errorf("altstack of %d: %+v, want sp %#x", tid1, a, alt)
+	}
+	if a := byTID[pid].AltStack; a.Flags != 2 /* SS_DISABLE */ {
+		t.Errorf("altstack of leader: %+v", a)
+	}
+	if m := byTID[tid2].SigMask; m&(1<<(unix.SIGUSR1-1)) == 0 {
+		t.Errorf("sigmask of %d: %#x lacks SIGUSR1", tid2, m)
+	}
+	if m := byTID[pid].SigMask; m&(1<<(unix.SIGUSR1-1)) != 0 {
+		t.Errorf("sigmask of leader: %#x has SIGUSR1", m)
+	}
+	if sa := task.SigActions[unix.SIGUSR2-1]; sa.Handler <= 1 || sa.Flags&0x10000000 == 0 /* SA_RESTART */ {
+		t.Errorf("SIGUSR2 action %+v", sa)
+	}
+	if it := task.Itimers[0]; it.IntervalUsec != 1000e6 || it.ValueUsec <= 0 || it.ValueUsec > 1000e6 {
+		t.Errorf("ITIMER_REAL %+v", it)
+	}
+	if lim := task.Rlimits[unix.RLIMIT_NOFILE]; lim.Cur != 123 {
+		t.Errorf("RLIMIT_NOFILE %+v", lim)
+	}
+	if task.Umask != 027 {
+		t.Errorf("umask %#o", task.Umask)
+	}
+	if task.Threads[0].Rseq.Addr == 0 {
+		t.Logf("no rseq registration (glibc without rseq?)")
+	}
+	w.finish(t)
+}
+
+func TestDumpKillsTree(t *testing.T) {
+	requireRoot(t)
+	bin := buildC(t, "threads", "-pthread")
+	w := startWorkload(t, bin)
+	pid := w.pid(t, 1)
+	dir := filepath.Join(t.TempDir(), "img")
+	if err := Run(Options{PID: pid, Dir: dir, Log: testLogger(t)}); err != nil {
+		t.Fatalf("dump: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.cmd.Wait() }()
+	select {
+	case err := <-done:
+		w.done = true
+		// The dumper reaped it as tracer, or the parent sees SIGKILL.
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			if ws, ok := ee.Sys().(unix.WaitStatus); !ok || ws.Signal() != unix.SIGKILL {
+				t.Errorf("workload ended with %v, want SIGKILL", err)
+			}
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("tree still running 5s after dump without --leave-running")
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+		t.Errorf("task %d still exists", pid)
+	}
+}
