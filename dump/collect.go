@@ -217,7 +217,7 @@ func (d *dumper) collectMm(t *image.Task, st procfs.Stat, status procfs.Status) 
 // linkFile resolves /proc/PID/<name> (exe, cwd, root) to a File.
 func (d *dumper) linkFile(pid int, name string) (uint32, error) {
 	link := fmt.Sprintf("/proc/%d/%s", pid, name)
-	r, err := resolveLink(link)
+	r, err := mapfiles.ResolveLink(link)
 	if err != nil {
 		return 0, taskErr(pid, "resolve "+name, err)
 	}

@@ -233,7 +233,7 @@ func TestDumpTreeLeaveRunning(t *testing.T) {
 	w := startWorkload(t, bin, fileDir)
 	parent, child := w.pid(t, 1), w.pid(t, 2)
 	priv, shared, cow := w.addr(t, 3), w.addr(t, 4), w.addr(t, 5)
-	deletedAt, linkedAt := w.addr(t, 6), w.addr(t, 7)
+	deletedAt, linkedAt, memfdAt, pnone := w.addr(t, 6), w.addr(t, 7), w.addr(t, 8), w.addr(t, 9)
 	mapsBefore := map[int][]mapsLine{parent: readMaps(t, parent), child: readMaps(t, child)}
 
 	dir := filepath.Join(t.TempDir(), "img")
@@ -269,13 +269,28 @@ func TestDumpTreeLeaveRunning(t *testing.T) {
 		t.Errorf("child ppid %d, want %d", tree.Tasks[1].PPID, parent)
 	}
 
-	// One shared object for the region, across both tasks and both VMAs.
-	if len(tree.SharedObjects) != 1 {
-		t.Fatalf("%d shared objects, want 1: %+v", len(tree.SharedObjects), tree.SharedObjects)
+	// One shared object for the shared anon region across both tasks and
+	// both VMAs, one for the memfd.
+	if len(tree.SharedObjects) != 2 {
+		t.Fatalf("%d shared objects, want 2: %+v", len(tree.SharedObjects), tree.SharedObjects)
 	}
-	obj := tree.SharedObjects[0]
-	if obj.ID != 1 || obj.Size != sharedPages*image.PageSize || obj.Memfd {
-		t.Errorf("shared object %+v", obj)
+	var anonObj, memfdObj *image.SharedObject
+	for _, v := range tree.Tasks[0].VMAs {
+		switch v.Start {
+		case shared:
+			anonObj = tree.SharedObjectByID(v.ShmID)
+		case memfdAt:
+			memfdObj = tree.SharedObjectByID(v.ShmID)
+			if v.Kind != image.KindMemfd {
+				t.Errorf("memfd VMA kind %v", v.Kind)
+			}
+		}
+	}
+	if anonObj == nil || anonObj.Size != sharedPages*image.PageSize || anonObj.Memfd {
+		t.Fatalf("shared anon object %+v", anonObj)
+	}
+	if memfdObj == nil || memfdObj.Size != 3*image.PageSize || !memfdObj.Memfd || memfdObj.Name != "mmcr-test" {
+		t.Fatalf("memfd object %+v", memfdObj)
 	}
 
 	for who, task := range tree.Tasks {
@@ -295,7 +310,7 @@ func TestDumpTreeLeaveRunning(t *testing.T) {
 		var shm []*image.VMA
 		byStart := map[uint64]*image.File{}
 		for _, v := range task.VMAs {
-			if v.ShmID != 0 {
+			if v.ShmID == anonObj.ID {
 				shm = append(shm, v)
 			}
 			if v.FileID != 0 {
@@ -306,7 +321,7 @@ func TestDumpTreeLeaveRunning(t *testing.T) {
 			}
 		}
 		if len(shm) != 2 || shm[0].Start != shared || shm[0].Pgoff != 0 || shm[1].Pgoff != 2*image.PageSize ||
-			shm[0].ShmID != 1 || shm[1].ShmID != 1 || shm[0].Kind != image.KindSharedAnon {
+			shm[0].Kind != image.KindSharedAnon || shm[1].Kind != image.KindSharedAnon {
 			t.Errorf("task %d shared VMAs: %+v", task.PID, shm)
 		}
 		if f := byStart[deletedAt]; f == nil || !f.Deleted || f.Path != filepath.Join(fileDir, "deleted") {
@@ -351,32 +366,44 @@ func TestDumpTreeLeaveRunning(t *testing.T) {
 		if got := pr.read(t, cow+image.PageSize); got != nil {
 			t.Errorf("task %d: clean page of the private file mapping dumped", task.PID)
 		}
+		if got := pr.read(t, pnone); got == nil || got[0] != pat(who, 300, 0) || got[4095] != pat(who, 300, 4095) {
+			t.Errorf("task %d: PROT_NONE page not dumped right", task.PID)
+		}
 		if pr.read(t, shared) != nil {
 			t.Errorf("task %d: shared page dumped as private", task.PID)
 		}
 		pf.Close()
 	}
 
-	// Shared object content, once.
-	runs, sf, err := r.ShmemPages(1)
-	if err != nil {
-		t.Fatalf("shmem pages: %v", err)
-	}
-	sr := pageReader{runs, sf}
-	for p := 0; p < sharedPages; p++ {
-		got := sr.read(t, uint64(p*image.PageSize))
-		if got == nil {
-			t.Errorf("shared page %d not dumped", p)
-			continue
+	// Shared object contents, once each, without holes.
+	checkShm := func(o *image.SharedObject, want func(page int) []byte) {
+		runs, sf, err := r.ShmemPages(o.ID)
+		if err != nil {
+			t.Fatalf("shmem pages of %d: %v", o.ID, err)
 		}
-		for i := range got {
-			if got[i] != pat(0, 100+p, i) {
-				t.Errorf("shared page %d byte %d = %#x", p, i, got[i])
-				break
+		defer sf.Close()
+		sr := pageReader{runs, sf}
+		for p := 0; p < int(o.Size/image.PageSize); p++ {
+			got, w := sr.read(t, uint64(p*image.PageSize)), want(p)
+			if !bytes.Equal(got, w) {
+				t.Errorf("shared object %d page %d: dumped %v, want %v", o.ID, p, got != nil, w != nil)
 			}
 		}
 	}
-	sf.Close()
+	page := func(page int) []byte {
+		b := make([]byte, image.PageSize)
+		for i := range b {
+			b[i] = pat(0, page, i)
+		}
+		return b
+	}
+	checkShm(anonObj, func(p int) []byte { return page(100 + p) })
+	checkShm(memfdObj, func(p int) []byte {
+		if p == 1 {
+			return nil
+		}
+		return page(200 + p)
+	})
 
 	// The deleted file's content, as a ghost.
 	for _, f := range tree.Files {

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/mapfiles"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,7 +62,7 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 			return nil, ferr
 		}
 		if e.Kind != image.FDExternal {
-			r, err := resolveLink(link)
+			r, err := mapfiles.ResolveLink(link)
 			if err != nil {
 				return nil, fmt.Errorf("resolve fd %d (%s): %w", fd.Num, fd.Target, err)
 			}

@@ -1,11 +1,8 @@
 package dump
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"strings"
 
 	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/mapfiles"
@@ -53,39 +50,6 @@ func (t *fileTable) add(r mapfiles.ResolvedFile, src string) *image.File {
 		t.ghostSrc[f.ID] = src
 	}
 	return f
-}
-
-// resolveLink resolves a /proc magic link (exe, cwd, root, fd/N) the way
-// mapfiles.Resolve does a map_files link: the identity of the very inode
-// (stat through the link), its path without " (deleted)", and whether it
-// was deleted or renamed.
-func resolveLink(link string) (mapfiles.ResolvedFile, error) {
-	var r mapfiles.ResolvedFile
-	text, err := os.Readlink(link)
-	if err != nil {
-		return r, err
-	}
-	if r.Identity, err = mapfiles.StatPath(link); err != nil {
-		return r, err
-	}
-	r.Path = strings.TrimSuffix(text, deletedSuffix)
-	if r.Nlink == 0 {
-		r.Deleted = true
-		return r, nil
-	}
-	if !strings.HasPrefix(r.Path, "/") {
-		return r, nil // pipe:[..], socket:[..], anon_inode:..: no path to check
-	}
-	own, err := mapfiles.StatPath(r.Path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR):
-		r.Renamed = true
-	case err != nil:
-		return r, fmt.Errorf("stat %s (behind %s): %w", r.Path, link, err)
-	case !own.SameFile(r.Identity):
-		r.Renamed = true
-	}
-	return r, nil
 }
 
 // dumpGhosts stores the content of every deleted regular file.

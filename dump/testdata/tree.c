@@ -3,7 +3,11 @@
 // a private anonymous region holding a pattern with holes, and mappings of
 // a renamed file, a file replaced by a link, and a deleted file.
 //
-// Usage: tree DIR. Prints "ready PARENT CHILD PRIV SHARED COW DELETED LINKED"
+// Also a memfd mapped shared by both (fd closed, page 1 a hole), and a
+// private page with data behind PROT_NONE.
+//
+// Usage: tree DIR. Prints
+// "ready PARENT CHILD PRIV SHARED COW DELETED LINKED MEMFD PNONE"
 // (pids, then mapping addresses in hex) when set up, then sleeps in
 // a counting loop. On SIGTERM each process checks its memory and exits 0
 // if everything is as it was written (the parent also waits for the child
@@ -29,7 +33,7 @@
 static volatile sig_atomic_t term;
 static void on_term(int sig) { (void)sig; term = 1; }
 
-static unsigned char *shared, *priv, *cow;
+static unsigned char *shared, *priv, *cow, *memfd_map, *pnone;
 static const unsigned char *deleted_map, *linked_map;
 
 // Private pages that hold data; the others are holes (page 12 is only read).
@@ -82,6 +86,12 @@ static int check(int who) {
 		bad++;
 	if (deleted_map[5] != (unsigned char)(0x33 + 5) || linked_map[7] != (unsigned char)(0x44 + 7))
 		bad++;
+	// memfd: pages 0 and 2 written by the parent, page 1 a hole.
+	for (int i = 0; i < PG; i++)
+		if (memfd_map[i] != pat(0, 200, i) || memfd_map[PG + i] || memfd_map[2 * PG + i] != pat(0, 202, i)) { bad++; break; }
+	if (mprotect(pnone, PG, PROT_READ)) bad++;
+	for (int i = 0; i < PG; i++)
+		if (pnone[i] != pat(who, 300, i)) { bad++; break; }
 	if (bad) fprintf(stderr, "tree %d: memory check failed (%d)\n", getpid(), bad);
 	return bad ? 1 : 0;
 }
@@ -94,6 +104,9 @@ static void fill_private(int who) {
 	volatile unsigned char sink = priv[12 * PG]; // maps the zero page: not data
 	(void)sink;
 	cow[0] = (unsigned char)(0xc0 + who); // COW copy of a private file page
+	// A private page with data behind PROT_NONE: dumped through /proc/PID/mem.
+	for (int i = 0; i < PG; i++) pnone[i] = pat(who, 300, i);
+	if (mprotect(pnone, PG, PROT_NONE)) die("mprotect none");
 }
 
 static void loop(void) {
@@ -141,6 +154,20 @@ int main(int argc, char **argv) {
 	deleted_map = map_file(del, MAP_SHARED, PROT_READ);
 	if (unlink(del)) die("unlink");
 
+	// A memfd mapped shared by both tasks; its fd closed (fds of memfds
+	// are refused).
+	int mfd = memfd_create("mmcr-test", 0);
+	if (mfd < 0 || ftruncate(mfd, 3 * PG)) die("memfd");
+	memfd_map = mmap(NULL, 3 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	if (memfd_map == MAP_FAILED) die("mmap memfd");
+	close(mfd);
+	for (int i = 0; i < PG; i++) {
+		memfd_map[i] = pat(0, 200, i);
+		memfd_map[2 * PG + i] = pat(0, 202, i);
+	}
+	pnone = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (pnone == MAP_FAILED) die("mmap pnone");
+
 	int ready[2];
 	if (pipe(ready)) die("pipe");
 	pid_t child = fork();
@@ -158,9 +185,9 @@ int main(int argc, char **argv) {
 	char x;
 	if (read(ready[0], &x, 1) != 1) die("wait child");
 	close(ready[0]);
-	printf("ready %d %d %lx %lx %lx %lx %lx\n", getpid(), child, (unsigned long)priv,
+	printf("ready %d %d %lx %lx %lx %lx %lx %lx %lx\n", getpid(), child, (unsigned long)priv,
 	       (unsigned long)shared, (unsigned long)cow, (unsigned long)deleted_map,
-	       (unsigned long)linked_map);
+	       (unsigned long)linked_map, (unsigned long)memfd_map, (unsigned long)pnone);
 	fflush(stdout);
 	loop();
 	int rc = check(0);
