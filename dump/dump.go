@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 
 	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/procfs"
@@ -127,7 +128,7 @@ func Run(opts Options) (err error) {
 	clean := true
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("dump: internal error: %v", r)
+			err = oneLine{fmt.Errorf("dump: internal error: %v", r)}
 			d.log.Error("panic during dump", "panic", r, "stack", string(stackTrace()))
 		}
 		if err != nil {
@@ -142,10 +143,17 @@ func Run(opts Options) (err error) {
 	}()
 
 	if err := d.run(); err != nil {
-		return fmt.Errorf("dump: %w", err)
+		return oneLine{fmt.Errorf("dump: %w", err)}
 	}
 	return nil
 }
+
+// oneLine keeps an error's chain but prints it on one line: the CLI shows
+// it as the single line a failed dump leaves on stderr.
+type oneLine struct{ err error }
+
+func (e oneLine) Error() string { return strings.ReplaceAll(e.err.Error(), "\n", "; ") }
+func (e oneLine) Unwrap() error { return e.err }
 
 func stackTrace() []byte {
 	buf := make([]byte, 64<<10)

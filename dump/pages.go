@@ -37,13 +37,17 @@ var zeroPage [image.PageSize]byte
 // pvm_no_zero_page=1), where a page that was only ever read is a real,
 // present page full of zeros. It returns how many pages it stored.
 func addNonZero(pw *image.PageWriter, addr uint64, data []byte) (uint64, error) {
+	return addNonZeroFunc(pw.Add, addr, data)
+}
+
+func addNonZeroFunc(add func(uint64, []byte) error, addr uint64, data []byte) (uint64, error) {
 	var stored uint64
 	runStart := -1
 	flush := func(end int) error {
 		if runStart < 0 {
 			return nil
 		}
-		err := pw.Add(addr+uint64(runStart), data[runStart:end])
+		err := add(addr+uint64(runStart), data[runStart:end])
 		stored += uint64(end-runStart) / image.PageSize
 		runStart = -1
 		return err
@@ -133,8 +137,8 @@ func (c *pageCopier) flush() error {
 		// reads what the kernel can, one run at a time.
 		for i, v := range c.iov {
 			if merr := ptrace.ReadMem(c.pid, uint64(v.Base), c.local[i]); merr != nil {
-				return fmt.Errorf("read pages %#x-%#x: %w", v.Base, uint64(v.Base)+uint64(v.Len),
-					errors.Join(err, merr))
+				return fmt.Errorf("read pages %#x-%#x: %w (process_vm_readv: %v)",
+					v.Base, uint64(v.Base)+uint64(v.Len), merr, err)
 			}
 		}
 	}

@@ -1,0 +1,97 @@
+package dump
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/procfs"
+	"golang.org/x/sys/unix"
+)
+
+func TestClassify(t *testing.T) {
+	const anon = unix.MAP_ANONYMOUS
+	tests := []struct {
+		name   string
+		m      procfs.Mapping
+		kind   image.VMAKind
+		flags  uint32
+		madv   uint64
+		refuse bool
+	}{
+		{name: "heap", m: procfs.Mapping{Path: "[heap]"}, kind: image.KindHeap, flags: unix.MAP_PRIVATE | anon},
+		{name: "stack", m: procfs.Mapping{Path: "[stack]", VmFlags: []string{"rd", "wr", "gd"}},
+			kind: image.KindStack, flags: unix.MAP_PRIVATE | anon | unix.MAP_GROWSDOWN},
+		{name: "vdso", m: procfs.Mapping{Path: "[vdso]"}, kind: image.KindVDSO, flags: unix.MAP_PRIVATE},
+		{name: "vvar with io pf", m: procfs.Mapping{Path: "[vvar]", VmFlags: []string{"rd", "pf", "io"}},
+			kind: image.KindVVAR, flags: unix.MAP_PRIVATE},
+		{name: "vvar_vclock", m: procfs.Mapping{Path: "[vvar_vclock]"}, kind: image.KindVVARVclock, flags: unix.MAP_PRIVATE},
+		{name: "vsyscall", m: procfs.Mapping{Path: "[vsyscall]"}, kind: image.KindVsyscall, flags: unix.MAP_PRIVATE},
+		{name: "private anon", m: procfs.Mapping{VmFlags: []string{"nr", "dc", "dd", "hg", "wf"}},
+			kind: image.KindPrivateAnon, flags: unix.MAP_PRIVATE | anon | unix.MAP_NORESERVE,
+			madv: 1<<unix.MADV_DONTFORK | 1<<unix.MADV_DONTDUMP | 1<<unix.MADV_HUGEPAGE | 1<<unix.MADV_WIPEONFORK},
+		{name: "named anon", m: procfs.Mapping{Path: "[anon:jit]", VmFlags: []string{"nh", "mg", "sr", "rr"}},
+			kind: image.KindPrivateAnon, flags: unix.MAP_PRIVATE | anon,
+			madv: 1<<unix.MADV_NOHUGEPAGE | 1<<unix.MADV_MERGEABLE | 1<<unix.MADV_SEQUENTIAL | 1<<unix.MADV_RANDOM},
+		{name: "shared anon", m: procfs.Mapping{Shared: true, Ino: 7, Path: "/dev/zero (deleted)"},
+			kind: image.KindSharedAnon, flags: unix.MAP_SHARED | anon},
+		{name: "sysv", m: procfs.Mapping{Shared: true, Ino: 7, Path: "/SYSV00000000 (deleted)"},
+			kind: image.KindSharedAnon, flags: unix.MAP_SHARED | anon},
+		{name: "named shared anon", m: procfs.Mapping{Shared: true, Ino: 7, Path: "[anon_shmem:buf]"},
+			kind: image.KindSharedAnon, flags: unix.MAP_SHARED | anon},
+		{name: "memfd", m: procfs.Mapping{Shared: true, Ino: 9, Path: "/memfd:a b (deleted)"},
+			kind: image.KindMemfd, flags: unix.MAP_SHARED},
+		{name: "private file", m: procfs.Mapping{Ino: 3, Path: "/usr/lib/libc.so.6"},
+			kind: image.KindPrivateFile, flags: unix.MAP_PRIVATE},
+		{name: "private memfd", m: procfs.Mapping{Ino: 9, Path: "/memfd:x (deleted)"},
+			kind: image.KindPrivateFile, flags: unix.MAP_PRIVATE},
+		{name: "shared file", m: procfs.Mapping{Shared: true, Ino: 3, Path: "/data/f (deleted)"},
+			kind: image.KindSharedFile, flags: unix.MAP_SHARED},
+		{name: "anon inode", m: procfs.Mapping{Ino: 5, Path: "anon_inode:[perf_event]"}, refuse: true},
+		{name: "uprobes", m: procfs.Mapping{Path: "[uprobes]"}, refuse: true},
+		{name: "shared without inode", m: procfs.Mapping{Shared: true}, refuse: true},
+		{name: "device", m: procfs.Mapping{Shared: true, Ino: 4, Path: "/dev/fb0", VmFlags: []string{"io", "pf"}}, refuse: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.m.Start, tt.m.End = 0x1000, 0x3000
+			v, err := classify(tt.m)
+			if tt.refuse {
+				if !errors.Is(err, ErrUnsupported) {
+					t.Fatalf("got %+v, %v; want ErrUnsupported", v, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Kind != tt.kind || v.Flags != tt.flags || v.Madv != tt.madv || v.Name != tt.m.Path {
+				t.Errorf("got kind %v flags %#x madv %#x name %q; want %v %#x %#x",
+					v.Kind, v.Flags, v.Madv, v.Name, tt.kind, tt.flags, tt.madv)
+			}
+		})
+	}
+	if n := memfdName("/memfd:a b (deleted)"); n != "a b" {
+		t.Errorf("memfdName = %q", n)
+	}
+}
+
+func TestAddNonZero(t *testing.T) {
+	// Pages: data, zero, data, data, zero.
+	data := make([]byte, 5*image.PageSize)
+	for _, p := range []int{0, 2, 3} {
+		data[p*image.PageSize+7] = 1
+	}
+	var got [][2]uint64
+	n, err := addNonZeroFunc(func(addr uint64, b []byte) error {
+		got = append(got, [2]uint64{addr, uint64(len(b))})
+		return nil
+	}, 0x10000, data)
+	if err != nil || n != 3 {
+		t.Fatalf("stored %d, err %v", n, err)
+	}
+	want := [][2]uint64{{0x10000, image.PageSize}, {0x12000, 2 * image.PageSize}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("runs %#x, want %#x", got, want)
+	}
+}
