@@ -74,15 +74,36 @@ type restorer struct {
 	ghosts *ghostSet
 	// shm holds mmcr's own open of every shared object once its owner made it.
 	shm map[uint32]*os.File
-	// lifo of tasks to kill on failure, in creation order
-	created []int
+	// tasks to kill on failure, in creation order, and their threads
+	// other than the leaders (reaped first: a traced leader is not
+	// reported gone before its traced threads are reaped).
+	created        []int
+	createdThreads []int
 }
 
 // task is one task being restored.
 type task struct {
 	t      *image.Task
-	r      *ptrace.Remote
+	r      *ptrace.Remote // the leader's
 	parent *task
+	// threads are all threads once created, the leader first (its r is r).
+	threads []*thread
+}
+
+// thread is one thread of a task being restored.
+type thread struct {
+	tid int
+	th  *image.Thread
+	r   *ptrace.Remote
+}
+
+// sys runs a remote syscall in the thread, wrapping its error with the tid.
+func (thr *thread) sys(nr uintptr, args ...uint64) (uint64, error) {
+	ret, err := thr.r.Syscall(nr, args...)
+	if err != nil {
+		return ret, fmt.Errorf("restore: thread %d: %w", thr.tid, err)
+	}
+	return ret, nil
 }
 
 // Run restores the tree in opts.Dir and returns the root's pid once every
@@ -151,6 +172,11 @@ func (rs *restorer) run() (int, error) {
 		}
 	}
 	for _, tk := range rs.tasks {
+		if err := rs.createThreads(tk); err != nil {
+			return 0, err
+		}
+	}
+	for _, tk := range rs.tasks {
 		if err := rs.restoreState(tk); err != nil {
 			return 0, err
 		}
@@ -164,7 +190,7 @@ func (rs *restorer) run() (int, error) {
 	}
 	rs.closeShm()
 	root := rs.tasks[0].t.PID
-	rs.created = nil // they run on their own now
+	rs.created, rs.createdThreads = nil, nil // they run on their own now
 	if rs.opts.PidFile != "" {
 		if err := os.WriteFile(rs.opts.PidFile, fmt.Appendf(nil, "%d\n", root), 0o644); err != nil {
 			return root, fmt.Errorf("restore: write pid file: %w", err)
@@ -177,12 +203,16 @@ func (rs *restorer) run() (int, error) {
 // abort kills every task created so far and the stub, reaps them and removes
 // recreated ghost files.
 func (rs *restorer) abort() {
-	for i := len(rs.created) - 1; i >= 0; i-- {
-		pid := rs.created[i]
+	for _, pid := range rs.created {
 		unix.Kill(pid, unix.SIGKILL)
-		reap(pid)
 	}
-	rs.created = nil
+	for _, tid := range rs.createdThreads {
+		reap(tid)
+	}
+	for i := len(rs.created) - 1; i >= 0; i-- {
+		reap(rs.created[i])
+	}
+	rs.created, rs.createdThreads = nil, nil
 	rs.closeShm()
 	if rs.stub != 0 {
 		unix.Kill(rs.stub, unix.SIGKILL)

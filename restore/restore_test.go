@@ -52,7 +52,7 @@ func buildC(t *testing.T, name string) string {
 		t.Skip("gcc not found")
 	}
 	bin := filepath.Join(t.TempDir(), name)
-	out, err := exec.Command("gcc", "-O1", "-Wall", "-o", bin, filepath.Join("testdata", name+".c")).CombinedOutput()
+	out, err := exec.Command("gcc", "-O1", "-Wall", "-pthread", "-o", bin, filepath.Join("testdata", name+".c")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("gcc: %v\n%s", err, out)
 	}
@@ -386,5 +386,14 @@ func TestRestoreDetachedPidFile(t *testing.T) {
 	unix.Kill(root, unix.SIGTERM)
 	if code, err := Wait(root); err != nil || code != 0 {
 		t.Fatalf("exit %d, %v", code, err)
+	}
+}
+
+func TestRestoreThreads(t *testing.T) {
+	needRoot(t)
+	bin := buildC(t, "threads")
+	code, out := dumpRestore(t, bin)
+	if code != 0 || !strings.Contains(out, "PASS") {
+		t.Fatalf("restored workload: exit %d, output %q", code, out)
 	}
 }

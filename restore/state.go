@@ -27,9 +27,8 @@ func (rs *restorer) restoreState(tk *task) error {
 		{"cwd", rs.restoreFS},
 		{"signals", rs.restoreSignals},
 		{"timers", rs.restoreTimers},
-		{"rseq", rs.restoreRseq},
 		{"pending signals", rs.restorePending},
-		{"credentials", rs.restoreCreds},
+		{"threads", rs.restoreThreads},
 	}
 	if t.Comm != "" {
 		s := rs.newScratch()
@@ -212,21 +211,12 @@ func (rs *restorer) remotePathCall(tk *task, nr uintptr, path string) error {
 	return nil
 }
 
-// restoreSignals sets every signal's action and the alternate stack.
+// restoreSignals sets every signal's action.
 func (rs *restorer) restoreSignals(tk *task) error {
 	s := rs.newScratch()
 	addrs := make([]uint64, len(tk.t.SigActions))
 	for i, a := range tk.t.SigActions {
 		addrs[i] = s.u64s(a.Handler, a.Flags, a.Restorer, a.Mask)
-	}
-	as := tk.t.Threads[0].AltStack
-	var asAddr uint64
-	if as.SP != 0 && as.Flags&ssDisable == 0 {
-		b := make([]byte, 24)
-		binary.LittleEndian.PutUint64(b, as.SP)
-		binary.LittleEndian.PutUint32(b[8:], uint32(as.Flags)&^1) // not SS_ONSTACK
-		binary.LittleEndian.PutUint64(b[16:], as.Size)
-		asAddr = s.add(b)
 	}
 	if err := s.write(tk.t.PID); err != nil {
 		return err
@@ -238,11 +228,6 @@ func (rs *restorer) restoreSignals(tk *task) error {
 		}
 		if _, err := tk.sys(unix.SYS_RT_SIGACTION, sig, addrs[i], 0, 8); err != nil {
 			return fmt.Errorf("signal %d: %w", sig, err)
-		}
-	}
-	if asAddr != 0 {
-		if _, err := tk.sys(unix.SYS_SIGALTSTACK, asAddr, 0); err != nil {
-			return err
 		}
 	}
 	return nil
@@ -267,46 +252,113 @@ func (rs *restorer) restoreTimers(tk *task) error {
 	return nil
 }
 
-// restoreRseq registers the thread's rseq area again.
-func (rs *restorer) restoreRseq(tk *task) error {
-	r := tk.t.Threads[0].Rseq
-	if r.Addr == 0 {
-		return nil
+// restoreThreads sets each thread's own state: alternate stack, rseq,
+// private pending signals, then (last, as they are per thread too) the
+// credentials of every thread, the leader's last.
+func (rs *restorer) restoreThreads(tk *task) error {
+	off := rs.tidOffset(tk)
+	for _, thr := range tk.threads {
+		if err := rs.restoreThread(tk, thr); err != nil {
+			return fmt.Errorf("thread %d: %w", thr.tid, err)
+		}
+		if off < 0 {
+			continue
+		}
+		addr := thr.th.Regs.Fs_base + uint64(off)
+		var b [4]byte
+		if err := ptrace.ReadMem(thr.tid, addr, b[:]); err != nil || int(binary.LittleEndian.Uint32(b[:])) != thr.tid {
+			rs.log.Warn("clear_child_tid not restored", "tid", thr.tid)
+			continue
+		}
+		if _, err := thr.sys(unix.SYS_SET_TID_ADDRESS, addr); err != nil {
+			return fmt.Errorf("thread %d: %w", thr.tid, err)
+		}
 	}
-	_, err := tk.sys(unix.SYS_RSEQ, r.Addr, uint64(r.Len), 0, uint64(r.Sig))
-	return err
+	for i := len(tk.threads) - 1; i >= 0; i-- {
+		if err := rs.restoreCreds(tk, tk.threads[i]); err != nil {
+			return fmt.Errorf("thread %d: credentials: %w", tk.threads[i].tid, err)
+		}
+	}
+	return nil
 }
 
-// restorePending queues the pending signals again; all signals are
+// tidOffset finds where the thread library keeps each thread's tid, as
+// an offset from the thread pointer (fs_base): that word is the thread's
+// clear_child_tid address, which the kernel clears and futex-wakes when the
+// thread exits and pthread_join waits on. The image does not carry the
+// address, so it is found in the restored memory: the first 4-byte word in
+// the page at the leader's fs_base that holds the leader's pid (glibc's
+// struct pthread.tid). -1 when there is nothing convincing, or one thread.
+func (rs *restorer) tidOffset(tk *task) int {
+	if len(tk.threads) < 2 {
+		return -1
+	}
+	fs := tk.t.Threads[0].Regs.Fs_base
+	if fs == 0 {
+		return -1
+	}
+	buf := make([]byte, 2048)
+	if err := ptrace.ReadMem(tk.t.PID, fs, buf); err != nil {
+		return -1
+	}
+	for off := 16; off+4 <= len(buf); off += 4 {
+		if int(binary.LittleEndian.Uint32(buf[off:])) == tk.t.PID {
+			return off
+		}
+	}
+	return -1
+}
+
+func (rs *restorer) restoreThread(tk *task, thr *thread) error {
+	as := thr.th.AltStack
+	if as.SP != 0 && as.Flags&ssDisable == 0 {
+		s := rs.newScratch()
+		b := make([]byte, 24)
+		binary.LittleEndian.PutUint64(b, as.SP)
+		binary.LittleEndian.PutUint32(b[8:], uint32(as.Flags)&^1) // not SS_ONSTACK
+		binary.LittleEndian.PutUint64(b[16:], as.Size)
+		p := s.add(b)
+		if err := s.write(thr.tid); err != nil {
+			return err
+		}
+		if _, err := thr.sys(unix.SYS_SIGALTSTACK, p, 0); err != nil {
+			return err
+		}
+	}
+	if r := thr.th.Rseq; r.Addr != 0 {
+		if _, err := thr.sys(unix.SYS_RSEQ, r.Addr, uint64(r.Len), 0, uint64(r.Sig)); err != nil {
+			return err
+		}
+	}
+	// A thread may queue a signal with any si_code only to itself.
+	for i := range thr.th.Pending {
+		si := &thr.th.Pending[i]
+		sig := uint64(binary.LittleEndian.Uint32(si[0:4]))
+		s := rs.newScratch()
+		p := s.add(si[:])
+		if err := s.write(thr.tid); err != nil {
+			return err
+		}
+		if _, err := thr.sys(unix.SYS_RT_TGSIGQUEUEINFO, uint64(tk.t.PID), uint64(thr.tid), sig, p); err != nil {
+			return fmt.Errorf("signal %d: %w", sig, err)
+		}
+	}
+	return nil
+}
+
+// restorePending queues the process-wide pending signals again; all signals are
 // blocked while restore runs, so they wait for the restored mask.
 func (rs *restorer) restorePending(tk *task) error {
-	pid := uint64(tk.t.PID)
-	queue := func(si *image.SigInfo, shared bool) error {
+	for i := range tk.t.SharedPending {
+		si := &tk.t.SharedPending[i]
 		sig := uint64(binary.LittleEndian.Uint32(si[0:4]))
 		s := rs.newScratch()
 		p := s.add(si[:])
 		if err := s.write(tk.t.PID); err != nil {
 			return err
 		}
-		var err error
-		if shared {
-			_, err = tk.sys(unix.SYS_RT_SIGQUEUEINFO, pid, sig, p)
-		} else {
-			_, err = tk.sys(unix.SYS_RT_TGSIGQUEUEINFO, pid, pid, sig, p)
-		}
-		if err != nil {
+		if _, err := tk.sys(unix.SYS_RT_SIGQUEUEINFO, uint64(tk.t.PID), sig, p); err != nil {
 			return fmt.Errorf("signal %d: %w", sig, err)
-		}
-		return nil
-	}
-	for i := range tk.t.SharedPending {
-		if err := queue(&tk.t.SharedPending[i], true); err != nil {
-			return err
-		}
-	}
-	for i := range tk.t.Threads[0].Pending {
-		if err := queue(&tk.t.Threads[0].Pending[i], false); err != nil {
-			return err
 		}
 	}
 	return nil
@@ -332,9 +384,10 @@ const (
 	ssDisable   = 2 // stack_t.ss_flags SS_DISABLE
 )
 
-// restoreCreds sets groups, ids and capabilities, in an order that keeps
-// the rights each step needs until it ran.
-func (rs *restorer) restoreCreds(tk *task) error {
+// restoreCreds sets a thread's groups, ids and capabilities (all per
+// thread in the kernel), in an order that keeps the rights each step
+// needs until it ran.
+func (rs *restorer) restoreCreds(tk *task, thr *thread) error {
 	c := &tk.t.Creds
 	s := rs.newScratch()
 	var groups uint64
@@ -355,48 +408,48 @@ func (rs *restorer) restoreCreds(tk *task) error {
 		uint64(uint32(c.CapInh))|uint64(uint32(c.CapEff>>32))<<32,
 		uint64(uint32(c.CapPrm>>32))|uint64(uint32(c.CapInh>>32))<<32,
 	)
-	if err := s.write(tk.t.PID); err != nil {
+	if err := s.write(thr.tid); err != nil {
 		return err
 	}
-	if _, err := tk.sys(unix.SYS_SETGROUPS, uint64(len(c.Groups)), groups); err != nil {
+	if _, err := thr.sys(unix.SYS_SETGROUPS, uint64(len(c.Groups)), groups); err != nil {
 		return err
 	}
 	if !rootAll {
 		for capNr := uint64(0); capNr <= uint64(capLastCap()); capNr++ {
 			if c.CapBnd&(1<<capNr) == 0 {
-				if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, capNr, 0, 0, 0); err != nil {
+				if _, err := thr.sys(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, capNr, 0, 0, 0); err != nil {
 					return err
 				}
 			}
 		}
-		if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		if _, err := thr.sys(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 			return err
 		}
-		if _, err := tk.sys(unix.SYS_SETRESGID, uint64(c.GID), uint64(c.EGID), uint64(c.SGID)); err != nil {
+		if _, err := thr.sys(unix.SYS_SETRESGID, uint64(c.GID), uint64(c.EGID), uint64(c.SGID)); err != nil {
 			return err
 		}
-		if _, err := tk.sys(unix.SYS_SETRESUID, uint64(c.UID), uint64(c.EUID), uint64(c.SUID)); err != nil {
+		if _, err := thr.sys(unix.SYS_SETRESUID, uint64(c.UID), uint64(c.EUID), uint64(c.SUID)); err != nil {
 			return err
 		}
-		tk.r.Syscall(sysSetfsgid, uint64(c.FSGID))
-		tk.r.Syscall(sysSetfsuid, uint64(c.FSUID))
+		thr.r.Syscall(sysSetfsgid, uint64(c.FSGID))
+		thr.r.Syscall(sysSetfsuid, uint64(c.FSUID))
 		// capset's header is the first 8 bytes, the two data structs follow.
-		if _, err := tk.sys(unix.SYS_CAPSET, capData, capData+8); err != nil {
+		if _, err := thr.sys(unix.SYS_CAPSET, capData, capData+8); err != nil {
 			return err
 		}
-		if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+		if _, err := thr.sys(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
 			return err
 		}
 		for capNr := uint64(0); capNr <= uint64(capLastCap()); capNr++ {
 			if c.CapAmb&(1<<capNr) != 0 {
-				if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, capNr, 0, 0); err != nil {
+				if _, err := thr.sys(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, capNr, 0, 0); err != nil {
 					return err
 				}
 			}
 		}
 	}
 	if c.NoNewPrivs {
-		if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		if _, err := thr.sys(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return err
 		}
 	}
@@ -426,28 +479,44 @@ func fixupRegs(regs unix.PtraceRegs) unix.PtraceRegs {
 // stop, and detaches every task, children first.
 func (rs *restorer) release() error {
 	for _, tk := range rs.tasks {
-		pid := tk.t.PID
-		th := tk.t.Threads[0]
-		if _, err := tk.r.SyscallToExit(unix.SYS_MUNMAP, rs.area, restorerSize); err != nil {
-			return fmt.Errorf("restore: task %d: unmap restorer area: %w", pid, err)
-		}
-		regs := fixupRegs(th.Regs)
-		if err := ptrace.SetRegs(pid, &regs); err != nil {
-			return fmt.Errorf("restore: %w", err)
-		}
-		if len(th.Xsave) > 0 {
-			if err := ptrace.SetXstate(pid, th.Xsave); err != nil {
-				return fmt.Errorf("restore: %w", err)
+		// Threads other than the leader sit at the exit of their last
+		// remote syscall: new registers and they never return to the area.
+		for _, thr := range tk.threads[1:] {
+			if err := setFinalState(thr.tid, thr.th); err != nil {
+				return err
 			}
 		}
-		if err := ptrace.SetSigMask(pid, th.SigMask); err != nil {
-			return fmt.Errorf("restore: %w", err)
+		if _, err := tk.r.SyscallToExit(unix.SYS_MUNMAP, rs.area, restorerSize); err != nil {
+			return fmt.Errorf("restore: task %d: unmap restorer area: %w", tk.t.PID, err)
+		}
+		if err := setFinalState(tk.t.PID, tk.t.Threads[0]); err != nil {
+			return err
 		}
 	}
 	for i := len(rs.tasks) - 1; i >= 0; i-- {
-		if err := ptrace.Detach(rs.tasks[i].t.PID); err != nil {
+		for _, thr := range rs.tasks[i].threads {
+			if err := ptrace.Detach(thr.tid); err != nil {
+				return fmt.Errorf("restore: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// setFinalState gives a stopped thread its dumped registers (fixed up for
+// an interrupted syscall), xstate and signal mask.
+func setFinalState(tid int, th *image.Thread) error {
+	regs := fixupRegs(th.Regs)
+	if err := ptrace.SetRegs(tid, &regs); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if len(th.Xsave) > 0 {
+		if err := ptrace.SetXstate(tid, th.Xsave); err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
+	}
+	if err := ptrace.SetSigMask(tid, th.SigMask); err != nil {
+		return fmt.Errorf("restore: %w", err)
 	}
 	return nil
 }

@@ -74,7 +74,9 @@ func (rs *restorer) startStub() error {
 	exe = stubPath(exe)
 	wanted := make(map[int]bool)
 	for _, t := range rs.tree.Tasks {
-		wanted[t.PID] = true
+		for _, th := range t.Threads {
+			wanted[th.TID] = true
+		}
 	}
 	for range 5 {
 		pid, err := ptrace.StartStub(exe, []string{StubArg})
@@ -171,6 +173,7 @@ func (rs *restorer) createTasks() error {
 		if tk.r, err = ptrace.NewRemote(t.PID, rs.area); err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
+		tk.threads = []*thread{{tid: t.PID, th: t.Threads[0], r: tk.r}}
 		rs.tasks = append(rs.tasks, tk)
 		rs.byPID[t.PID] = tk
 		if i == 0 {
@@ -211,6 +214,31 @@ func (rs *restorer) createTasks() error {
 	return nil
 }
 
+// threadFlags make a thread as pthread_create does.
+const threadFlags = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND |
+	unix.CLONE_THREAD | unix.CLONE_SYSVSEM
+
+// createThreads makes tk's other threads with their original tids, by
+// clone3 in the leader. They start as copies of the leader in its stop and
+// get their own registers only at release.
+func (rs *restorer) createThreads(tk *task) error {
+	for _, th := range tk.t.Threads[1:] {
+		if err := rs.clone(tk.r, th.TID, threadFlags); err != nil {
+			return err
+		}
+		rs.createdThreads = append(rs.createdThreads, th.TID)
+		if _, err := ptrace.Wait(th.TID); err != nil {
+			return fmt.Errorf("restore: first stop of new thread %d of %d: %w", th.TID, tk.t.PID, err)
+		}
+		r, err := ptrace.NewRemote(th.TID, rs.area)
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		tk.threads = append(tk.threads, &thread{tid: th.TID, th: th, r: r})
+	}
+	return nil
+}
+
 // cloneArgsSize is sizeof(struct clone_args) up to set_tid_size (VER1: 80),
 // plus cgroup (VER2: 88).
 const cloneArgsSize = 88
@@ -218,10 +246,10 @@ const cloneArgsSize = 88
 // clone makes task pid by clone3 with set_tid = [pid], run in the task
 // behind in. The child is auto-attached (TRACECLONE/TRACEFORK).
 func (rs *restorer) clone(in *ptrace.Remote, pid int, flags uint64) error {
-	// clone3 refuses an exit_signal with CLONE_PARENT: the child takes
-	// the stub's own (SIGCHLD, from its fork by mmcr).
+	// clone3 refuses an exit_signal with CLONE_PARENT (the child takes
+	// the stub's own: SIGCHLD, from its fork by mmcr) or CLONE_THREAD.
 	exitSignal := uint64(unix.SIGCHLD)
-	if flags&unix.CLONE_PARENT != 0 {
+	if flags&(unix.CLONE_PARENT|unix.CLONE_THREAD) != 0 {
 		exitSignal = 0
 	}
 	s := rs.newScratch()

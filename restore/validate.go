@@ -24,8 +24,8 @@ func (rs *restorer) validate() error {
 	}
 	seen := make(map[int]bool)
 	for i, t := range tree.Tasks {
-		if len(t.Threads) != 1 {
-			return fmt.Errorf("restore: task %d has %d threads: multi-threaded tasks are %w", t.PID, len(t.Threads), ErrUnsupported)
+		if len(t.Threads) == 0 {
+			return fmt.Errorf("restore: task %d has no thread in the image", t.PID)
 		}
 		if t.Threads[0].TID != t.PID {
 			return fmt.Errorf("restore: task %d: thread 0 is %d, not the leader", t.PID, t.Threads[0].TID)
@@ -62,8 +62,10 @@ func (rs *restorer) validate() error {
 		}
 	}
 	for _, t := range tree.Tasks {
-		if err := checkPidFree(t.PID); err != nil {
-			return err
+		for _, th := range t.Threads {
+			if err := checkPidFree(th.TID); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
