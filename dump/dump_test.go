@@ -562,3 +562,46 @@ func TestDumpKillsTree(t *testing.T) {
 		t.Errorf("task %d still exists", pid)
 	}
 }
+
+func TestDumpFreezesGrowingTree(t *testing.T) {
+	requireRoot(t)
+	bin := buildC(t, "forker", "-pthread")
+	for round := 0; round < 3; round++ {
+		w := startWorkload(t, bin)
+		pid := w.pid(t, 1)
+		time.Sleep(time.Duration(round*20) * time.Millisecond)
+		dir := filepath.Join(t.TempDir(), "img")
+		if err := Run(Options{PID: pid, Dir: dir, LeaveRunning: true}); err != nil {
+			t.Fatalf("round %d: dump: %v", round, err)
+		}
+		r, err := image.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tree, err := r.Tree()
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Tree order: the root, then its children by pid, each with its
+		// threads; every parent is in the tree before its children.
+		seen := map[int]bool{}
+		for i, task := range tree.Tasks {
+			if i == 0 {
+				if task.PID != pid || len(task.Threads) != 3 && len(task.Threads) != 1 {
+					t.Errorf("round %d: root %d with %d threads", round, task.PID, len(task.Threads))
+				}
+			} else {
+				if !seen[task.PPID] {
+					t.Errorf("round %d: task %d before its parent %d", round, task.PID, task.PPID)
+				}
+				if task.PID < tree.Tasks[i-1].PID && tree.Tasks[i-1].PPID == task.PPID {
+					t.Errorf("round %d: siblings out of order: %d after %d", round, task.PID, tree.Tasks[i-1].PID)
+				}
+			}
+			seen[task.PID] = true
+		}
+		t.Logf("round %d: %d tasks frozen", round, len(tree.Tasks))
+		w.finish(t)
+	}
+}
