@@ -375,7 +375,12 @@ func TestRestoreDetachedPidFile(t *testing.T) {
 	bin := buildC(t, "memtree")
 	d := dumpWorkload(t, false, bin, "0")
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	root, err := Run(Options{Dir: d.dir, Detached: true, PidFile: pidFile, Log: testLog(t)})
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	root, err := Run(Options{Dir: d.dir, Detached: true, PidFile: pidFile, Log: testLog(t), Stdin: null, Stdout: null, Stderr: null})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,5 +400,44 @@ func TestRestoreThreads(t *testing.T) {
 	code, out := dumpRestore(t, bin)
 	if code != 0 || !strings.Contains(out, "PASS") {
 		t.Fatalf("restored workload: exit %d, output %q", code, out)
+	}
+}
+
+// TestRestoreGhostPathTaken restores a deleted file whose path holds
+// another file by then: the other file stays, the mapping still works.
+func TestRestoreGhostPathTaken(t *testing.T) {
+	needRoot(t)
+	bin := buildC(t, "objs")
+	dir := t.TempDir()
+	d := dumpWorkload(t, false, bin, dir)
+	ghost := filepath.Join(dir, "ghost.dat")
+	if err := os.WriteFile(ghost, []byte("someone else's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	root, err := Run(Options{Dir: d.dir, Log: testLog(t), Stdout: w, Stderr: w})
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps, _ := os.ReadFile("/proc/" + itoa(root) + "/maps")
+	if !strings.Contains(string(maps), "/.mmcr-ghost-") || !strings.Contains(string(maps), "ghost.dat (deleted)") {
+		t.Errorf("deleted file not mapped from a private temp dir:\n%s", maps)
+	}
+	unix.Kill(root, unix.SIGTERM)
+	code, err := Wait(root)
+	out, _ := io.ReadAll(r)
+	if err != nil || code != 0 || !strings.Contains(string(out), "PASS") {
+		t.Fatalf("restored workload: exit %d %v, output %q", code, err, out)
+	}
+	if b, _ := os.ReadFile(ghost); string(b) != "someone else's" {
+		t.Errorf("file at the deleted file's path changed: %q", b)
+	}
+	if ents, _ := filepath.Glob(filepath.Join(dir, ".mmcr-ghost-*")); len(ents) != 0 {
+		t.Errorf("temp dirs left: %v", ents)
 	}
 }
