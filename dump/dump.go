@@ -91,8 +91,10 @@ type dumper struct {
 	shm   *shmem.Registry
 	// shmSrc says where to open each shared object: a VMA that maps it.
 	shmSrc map[uint32]vmaRef
-	w      *image.Writer
-	buf    []byte
+	// memfdFDs are the memfd descriptors, checked against shm at the end.
+	memfdFDs []memfdFD
+	w        *image.Writer
+	buf      []byte
 }
 
 // vmaRef names one VMA of one task: its map_files link.
@@ -185,6 +187,9 @@ func (d *dumper) run() error {
 		if err := d.dumpPrivatePages(t); err != nil {
 			return err
 		}
+	}
+	if err := d.checkMemfdFDs(); err != nil {
+		return err
 	}
 	d.tree.Files = d.files.files
 	d.tree.SharedObjects = d.shm.Objects()

@@ -304,6 +304,18 @@ func TestDumpTreeLeaveRunning(t *testing.T) {
 		if f := tree.FileByID(task.Mm.ExeFileID); f == nil || f.Path != bin {
 			t.Errorf("task %d exe %+v, want %s", task.PID, f, bin)
 		}
+		var memfdFD *image.FD
+		for _, fd := range task.FDs {
+			if fd.Num == 7 {
+				memfdFD = fd
+			}
+		}
+		if memfdFD == nil {
+			t.Errorf("task %d: memfd fd 7 not dumped", task.PID)
+		} else if f := tree.FileByID(memfdFD.FileID); memfdFD.Kind != image.FDRegular || f == nil ||
+			f.Dev != memfdObj.Dev || f.Ino != memfdObj.Ino {
+			t.Errorf("task %d: memfd fd 7 %+v is not the memfd object", task.PID, memfdFD)
+		}
 		if h := task.SigActions[unix.SIGTERM-1].Handler; h <= 1 {
 			t.Errorf("task %d SIGTERM handler %#x, want an address", task.PID, h)
 		}
@@ -405,9 +417,9 @@ func TestDumpTreeLeaveRunning(t *testing.T) {
 		return page(200 + p)
 	})
 
-	// The deleted file's content, as a ghost.
+	// The deleted file's content, as a ghost (a memfd's is its object's).
 	for _, f := range tree.Files {
-		if !f.Deleted {
+		if !f.Deleted || f.Dev == memfdObj.Dev && f.Ino == memfdObj.Ino {
 			continue
 		}
 		rc, size, err := r.Ghost(f.ID)
@@ -603,5 +615,42 @@ func TestDumpFreezesGrowingTree(t *testing.T) {
 		}
 		t.Logf("round %d: %d tasks frozen", round, len(tree.Tasks))
 		w.finish(t)
+	}
+}
+
+func TestDumpRefusesFDKinds(t *testing.T) {
+	requireRoot(t)
+	bin := buildC(t, "fdkind")
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ kind, want string }{
+		{"memfd", "fd 3 is a memfd (/memfd:lonely (deleted)) that no task maps shared"},
+		{"eventfd", "fd 3 is an anon_inode:[eventfd]"},
+		{"epoll", "fd 3 is an anon_inode:[eventpoll]"},
+		{"socket", "fd 3 is a socket"},
+		{"fifo", "fd 3 is a pipe (" + fifo + ")"},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			w := startWorkload(t, bin, tc.kind, fifo)
+			pid := w.pid(t, 1)
+			before := readMaps(t, pid)
+			dir := filepath.Join(t.TempDir(), "img")
+			err := Run(Options{PID: pid, Dir: dir})
+			if err == nil || !strings.Contains(err.Error(), tc.want) ||
+				!strings.Contains(err.Error(), fmt.Sprintf("task %d", pid)) || !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("dump: %v; want task %d and %q", err, pid, tc.want)
+			}
+			if fmt.Sprint(readMaps(t, pid)) != fmt.Sprint(before) {
+				t.Errorf("maps changed by the failed dump")
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+				if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+					t.Errorf("image directory left with %d entries", len(ents))
+				}
+			}
+			w.finish(t)
+		})
 	}
 }

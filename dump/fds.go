@@ -6,6 +6,7 @@ import (
 
 	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/mapfiles"
+	"github.com/mmcr/mmcr/shmem"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,7 +41,11 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 		case strings.HasPrefix(fd.Target, "anon_inode:"):
 			ferr = refuse("an " + fd.Target)
 		case typ == unix.S_IFREG && strings.HasPrefix(fd.Target, "/memfd:"):
-			ferr = refuse("a memfd")
+			// Restorable only as a shared object: checked once every
+			// task's VMAs are known (checkMemfdFDs).
+			e.Kind = image.FDRegular
+			d.memfdFDs = append(d.memfdFDs, memfdFD{pid: pid, num: fd.Num, target: fd.Target,
+				key: shmem.Key{Dev: st.Dev, Ino: st.Ino}})
 		case typ == unix.S_IFREG:
 			e.Kind = image.FDRegular
 		case typ == unix.S_IFDIR:
@@ -96,4 +101,25 @@ func isMemDev(rdev uint64) bool {
 		return true
 	}
 	return false
+}
+
+// memfdFD is an open memfd met while collecting fds.
+type memfdFD struct {
+	pid    int
+	num    int
+	target string
+	key    shmem.Key
+}
+
+// checkMemfdFDs refuses memfd descriptors whose memfd no task maps
+// MAP_SHARED: restore recreates a memfd only as a shared object (then its
+// fds reopen that very object).
+func (d *dumper) checkMemfdFDs() error {
+	for _, m := range d.memfdFDs {
+		if d.shm.Lookup(m.key) == nil {
+			return taskErr(m.pid, "dump fds", fmt.Errorf("fd %d is a memfd (%s) that no task maps shared: %w",
+				m.num, m.target, ErrUnsupported))
+		}
+	}
+	return nil
 }

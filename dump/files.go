@@ -6,6 +6,7 @@ import (
 
 	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/mapfiles"
+	"github.com/mmcr/mmcr/shmem"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,8 +57,8 @@ func (t *fileTable) add(r mapfiles.ResolvedFile, src string) *image.File {
 func (d *dumper) dumpGhosts() error {
 	for _, f := range d.files.files {
 		src, ok := d.files.ghostSrc[f.ID]
-		if !ok {
-			continue
+		if !ok || d.shm.Lookup(shmem.Key{Dev: f.Dev, Ino: f.Ino}) != nil {
+			continue // not deleted, or a memfd whose content is a shared object's
 		}
 		if err := d.dumpGhost(f, src); err != nil {
 			return err

@@ -89,6 +89,9 @@ func classify(m procfs.Mapping) (*image.VMA, error) {
 			v.Madv |= 1 << adv
 		}
 	}
+	if hasFlag(m.VmFlags, "ht") {
+		return nil, fmt.Errorf("vma %x-%x (%s): hugetlb mapping: %w", m.Start, m.End, p, ErrUnsupported)
+	}
 	if !special(v.Kind) && (hasFlag(m.VmFlags, "io") || hasFlag(m.VmFlags, "pf")) {
 		return nil, fmt.Errorf("vma %x-%x (%s): device or PFN mapping: %w", m.Start, m.End, p, ErrUnsupported)
 	}

@@ -3,7 +3,7 @@
 // a private anonymous region holding a pattern with holes, and mappings of
 // a renamed file, a file replaced by a link, and a deleted file.
 //
-// Also a memfd mapped shared by both (fd closed, page 1 a hole), and a
+// Also a memfd mapped shared by both (open on fd 7, page 1 a hole), and a
 // private page with data behind PROT_NONE.
 //
 // Usage: tree DIR. Prints
@@ -29,6 +29,7 @@
 #define PG 4096
 #define SHARED_PAGES 4
 #define PRIV_PAGES 16
+#define MEMFD_FD 7
 
 static volatile sig_atomic_t term;
 static void on_term(int sig) { (void)sig; term = 1; }
@@ -154,12 +155,12 @@ int main(int argc, char **argv) {
 	deleted_map = map_file(del, MAP_SHARED, PROT_READ);
 	if (unlink(del)) die("unlink");
 
-	// A memfd mapped shared by both tasks; its fd closed (fds of memfds
-	// are refused).
+	// A memfd mapped shared by both tasks, its fd kept open on MEMFD_FD.
 	int mfd = memfd_create("mmcr-test", 0);
 	if (mfd < 0 || ftruncate(mfd, 3 * PG)) die("memfd");
 	memfd_map = mmap(NULL, 3 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
 	if (memfd_map == MAP_FAILED) die("mmap memfd");
+	if (dup2(mfd, MEMFD_FD) < 0) die("dup2 memfd");
 	close(mfd);
 	for (int i = 0; i < PG; i++) {
 		memfd_map[i] = pat(0, 200, i);

@@ -1,0 +1,41 @@
+// Workload for fd refusals: holds one descriptor of the kind named by
+// argv[1] on fd 3 ("memfd" unmapped, "eventfd", "socket", "epoll",
+// "fifo" on a named FIFO given as argv[2]). Prints "ready PID"; exits 0 on
+// SIGTERM.
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t term;
+static void on_term(int sig) { (void)sig; term = 1; }
+
+int main(int argc, char **argv) {
+	close_range(3, ~0U, 0);
+	if (argc < 2) return 2;
+	struct sigaction sa = {0};
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	int fd = -1, sv[2];
+	if (!strcmp(argv[1], "memfd")) fd = memfd_create("lonely", 0);
+	else if (!strcmp(argv[1], "eventfd")) fd = eventfd(0, 0);
+	else if (!strcmp(argv[1], "epoll")) fd = epoll_create1(0);
+	else if (!strcmp(argv[1], "socket") && !socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) fd = sv[0];
+	else if (!strcmp(argv[1], "fifo") && argc > 2) fd = open(argv[2], O_RDWR);
+	if (fd != 3) {
+		fprintf(stderr, "fdkind: %s landed on fd %d\n", argv[1], fd);
+		return 2;
+	}
+	printf("ready %d\n", getpid());
+	fflush(stdout);
+	struct timespec ts = {0, 2000000};
+	while (!term) nanosleep(&ts, NULL);
+	return 0;
+}
