@@ -47,6 +47,9 @@ func (d *dumper) scan() (grew bool, err error) {
 		visited[pid] = true
 		tids, err := d.fs.Threads(pid)
 		if err != nil {
+			if pid != d.opts.PID && processGone(pid) {
+				return nil // a child reaped at once (SIGCHLD ignored) while we looked
+			}
 			return taskErr(pid, "list threads", err)
 		}
 		// Leader first, then by tid.
@@ -63,6 +66,9 @@ func (d *dumper) scan() (grew bool, err error) {
 				if err != nil {
 					if tid != pid && threadGone(pid, tid) {
 						continue // exited while we looked: nothing to dump
+					}
+					if tid == pid && pid != d.opts.PID && processGone(pid) {
+						return nil
 					}
 					return taskErr(pid, "seize thread "+strconv.Itoa(tid), d.explainSeize(pid, err))
 				}
@@ -116,6 +122,12 @@ func (d *dumper) explainSeize(pid int, err error) error {
 // threadGone reports whether thread tid of pid no longer exists.
 func threadGone(pid, tid int) bool {
 	_, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d", pid, tid))
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+// processGone reports whether pid no longer exists (not even as a zombie).
+func processGone(pid int) bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
 	return errors.Is(err, fs.ErrNotExist)
 }
 
