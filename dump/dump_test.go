@@ -306,7 +306,16 @@ func TestDumpTreeLeaveRunning(t *testing.T) {
 		}
 		var memfdFD *image.FD
 		for _, fd := range task.FDs {
-			if fd.Num == 7 {
+			switch fd.Num {
+			case 0: // /dev/null from os/exec
+				if fd.Kind != image.FDCharDev || tree.FileByID(fd.FileID) == nil || tree.FileByID(fd.FileID).Path != "/dev/null" {
+					t.Errorf("task %d fd 0: %+v", task.PID, fd)
+				}
+			case 1, 2: // pipes to the test
+				if fd.Kind != image.FDExternal || fd.ExternalType != "pipe" {
+					t.Errorf("task %d fd %d: %+v", task.PID, fd.Num, fd)
+				}
+			case 7:
 				memfdFD = fd
 			}
 		}
