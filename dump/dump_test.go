@@ -663,3 +663,44 @@ func TestDumpRefusesFDKinds(t *testing.T) {
 		})
 	}
 }
+
+// TestDumpFailureInsideRemote fails (and panics) while the child's scratch
+// page is mapped: both tasks must be left exactly as they were.
+func TestDumpFailureInsideRemote(t *testing.T) {
+	requireRoot(t)
+	bin := buildC(t, "tree")
+	for _, mode := range []string{"error", "panic"} {
+		t.Run(mode, func(t *testing.T) {
+			w := startWorkload(t, bin, t.TempDir())
+			parent, child := w.pid(t, 1), w.pid(t, 2)
+			before := map[int][]mapsLine{parent: readMaps(t, parent), child: readMaps(t, child)}
+			var sawScratch bool
+			testHookRemote = func(pid int, scratch uint64) error {
+				if pid != child {
+					return nil
+				}
+				for _, m := range readMaps(t, pid) {
+					sawScratch = sawScratch || m.start <= scratch && scratch < m.end
+				}
+				if mode == "panic" {
+					panic("injected")
+				}
+				return errors.New("injected")
+			}
+			defer func() { testHookRemote = nil }()
+			err := Run(Options{PID: parent, Dir: filepath.Join(t.TempDir(), "img"), Log: testLogger(t)})
+			if err == nil || !strings.Contains(err.Error(), "injected") {
+				t.Fatalf("dump: %v, want the injected failure", err)
+			}
+			if !sawScratch {
+				t.Errorf("scratch page not mapped when the hook ran")
+			}
+			for pid, b := range before {
+				if a := readMaps(t, pid); fmt.Sprint(a) != fmt.Sprint(b) {
+					t.Errorf("task %d: maps changed by the failed dump:\nbefore %v\nafter  %v", pid, b, a)
+				}
+			}
+			w.finish(t)
+		})
+	}
+}

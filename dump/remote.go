@@ -24,6 +24,11 @@ const (
 	scratchUsed   = offAltStack + stackTSize
 )
 
+// testHookRemote, when set (tests only), runs while pid's scratch page is
+// mapped and its registers are the injection's: an error or panic from it
+// must leave the task exactly as it was.
+var testHookRemote func(pid int, scratch uint64) error
+
 // findSyscallInsn finds a `syscall` instruction to run remote syscalls
 // from: in the vdso, or failing that in any executable file mapping.
 func findSyscallInsn(t *image.Task) (uint64, error) {
@@ -88,6 +93,11 @@ func (d *dumper) collectRemote(t *image.Task) (err error) {
 		}
 	}()
 
+	if testHookRemote != nil {
+		if err := testHookRemote(pid, scratch); err != nil {
+			return taskErr(pid, "test hook", err)
+		}
+	}
 	brk, err := r.Syscall(unix.SYS_BRK, 0)
 	if err != nil {
 		return taskErr(pid, "brk(0)", err)
