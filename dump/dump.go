@@ -163,6 +163,13 @@ func stackTrace() []byte {
 }
 
 func (d *dumper) run() error {
+	st, err := d.fs.Status(d.opts.PID)
+	if err != nil {
+		return taskErr(d.opts.PID, "read status", err)
+	}
+	if st.Tgid != d.opts.PID {
+		return fmt.Errorf("%d is a thread of process %d, not a process", d.opts.PID, st.Tgid)
+	}
 	if err := d.checkNotAncestor(); err != nil {
 		return err
 	}
@@ -171,7 +178,8 @@ func (d *dumper) run() error {
 	}
 	d.log.Info("tree frozen", "tasks", len(d.order), "threads", len(d.seized))
 
-	w, err := image.Create(d.opts.Dir)
+	var w *image.Writer
+	w, err = image.Create(d.opts.Dir)
 	if err != nil {
 		return fmt.Errorf("create image in %s: %w", d.opts.Dir, err)
 	}
