@@ -11,7 +11,6 @@ import (
 
 	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/procfs"
-	"github.com/mmcr/mmcr/ptrace"
 )
 
 const (
@@ -363,25 +362,6 @@ func copyRuns(runs []image.PageRun, pf *os.File, put func(addr uint64, b []byte)
 			}
 			done += n
 		}
-	}
-	return nil
-}
-
-// writePages writes tk's private pages through /proc/PID/mem (which also
-// writes read-only and PROT_NONE private mappings).
-func (rs *restorer) writePages(tk *task) error {
-	runs, pf, err := rs.img.Pages(tk.t.PID)
-	if err != nil {
-		return fmt.Errorf("restore: read pages of %d: %w", tk.t.PID, err)
-	}
-	defer pf.Close()
-	mem, err := ptrace.OpenMem(tk.t.PID, true)
-	if err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
-	defer mem.Close()
-	if err := copyRuns(runs, pf, mem.Write); err != nil {
-		return fmt.Errorf("restore: pages of %d: %w", tk.t.PID, err)
 	}
 	return nil
 }

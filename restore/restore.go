@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -132,6 +133,8 @@ func Run(opts Options) (rootPID int, err error) {
 }
 
 func (rs *restorer) run() (int, error) {
+	t0 := time.Now()
+	phase := func(name string) { rs.log.Debug("restore phase done", "phase", name, "elapsed", time.Since(t0)) }
 	img, err := image.Open(rs.opts.Dir)
 	if err != nil {
 		return 0, fmt.Errorf("restore: open image %s: %w", rs.opts.Dir, err)
@@ -143,6 +146,7 @@ func (rs *restorer) run() (int, error) {
 		return 0, fmt.Errorf("restore: read image %s: %w", rs.opts.Dir, err)
 	}
 	rs.tree = tree
+	phase("read image")
 	if err := rs.validate(); err != nil {
 		return 0, err
 	}
@@ -158,9 +162,11 @@ func (rs *restorer) run() (int, error) {
 	if err := rs.startStub(); err != nil {
 		return 0, err
 	}
+	phase("validate and prepare")
 	if err := rs.createTasks(); err != nil {
 		return 0, err
 	}
+	phase("create tasks")
 	if testHookAfterCreate != nil {
 		if err := testHookAfterCreate(); err != nil {
 			return 0, err
@@ -171,6 +177,7 @@ func (rs *restorer) run() (int, error) {
 			return 0, err
 		}
 	}
+	phase("memory")
 	for _, tk := range rs.tasks {
 		if err := rs.createThreads(tk); err != nil {
 			return 0, err
@@ -185,9 +192,11 @@ func (rs *restorer) run() (int, error) {
 	if err := rs.ghosts.unlink(); err != nil {
 		return 0, err
 	}
+	phase("task state")
 	if err := rs.release(); err != nil {
 		return 0, err
 	}
+	phase("release")
 	rs.closeShm()
 	root := rs.tasks[0].t.PID
 	rs.created, rs.createdThreads = nil, nil // they run on their own now

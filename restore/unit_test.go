@@ -105,3 +105,28 @@ func TestCheckPidFree(t *testing.T) {
 		t.Errorf("own pid: %v", err)
 	}
 }
+
+func TestSplitRuns(t *testing.T) {
+	vmas := []*image.VMA{
+		{Start: 0x1000, End: 0x3000, Prot: unix.PROT_READ | unix.PROT_WRITE},
+		{Start: 0x3000, End: 0x4000, Prot: unix.PROT_READ},
+		{Start: 0x8000, End: 0x9000, Prot: unix.PROT_READ | unix.PROT_WRITE},
+	}
+	runs := []image.PageRun{{Addr: 0x2000, Len: 0x2000, Offset: 0}, {Addr: 0x8000, Len: 0x1000, Offset: 0x2000}}
+	got, err := splitRuns(runs, vmas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []piece{{0x2000, 0, 0x1000, true}, {0x3000, 0x1000, 0x1000, false}, {0x8000, 0x2000, 0x1000, true}}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("piece %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if _, err := splitRuns([]image.PageRun{{Addr: 0x5000, Len: 0x1000}}, vmas); err == nil {
+		t.Error("run outside every VMA accepted")
+	}
+}

@@ -1,0 +1,112 @@
+package restore
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/ptrace"
+)
+
+// pageWindow is how much of a pages file is read at once.
+const pageWindow = 8 << 20
+
+// piece is a part of a page run that lies inside one VMA.
+type piece struct {
+	addr     uint64
+	off      int64 // in the pages file
+	n        uint64
+	writable bool // the VMA is writable: process_vm_writev can fill it
+}
+
+// splitRuns cuts runs at VMA boundaries and at pageWindow, marking each
+// piece writable or not. A run outside every VMA is an error.
+func splitRuns(runs []image.PageRun, vmas []*image.VMA) ([]piece, error) {
+	var out []piece
+	for _, r := range runs {
+		addr, off, end := r.Addr, r.Offset, r.Addr+r.Len
+		for addr < end {
+			i := sort.Search(len(vmas), func(i int) bool { return vmas[i].End > addr })
+			if i == len(vmas) || vmas[i].Start > addr {
+				return nil, fmt.Errorf("dumped page at %#x is in no VMA", addr)
+			}
+			v := vmas[i]
+			n := min(end, v.End) - addr
+			n = min(n, pageWindow)
+			out = append(out, piece{addr: addr, off: off, n: n, writable: v.Prot&unix.PROT_WRITE != 0})
+			addr += n
+			off += int64(n)
+		}
+	}
+	return out, nil
+}
+
+// writePages fills tk's private pages from the image: runs that follow
+// each other in the pages file are read in one window, then written with
+// process_vm_writev (batched) where the VMA is writable and through
+// /proc/PID/mem (FOLL_FORCE) where it is not.
+func (rs *restorer) writePages(tk *task) error {
+	pid := tk.t.PID
+	runs, pf, err := rs.img.Pages(pid)
+	if err != nil {
+		return fmt.Errorf("restore: read pages of %d: %w", pid, err)
+	}
+	defer pf.Close()
+	pieces, err := splitRuns(runs, tk.t.VMAs)
+	if err != nil {
+		return fmt.Errorf("restore: pages of %d: %w", pid, err)
+	}
+	mem, err := ptrace.OpenMem(pid, true)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer mem.Close()
+	buf := make([]byte, pageWindow)
+	for i := 0; i < len(pieces); {
+		// A window: pieces contiguous in the file, pageWindow at most.
+		start := pieces[i].off
+		j, end := i, start
+		for j < len(pieces) && pieces[j].off == end && end+int64(pieces[j].n)-start <= pageWindow {
+			end += int64(pieces[j].n)
+			j++
+		}
+		if err := readFull(pf, buf[:end-start], start); err != nil {
+			return fmt.Errorf("restore: pages of %d: %w", pid, err)
+		}
+		var local [][]byte
+		var remote []unix.RemoteIovec
+		for _, p := range pieces[i:j] {
+			b := buf[p.off-start : p.off-start+int64(p.n)]
+			if !p.writable {
+				if err := mem.Write(p.addr, b); err != nil {
+					return fmt.Errorf("restore: %w", err)
+				}
+				continue
+			}
+			local = append(local, b)
+			remote = append(remote, unix.RemoteIovec{Base: uintptr(p.addr), Len: len(b)})
+		}
+		if len(local) > 0 {
+			if err := ptrace.WriteVM(pid, local, remote); err != nil {
+				return fmt.Errorf("restore: %w", err)
+			}
+		}
+		i = j
+	}
+	return nil
+}
+
+func readFull(f *os.File, b []byte, off int64) error {
+	n, err := f.ReadAt(b, off)
+	if n == len(b) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("read %d bytes at %d of %s: %w", len(b), off, f.Name(), err)
+}
