@@ -11,6 +11,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	fsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/fs"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/inventory"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/memfd"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mm"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	remap_file_path "github.com/checkpoint-restore/go-criu/v7/crit/images/remap-file-path"
@@ -35,6 +36,10 @@ func critEntryType(magicName string) (proto.Message, bool) {
 		return &fdinfo.FdinfoEntry{}, true
 	case "FILES":
 		return &fdinfo.FileEntry{}, true
+	case "IDS":
+		return &criu_core.TaskKobjIdsEntry{}, true
+	case "MEMFD_INODE":
+		return &memfd.MemfdInodeEntry{}, true
 	case "REMAP_FPATH":
 		return &remap_file_path.RemapFilePathEntry{}, true
 	case "PAGEMAP", "GHOST_FILE":
@@ -87,7 +92,8 @@ func TestCritDecodes(t *testing.T) {
 		threads += len(task.Threads)
 	}
 	if seen["CORE"] != threads || seen["MM"] != len(tree.Tasks) || seen["GHOST_FILE"] != 1 ||
-		seen["PAGEMAP"] != len(tree.Tasks)+len(tree.SharedObjects) || seen["REMAP_FPATH"] != 1 {
+		seen["PAGEMAP"] != len(tree.Tasks)+len(tree.SharedObjects) || seen["REMAP_FPATH"] != 1 ||
+		seen["IDS"] != len(tree.Tasks) || seen["MEMFD_INODE"] != 1 {
 		t.Errorf("images by magic: %v", seen)
 	}
 }
@@ -119,5 +125,27 @@ func TestCritValues(t *testing.T) {
 	pm := decode("pagemap-100.img", nil)
 	if len(pm.Entries) != 4 { // head + 3 merged runs
 		t.Errorf("pagemap entries: %d", len(pm.Entries))
+	}
+}
+
+// TestCritExplore runs crit's explore commands (crit x DIR ps/fds/mems/rss)
+// over an mmcr image.
+func TestCritExplore(t *testing.T) {
+	dir, _ := writeSample(t)
+	c := crit.New(nil, nil, dir, false, false)
+	ps, err := c.ExplorePs()
+	if err != nil || ps.PID != 100 || len(ps.Children) != 1 || ps.Comm != "prog" {
+		t.Fatalf("explore ps: %+v %v", ps, err)
+	}
+	fds, err := c.ExploreFds()
+	if err != nil || len(fds) != 2 {
+		t.Fatalf("explore fds: %v %v", fds, err)
+	}
+	mems, err := c.ExploreMems()
+	if err != nil || len(mems) != 2 || mems[0].Exe != "/usr/bin/prog" {
+		t.Fatalf("explore mems: %v %v", mems, err)
+	}
+	if _, err := c.ExploreRss(); err != nil {
+		t.Fatalf("explore rss: %v", err)
 	}
 }

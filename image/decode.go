@@ -152,6 +152,12 @@ func (r *Reader) readTree() (*Tree, error) {
 		if err != nil {
 			return nil, err
 		}
+		if i == 0 {
+			if pe.GetPpid() != 0 {
+				return nil, fileErr(pstreeName, ErrCorrupt, "root task %d has ppid %d, want 0", task.PID, pe.GetPpid())
+			}
+			task.PPID = ext.RootPPID
+		}
 		t.Tasks = append(t.Tasks, task)
 	}
 	return t, nil
@@ -201,7 +207,7 @@ func (r *Reader) readTask(t *Tree, pe *pstree.PstreeEntry, et *extTask, byID map
 	if err := r.decodeOne(mmName(pid), "MM", &me); err != nil {
 		return nil, err
 	}
-	if err := mmFromEntry(t, mmName(pid), &me, et, task); err != nil {
+	if err := mmFromEntry(t, mmName(pid), &me, et, task, byID); err != nil {
 		return nil, err
 	}
 
@@ -396,7 +402,7 @@ func taskFromCore(name string, ce *criu_core.CoreEntry, task *Task) error {
 	return err
 }
 
-func mmFromEntry(t *Tree, name string, me *mm.MmEntry, et *extTask, task *Task) error {
+func mmFromEntry(t *Tree, name string, me *mm.MmEntry, et *extTask, task *Task, byID map[uint32]*fdinfo.FileEntry) error {
 	task.Mm = Mm{StartCode: me.GetMmStartCode(), EndCode: me.GetMmEndCode(),
 		StartData: me.GetMmStartData(), EndData: me.GetMmEndData(),
 		StartBrk: me.GetMmStartBrk(), Brk: me.GetMmBrk(), StartStack: me.GetMmStartStack(),
@@ -449,7 +455,16 @@ func mmFromEntry(t *Tree, name string, me *mm.MmEntry, et *extTask, task *Task) 
 			if t.FileByID(v.FileID) == nil {
 				return fileErr(name, ErrCorrupt, "VMA %#x-%#x refers to unknown file %d", v.Start, v.End, shmid)
 			}
-		case KindSharedAnon, KindMemfd:
+		case KindMemfd:
+			fe := byID[uint32(shmid)]
+			if fe == nil || fe.GetType() != fdinfo.FdTypes_MEMFD || fe.GetMemfd() == nil {
+				return fileErr(name, ErrCorrupt, "memfd VMA %#x-%#x refers to file %d, not a memfd", v.Start, v.End, shmid)
+			}
+			v.ShmID = fe.GetMemfd().GetInodeId()
+			if so := t.SharedObjectByID(v.ShmID); so == nil || !so.Memfd {
+				return fileErr(name, ErrCorrupt, "memfd VMA %#x-%#x refers to unknown memfd %d", v.Start, v.End, v.ShmID)
+			}
+		case KindSharedAnon:
 			v.ShmID = uint32(shmid)
 			if t.SharedObjectByID(v.ShmID) == nil {
 				return fileErr(name, ErrCorrupt, "VMA %#x-%#x refers to unknown shared object %d", v.Start, v.End, shmid)

@@ -17,7 +17,8 @@
 // # Files of an image directory (dir 0700, files 0600)
 //
 //	inventory.img              InventoryEntry (img_version 2, fdinfo_per_id)
-//	pstree.img                 PstreeEntry per task, tree order (root first)
+//	pstree.img                 PstreeEntry per task, tree order (root first, ppid 0)
+//	ids-PID.img                TaskKobjIdsEntry, every id = PID (crit finds fdinfo by it)
 //	core-TID.img               CoreEntry per thread: gpregs, fpregs/xsave (as far as
 //	                           CRIU's fields reach), thread_core (sigmask, sas,
 //	                           private pending signals, creds, rseq); the leader's
@@ -30,11 +31,15 @@
 //	fs-PID.img                 FsEntry: cwd/root file ids, umask
 //	fdinfo-PID.img             FdinfoEntry per fd (flags = FD_CLOEXEC, type REG or EXT)
 //	files.img                  FileEntry: ids 1..len(Tree.Files) are the Tree's files
-//	                           (RegFileEntry: path, mode, size); then one entry per
+//	                           (RegFileEntry: path, mode, size); then a MEMFD entry
+//	                           per memfd object; then one entry per
 //	                           fd (its open file description: flags, pos), or an
 //	                           ExtFileEntry for external fds
 //	pagemap-PID.img            a task's private pages  -> pages-N.img
 //	pagemap-shmem-SHMID.img    a shared object's pages (vaddr = offset) -> pages-N.img
+//	memfd-inode.img            MemfdInodeEntry per memfd object (inode_id = shmid =
+//	                           SharedObject ID); memfd VMAs' shmid names a MEMFD
+//	                           entry of files.img whose inode_id is that ID
 //	ghost-file-ID.img          content of a deleted file (ID in hex, as CRIU)
 //	remap-fpath.img            RemapFilePathEntry (GHOST) per ghost file, if any
 //	mmcr-ext.json              what CRIU cannot express (see below)
@@ -42,7 +47,7 @@
 //
 // # mmcr-ext.json (format "mmcr-ext", version 1)
 //
-// A JSON object: "files" (per Tree file: dev, ino, mtime_nsec, uid, gid,
+// A JSON object: "root_ppid" (the root's real parent), "files" (per Tree file: dev, ino, mtime_nsec, uid, gid,
 // deleted, renamed), "shared_objects" (id, dev, ino, size, memfd, name),
 // "tasks" in pstree order, each with cap_amb, no_new_privs, "threads"
 // (tid and the raw NT_X86_XSTATE bytes, base64), "vmas" in mm order (maps

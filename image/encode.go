@@ -17,6 +17,7 @@ import (
 	fsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/fs"
 	ghost_file "github.com/checkpoint-restore/go-criu/v7/crit/images/ghost-file"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/inventory"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/memfd"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mm"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
@@ -27,6 +28,7 @@ import (
 	crtime "github.com/checkpoint-restore/go-criu/v7/crit/images/time"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/timer"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/vma"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -154,6 +156,10 @@ func checkTree(t *Tree) error {
 			if v == nil || vmaStatus(v.Kind) == vmaUnsupp {
 				return fmt.Errorf("image: task %d: nil VMA or unknown kind", task.PID)
 			}
+			if so := t.SharedObjectByID(v.ShmID); v.Kind == KindMemfd && (so == nil || !so.Memfd) {
+				return fmt.Errorf("image: task %d: memfd VMA %#x-%#x refers to shared object %d, not a memfd",
+					task.PID, v.Start, v.End, v.ShmID)
+			}
 		}
 		for _, fd := range task.FDs {
 			if fd == nil || fd.Num < 0 {
@@ -184,8 +190,12 @@ func (w *Writer) writeTree(t *Tree) error {
 		return err
 	}
 	var ps []proto.Message
-	for _, task := range t.Tasks {
-		e := &pstree.PstreeEntry{Pid: proto.Uint32(uint32(task.PID)), Ppid: proto.Uint32(uint32(task.PPID)),
+	for i, task := range t.Tasks {
+		ppid := uint32(task.PPID)
+		if i == 0 {
+			ppid = 0 // CRIU's mark of the root; its real parent is in the extension file
+		}
+		e := &pstree.PstreeEntry{Pid: proto.Uint32(uint32(task.PID)), Ppid: proto.Uint32(ppid),
 			Pgid: proto.Uint32(uint32(task.PGID)), Sid: proto.Uint32(uint32(task.SID))}
 		for _, th := range task.Threads {
 			e.Threads = append(e.Threads, uint32(th.TID))
@@ -196,7 +206,7 @@ func (w *Writer) writeTree(t *Tree) error {
 		return err
 	}
 
-	ext := extImage{Format: extFormat, Version: extVersion}
+	ext := extImage{Format: extFormat, Version: extVersion, RootPPID: t.Tasks[0].PPID}
 	for _, f := range t.Files {
 		ext.Files = append(ext.Files, extFile{ID: f.ID, Dev: f.Dev, Ino: f.Ino, MtimeNsec: f.MtimeNsec,
 			UID: f.UID, GID: f.GID, Deleted: f.Deleted, Renamed: f.Renamed})
@@ -217,8 +227,38 @@ func (w *Writer) writeTree(t *Tree) error {
 	}
 	nextID := uint32(len(t.Files)) + 1
 
+	// A memfd object is, as in CRIU, a MEMFD file entry (what memfd VMAs'
+	// shmid names) pointing at a memfd-inode.img entry whose shmid names
+	// its pagemap-shmem image. mmcr uses the SharedObject ID for both the
+	// inode id and the shmid.
+	memfdFile := map[uint32]uint32{}
+	var inodes []proto.Message
+	for _, so := range t.SharedObjects {
+		if !so.Memfd {
+			continue
+		}
+		id := nextID
+		nextID++
+		memfdFile[so.ID] = id
+		files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_MEMFD.Enum(), Id: proto.Uint32(id),
+			Memfd: &memfd.MemfdFileEntry{Id: proto.Uint32(id), Flags: proto.Uint32(unix.O_RDWR), Pos: proto.Uint64(0),
+				Fown: zeroFown(), InodeId: proto.Uint32(so.ID)}})
+		inodes = append(inodes, &memfd.MemfdInodeEntry{Name: proto.String("memfd:" + so.Name), Uid: proto.Uint32(0),
+			Gid: proto.Uint32(0), Size: proto.Uint64(so.Size), Shmid: proto.Uint32(so.ID), Seals: proto.Uint32(0),
+			InodeId: proto.Uint64(uint64(so.ID))})
+	}
+	if len(inodes) > 0 {
+		if err := w.writeImage(memfdInodeName, "MEMFD_INODE", inodes...); err != nil {
+			return err
+		}
+	}
+
 	for _, task := range t.Tasks {
 		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs}
+		// ids-PID.img: crit's explore commands find fdinfo-FILES_ID.img through it.
+		if err := w.writeImage(idsName(task.PID), "IDS", kobjIDs(uint32(task.PID))); err != nil {
+			return err
+		}
 		for i, th := range task.Threads {
 			et.Threads = append(et.Threads, extThread{TID: th.TID, Xsave: th.Xsave})
 			if err := w.writeImage(coreName(th.TID), "CORE", coreEntry(task, th, i == 0)); err != nil {
@@ -242,8 +282,11 @@ func (w *Writer) writeTree(t *Tree) error {
 			case KindPrivateFile, KindSharedFile:
 				shmid = uint64(v.FileID)
 				ev.ShmID = v.ShmID
-			case KindSharedAnon, KindMemfd:
+			case KindSharedAnon:
 				shmid = uint64(v.ShmID)
+				ev.FileID = v.FileID
+			case KindMemfd:
+				shmid = uint64(memfdFile[v.ShmID])
 				ev.FileID = v.FileID
 			default:
 				ev.FileID, ev.ShmID = v.FileID, v.ShmID

@@ -12,6 +12,7 @@ const (
 type extImage struct {
 	Format        string    `json:"format"`
 	Version       int       `json:"version"`
+	RootPPID      int       `json:"root_ppid"`      // pstree.img says 0 for the root, as CRIU
 	Files         []extFile `json:"files"`          // one per Tree.Files, same order
 	SharedObjects []extShm  `json:"shared_objects"` // one per Tree.SharedObjects
 	Tasks         []extTask `json:"tasks"`          // same order as pstree.img

@@ -20,15 +20,17 @@ import (
 
 // File names (CRIU's where CRIU has the image).
 const (
-	ManifestName  = "manifest.json"
-	ExtName       = "mmcr-ext.json"
-	inventoryName = "inventory.img"
-	pstreeName    = "pstree.img"
-	filesName     = "files.img"
-	remapName     = "remap-fpath.img"
+	ManifestName   = "manifest.json"
+	ExtName        = "mmcr-ext.json"
+	inventoryName  = "inventory.img"
+	pstreeName     = "pstree.img"
+	filesName      = "files.img"
+	remapName      = "remap-fpath.img"
+	memfdInodeName = "memfd-inode.img"
 )
 
 func coreName(tid int) string           { return fmt.Sprintf("core-%d.img", tid) }
+func idsName(pid int) string            { return fmt.Sprintf("ids-%d.img", pid) }
 func mmName(pid int) string             { return fmt.Sprintf("mm-%d.img", pid) }
 func fsName(pid int) string             { return fmt.Sprintf("fs-%d.img", pid) }
 func fdinfoName(pid int) string         { return fmt.Sprintf("fdinfo-%d.img", pid) }

@@ -99,6 +99,7 @@ func sampleTree() *Tree {
 	child := &Task{
 		PID: 102, PPID: 100, PGID: 100, SID: 90, Comm: "child",
 		Threads: []*Thread{mkThread(102, 3)},
+		Mm:      Mm{ExeFileID: 1},
 		VMAs: []*VMA{
 			{Start: 0x600000, End: 0x601000, Pgoff: 2 * PageSize, Prot: 1, Flags: unix.MAP_SHARED | unix.MAP_ANONYMOUS, Kind: KindSharedAnon, ShmID: 1},
 		},
