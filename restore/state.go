@@ -28,6 +28,10 @@ func (rs *restorer) restoreState(tk *task) error {
 		{"signals", rs.restoreSignals},
 		{"timers", rs.restoreTimers},
 		{"pending signals", rs.restorePending},
+		// After the fds (a low RLIMIT_NOFILE would refuse high fd numbers),
+		// before the credentials (prlimit on a task of another uid needs
+		// CAP_SYS_RESOURCE, which root lacks here).
+		{"rlimits", rs.restoreRlimits},
 		{"threads", rs.restoreThreads},
 	}
 	if t.Comm != "" {
@@ -46,15 +50,21 @@ func (rs *restorer) restoreState(tk *task) error {
 	if _, err := tk.sys(unix.SYS_PERSONALITY, uint64(t.Personality)); err != nil {
 		return err
 	}
-	for res, lim := range t.Rlimits {
-		lim := lim
-		if err := unix.Prlimit(t.PID, res, &lim, nil); err != nil {
-			rs.log.Warn("rlimit not restored", "pid", t.PID, "resource", res, "cur", lim.Cur, "max", lim.Max, "err", err)
-		}
-	}
 	for _, st := range steps {
 		if err := st.fn(tk); err != nil {
 			return fmt.Errorf("restore: task %d: %s: %w", t.PID, st.name, err)
+		}
+	}
+	return nil
+}
+
+// restoreRlimits sets the resource limits from mmcr with prlimit. Limits
+// the kernel refuses (a hard limit above the current one, without
+// CAP_SYS_RESOURCE) are logged, not fatal.
+func (rs *restorer) restoreRlimits(tk *task) error {
+	for res, lim := range tk.t.Rlimits {
+		if err := unix.Prlimit(tk.t.PID, res, &lim, nil); err != nil {
+			rs.log.Warn("rlimit not restored", "pid", tk.t.PID, "resource", res, "cur", lim.Cur, "max", lim.Max, "err", err)
 		}
 	}
 	return nil
