@@ -180,15 +180,6 @@ func taskPID(t *Task) any {
 // writeTree writes every metadata image of t.
 func (w *Writer) writeTree(t *Tree) error {
 	root := uint32(t.Tasks[0].PID)
-	inv := &inventory.InventoryEntry{
-		ImgVersion:  proto.Uint32(criuImagesV1_1),
-		FdinfoPerId: proto.Bool(true),
-		RootIds:     kobjIDs(root),
-		Lsmtype:     inventory.Lsmtype_NO_LSM.Enum(),
-	}
-	if err := w.writeImage(inventoryName, "INVENTORY", inv); err != nil {
-		return err
-	}
 	var ps []proto.Message
 	for i, task := range t.Tasks {
 		ppid := uint32(task.PPID)
@@ -360,6 +351,18 @@ func (w *Writer) writeTree(t *Tree) error {
 		}
 	}
 
+	// The inventory and the extension file go last: a directory with an
+	// inventory but no extension file is then not an interrupted mmcr dump
+	// but someone else's (CRIU's) image, and Open can say so.
+	inv := &inventory.InventoryEntry{
+		ImgVersion:  proto.Uint32(criuImagesV1_1),
+		FdinfoPerId: proto.Bool(true),
+		RootIds:     kobjIDs(root),
+		Lsmtype:     inventory.Lsmtype_NO_LSM.Enum(),
+	}
+	if err := w.writeImage(inventoryName, "INVENTORY", inv); err != nil {
+		return err
+	}
 	data, err := json.MarshalIndent(&ext, "", " ")
 	if err != nil {
 		return fmt.Errorf("image: %s: %w", ExtName, err)

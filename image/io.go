@@ -490,6 +490,12 @@ func Open(dir string) (*Reader, error) {
 		if _, serr := os.Stat(dir); serr != nil {
 			return nil, fmt.Errorf("image: %w", serr)
 		}
+		if _, serr := os.Stat(filepath.Join(dir, inventoryName)); serr == nil {
+			if _, serr := os.Stat(filepath.Join(dir, ExtName)); errors.Is(serr, os.ErrNotExist) {
+				return nil, &dirError{fmt.Sprintf("image dir %s holds a CRIU image not written by mmcr "+
+					"(no %s, no %s): mmcr restores only its own images", dir, ManifestName, ExtName), ErrUnsupported}
+			}
+		}
 		return nil, &dirError{fmt.Sprintf("image dir %s is incomplete: no manifest (dump did not finish?)", dir), ErrIncomplete}
 	}
 	if err != nil {

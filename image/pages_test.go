@@ -208,6 +208,10 @@ func TestManifestChecks(t *testing.T) {
 			ErrIncomplete, "image: mm-102.img: missing"},
 		{"missing manifest", func(dir string) { os.Remove(filepath.Join(dir, ManifestName)) },
 			ErrIncomplete, "is incomplete: no manifest (dump did not finish?)"},
+		{"criu image", func(dir string) {
+			os.Remove(filepath.Join(dir, ManifestName))
+			os.Remove(filepath.Join(dir, ExtName))
+		}, ErrUnsupported, "holds a CRIU image not written by mmcr"},
 		{"garbage manifest", func(dir string) { os.WriteFile(filepath.Join(dir, ManifestName), []byte("{"), 0o600) },
 			ErrCorrupt, "image: manifest.json:"},
 		{"future manifest", func(dir string) {
@@ -243,5 +247,60 @@ func flipByte(t *testing.T, path string, off int64) {
 	b[0] ^= 0x40
 	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConcurrentPageWriters streams several tasks' pages at once (the
+// Writer's methods are safe for concurrent use; run with -race).
+func TestConcurrentPageWriters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "img")
+	w, err := Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := sampleTree()
+	errs := make(chan error, 3)
+	for i, pid := range []int{100, 102} {
+		go func() {
+			pw, err := w.Pages(pid)
+			if err == nil {
+				for k := 0; k < 50 && err == nil; k++ {
+					err = pw.Add(uint64(0x10000000+k*2*PageSize), pagesOf(1, uint64(i*100+k)))
+				}
+				if cerr := pw.Close(); err == nil {
+					err = cerr
+				}
+			}
+			errs <- err
+		}()
+	}
+	go func() {
+		pw, err := w.ShmemPages(1)
+		if err == nil {
+			err = pw.Add(0, pagesOf(3, 7))
+			if cerr := pw.Close(); err == nil {
+				err = cerr
+			}
+		}
+		errs <- err
+	}()
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(tree); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range []int{100, 102} {
+		runs, f, err := r.Pages(pid)
+		if err != nil || len(runs) != 50 {
+			t.Fatalf("task %d: %d runs, %v", pid, len(runs), err)
+		}
+		f.Close()
 	}
 }
