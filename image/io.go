@@ -98,6 +98,7 @@ type Writer struct {
 	pagemaps    map[string]bool // pagemap names handed to a PageWriter
 	ghosts      map[uint32]bool
 	finished    bool
+	committed   bool // the manifest is written
 }
 
 // Create starts an image in dir (created 0700 if missing; it must hold no
@@ -295,6 +296,11 @@ func (w *Writer) Abort() error {
 	w.mu.Lock()
 	w.finished = true
 	names := append([]string(nil), w.created...)
+	if w.committed {
+		// The manifest goes first, so that a half-removed image is never
+		// taken for a finished one.
+		names = append([]string{ManifestName}, names...)
+	}
 	for pw := range w.open {
 		pw.out.f.Close()
 		pw.err = errors.New("image: writer aborted")
@@ -469,7 +475,7 @@ func (w *Writer) writeManifest() error {
 		d.Close()
 	}
 	w.mu.Lock()
-	w.finished = true
+	w.finished, w.committed = true, true
 	w.mu.Unlock()
 	return nil
 }

@@ -329,3 +329,20 @@ func TestFileModes(t *testing.T) {
 		}
 	}
 }
+
+func TestAbortAfterCommit(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "img")
+	w, err := Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(sampleTree()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("dir left behind: %v", err)
+	}
+}
