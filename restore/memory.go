@@ -31,6 +31,10 @@ func (rs *restorer) restoreMemory(tk *task) error {
 	if err != nil {
 		return fmt.Errorf("restore: read maps of %d: %w", pid, err)
 	}
+	// Plain mappings go through syscall batches, one ptrace round trip
+	// per batchMax syscalls; what needs a result (open, shared objects)
+	// runs on its own, in address order with the rest.
+	b := &batch{}
 	var vdso span // the stub's [vvar][vvar_vclock][vdso] block
 	for _, m := range maps {
 		switch {
@@ -42,9 +46,10 @@ func (rs *restorer) restoreMemory(tk *task) error {
 		case m.Path == "[vsyscall]":
 			continue
 		}
-		if _, err := tk.sys(unix.SYS_MUNMAP, m.Start, m.End-m.Start); err != nil {
-			return fmt.Errorf("restore: unmap stub mapping %#x-%#x %s: %w", m.Start, m.End, m.Path, err)
-		}
+		b.add(fmt.Sprintf("unmap stub mapping %#x-%#x %s", m.Start, m.End, m.Path), unix.SYS_MUNMAP, m.Start, m.End-m.Start)
+	}
+	if err := rs.runBatch(tk, b); err != nil {
+		return err
 	}
 	if err := rs.moveVDSO(tk, vdso); err != nil {
 		return err
@@ -56,9 +61,15 @@ func (rs *restorer) restoreMemory(tk *task) error {
 		}
 	}()
 	for _, v := range tk.t.VMAs {
-		if err := rs.mapVMA(tk, v, fds); err != nil {
+		if err := rs.mapVMA(tk, v, fds, b); err != nil {
 			return fmt.Errorf("restore: task %d vma %#x-%#x %s %s: %w", pid, v.Start, v.End, v.Kind, v.Name, err)
 		}
+	}
+	if err := rs.runBatch(tk, b); err != nil {
+		return err
+	}
+	for _, v := range tk.t.VMAs {
+		rs.madvise(tk, v)
 	}
 	for _, fd := range fds {
 		if _, err := tk.sys(unix.SYS_CLOSE, fd); err != nil {
@@ -127,8 +138,9 @@ func (rs *restorer) moveVDSO(tk *task, cur span) error {
 	return nil
 }
 
-// mapVMA creates one VMA in tk. fds caches the remote fds of mapped files.
-func (rs *restorer) mapVMA(tk *task, v *image.VMA, fds map[uint32]uint64) error {
+// mapVMA creates one VMA in tk, or adds the syscalls that do to b. fds
+// caches the remote fds of mapped files.
+func (rs *restorer) mapVMA(tk *task, v *image.VMA, fds map[uint32]uint64, b *batch) error {
 	const fixed = unix.MAP_FIXED
 	prot := uint64(v.Prot)
 	switch v.Kind {
@@ -142,9 +154,7 @@ func (rs *restorer) mapVMA(tk *task, v *image.VMA, fds map[uint32]uint64) error 
 		if v.Flags&unix.MAP_NORESERVE != 0 || slices.Contains(v.VmFlags, "nr") {
 			flags |= unix.MAP_NORESERVE
 		}
-		if err := tk.mmapAccounted(v, flags, ^uint64(0)); err != nil {
-			return err
-		}
+		mmapAccounted(b, v, flags, ^uint64(0))
 	case image.KindPrivateFile, image.KindSharedFile:
 		shared := v.Kind == image.KindSharedFile
 		mode := uint64(unix.O_RDONLY)
@@ -173,46 +183,41 @@ func (rs *restorer) mapVMA(tk *task, v *image.VMA, fds map[uint32]uint64) error 
 			fds[key] = fd
 		}
 		if shared {
-			if _, err := tk.sys(unix.SYS_MMAP, v.Start, v.Len(), prot, unix.MAP_SHARED|fixed, fd, v.Pgoff); err != nil {
-				return err
-			}
-		} else if err := tk.mmapAccounted(v, unix.MAP_PRIVATE|fixed, fd); err != nil {
-			return err
+			b.add("mmap", unix.SYS_MMAP, v.Start, v.Len(), prot, unix.MAP_SHARED|fixed, fd, v.Pgoff)
+		} else {
+			mmapAccounted(b, v, unix.MAP_PRIVATE|fixed, fd)
 		}
 	case image.KindSharedAnon, image.KindMemfd:
-		if err := rs.mapShared(tk, v); err != nil {
+		if err := rs.runBatch(tk, b); err != nil {
 			return err
 		}
+		return rs.mapShared(tk, v)
 	default:
 		return fmt.Errorf("kind %d: %w", v.Kind, ErrUnsupported)
 	}
-	return rs.madvise(tk, v)
+	return nil
 }
 
 // mmapAccounted maps a private VMA. One that is read-only now but was
 // writable once carries VM_ACCOUNT ("ac" in smaps), like a RELRO segment:
 // map it writable and mprotect it, so it gets the flag too and is not
 // merged with a read-only neighbour the dump saw as a separate VMA.
-func (tk *task) mmapAccounted(v *image.VMA, flags, fd uint64) error {
+func mmapAccounted(b *batch, v *image.VMA, flags, fd uint64) {
 	prot := uint64(v.Prot)
 	acct := v.Prot&unix.PROT_WRITE == 0 && slices.Contains(v.VmFlags, "ac")
 	first := prot
 	if acct {
 		first |= unix.PROT_WRITE
 	}
-	if _, err := tk.sys(unix.SYS_MMAP, v.Start, v.Len(), first, flags, fd, v.Pgoff); err != nil {
-		return err
-	}
+	what := fmt.Sprintf("vma %#x-%#x %s", v.Start, v.End, v.Kind)
+	b.add(what, unix.SYS_MMAP, v.Start, v.Len(), first, flags, fd, v.Pgoff)
 	if acct {
-		if _, err := tk.sys(unix.SYS_MPROTECT, v.Start, v.Len(), prot); err != nil {
-			return err
-		}
+		b.add(what, unix.SYS_MPROTECT, v.Start, v.Len(), prot)
 	}
-	return nil
 }
 
-// madvise reapplies the advice bits of v.
-func (rs *restorer) madvise(tk *task, v *image.VMA) error {
+// madvise reapplies the advice bits of v; refusals are logged.
+func (rs *restorer) madvise(tk *task, v *image.VMA) {
 	for bit := uint64(0); bit < 64; bit++ {
 		if v.Madv&(1<<bit) == 0 {
 			continue
@@ -221,7 +226,6 @@ func (rs *restorer) madvise(tk *task, v *image.VMA) error {
 			rs.log.Warn("madvise not restored", "pid", tk.t.PID, "vma", fmt.Sprintf("%#x-%#x", v.Start, v.End), "advice", bit, "err", err)
 		}
 	}
-	return nil
 }
 
 // remoteOpen opens path in tk and returns the remote fd.

@@ -50,10 +50,11 @@ var ErrUnsupported = errors.New("not supported yet")
 // StubArg is the argument that makes the mmcr binary the restore stub.
 const StubArg = "__restore-stub"
 
-// restorer area: page 0 holds `syscall; int3`, the rest is scratch.
+// The restorer area: `syscall; int3` at 0, the syscall batch loop at
+// batchCodeOff, then scratch for syscall arguments and batch tables.
 const (
-	restorerSize = 4 * image.PageSize
-	scratchOff   = 16
+	restorerSize = 16 * image.PageSize
+	scratchOff   = 128
 )
 
 // testHookAfterCreate, when set by a test, runs once every task exists;

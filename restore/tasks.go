@@ -127,8 +127,10 @@ func (rs *restorer) startStub() error {
 	if err != nil {
 		return fmt.Errorf("restore: map restorer area at %#x in stub: %w", rs.area, err)
 	}
-	// syscall; int3
-	if err := ptrace.WriteMem(rs.stub, rs.area, []byte{0x0f, 0x05, 0xcc}); err != nil {
+	code := make([]byte, batchCodeOff+len(batchCode))
+	copy(code, []byte{0x0f, 0x05, 0xcc}) // syscall; int3
+	copy(code[batchCodeOff:], batchCode)
+	if err := ptrace.WriteMem(rs.stub, rs.area, code); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	r.Insn = rs.area
