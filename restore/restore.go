@@ -9,9 +9,19 @@
 // other task in its restored parent), so every task inherits the page.
 // Then, per task in tree order, remote syscalls run from that page unmap
 // the stub's memory, move the vdso, create every VMA and shared object, and
-// set the task state; mmcr writes page contents through /proc/PID/mem and
-// map_files. The last remote syscall unmaps the page itself: the task is
+// set the task state; plain mmap/munmap/mprotect go in batches run by a
+// small loop in the same page (one ptrace round trip per batch). mmcr
+// writes page contents itself: process_vm_writev into writable VMAs,
+// /proc/PID/mem (FOLL_FORCE) into the others, and pwrite into shared
+// objects. The last remote syscall unmaps the page itself: the task is
 // stopped at its exit, gets its dumped registers, and is detached.
+//
+// Shared anonymous objects are created by their owner task (shmem.Plan)
+// and reopened by everybody else through mmcr's open of the owner's
+// map_files link; memfd objects are created by mmcr itself, so a memfd
+// mapped MAP_PRIVATE somewhere before its first MAP_SHARED user is the
+// same inode too. Threads other than the leader are made last, by clone3
+// with CLONE_THREAD in the leader, and get their registers at release.
 //
 // Precondition: all ptrace requests come from one OS thread; Run locks it
 // for its whole duration.
@@ -25,6 +35,7 @@ import (
 	"os"
 	"runtime"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -213,14 +224,27 @@ func (rs *restorer) run() (int, error) {
 // abort kills every task created so far and the stub, reaps them and removes
 // recreated ghost files.
 func (rs *restorer) abort() {
+	// Be the subreaper while killing: a killed task's orphans come to
+	// mmcr and are reaped now, so their pids are free at once (pid 1
+	// reaps slowly here).
+	var was int
+	unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&was)), 0, 0, 0)
+	if len(rs.created) > 0 {
+		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+		defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, uintptr(was), 0, 0, 0)
+	}
 	for _, pid := range rs.created {
 		unix.Kill(pid, unix.SIGKILL)
 	}
 	for _, tid := range rs.createdThreads {
 		reap(tid)
 	}
-	for i := len(rs.created) - 1; i >= 0; i-- {
-		reap(rs.created[i])
+	// Children first; the second pass reaps zombies that came to mmcr
+	// when their parent died after the first one saw them.
+	for range 2 {
+		for i := len(rs.created) - 1; i >= 0; i-- {
+			reap(rs.created[i])
+		}
 	}
 	rs.created, rs.createdThreads = nil, nil
 	rs.closeShm()
