@@ -458,3 +458,14 @@ func TestRestoreCreds(t *testing.T) {
 		})
 	}
 }
+
+func TestRestoreVDSOFallback(t *testing.T) {
+	needRoot(t)
+	testVDSOFallback = true
+	defer func() { testVDSOFallback = false }()
+	bin := buildC(t, "memtree")
+	code, out := dumpRestore(t, bin, "0")
+	if code != 0 || !strings.Contains(out, "PASS") {
+		t.Fatalf("restored workload: exit %d, output %q", code, out)
+	}
+}
