@@ -289,6 +289,13 @@ func (rs *restorer) restoreThreads(tk *task) error {
 			return fmt.Errorf("thread %d: credentials: %w", tk.threads[i].tid, err)
 		}
 	}
+	// Changing ids resets the dumpable flag; put back what was dumped
+	// (prctl takes 0 or 1; 2 is only ever set by the kernel).
+	if d := tk.t.Mm.Dumpable; d == 0 || d == 1 {
+		if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, uint64(d), 0, 0, 0); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
