@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@ static void on_term(int s) { (void)s; term = 1; }
 static unsigned long *mfd, *shm, *shf;
 static unsigned char *ghost;
 static int depth;
+static const char *dir;
 
 static int checkall(const char *who) {
 	for (int i = 0; i < 3 * PG; i++)
@@ -76,6 +78,26 @@ static int run(void) {
 		printf("FAIL %s: sid %d pgid %d, want %lu\n", who, getsid(0), getpgid(0), mfd[0]);
 		bad = 1;
 	}
+	if (depth == 0) {
+		struct stat a, b;
+		char cwd[4096], want[4096];
+		snprintf(want, sizeof want, "/proc/self/map_files/%lx-%lx", (unsigned long)mfd, (unsigned long)mfd + 4 * PG);
+		if (fstat(50, &a) || stat(want, &b) || a.st_ino != b.st_ino || lseek(50, 0, SEEK_CUR) != 123) {
+			printf("FAIL memfd fd 50\n");
+			bad = 1;
+		}
+		if (!getcwd(cwd, sizeof cwd) || strcmp(cwd, dir) != 0) {
+			printf("FAIL cwd %s, want %s\n", cwd, dir);
+			bad = 1;
+		}
+		char buf[8] = {0};
+		int fd = open("log.txt", O_RDONLY);
+		if (write(51, "b", 1) != 1 || read(fd, buf, sizeof buf) != 2 || strcmp(buf, "ab") != 0) {
+			printf("FAIL log.txt %s\n", buf);
+			bad = 1;
+		}
+		close(fd);
+	}
 	mfd[16 + depth] = 1;
 	shm[200 + depth] = 2;
 	shf[32 + depth] = 3;
@@ -89,6 +111,7 @@ int main(int argc, char **argv) {
 	if (argc < 2)
 		return 2;
 	setsid();
+	dir = argv[1];
 	struct sigaction sa = {0};
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);
@@ -97,7 +120,16 @@ int main(int argc, char **argv) {
 	int fd = memfd_create("objs-memfd", 0);
 	ftruncate(fd, 4 * PG);
 	mfd = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	/* Keep the memfd open at fd 50, at offset 123. */
+	dup2(fd, 50);
+	lseek(50, 123, SEEK_SET);
 	close(fd);
+	if (chdir(argv[1]))
+		return 2;
+	fd = open("log.txt", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+	dup2(fd, 51);
+	close(fd);
+	write(51, "a", 1);
 
 	/* A shared anon object of 8 pages of which only pages 2..5 stay mapped. */
 	unsigned char *big = mmap(NULL, 8 * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
