@@ -35,9 +35,12 @@ fuzz:
 demo:
 	bash scripts/demo.sh
 
-# Placeholder until real benchmarks exist: runs whatever Benchmark* there is.
-bench:
-	$(GO) test -run XXX -bench . ./...
+# The benchmark of issue 5 (root, gcc): mmcr dump/restore medians against
+# dd/read references on tmpfs. BENCH_FLAGS=-quick for a smoke run; also
+# -runs N, -cases a,b, -json FILE, -markdown (see bench/main.go).
+BENCH_FLAGS ?=
+bench: build
+	$(GO) run ./bench -mmcr bin/mmcr $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		in   []int64
+		want int64
+	}{{nil, 0}, {[]int64{5}, 5}, {[]int64{9, 1, 5}, 5}, {[]int64{4, 1, 3, 2}, 2}} {
+		if got := median(tc.in); got != tc.want {
+			t.Errorf("median(%v) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestCowBytes: the COW case's expected bytes are the parent's pages plus
+// each child's ~1%, and the children's pages are disjoint.
+func TestCowBytes(t *testing.T) {
+	c := cowCase("x", 512, 4, 10)
+	pages := int64(512 * mib / 4096)
+	got := c.DataBytes/4096 - pages
+	if want := pages * 4 / 100; got < want*95/100 || got > want*105/100 {
+		t.Errorf("modified pages %d, want about %d", got, want)
+	}
+	for pg := int64(0); pg < 1000; pg++ {
+		n := 0
+		for i := int64(1); i <= 4; i++ {
+			if (pg+i*7919)%1000 < 10 {
+				n++
+			}
+		}
+		if n > 1 {
+			t.Fatalf("page %d rewritten by %d children", pg, n)
+		}
+	}
+}
+
+func rowByName(rows []row, name string) *row {
+	for i := range rows {
+		if rows[i].Name == name {
+			return &rows[i]
+		}
+	}
+	return nil
+}
+
+// TestBuildRows: ratios, targets and verdicts from made-up results.
+func TestBuildRows(t *testing.T) {
+	p := quickPlan()
+	var rs []*caseResult
+	for _, c := range p.cases {
+		rs = append(rs, &caseResult{caseSpec: c, Runs: 1, Verified: 1, DumpNs: 100e6, RestoreNs: 200e6,
+			RefWriteNs: 50e6, RefReadNs: 200e6, DumpMaxRSS: 70 << 10, RestoreMaxRSS: 10 << 10})
+	}
+	for _, r := range rs {
+		switch r.Name {
+		case p.cow:
+			r.ImageBytes, r.PssBeforeKiB, r.PssAfterKiB = r.DataBytes, 1000, 1050
+		case p.vmas[1]:
+			r.DumpNs = 100e6 * 10 * 3 // 3x the per-VMA time of vmas[0]
+		case p.sharedTree:
+			r.Verified = 0 // a failed verification makes its rows errors
+			r.Errors = []string{"boom"}
+		}
+	}
+	rows := buildRows(p, rs)
+	check := func(name string, ratio float64, verdict string) {
+		t.Helper()
+		r := rowByName(rows, name)
+		if r == nil {
+			t.Fatalf("no row %q", name)
+		}
+		if math.Abs(r.Ratio-ratio) > 1e-9 || r.Verdict != verdict {
+			t.Errorf("row %q: ratio %.3f verdict %s, want %.3f %s", name, r.Ratio, r.Verdict, ratio, verdict)
+		}
+	}
+	check("dump "+p.big, 2, "MISS")
+	check("restore "+p.big, 1, "PASS")
+	check("dump "+p.mid, 2, "info")
+	check("peak RSS dump "+p.big, 70.0/64, "MISS")
+	check("peak RSS restore "+p.big, 10.0/64, "PASS")
+	check("dump "+p.sharedTree, 1, "error")
+	check("dump "+p.vmas[1]+" per VMA", 3, "MISS")
+	check("restore "+p.vmas[1]+" per VMA", 0.1, "PASS")
+	check("restore "+p.restoreVMAs+" wall", 200.0/500, "PASS")
+	check("image size "+p.cow, 1, "PASS")
+	check("restored Pss "+p.cow, 1.05, "PASS")
+	check("dump "+p.sparse, 1, "PASS")
+}
+
+// TestQuickBench runs the whole harness in quick mode on tiny sizes: every
+// case must dump, restore, and have its restored tree verify its memory;
+// every row must have its numbers. Timing targets are not asserted (the
+// machine is shared and tiny sizes measure overheads).
+func TestQuickBench(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the benchmark needs root (ptrace, map_files, clone3 with set_tid)")
+	}
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("the benchmark needs gcc for its workloads")
+	}
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	before, _ := filepath.Glob("/dev/shm/mmcr-bench-*")
+	var logw io.Writer = io.Discard
+	if testing.Verbose() {
+		logw = os.Stderr
+	}
+	rep, err := benchmark(config{quick: true, runs: 1, baseDir: "/dev/shm", mmcr: os.Getenv("MMCR_BENCH_MMCR"), log: logw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	printTable(&sb, rep, false)
+	t.Logf("\n%s", sb.String())
+
+	if len(rep.Cases) != len(quickPlan().cases) {
+		t.Errorf("%d cases ran, want %d", len(rep.Cases), len(quickPlan().cases))
+	}
+	for _, c := range rep.Cases {
+		if !c.ok() {
+			t.Errorf("case %s: verified %d of %d runs; errors: %s", c.Name, c.Verified, c.Runs, strings.Join(c.Errors, "; "))
+			continue
+		}
+		if c.DumpNs <= 0 || c.RestoreNs <= 0 || c.RefWriteNs <= 0 || c.RefReadNs <= 0 {
+			t.Errorf("case %s: missing times: %+v", c.Name, c)
+		}
+		if c.DumpMaxRSS <= 0 || c.RestoreMaxRSS <= 0 {
+			t.Errorf("case %s: no peak RSS: dump %d restore %d KiB", c.Name, c.DumpMaxRSS, c.RestoreMaxRSS)
+		}
+		// The image must hold at least the data (it is pattern, never zero).
+		if c.ImageBytes < c.DataBytes {
+			t.Errorf("case %s: image %d bytes < %d bytes of data", c.Name, c.ImageBytes, c.DataBytes)
+		}
+		if c.Pss && (c.PssBeforeKiB <= 0 || c.PssAfterKiB <= 0) {
+			t.Errorf("case %s: Pss before %d after %d KiB", c.Name, c.PssBeforeKiB, c.PssAfterKiB)
+		}
+	}
+	if len(rep.Rows) < 20 {
+		t.Errorf("%d rows, want at least 20", len(rep.Rows))
+	}
+	for _, r := range rep.Rows {
+		if r.Value <= 0 || r.Ref <= 0 || r.Ratio <= 0 || math.IsInf(r.Ratio, 0) || math.IsNaN(r.Ratio) {
+			t.Errorf("row %q: value %g ref %g ratio %g", r.Name, r.Value, r.Ref, r.Ratio)
+		}
+		switch r.Verdict {
+		case "PASS", "MISS":
+			if r.Target == "" {
+				t.Errorf("row %q: verdict %s without a target", r.Name, r.Verdict)
+			}
+		case "info":
+		default:
+			t.Errorf("row %q: verdict %q", r.Name, r.Verdict)
+		}
+	}
+	// Everything is cleaned up: no process left, no work dir left.
+	if left := descendants(os.Getpid()); len(left) > 1 {
+		t.Errorf("processes left: %v", left[1:])
+	}
+	after, _ := filepath.Glob("/dev/shm/mmcr-bench-*")
+	if len(after) > len(before) {
+		t.Errorf("work dirs left in /dev/shm: %v (before: %v)", after, before)
+	}
+}

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+
+	"golang.org/x/sys/unix"
+)
+
+// row is one line of the summary: a measured value of mmcr, the
+// reference it is compared with, their ratio and the issue's target.
+type row struct {
+	Name     string  `json:"name"`
+	Value    float64 `json:"value"`
+	RefName  string  `json:"ref_name"`
+	Ref      float64 `json:"ref"`
+	Unit     string  `json:"unit"` // of Value and Ref: ms, us/vma, MiB
+	Ratio    float64 `json:"ratio"`
+	Target   string  `json:"target,omitempty"` // e.g. "<= 1.30"; empty: for information
+	TargetLo float64 `json:"-"`
+	TargetHi float64 `json:"-"`
+	Verdict  string  `json:"verdict"` // PASS, MISS, info, or error
+}
+
+// report is the whole output (-json writes it as is).
+type report struct {
+	Machine string        `json:"machine"`
+	Mode    string        `json:"mode"`
+	Runs    int           `json:"runs"`
+	Rows    []row         `json:"rows"`
+	Cases   []*caseResult `json:"cases"`
+}
+
+func machine() string {
+	var u unix.Utsname
+	unix.Uname(&u)
+	model := "unknown CPU"
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+		f.Close()
+	}
+	var si unix.Sysinfo_t
+	unix.Sysinfo(&si)
+	return fmt.Sprintf("%s, %d CPUs, %d GiB RAM, Linux %s", model, runtime.NumCPU(),
+		(uint64(si.Totalram)*uint64(si.Unit)+(1<<29))>>30, unix.ByteSliceToString(u.Release[:]))
+}
+
+// buildRows compares the cases as the issue's targets say. A row whose
+// cases did not all run cleanly is marked error.
+func buildRows(p plan, results []*caseResult) []row {
+	by := map[string]*caseResult{}
+	for _, r := range results {
+		by[r.Name] = r
+	}
+	var rows []row
+	add := func(name string, cases []string, value, ref float64, refName, unit string, lo, hi float64) {
+		rw := row{Name: name, Value: value, Ref: ref, RefName: refName, Unit: unit, TargetLo: lo, TargetHi: hi}
+		for _, c := range cases {
+			r := by[c]
+			if r == nil {
+				return // not run (-cases)
+			}
+			if !r.ok() {
+				rw.Verdict = "error"
+			}
+		}
+		if ref > 0 {
+			rw.Ratio = value / ref
+		}
+		switch {
+		case lo > 0 && hi > 0:
+			rw.Target = fmt.Sprintf("%.2f-%.2f", lo, hi)
+		case hi > 0:
+			rw.Target = fmt.Sprintf("<= %.2f", hi)
+		}
+		if rw.Verdict == "" {
+			switch {
+			case rw.Target == "":
+				rw.Verdict = "info"
+			case rw.Ratio <= hi && rw.Ratio >= lo:
+				rw.Verdict = "PASS"
+			default:
+				rw.Verdict = "MISS"
+			}
+		}
+		rows = append(rows, rw)
+	}
+	get := func(name string) *caseResult {
+		if r := by[name]; r != nil {
+			return r
+		}
+		return &caseResult{}
+	}
+	msf := func(ns int64) float64 { return float64(ns) / 1e6 }
+	big, mid, small, sparse := get(p.big), get(p.mid), get(p.small), get(p.sparse)
+
+	// Dump and restore against dd and read of the same bytes.
+	for _, c := range []string{p.mid, p.big} {
+		r, hi := get(c), 0.0
+		if c == p.big {
+			hi = 1.3
+		}
+		add("dump "+c, []string{c}, msf(r.DumpNs), msf(r.RefWriteNs), "dd to tmpfs", "ms", 0, hi)
+		add("restore "+c, []string{c}, msf(r.RestoreNs), msf(r.RefReadNs), "read to anon", "ms", 0, hi)
+	}
+	add("peak RSS dump "+p.big, []string{p.big}, float64(big.DumpMaxRSS)/1024, 64, "64 MiB", "MiB", 0, 1)
+	add("peak RSS restore "+p.big, []string{p.big}, float64(big.RestoreMaxRSS)/1024, 64, "64 MiB", "MiB", 0, 1)
+
+	// The shared tree must cost about one copy of its bytes.
+	st := get(p.sharedTree)
+	add("dump "+p.sharedTree, []string{p.sharedTree, p.mid}, msf(st.DumpNs), msf(mid.DumpNs), "mmcr dump "+p.mid, "ms", 0, 1.3)
+	add("restore "+p.sharedTree, []string{p.sharedTree, p.mid}, msf(st.RestoreNs), msf(mid.RestoreNs), "mmcr restore "+p.mid, "ms", 0, 1.3)
+
+	// Unpopulated memory costs nothing.
+	add("dump "+p.sparse, []string{p.sparse, p.small}, msf(sparse.DumpNs), msf(small.DumpNs), "mmcr dump "+p.small, "ms", 0, 1.5)
+	add("restore "+p.sparse, []string{p.sparse, p.small}, msf(sparse.RestoreNs), msf(small.RestoreNs), "mmcr restore "+p.small, "ms", 0, 1.5)
+
+	// VMA scaling: time per VMA against the smallest count's.
+	if len(p.vmas) > 0 {
+		first := get(p.vmas[0])
+		per := func(ns int64, r *caseResult) float64 {
+			if r.VMAs == 0 {
+				return 0
+			}
+			return float64(ns) / 1e3 / float64(r.VMAs)
+		}
+		for i, c := range p.vmas {
+			r, hi := get(c), 2.0
+			if i == 0 {
+				hi = 0
+			}
+			add("dump "+c+" per VMA", []string{c, p.vmas[0]}, per(r.DumpNs, r), per(first.DumpNs, first), p.vmas[0], "us/vma", 0, hi)
+			add("restore "+c+" per VMA", []string{c, p.vmas[0]}, per(r.RestoreNs, r), per(first.RestoreNs, first), p.vmas[0], "us/vma", 0, hi)
+		}
+		if p.restoreVMAs != "" {
+			add("restore "+p.restoreVMAs+" wall", []string{p.restoreVMAs}, msf(get(p.restoreVMAs).RestoreNs), 500, "0.5 s", "ms", 0, 1)
+		}
+	}
+
+	// Task scaling: one object shared by more and more tasks.
+	for _, c := range p.tasks {
+		r := get(c)
+		add("dump "+c, []string{c}, msf(r.DumpNs), msf(r.RefWriteNs), "dd to tmpfs", "ms", 0, 0)
+		add("restore "+c, []string{c}, msf(r.RestoreNs), msf(r.RefReadNs), "read to anon", "ms", 0, 0)
+	}
+
+	// Copy-on-write after fork.
+	cw := get(p.cow)
+	add("dump "+p.cow, []string{p.cow}, msf(cw.DumpNs), msf(cw.RefWriteNs), "dd to tmpfs", "ms", 0, 0)
+	add("restore "+p.cow, []string{p.cow}, msf(cw.RestoreNs), msf(cw.RefReadNs), "read to anon", "ms", 0, 0)
+	add("image size "+p.cow, []string{p.cow}, float64(cw.ImageBytes)/mib, float64(cw.DataBytes)/mib, "shared+modified pages", "MiB", 0, 1.1)
+	add("restored Pss "+p.cow, []string{p.cow}, float64(cw.PssAfterKiB)/1024, float64(cw.PssBeforeKiB)/1024, "Pss before dump", "MiB", 0.9, 1.1)
+	return rows
+}
+
+func fmtVal(v float64, unit string) string {
+	switch unit {
+	case "ms":
+		if v >= 1000 {
+			return fmt.Sprintf("%.2f s", v/1000)
+		}
+		return fmt.Sprintf("%.1f ms", v)
+	case "us/vma":
+		return fmt.Sprintf("%.1f us/VMA", v)
+	case "MiB":
+		return fmt.Sprintf("%.1f MiB", v)
+	}
+	return fmt.Sprintf("%g %s", v, unit)
+}
+
+// printTable writes the summary rows and a per-case detail table.
+func printTable(w io.Writer, rep *report, markdown bool) {
+	fmt.Fprintf(w, "mmcr benchmark (%s mode, median of %d runs) on %s\n\n", rep.Mode, rep.Runs, rep.Machine)
+	if markdown {
+		fmt.Fprintln(w, "| case | mmcr median | reference median | ratio | target | result |")
+		fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- |")
+		for _, r := range rep.Rows {
+			fmt.Fprintf(w, "| %s | %s | %s (%s) | %.2f | %s | %s |\n", r.Name, fmtVal(r.Value, r.Unit),
+				fmtVal(r.Ref, r.Unit), r.RefName, r.Ratio, orDash(r.Target), r.Verdict)
+		}
+		return
+	}
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "case\tmmcr median\treference median\tratio\ttarget\tresult")
+	for _, r := range rep.Rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s (%s)\t%.2f\t%s\t%s\n", r.Name, fmtVal(r.Value, r.Unit),
+			fmtVal(r.Ref, r.Unit), r.RefName, r.Ratio, orDash(r.Target), r.Verdict)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "case\ttasks\tdata\tdump\trestore\tdd\tread\timage\tpeak RSS dump/restore\tverified")
+	for _, c := range rep.Cases {
+		fmt.Fprintf(tw, "%s\t%d\t%.1f MiB\t%s\t%s\t%s\t%s\t%.1f MiB\t%.1f/%.1f MiB\t%d/%d\n", c.Name, c.Tasks,
+			float64(c.DataBytes)/mib, fmtVal(float64(c.DumpNs)/1e6, "ms"), fmtVal(float64(c.RestoreNs)/1e6, "ms"),
+			fmtVal(float64(c.RefWriteNs)/1e6, "ms"), fmtVal(float64(c.RefReadNs)/1e6, "ms"), float64(c.ImageBytes)/mib,
+			float64(c.DumpMaxRSS)/1024, float64(c.RestoreMaxRSS)/1024, c.Verified, c.Runs)
+	}
+	tw.Flush()
+	for _, c := range rep.Cases {
+		for _, e := range c.Errors {
+			fmt.Fprintf(w, "error: %s: %s\n", c.Name, e)
+		}
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,541 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const mib = 1 << 20
+
+// caseSpec is one workload run through dump and restore.
+type caseSpec struct {
+	Name     string   `json:"name"`
+	Workload string   `json:"workload"` // source in workloads/, without .c
+	Args     []string `json:"args"`
+	// DataBytes is the touched memory the workload holds, counted once
+	// (shared and COW-shared pages once): what the references move.
+	DataBytes int64 `json:"data_bytes"`
+	Tasks     int   `json:"tasks"`
+	VMAs      int   `json:"vmas,omitempty"` // the VMA count the workload was asked for
+	Pss       bool  `json:"-"`              // measure the tree's Pss before dump and after restore
+}
+
+// caseResult is what the runs of one case measured. Durations are medians
+// over the runs; peak RSS is the maximum.
+type caseResult struct {
+	caseSpec
+	Runs          int      `json:"runs"`
+	Verified      int      `json:"verified"` // runs whose restored tree checked its memory and passed
+	Errors        []string `json:"errors,omitempty"`
+	DumpNs        int64    `json:"dump_ns"`
+	RestoreNs     int64    `json:"restore_ns"`
+	RefWriteNs    int64    `json:"ref_write_ns"` // dd of DataBytes into a tmpfs file
+	RefReadNs     int64    `json:"ref_read_ns"`  // that file read into fresh anonymous memory
+	DumpMaxRSS    int64    `json:"dump_max_rss_kib"`
+	RestoreMaxRSS int64    `json:"restore_max_rss_kib"`
+	ImageBytes    int64    `json:"image_bytes"`
+	PssBeforeKiB  int64    `json:"pss_before_kib,omitempty"`
+	PssAfterKiB   int64    `json:"pss_after_kib,omitempty"`
+}
+
+func (r *caseResult) ok() bool { return len(r.Errors) == 0 && r.Runs > 0 && r.Verified == r.Runs }
+
+// plan is the list of cases of one mode and the roles the report gives them.
+type plan struct {
+	cases []caseSpec
+	// Names of the cases each report row compares.
+	small, sparse, mid, big, sharedTree, cow string
+	vmas, tasks                              []string
+	restoreVMAs                              string // the case whose restore must take under half a second
+}
+
+func anonCase(name string, mapMiB, touchKiB int64) caseSpec {
+	return caseSpec{Name: name, Workload: "anon", Args: []string{itoa(mapMiB), itoa(touchKiB)},
+		DataBytes: touchKiB << 10, Tasks: 1}
+}
+
+func sharedCase(name string, tasks int, sizeMiB int64) caseSpec {
+	return caseSpec{Name: name, Workload: "shared", Args: []string{itoa(int64(tasks)), itoa(sizeMiB)},
+		DataBytes: sizeMiB * mib, Tasks: tasks}
+}
+
+func vmaCase(n int) caseSpec {
+	return caseSpec{Name: fmt.Sprintf("vmas-%d", n), Workload: "vmas", Args: []string{itoa(int64(n))},
+		DataBytes: int64((n+3)/4) * 4096, Tasks: 1, VMAs: n}
+}
+
+// cowCase: children each rewrite permille/1000 of the pages (whole pages,
+// so the modified bytes are counted page by page as the workload does).
+func cowCase(name string, sizeMiB int64, nchild, permille int) caseSpec {
+	pages := sizeMiB * mib / 4096
+	var modified int64
+	for pg := int64(0); pg < pages; pg++ {
+		for i := 1; i <= nchild; i++ {
+			if (pg+int64(i)*7919)%1000 < int64(permille) {
+				modified++
+			}
+		}
+	}
+	return caseSpec{Name: name, Workload: "cow", Args: []string{itoa(sizeMiB), itoa(int64(nchild)), itoa(int64(permille))},
+		DataBytes: (pages + modified) * 4096, Tasks: 1 + nchild, Pss: true}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// fullPlan is the benchmark of issue 5.
+func fullPlan() plan {
+	p := plan{small: "anon-1m", sparse: "sparse-4g", mid: "anon-256m", big: "anon-1g",
+		sharedTree: "shared-tree-256m", cow: "cow-512m",
+		vmas: []string{"vmas-1000", "vmas-10000", "vmas-50000"}, restoreVMAs: "vmas-10000",
+		tasks: []string{"tasks-1", "tasks-16", "tasks-64"}}
+	p.cases = []caseSpec{
+		anonCase("anon-1m", 1, 1024),
+		anonCase("sparse-4g", 4096, 1024),
+		anonCase("anon-256m", 256, 256<<10),
+		anonCase("anon-1g", 1024, 1<<20),
+		sharedCase("shared-tree-256m", 5, 256),
+		vmaCase(1000), vmaCase(10000), vmaCase(50000),
+		sharedCase("tasks-1", 1, 64), sharedCase("tasks-16", 16, 64), sharedCase("tasks-64", 64, 64),
+		cowCase("cow-512m", 512, 4, 10),
+	}
+	return p
+}
+
+// quickPlan has the same rows on tiny sizes: a smoke run of the harness.
+func quickPlan() plan {
+	p := plan{small: "anon-1m", sparse: "sparse-1g", mid: "anon-16m", big: "anon-64m",
+		sharedTree: "shared-tree-16m", cow: "cow-32m",
+		vmas: []string{"vmas-100", "vmas-1000"}, restoreVMAs: "vmas-1000",
+		tasks: []string{"tasks-1", "tasks-4"}}
+	p.cases = []caseSpec{
+		anonCase("anon-1m", 1, 1024),
+		anonCase("sparse-1g", 1024, 1024),
+		anonCase("anon-16m", 16, 16<<10),
+		anonCase("anon-64m", 64, 64<<10),
+		sharedCase("shared-tree-16m", 5, 16),
+		vmaCase(100), vmaCase(1000),
+		sharedCase("tasks-1", 1, 8), sharedCase("tasks-4", 4, 8),
+		cowCase("cow-32m", 32, 2, 10),
+	}
+	return p
+}
+
+// config is how one benchmark run is set up.
+type config struct {
+	runs    int
+	quick   bool
+	only    map[string]bool // run only these cases (nil: all)
+	mmcr    string          // mmcr binary; empty: build it into the work dir
+	baseDir string          // a tmpfs directory under which the work dir is made
+	keep    bool
+	log     io.Writer // progress lines
+}
+
+// env is the prepared state of a run: binaries and the work dir.
+type env struct {
+	cfg  config
+	work string // on tmpfs: images, reference files, run dirs, logs
+	bins map[string]string
+	dd   string
+	mmcr string
+}
+
+// repoRoot finds the module root (the directory holding go.mod and
+// bench/workloads) from the current directory upwards.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "bench", "workloads", "bench.h")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("cannot find the mmcr repository (bench/workloads/bench.h) above the current directory")
+		}
+		dir = parent
+	}
+}
+
+// isTmpfs reports whether dir is on tmpfs.
+func isTmpfs(dir string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && st.Type == unix.TMPFS_MAGIC
+}
+
+// prepare checks the prerequisites, makes the harness a subreaper, builds
+// mmcr (unless given) and the workloads, and starts the reaper. From its
+// return on, nothing may use os/exec.
+func prepare(cfg config) (*env, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("the benchmark needs root (mmcr uses ptrace, map_files, clone3 with set_tid)")
+	}
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		return nil, errors.New("the benchmark needs gcc to build its workloads (apt-get install gcc libc6-dev)")
+	}
+	dd, err := exec.LookPath("dd")
+	if err != nil {
+		return nil, errors.New("the benchmark needs dd (coreutils) for its reference")
+	}
+	if !isTmpfs(cfg.baseDir) {
+		return nil, fmt.Errorf("%s is not a tmpfs: images and references must live in memory", cfg.baseDir)
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	if err := closeOnExecAll(); err != nil {
+		return nil, err
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("PR_SET_CHILD_SUBREAPER: %w", err)
+	}
+	work, err := os.MkdirTemp(cfg.baseDir, "mmcr-bench-")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{cfg: cfg, work: work, bins: map[string]string{}, dd: dd, mmcr: cfg.mmcr}
+	fail := func(err error) (*env, error) {
+		os.RemoveAll(work)
+		return nil, err
+	}
+	if e.mmcr == "" {
+		e.mmcr = filepath.Join(work, "mmcr")
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			return fail(errors.New("no -mmcr binary given and no go to build one"))
+		}
+		cmd := exec.Command(goBin, "build", "-o", e.mmcr, "./cmd/mmcr")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fail(fmt.Errorf("go build ./cmd/mmcr: %v\n%s", err, out))
+		}
+	} else if e.mmcr, err = filepath.Abs(e.mmcr); err != nil {
+		return fail(err)
+	}
+	if _, err := os.Stat(e.mmcr); err != nil {
+		return fail(fmt.Errorf("mmcr binary: %w (make build)", err))
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, w := range []string{"anon", "shared", "vmas", "cow", "reader"} {
+		out := filepath.Join(work, "bin-"+w)
+		e.bins[w] = out
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			src := filepath.Join(root, "bench", "workloads", w+".c")
+			if b, err := exec.Command(gcc, "-O2", "-Wall", "-Wextra", "-o", out, src).CombinedOutput(); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("gcc %s: %v\n%s", src, err, b))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fail(err)
+	}
+	reaper.start()
+	return e, nil
+}
+
+// cleanup kills whatever the run left and removes the work dir.
+func (e *env) cleanup() {
+	if killed := killDescendants(); len(killed) > 0 {
+		e.logf("killed leftover processes %v", killed)
+	}
+	if e.cfg.keep {
+		e.logf("kept %s", e.work)
+		return
+	}
+	os.RemoveAll(e.work)
+}
+
+func (e *env) logf(format string, args ...any) {
+	if e.cfg.log != nil {
+		fmt.Fprintf(e.cfg.log, "bench: "+format+"\n", args...)
+	}
+}
+
+// runPlan runs every case of p (or those cfg.only names) in order.
+func (e *env) runPlan(p plan) []*caseResult {
+	var out []*caseResult
+	for _, c := range p.cases {
+		if e.cfg.only != nil && !e.cfg.only[c.Name] {
+			continue
+		}
+		r := e.runCase(c)
+		status := "ok"
+		if !r.ok() {
+			status = fmt.Sprintf("verified %d/%d, errors: %s", r.Verified, r.Runs, strings.Join(r.Errors, "; "))
+		}
+		e.logf("%-18s dump %8s  restore %8s  dd %8s  read %8s  (%s)", c.Name, ms(r.DumpNs), ms(r.RestoreNs),
+			ms(r.RefWriteNs), ms(r.RefReadNs), status)
+		out = append(out, r)
+	}
+	return out
+}
+
+func ms(ns int64) string { return fmt.Sprintf("%.1fms", float64(ns)/1e6) }
+
+// runCase measures c: per run the references, then dump and restore of a
+// fresh workload, whose restored tree must verify its memory.
+func (e *env) runCase(c caseSpec) *caseResult {
+	r := &caseResult{caseSpec: c}
+	dir := filepath.Join(e.work, c.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		r.Errors = append(r.Errors, err.Error())
+		return r
+	}
+	defer func() {
+		if !e.cfg.keep {
+			os.RemoveAll(dir)
+		}
+	}()
+	// Warm the references once (page cache of dd, tmpfs allocation paths).
+	if _, _, err := e.references(dir, c.DataBytes); err != nil {
+		r.Errors = append(r.Errors, err.Error())
+		return r
+	}
+	var dumps, restores, writes, reads []int64
+	var images []int64
+	for i := 0; i < e.cfg.runs; i++ {
+		w, rd, err := e.references(dir, c.DataBytes)
+		if err != nil {
+			r.Errors = append(r.Errors, err.Error())
+			break
+		}
+		writes, reads = append(writes, w), append(reads, rd)
+		one, err := e.runOnce(c, dir, i)
+		r.Runs++
+		if err != nil {
+			r.Errors = append(r.Errors, fmt.Sprintf("run %d: %v", i+1, err))
+			if killed := killDescendants(); len(killed) > 0 {
+				e.logf("%s run %d: killed %v", c.Name, i+1, killed)
+			}
+			continue
+		}
+		r.Verified++
+		dumps, restores = append(dumps, one.dump.wall.Nanoseconds()), append(restores, one.restore.wall.Nanoseconds())
+		images = append(images, one.imageBytes)
+		r.DumpMaxRSS = max(r.DumpMaxRSS, one.dump.maxRSSKiB)
+		r.RestoreMaxRSS = max(r.RestoreMaxRSS, one.restore.maxRSSKiB)
+		if c.Pss {
+			// Keep the first run's Pss pair: one consistent before/after.
+			if r.PssBeforeKiB == 0 {
+				r.PssBeforeKiB, r.PssAfterKiB = one.pssBefore, one.pssAfter
+			}
+		}
+	}
+	r.DumpNs, r.RestoreNs = median(dumps), median(restores)
+	r.RefWriteNs, r.RefReadNs = median(writes), median(reads)
+	r.ImageBytes = median(images)
+	return r
+}
+
+func median(v []int64) int64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]int64(nil), v...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// references times dd writing n bytes of /dev/zero into a tmpfs file, then
+// the reader reading that file into fresh anonymous memory, and removes
+// the file.
+func (e *env) references(dir string, n int64) (write, read int64, err error) {
+	f := filepath.Join(dir, "ref.dat")
+	defer os.Remove(f)
+	os.Remove(f)
+	logOut, logErr := filepath.Join(dir, "ref.stdout"), filepath.Join(dir, "ref.stderr")
+	w, err := runTimed(procSpec{path: e.dd, dir: dir, stdout: logOut, stderr: logErr,
+		args: []string{"if=/dev/zero", "of=" + f, "bs=1M", "count=" + itoa(n), "iflag=count_bytes", "status=none"}}, 5*time.Minute)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !w.ok() {
+		return 0, 0, fmt.Errorf("dd reference failed: %s", describeStatus(w.status))
+	}
+	rd, err := runTimed(procSpec{path: e.bins["reader"], args: []string{f, itoa(n)}, dir: dir, stdout: logOut, stderr: logErr}, 5*time.Minute)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !rd.ok() {
+		return 0, 0, fmt.Errorf("reader reference failed: %s (%s)", describeStatus(rd.status), tail(logErr))
+	}
+	return w.wall.Nanoseconds(), rd.wall.Nanoseconds(), nil
+}
+
+// oneRun is what one dump and restore of a case measured.
+type oneRun struct {
+	dump, restore       runResult
+	imageBytes          int64
+	pssBefore, pssAfter int64
+}
+
+// runOnce starts the workload, dumps it (timed), restores it (timed),
+// checks the restored tree and has it verify its memory.
+func (e *env) runOnce(c caseSpec, dir string, i int) (oneRun, error) {
+	var one oneRun
+	run := filepath.Join(dir, fmt.Sprintf("run%d", i))
+	img := filepath.Join(dir, fmt.Sprintf("img%d", i))
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		return one, err
+	}
+	defer os.RemoveAll(img)
+	wout, werr := filepath.Join(run, "workload.stdout"), filepath.Join(run, "workload.stderr")
+	s, err := startProc(procSpec{path: e.bins[c.Workload], args: c.Args, dir: run, stdout: wout, stderr: werr, setsid: true})
+	if err != nil {
+		return one, err
+	}
+	root := s.pid
+	if err := waitPidfile(run, s); err != nil {
+		return one, fmt.Errorf("%v (stderr: %s)", err, tail(werr))
+	}
+	pids, err := waitTasks(root, c.Tasks)
+	if err != nil {
+		return one, err
+	}
+	time.Sleep(100 * time.Millisecond) // let every task settle into its sleep
+	if c.Pss {
+		if one.pssBefore, err = pssKiB(pids); err != nil {
+			return one, err
+		}
+	}
+
+	dlog := filepath.Join(run, "dump.log")
+	one.dump, err = runTimed(procSpec{path: e.mmcr, args: []string{"dump", "-t", itoa(int64(root)), "-D", img, "--log-file", dlog},
+		dir: run, stdout: filepath.Join(run, "dump.stdout"), stderr: filepath.Join(run, "dump.stderr")}, 10*time.Minute)
+	if err != nil {
+		return one, err
+	}
+	if !one.dump.ok() {
+		return one, fmt.Errorf("mmcr dump: %s: %s", describeStatus(one.dump.status), tail(filepath.Join(run, "dump.stderr")))
+	}
+	if left := waitGone(pids, 10*time.Second); len(left) > 0 {
+		return one, fmt.Errorf("dumped tasks %v still exist 10s after mmcr dump returned", left)
+	}
+	if one.imageBytes, err = diskBytes(img); err != nil {
+		return one, err
+	}
+
+	mark := reaper.mark()
+	pidfile := filepath.Join(run, "restore.pid")
+	one.restore, err = runTimed(procSpec{path: e.mmcr, args: []string{"restore", "-D", img, "-d", "--pidfile", pidfile,
+		"--log-file", filepath.Join(run, "restore.log")},
+		dir: run, stdout: filepath.Join(run, "restore.stdout"), stderr: filepath.Join(run, "restore.stderr")}, 10*time.Minute)
+	if err != nil {
+		return one, err
+	}
+	if !one.restore.ok() {
+		return one, fmt.Errorf("mmcr restore: %s: %s", describeStatus(one.restore.status), tail(filepath.Join(run, "restore.stderr")))
+	}
+	if b, err := os.ReadFile(pidfile); err != nil || strings.TrimSpace(string(b)) != itoa(int64(root)) {
+		return one, fmt.Errorf("restore pid file says %q (%v), the dumped root was %d", b, err, root)
+	}
+	now := descendants(root)
+	if fmt.Sprint(now) != fmt.Sprint(pids) {
+		return one, fmt.Errorf("restored tree has pids %v, the dumped one had %v", now, pids)
+	}
+	if c.Pss {
+		if one.pssAfter, err = pssKiB(now); err != nil {
+			return one, err
+		}
+	}
+	return one, verdict(run, root, mark, wout)
+}
+
+// waitPidfile waits for the workload's pid file (the workload is ready).
+func waitPidfile(run string, s started) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		b, err := os.ReadFile(filepath.Join(run, "pidfile"))
+		if err == nil {
+			if got := strings.TrimSpace(string(b)); got != itoa(int64(s.pid)) {
+				return fmt.Errorf("workload pidfile says %q, started pid %d", got, s.pid)
+			}
+			return nil
+		}
+		if ev, ok := reaper.exited(s.pid, s.mark); ok {
+			return fmt.Errorf("workload %d exited during setup: %s", s.pid, describeStatus(ev.status))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("workload %d wrote no pidfile within 2 minutes", s.pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitTasks waits until the tree under root has n tasks and returns them.
+func waitTasks(root, n int) ([]int, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pids := descendants(root)
+		if len(pids) == n {
+			return pids, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("workload tree has %d tasks %v, want %d", len(pids), pids, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// verdict sends SIGTERM to the restored root and waits for its result.
+func verdict(run string, root int, since uint64, wout string) error {
+	if err := unix.Kill(root, unix.SIGTERM); err != nil {
+		return fmt.Errorf("SIGTERM restored root %d: %w", root, err)
+	}
+	ev, ok := reaper.waitExit(root, since, 5*time.Minute)
+	if !ok {
+		return fmt.Errorf("restored root %d did not exit within 5 minutes of SIGTERM", root)
+	}
+	b, err := os.ReadFile(filepath.Join(run, "result"))
+	if err != nil {
+		return fmt.Errorf("restored root %d exited (%s) without a verdict; stdout: %s", root, describeStatus(ev.status), tail(wout))
+	}
+	if res := strings.TrimSpace(string(b)); res != "PASS" {
+		return fmt.Errorf("restored workload's memory check: %s", res)
+	}
+	if !ev.status.Exited() || ev.status.ExitStatus() != 0 {
+		return fmt.Errorf("restored root passed but exited with %s", describeStatus(ev.status))
+	}
+	return nil
+}
+
+// tail is the last line of a log file, for error messages.
+func tail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(%v)", err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "(empty)"
+	}
+	lines := strings.Split(s, "\n")
+	return lines[len(lines)-1]
+}
