@@ -384,9 +384,15 @@ func TestRestoreDetachedPidFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer null.Close()
-	root, err := Run(Options{Dir: d.dir, Detached: true, PidFile: pidFile, Log: testLog(t), Stdin: null, Stdout: null, Stderr: null})
+	// fd 1 was a pipe: given mmcr's "stdout", here a number not open, it
+	// falls back to /dev/null.
+	notOpen := os.NewFile(987, "not open")
+	root, err := Run(Options{Dir: d.dir, Detached: true, PidFile: pidFile, Log: testLog(t), Stdin: null, Stdout: notOpen, Stderr: null})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if l, err := os.Readlink("/proc/" + itoa(root) + "/fd/1"); err != nil || l != os.DevNull {
+		t.Errorf("fd 1 -> %q (%v), want /dev/null", l, err)
 	}
 	b, err := os.ReadFile(pidFile)
 	if err != nil || strings.TrimSpace(string(b)) != itoa(root) || root != d.pids[0] {

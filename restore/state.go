@@ -108,7 +108,11 @@ func (rs *restorer) restoreFDs(tk *task) error {
 				continue
 			}
 			if tmp, err = tk.sys(unix.SYS_PIDFD_GETFD, pidfd, uint64(mine), 0); err != nil {
-				return fmt.Errorf("fd %d (%s): %w", fd.Num, fd.ExternalType, err)
+				// mmcr's own stdio is closed: /dev/null rather than a hole.
+				rs.log.Warn("external fd gets /dev/null", "pid", pid, "fd", fd.Num, "type", fd.ExternalType, "err", err)
+				if tmp, err = rs.remoteOpen(tk, os.DevNull, uint64(fd.Flags&unix.O_ACCMODE)); err != nil {
+					return fmt.Errorf("fd %d (%s): %w", fd.Num, fd.ExternalType, err)
+				}
 			}
 		default:
 			f := rs.tree.FileByID(fd.FileID)
