@@ -7,9 +7,61 @@ import (
 	"testing"
 )
 
-// sampleFiles reads every file of a freshly written sample image.
+// smallSample writes a trimmed sample image: fuzz seeds are kept small
+// because the fuzzer minimizes every new input, which takes seconds per
+// input at the sample's full size.
+func smallSample(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "img")
+	tree := sampleTree()
+	for _, task := range tree.Tasks {
+		task.Threads = task.Threads[:1]
+		task.Threads[0].Xsave = task.Threads[0].Xsave[:xsaveMinSize]
+		if len(task.SigActions) > 4 {
+			task.SigActions = task.SigActions[:4]
+		}
+		if len(task.Rlimits) > 2 {
+			task.Rlimits = task.Rlimits[:2]
+		}
+	}
+	w, err := Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, err := w.Pages(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pw.Add(0x500000, pagesOf(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := pw.Add(0x502000, pagesOf(1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := pw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	gf := filepath.Join(t.TempDir(), "ghost")
+	if err := os.WriteFile(gf, []byte("ghost content"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(gf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := w.Ghost(2, f, 13); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(tree); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// sampleFiles reads every file of a freshly written small sample image.
 func sampleFiles(t testing.TB) (dir string, names []string, files map[string][]byte) {
-	dir, _ = writeSample(t)
+	dir = smallSample(t)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
