@@ -211,12 +211,14 @@ func (rs *restorer) run() (int, error) {
 	phase("release")
 	rs.closeShm()
 	root := rs.tasks[0].t.PID
-	rs.created, rs.createdThreads = nil, nil // they run on their own now
 	if rs.opts.PidFile != "" {
+		// A restore that cannot say where the tree is has failed: the
+		// tree is killed like on any other failure.
 		if err := os.WriteFile(rs.opts.PidFile, fmt.Appendf(nil, "%d\n", root), 0o644); err != nil {
-			return root, fmt.Errorf("restore: write pid file: %w", err)
+			return 0, fmt.Errorf("restore: write pid file: %w", err)
 		}
 	}
+	rs.created, rs.createdThreads = nil, nil // they run on their own now
 	rs.log.Info("restored", "root", root, "tasks", len(rs.tasks))
 	return root, nil
 }

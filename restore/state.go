@@ -14,7 +14,7 @@ import (
 	"github.com/mmcr/mmcr/ptrace"
 )
 
-// restoreState sets everything but memory and registers: comm, fds, cwd, umask,
+// restoreState sets everything but memory and registers: fds, cwd, umask,
 // personality, rlimits, signal state, timers, rseq, pending signals and,
 // last, credentials.
 func (rs *restorer) restoreState(tk *task) error {
@@ -34,6 +34,21 @@ func (rs *restorer) restoreState(tk *task) error {
 		{"rlimits", rs.restoreRlimits},
 		{"threads", rs.restoreThreads},
 	}
+	if _, err := tk.sys(unix.SYS_UMASK, uint64(t.Umask)); err != nil {
+		return err
+	}
+	for _, st := range steps {
+		if err := st.fn(tk); err != nil {
+			return fmt.Errorf("restore: task %d: %s: %w", t.PID, st.name, err)
+		}
+	}
+	return nil
+}
+
+// restoreIdentity sets the comm and the personality, both per thread in
+// the kernel: done before the threads are made, they inherit them.
+func (rs *restorer) restoreIdentity(tk *task) error {
+	t := tk.t
 	if t.Comm != "" {
 		s := rs.newScratch()
 		name := s.str(t.Comm)
@@ -44,16 +59,8 @@ func (rs *restorer) restoreState(tk *task) error {
 			return err
 		}
 	}
-	if _, err := tk.sys(unix.SYS_UMASK, uint64(t.Umask)); err != nil {
-		return err
-	}
 	if _, err := tk.sys(unix.SYS_PERSONALITY, uint64(t.Personality)); err != nil {
 		return err
-	}
-	for _, st := range steps {
-		if err := st.fn(tk); err != nil {
-			return fmt.Errorf("restore: task %d: %s: %w", t.PID, st.name, err)
-		}
 	}
 	return nil
 }

@@ -224,6 +224,9 @@ const threadFlags = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLON
 // clone3 in the leader. They start as copies of the leader in its stop and
 // get their own registers only at release.
 func (rs *restorer) createThreads(tk *task) error {
+	if err := rs.restoreIdentity(tk); err != nil {
+		return err
+	}
 	for _, th := range tk.t.Threads[1:] {
 		if err := rs.clone(tk.r, th.TID, threadFlags); err != nil {
 			return err

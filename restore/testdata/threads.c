@@ -7,6 +7,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -42,6 +44,12 @@ static void tls_check(const char *who, unsigned long seed, int idx) {
 			bad++;
 			break;
 		}
+	char name[16] = {0};
+	prctl(PR_GET_NAME, name);
+	if (strcmp(name, "threads") != 0) {
+		printf("FAIL %s: comm %s\n", who, name);
+		bad++;
+	}
 	if ((pid_t)syscall(SYS_gettid) != tids[idx]) {
 		printf("FAIL %s: tid %ld, want %d\n", who, syscall(SYS_gettid), tids[idx]);
 		bad++;
