@@ -209,43 +209,6 @@ func (w *Writer) pageWriter(pmName string) (*PageWriter, error) {
 	return pw, nil
 }
 
-// Ghost stores the content of a deleted file, read from f (size bytes).
-// The image is CRIU's ghost-file: a GhostFileEntry, then the raw content.
-func (w *Writer) Ghost(fileID uint32, f *os.File, size int64) error {
-	if size < 0 {
-		return fmt.Errorf("image: ghost of file %d: negative size %d", fileID, size)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("image: ghost of file %d: %w", fileID, err)
-	}
-	name := ghostName(fileID)
-	hf, err := w.create(name, pagesBufSize)
-	if err != nil {
-		return err
-	}
-	enc := newImgEncoder(hf, "GHOST_FILE")
-	if err := enc.put(ghostEntry(st, size)); err != nil {
-		hf.close()
-		return fmt.Errorf("image: write %s: %w", name, err)
-	}
-	n, err := io.Copy(hf, io.NewSectionReader(f, 0, size))
-	if err == nil && n != size {
-		err = fmt.Errorf("file is %d bytes, want %d", n, size)
-	}
-	if err != nil {
-		hf.close()
-		return fmt.Errorf("image: ghost of file %d: %w", fileID, err)
-	}
-	if err := w.finish(hf); err != nil {
-		return err
-	}
-	w.mu.Lock()
-	w.ghosts[fileID] = true
-	w.mu.Unlock()
-	return nil
-}
-
 // Commit writes every metadata image for tree and then the manifest. Page
 // writers not yet closed are an error: their pages would be lost.
 func (w *Writer) Commit(tree *Tree) error {
@@ -701,47 +664,6 @@ func decodePagemap(name string, data []byte) ([]PageRun, uint32, error) {
 	}
 	return runs, head.GetPagesId(), nil
 }
-
-// Ghost opens the stored content of a deleted file; it reads exactly size bytes.
-func (r *Reader) Ghost(fileID uint32) (rc io.ReadCloser, size int64, err error) {
-	name := ghostName(fileID)
-	mf, ok := r.files[name]
-	if !ok {
-		return nil, 0, fileErr(name, ErrIncomplete, "no ghost content for file %d in the image", fileID)
-	}
-	f, err := os.Open(filepath.Join(r.dir, name))
-	if err != nil {
-		return nil, 0, fmt.Errorf("image: %w", err)
-	}
-	// The header is small: the magic pair and one entry.
-	hdr := make([]byte, min(mf.Size, 4096))
-	if _, err := io.ReadFull(f, hdr); err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("image: read %s: %w", name, err)
-	}
-	ge, hlen, err := decodeGhostHeader(name, hdr)
-	if err != nil {
-		f.Close()
-		return nil, 0, err
-	}
-	size = int64(ge.GetSize())
-	if ge.GetChunks() {
-		f.Close()
-		return nil, 0, fileErr(name, ErrUnsupported, "chunked ghost files are not supported")
-	}
-	if size < 0 || int64(hlen)+size != mf.Size {
-		f.Close()
-		return nil, 0, fileErr(name, ErrCorrupt, "ghost content of %d bytes does not fill the file", size)
-	}
-	return &sectionCloser{io.NewSectionReader(f, int64(hlen), size), f}, size, nil
-}
-
-type sectionCloser struct {
-	*io.SectionReader
-	f *os.File
-}
-
-func (s *sectionCloser) Close() error { return s.f.Close() }
 
 // Close releases the reader. It holds no open files; pages files handed out
 // by Pages are the caller's to close.
