@@ -50,6 +50,8 @@ type VMASummary struct {
 	ShmID  uint32 `json:"shm_id,omitempty"`
 	Pages  int64  `json:"pages"` // private pages dumped inside this VMA
 	Bytes  int64  `json:"bytes"`
+	// ShmPages are the shared object's dumped pages in this VMA's window.
+	ShmPages int64 `json:"shm_pages,omitempty"`
 }
 
 // FileSummary is one file of the tree.
@@ -118,6 +120,15 @@ func Summarize(r *Reader) (*Summary, error) {
 		return nil, err
 	}
 	s := &Summary{Dir: r.Dir()}
+	shmRuns := map[uint32][]PageRun{}
+	for _, so := range tree.SharedObjects {
+		runs, f, err := r.ShmemPages(so.ID)
+		if err != nil {
+			return nil, err
+		}
+		f.Close()
+		shmRuns[so.ID] = runs
+	}
 	depth := map[int]int{}
 	for _, t := range tree.Tasks {
 		d := 0
@@ -142,6 +153,9 @@ func Summarize(r *Reader) (*Summary, error) {
 			}
 			vs.Bytes = int64(overlap(runs, v.Start, v.End))
 			vs.Pages = vs.Bytes / PageSize
+			if runs, ok := shmRuns[v.ShmID]; ok {
+				vs.ShmPages = int64(overlap(runs, v.Pgoff, v.Pgoff+v.Len()) / PageSize)
+			}
 			ts.VMAs = append(ts.VMAs, vs)
 		}
 		// The task's count is over all runs, so pages outside every VMA
@@ -163,11 +177,7 @@ func Summarize(r *Reader) (*Summary, error) {
 			Size: f.Size, Deleted: f.Deleted, Renamed: f.Renamed})
 	}
 	for _, so := range tree.SharedObjects {
-		runs, f, err := r.ShmemPages(so.ID)
-		if err != nil {
-			return nil, err
-		}
-		f.Close()
+		runs := shmRuns[so.ID]
 		ss := SharedSummary{ID: so.ID, Dev: devString(so.Dev), Ino: so.Ino, Size: so.Size, Memfd: so.Memfd, Name: so.Name}
 		for _, run := range runs {
 			ss.Bytes += int64(run.Len)
@@ -234,7 +244,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 				fmt.Fprintf(&b, " file %d %s", v.FileID, v.Path)
 			}
 			if v.ShmID != 0 {
-				fmt.Fprintf(&b, " shm %d", v.ShmID)
+				fmt.Fprintf(&b, " shm %d (%d pages in window)", v.ShmID, v.ShmPages)
 			}
 			fmt.Fprintf(&b, " pages %d (%s)\n", v.Pages, humanBytes(v.Bytes))
 		}

@@ -24,6 +24,9 @@ func TestSummary(t *testing.T) {
 	if v.Pages != 2 || v.Perms != "rw-p" || v.Path != "/usr/bin/prog" || v.Dev != "08:03" || v.Ino != 12345 {
 		t.Errorf("vma %+v", v)
 	}
+	if s.Tasks[0].VMAs[3].ShmPages != 2 || s.Tasks[1].VMAs[0].ShmPages != 1 {
+		t.Errorf("shm pages in window: %d, %d", s.Tasks[0].VMAs[3].ShmPages, s.Tasks[1].VMAs[0].ShmPages)
+	}
 	if s.Tasks[1].Depth != 1 {
 		t.Errorf("child depth %d", s.Tasks[1].Depth)
 	}
@@ -36,7 +39,7 @@ func TestSummary(t *testing.T) {
 		"2 tasks, 4 threads",
 		"00401000-00403000 rw-p 00001000 08:03 12345",
 		"private-file file 1 /usr/bin/prog pages 2 (8.0 KiB)",
-		"shm 1", "vvar_vclock", "memfd:my memfd", "(deleted)",
+		"shm 1 (2 pages in window)", "vvar_vclock", "memfd:my memfd", "(deleted)",
 		"    102 child (ppid 100",
 	} {
 		if !strings.Contains(out, want) {
