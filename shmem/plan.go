@@ -21,6 +21,10 @@ var ErrBadTree = errors.New("shmem: inconsistent shared objects")
 // opening /proc/OWNER/map_files/START-END of the owner VMA and mapping it
 // MAP_SHARED at its own address and offset. Restore handles tasks in tree
 // order, so the owner VMA always exists before it is reopened.
+//
+// (restore follows the plan for MAP_SHARED|MAP_ANONYMOUS objects; memfd
+// objects it creates in mmcr itself, since a memfd may also be mapped
+// MAP_PRIVATE or held as an fd before its owner VMA exists.)
 type Plan struct {
 	objects map[uint32]*Object
 }
