@@ -1,6 +1,7 @@
 package image
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,6 +118,17 @@ func TestCritValues(t *testing.T) {
 	if core.GetThreadInfo().GetGpregs().GetFsBase() != tree.Tasks[0].Threads[0].Regs.Fs_base ||
 		core.GetTc().GetComm() != "prog" || core.GetThreadInfo().GetFpregs().GetXsave() == nil {
 		t.Errorf("core as crit sees it: %v", core)
+	}
+	xs := core.GetThreadInfo().GetFpregs().GetXsave()
+	raw := tree.Tasks[0].Threads[0].Xsave
+	if bv := binary.LittleEndian.Uint64(raw[512:]); xs.GetXstateBv() != bv ||
+		(bv&(1<<2) != 0 && xs.GetYmmhSpace()[0] != binary.LittleEndian.Uint32(raw[576:])) ||
+		(bv&(1<<5) != 0 && xs.GetOpmaskReg()[0] != binary.LittleEndian.Uint64(raw[1088:])) ||
+		(bv&(1<<9) != 0 && xs.GetPkru()[0] != binary.LittleEndian.Uint32(raw[2688:])) {
+		t.Errorf("xsave as crit sees it: %v", xs)
+	}
+	if fp := core.GetThreadInfo().GetFpregs(); fp.GetMxcsr() != binary.LittleEndian.Uint32(raw[24:]) || len(fp.GetXmmSpace()) != 64 {
+		t.Errorf("fpregs: %v", fp)
 	}
 	mme := decode("mm-100.img", &mm.MmEntry{}).Entries[0].Message.(*mm.MmEntry)
 	if len(mme.GetVmas()) != len(tree.Tasks[0].VMAs) || mme.GetVmas()[3].GetShmid() != 1 {

@@ -480,7 +480,6 @@ const (
 	ymmhOff       = 576
 	ymmhSize      = 256
 	xsaveMinSize  = xsaveHdrOff + 64
-	xsaveYmmhSize = ymmhOff + ymmhSize
 )
 
 func u32s(b []byte) []uint32 {
@@ -506,13 +505,41 @@ func fpregsEntry(x []byte) *core_x86.UserX86FpregsEntry {
 		StSpace: u32s(fx[32:160]), XmmSpace: u32s(fx[160:416]), Padding: u32s(fx[416:512]),
 	}
 	if len(x) >= xsaveMinSize {
-		xs := &core_x86.UserX86XsaveEntry{XstateBv: proto.Uint64(le.Uint64(x[xsaveHdrOff:]))}
-		if len(x) >= xsaveYmmhSize {
-			xs.YmmhSpace = u32s(x[ymmhOff : ymmhOff+ymmhSize])
+		bv := le.Uint64(x[xsaveHdrOff:])
+		xs := &core_x86.UserX86XsaveEntry{XstateBv: proto.Uint64(bv)}
+		// Components at their standard-format offsets (what NT_X86_XSTATE
+		// uses), when present.
+		part := func(bit uint, off, size int) []byte {
+			if bv&(1<<bit) == 0 || len(x) < off+size {
+				return nil
+			}
+			return x[off : off+size]
+		}
+		if b := part(2, ymmhOff, ymmhSize); b != nil {
+			xs.YmmhSpace = u32s(b)
+		}
+		xs.BndregState = u64s(part(3, 960, 64))
+		xs.BndcsrState = u64s(part(4, 1024, 64))
+		xs.OpmaskReg = u64s(part(5, 1088, 64))
+		xs.ZmmUpper = u64s(part(6, 1152, 512))
+		xs.Hi16Zmm = u64s(part(7, 1664, 1024))
+		if b := part(9, 2688, 8); b != nil {
+			xs.Pkru = u32s(b)
 		}
 		e.Xsave = xs
 	}
 	return e
+}
+
+func u64s(b []byte) []uint64 {
+	if b == nil {
+		return nil
+	}
+	out := make([]uint64, len(b)/8)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint64(b[8*i:])
+	}
+	return out
 }
 
 func ghostEntry(st fs.FileInfo, size int64) *ghost_file.GhostFileEntry {

@@ -2,6 +2,7 @@ package image
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -20,6 +21,7 @@ func sampleTree() *Tree {
 	for i := range xsave {
 		xsave[i] = byte(i*7 + 3)
 	}
+	binary.LittleEndian.PutUint64(xsave[512:], 0x2e7) // x87 SSE AVX opmask ZMM_Hi256 Hi16_ZMM PKRU
 	var si SigInfo
 	for i := range si {
 		si[i] = byte(i)
