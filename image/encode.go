@@ -475,11 +475,11 @@ func coreEntry(task *Task, th *Thread, leader bool) *criu_core.CoreEntry {
 
 // xsave layout (the standard, non-compacted format of NT_X86_XSTATE).
 const (
-	fxsaveSize    = 512
-	xsaveHdrOff   = 512 // xstate_bv is its first u64
-	ymmhOff       = 576
-	ymmhSize      = 256
-	xsaveMinSize  = xsaveHdrOff + 64
+	fxsaveSize   = 512
+	xsaveHdrOff  = 512 // xstate_bv is its first u64
+	ymmhOff      = 576
+	ymmhSize     = 256
+	xsaveMinSize = xsaveHdrOff + 64
 )
 
 func u32s(b []byte) []uint32 {
