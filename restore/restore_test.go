@@ -475,3 +475,23 @@ func TestRestoreVDSOFallback(t *testing.T) {
 		t.Fatalf("restored workload: exit %d, output %q", code, out)
 	}
 }
+
+// TestRestorePidFileFailure: a pid file that cannot be written fails the
+// restore after the tree was released; the tree is killed all the same.
+func TestRestorePidFileFailure(t *testing.T) {
+	needRoot(t)
+	bin := buildC(t, "objs")
+	d := dumpWorkload(t, false, bin, t.TempDir())
+	bad := filepath.Join(t.TempDir(), "no", "such", "dir", "pid")
+	_, err := Run(Options{Dir: d.dir, PidFile: bad, Log: testLog(t)})
+	if err == nil || !strings.Contains(err.Error(), "write pid file") {
+		t.Fatalf("err = %v", err)
+	}
+	for _, pid := range d.pids {
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, unix.WNOHANG|unix.WALL, nil)
+		if _, err := os.Stat("/proc/" + itoa(pid)); err == nil {
+			t.Errorf("pid %d still there right after the failed restore", pid)
+		}
+	}
+}
