@@ -3,9 +3,41 @@
 // driven by go test through dump and restore with the real mmcr binary.
 //
 // Each scenario runs twice: "baseline" (no checkpoint: proves the workload
-// and its verdict) and "checkpoint" (dump, check the tree is gone, restore,
-// compare /proc/PID/maps of every task, then SIGTERM and read the verdict).
-// Run as root; MMCR_E2E_NOCR=1 runs only the baselines, MMCR_E2E_KEEP=1
-// keeps each scenario's temp dir (images, logs, workload output), and
-// MMCR_E2E_MMCR=/path/to/mmcr uses a prebuilt binary instead of building one.
+// and its verdict, and that its maps are stable) and "checkpoint":
+//
+//	start (setsid, stdin /dev/null, stdout/stderr to files) → pidfile →
+//	snapshot every task (maps, comm, exe, cmdline, ppid/pgid/sid) →
+//	mmcr dump -t PID -D img → the tree must be gone (pids reaped) →
+//	mmcr restore -D img -d --pidfile F → same pids, same snapshot →
+//	SIGTERM → the workload's verdict (./result: PASS or FAIL: reason)
+//
+// Two scenarios change the checkpoint part: leave-running (the original
+// passes after dump --leave-running, then two restores from the same
+// images) and bad-images (damaged images and a changed backing file must
+// make restore fail with one line and leave nothing running).
+//
+// # Workload protocol (testdata/common.h)
+//
+// A workload runs in a private directory, sets up, writes ./pidfile once
+// every task of its tree is ready, waits for SIGTERM, verifies, and the
+// root writes ./result. Tasks that fork forward SIGTERM and fold their
+// children's exit codes into their verdict. Workloads open no pipes or
+// sockets: readiness goes through files.
+//
+// # Adding a scenario
+//
+// Write testdata/NAME.c on common.h and add one entry to the scenarios
+// table (source, arguments, extra gcc flags such as -pthread, mode). The
+// driver builds it with gcc -O1 -g in TestMain.
+//
+// # Knobs
+//
+// Run as root; without root or gcc the suite skips. MMCR_E2E_NOCR=1 runs
+// only the baselines (mmcr is not even built), MMCR_E2E_KEEP=1 keeps each
+// subtest's temp dir (images, logs, workload output, maps before/after),
+// and MMCR_E2E_MMCR=/path/to/mmcr uses a prebuilt binary.
+//
+// The test process is a child subreaper and reaps every child at once (pid
+// 1 here reaps slowly, and restore needs the dumped pids free); after each
+// subtest every process below it is killed by pid.
 package e2e
