@@ -367,15 +367,7 @@ func (w *Writer) writeTree(t *Tree) error {
 	if err != nil {
 		return fmt.Errorf("image: %s: %w", ExtName, err)
 	}
-	hf, err := w.create(ExtName, metaBufSize)
-	if err != nil {
-		return err
-	}
-	if _, err := hf.Write(append(data, '\n')); err != nil {
-		hf.close()
-		return fmt.Errorf("image: write %s: %w", ExtName, err)
-	}
-	return w.finish(hf)
+	return w.writeWhole(ExtName, append(data, '\n'))
 }
 
 func zeroFown() *fown.FownEntry {

@@ -2,6 +2,7 @@ package image
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -48,7 +49,6 @@ const (
 
 const (
 	pagesBufSize = 1 << 20
-	metaBufSize  = 64 << 10
 )
 
 // hashFile writes a file of the image through a buffer, hashing and
@@ -62,15 +62,43 @@ type hashFile struct {
 }
 
 func (hf *hashFile) Write(p []byte) (int, error) {
-	n, err := hf.bw.Write(p)
+	var n int
+	var err error
+	if hf.bw != nil {
+		n, err = hf.bw.Write(p)
+	} else {
+		n, err = hf.f.Write(p)
+	}
 	hf.h.Write(p[:n])
 	hf.size += int64(n)
 	return n, err
 }
 
+// bufPool recycles the page writers' 1 MiB buffers: a tree of many small
+// tasks would otherwise allocate (and clear) one per task.
+var bufPool sync.Pool
+
+func getBuffer(f *os.File, size int) *bufio.Writer {
+	if bw, ok := bufPool.Get().(*bufio.Writer); ok && bw.Size() == size {
+		bw.Reset(f)
+		return bw
+	}
+	return bufio.NewWriterSize(f, size)
+}
+
+func putBuffer(bw *bufio.Writer) {
+	bw.Reset(nil)
+	bufPool.Put(bw)
+}
+
 // close flushes and closes the file and returns its manifest record.
 func (hf *hashFile) close() (manifestFile, error) {
-	err := hf.bw.Flush()
+	var err error
+	if hf.bw != nil {
+		err = hf.bw.Flush()
+		putBuffer(hf.bw)
+		hf.bw = nil
+	}
 	if cerr := hf.f.Close(); err == nil {
 		err = cerr
 	}
@@ -126,7 +154,8 @@ func Create(dir string) (*Writer, error) {
 	return w, nil
 }
 
-// create opens a new file of the image; the caller holds no lock.
+// create opens a new file of the image, buffered by bufSize bytes (0: not
+// buffered); the caller holds no lock.
 func (w *Writer) create(name string, bufSize int) (*hashFile, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -146,7 +175,11 @@ func (w *Writer) create(name string, bufSize int) (*hashFile, error) {
 		return nil, fmt.Errorf("image: %w", err)
 	}
 	w.created = append(w.created, name)
-	return &hashFile{name: name, f: f, bw: bufio.NewWriterSize(f, bufSize), h: newChecksum()}, nil
+	hf := &hashFile{name: name, f: f, h: newChecksum()}
+	if bufSize > 0 {
+		hf.bw = getBuffer(f, bufSize)
+	}
+	return hf, nil
 }
 
 // finish closes hf and records it for the manifest.
@@ -161,18 +194,28 @@ func (w *Writer) finish(hf *hashFile) error {
 	return nil
 }
 
-// writeImage writes one whole CRIU image of entries.
+// writeImage writes one whole CRIU image of entries. Metadata images are
+// small: each is encoded in memory and written with one write.
 func (w *Writer) writeImage(name, magicName string, entries ...proto.Message) error {
-	hf, err := w.create(name, metaBufSize)
+	var buf bytes.Buffer
+	enc := newImgEncoder(&buf, magicName)
+	for _, m := range entries {
+		if err := enc.put(m); err != nil {
+			return fmt.Errorf("image: encode %s: %w", name, err)
+		}
+	}
+	return w.writeWhole(name, buf.Bytes())
+}
+
+// writeWhole writes a file of the image in one go.
+func (w *Writer) writeWhole(name string, data []byte) error {
+	hf, err := w.create(name, 0)
 	if err != nil {
 		return err
 	}
-	enc := newImgEncoder(hf, magicName)
-	for _, m := range entries {
-		if err := enc.put(m); err != nil {
-			hf.close()
-			return fmt.Errorf("image: write %s: %w", name, err)
-		}
+	if _, err := hf.Write(data); err != nil {
+		hf.close()
+		return fmt.Errorf("image: write %s: %w", name, err)
 	}
 	return w.finish(hf)
 }
@@ -490,8 +533,9 @@ func Open(dir string) (*Reader, error) {
 		}
 		r.files[mf.Name] = mf
 	}
+	buf := make([]byte, pagesBufSize)
 	for _, mf := range m.Files {
-		if err := verifyFile(filepath.Join(dir, mf.Name), mf); err != nil {
+		if err := verifyFile(filepath.Join(dir, mf.Name), mf, buf); err != nil {
 			return nil, err
 		}
 	}
@@ -504,7 +548,7 @@ func Open(dir string) (*Reader, error) {
 }
 
 // verifyFile checks one file's size and checksum against the manifest.
-func verifyFile(path string, mf manifestFile) error {
+func verifyFile(path string, mf manifestFile, buf []byte) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return fileErr(mf.Name, ErrIncomplete, "missing")
@@ -521,7 +565,6 @@ func verifyFile(path string, mf manifestFile) error {
 		return fileErr(mf.Name, ErrCorrupt, "size %d, manifest says %d (truncated?)", st.Size(), mf.Size)
 	}
 	h := newChecksum()
-	buf := make([]byte, pagesBufSize)
 	if _, err := io.CopyBuffer(h, io.LimitReader(f, mf.Size), buf); err != nil {
 		return fmt.Errorf("image: read %s: %w", mf.Name, err)
 	}

@@ -348,3 +348,40 @@ func TestAbortAfterCommit(t *testing.T) {
 		t.Fatalf("dir left behind: %v", err)
 	}
 }
+
+// BenchmarkLargeTree writes and reads back a tree of 200 tasks with 500
+// VMAs each (metadata only).
+func BenchmarkLargeTree(b *testing.B) {
+	base := sampleTree()
+	tree := &Tree{Files: base.Files, SharedObjects: base.SharedObjects}
+	for i := range 200 {
+		task := *base.Tasks[1]
+		task.PID = 1000 + i
+		th := *task.Threads[0]
+		th.TID = task.PID
+		task.Threads = []*Thread{&th}
+		task.VMAs = nil
+		for k := range 500 {
+			task.VMAs = append(task.VMAs, &VMA{Start: uint64(0x10000000 + k*0x2000), End: uint64(0x10001000 + k*0x2000),
+				Prot: 3, Flags: unix.MAP_PRIVATE, Kind: KindPrivateFile, FileID: 1, Name: "/usr/bin/prog", VmFlags: []string{"rd", "wr"}})
+		}
+		tree.Tasks = append(tree.Tasks, &task)
+	}
+	for b.Loop() {
+		dir := filepath.Join(b.TempDir(), "img")
+		w, err := Create(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Commit(tree); err != nil {
+			b.Fatal(err)
+		}
+		r, err := Open(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.Tree(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
