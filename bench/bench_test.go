@@ -55,22 +55,19 @@ func rowByName(rows []row, name string) *row {
 // TestBuildRows: ratios, targets and verdicts from made-up results.
 func TestBuildRows(t *testing.T) {
 	p := quickPlan()
+	by := map[string]*caseResult{}
 	var rs []*caseResult
 	for _, c := range p.cases {
-		rs = append(rs, &caseResult{caseSpec: c, Runs: 1, Verified: 1, DumpNs: 100e6, RestoreNs: 200e6,
-			RefWriteNs: 50e6, RefReadNs: 200e6, DumpMaxRSS: 70 << 10, RestoreMaxRSS: 10 << 10})
+		r := &caseResult{caseSpec: c, Runs: 1, Verified: 1, DumpNs: 100e6, RestoreNs: 200e6,
+			RefWriteNs: 50e6, RefReadNs: 200e6, DumpMaxRSS: 70 << 10, RestoreMaxRSS: 10 << 10}
+		rs = append(rs, r)
+		by[c.Name] = r
 	}
-	for _, r := range rs {
-		switch r.Name {
-		case p.cow:
-			r.ImageBytes, r.PssBeforeKiB, r.PssAfterKiB = r.DataBytes, 1000, 1050
-		case p.vmas[1]:
-			r.DumpNs = 100e6 * 10 * 3 // 3x the per-VMA time of vmas[0]
-		case p.sharedTree:
-			r.Verified = 0 // a failed verification makes its rows errors
-			r.Errors = []string{"boom"}
-		}
-	}
+	by[p.cow].ImageBytes, by[p.cow].PssBeforeKiB, by[p.cow].PssAfterKiB = by[p.cow].DataBytes, 1000, 1050
+	by[p.sharedTree].Verified, by[p.sharedTree].Errors = 0, []string{"boom"} // its rows are errors
+	v0, v1, v2 := by[p.vmas[0]], by[p.vmas[1]], by[p.vmas[2]]
+	v1.DumpNs = 3 * 100e6 * int64(v1.VMAs) / int64(v0.VMAs) // 3x the per-VMA time of vmas[0]
+	v0.RestoreNs, v1.RestoreNs, v2.RestoreNs = 100e6, 300e6, 200e6
 	rows := buildRows(p, rs)
 	check := func(name string, ratio float64, verdict string) {
 		t.Helper()
@@ -82,6 +79,7 @@ func TestBuildRows(t *testing.T) {
 			t.Errorf("row %q: ratio %.3f verdict %s, want %.3f %s", name, r.Ratio, r.Verdict, ratio, verdict)
 		}
 	}
+	n0, n1, n2 := float64(v0.VMAs), float64(v1.VMAs), float64(v2.VMAs)
 	check("dump "+p.big, 2, "MISS")
 	check("restore "+p.big, 1, "PASS")
 	check("dump "+p.mid, 2, "info")
@@ -89,11 +87,20 @@ func TestBuildRows(t *testing.T) {
 	check("peak RSS restore "+p.big, 10.0/64, "PASS")
 	check("dump "+p.sharedTree, 1, "error")
 	check("dump "+p.vmas[1]+" per VMA", 3, "MISS")
-	check("restore "+p.vmas[1]+" per VMA", 0.1, "PASS")
-	check("restore "+p.restoreVMAs+" wall", 200.0/500, "PASS")
+	check("restore "+p.vmas[1]+" per VMA", (300/n1)/(100/n0), "PASS")
+	check("restore "+p.vmas[2]+" per VMA", (200/n2)/(100/n0), "PASS")
+	span := strings.TrimPrefix(p.vmas[1], "vmas-") + " to " + strings.TrimPrefix(p.vmas[2], "vmas-")
+	// restore 100, 300, 200 ms: per added VMA -100/(n2-n1) against 200/(n1-n0).
+	check("restore per added VMA, "+span, (-100/(n2-n1))/(200/(n1-n0)), "PASS")
+	check("restore "+p.restoreVMAs+" wall", 300.0/500, "PASS")
 	check("image size "+p.cow, 1, "PASS")
 	check("restored Pss "+p.cow, 1.05, "PASS")
 	check("dump "+p.sparse, 1, "PASS")
+	by[p.cow].PssAfterKiB = 800
+	pss := rowByName(buildRows(p, rs), "restored Pss "+p.cow)
+	if pss == nil || pss.Verdict != "MISS" {
+		t.Errorf("Pss 0.8x of before: row %+v, want MISS", pss)
+	}
 }
 
 // TestQuickBench runs the whole harness in quick mode on tiny sizes: every
@@ -149,10 +156,19 @@ func TestQuickBench(t *testing.T) {
 		t.Errorf("%d rows, want at least 20", len(rep.Rows))
 	}
 	for _, r := range rep.Rows {
-		if r.Value <= 0 || r.Ref <= 0 || r.Ratio <= 0 || math.IsInf(r.Ratio, 0) || math.IsNaN(r.Ratio) {
+		if math.IsInf(r.Ratio, 0) || math.IsNaN(r.Ratio) {
+			t.Errorf("row %q: value %g ref %g ratio %g", r.Name, r.Value, r.Ref, r.Ratio)
+		}
+		// A difference of two noisy times may be negative or zero; a time,
+		// size or reference may not.
+		if !strings.Contains(r.Name, "per added") && (r.Value <= 0 || r.Ref <= 0 || r.Ratio <= 0) {
 			t.Errorf("row %q: value %g ref %g ratio %g", r.Name, r.Value, r.Ref, r.Ratio)
 		}
 		switch r.Verdict {
+		case "n/a":
+			if !strings.Contains(r.Name, "per added") {
+				t.Errorf("row %q: verdict n/a", r.Name)
+			}
 		case "PASS", "MISS":
 			if r.Target == "" {
 				t.Errorf("row %q: verdict %s without a target", r.Name, r.Verdict)

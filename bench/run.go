@@ -35,18 +35,23 @@ type caseSpec struct {
 // over the runs; peak RSS is the maximum.
 type caseResult struct {
 	caseSpec
-	Runs          int      `json:"runs"`
-	Verified      int      `json:"verified"` // runs whose restored tree checked its memory and passed
-	Errors        []string `json:"errors,omitempty"`
-	DumpNs        int64    `json:"dump_ns"`
-	RestoreNs     int64    `json:"restore_ns"`
-	RefWriteNs    int64    `json:"ref_write_ns"` // dd of DataBytes into a tmpfs file
-	RefReadNs     int64    `json:"ref_read_ns"`  // that file read into fresh anonymous memory
-	DumpMaxRSS    int64    `json:"dump_max_rss_kib"`
-	RestoreMaxRSS int64    `json:"restore_max_rss_kib"`
-	ImageBytes    int64    `json:"image_bytes"`
-	PssBeforeKiB  int64    `json:"pss_before_kib,omitempty"`
-	PssAfterKiB   int64    `json:"pss_after_kib,omitempty"`
+	Runs       int      `json:"runs"`
+	Verified   int      `json:"verified"` // runs whose restored tree checked its memory and passed
+	Errors     []string `json:"errors,omitempty"`
+	DumpNs     int64    `json:"dump_ns"`
+	RestoreNs  int64    `json:"restore_ns"`
+	RefWriteNs int64    `json:"ref_write_ns"` // dd of DataBytes into a tmpfs file
+	// RefReadNs is the faster of RefReadPlainNs (read() into fresh
+	// anonymous memory) and RefReadPVWNs (read() into a reused buffer,
+	// process_vm_writev to fresh anonymous memory): see workloads/reader.c.
+	RefReadNs      int64 `json:"ref_read_ns"`
+	RefReadPlainNs int64 `json:"ref_read_plain_ns"`
+	RefReadPVWNs   int64 `json:"ref_read_pvw_ns"`
+	DumpMaxRSS     int64 `json:"dump_max_rss_kib"`
+	RestoreMaxRSS  int64 `json:"restore_max_rss_kib"`
+	ImageBytes     int64 `json:"image_bytes"`
+	PssBeforeKiB   int64 `json:"pss_before_kib,omitempty"`
+	PssAfterKiB    int64 `json:"pss_after_kib,omitempty"`
 }
 
 func (r *caseResult) ok() bool { return len(r.Errors) == 0 && r.Runs > 0 && r.Verified == r.Runs }
@@ -114,19 +119,19 @@ func fullPlan() plan {
 
 // quickPlan has the same rows on tiny sizes: a smoke run of the harness.
 func quickPlan() plan {
-	p := plan{small: "anon-1m", sparse: "sparse-1g", mid: "anon-16m", big: "anon-64m",
-		sharedTree: "shared-tree-16m", cow: "cow-32m",
-		vmas: []string{"vmas-100", "vmas-1000"}, restoreVMAs: "vmas-1000",
-		tasks: []string{"tasks-1", "tasks-4"}}
+	p := plan{small: "anon-1m", sparse: "sparse-1g", mid: "anon-8m", big: "anon-32m",
+		sharedTree: "shared-tree-8m", cow: "cow-16m",
+		vmas: []string{"vmas-200", "vmas-1000", "vmas-2000"}, restoreVMAs: "vmas-1000",
+		tasks: []string{"tasks-1", "tasks-2", "tasks-4"}}
 	p.cases = []caseSpec{
 		anonCase("anon-1m", 1, 1024),
 		anonCase("sparse-1g", 1024, 1024),
-		anonCase("anon-16m", 16, 16<<10),
-		anonCase("anon-64m", 64, 64<<10),
-		sharedCase("shared-tree-16m", 5, 16),
-		vmaCase(100), vmaCase(1000),
-		sharedCase("tasks-1", 1, 8), sharedCase("tasks-4", 4, 8),
-		cowCase("cow-32m", 32, 2, 10),
+		anonCase("anon-8m", 8, 8<<10),
+		anonCase("anon-32m", 32, 32<<10),
+		sharedCase("shared-tree-8m", 5, 8),
+		vmaCase(200), vmaCase(1000), vmaCase(2000),
+		sharedCase("tasks-1", 1, 8), sharedCase("tasks-2", 2, 8), sharedCase("tasks-4", 4, 8),
+		cowCase("cow-16m", 16, 2, 10),
 	}
 	return p
 }
@@ -310,20 +315,23 @@ func (e *env) runCase(c caseSpec) *caseResult {
 			os.RemoveAll(dir)
 		}
 	}()
-	// Warm the references once (page cache of dd, tmpfs allocation paths).
-	if _, _, err := e.references(dir, c.DataBytes); err != nil {
-		r.Errors = append(r.Errors, err.Error())
-		return r
+	// Warm the references once (page cache of dd, tmpfs allocation
+	// paths); a quick run measures overheads and skips it.
+	if !e.cfg.quick {
+		if _, err := e.references(dir, c.DataBytes); err != nil {
+			r.Errors = append(r.Errors, err.Error())
+			return r
+		}
 	}
-	var dumps, restores, writes, reads []int64
+	var dumps, restores, writes, reads, readsPVW []int64
 	var images []int64
 	for i := 0; i < e.cfg.runs; i++ {
-		w, rd, err := e.references(dir, c.DataBytes)
+		ref, err := e.references(dir, c.DataBytes)
 		if err != nil {
 			r.Errors = append(r.Errors, err.Error())
 			break
 		}
-		writes, reads = append(writes, w), append(reads, rd)
+		writes, reads, readsPVW = append(writes, ref.write), append(reads, ref.read), append(readsPVW, ref.readPVW)
 		one, err := e.runOnce(c, dir, i)
 		r.Runs++
 		if err != nil {
@@ -346,7 +354,8 @@ func (e *env) runCase(c caseSpec) *caseResult {
 		}
 	}
 	r.DumpNs, r.RestoreNs = median(dumps), median(restores)
-	r.RefWriteNs, r.RefReadNs = median(writes), median(reads)
+	r.RefWriteNs, r.RefReadPlainNs, r.RefReadPVWNs = median(writes), median(reads), median(readsPVW)
+	r.RefReadNs = min(r.RefReadPlainNs, r.RefReadPVWNs)
 	r.ImageBytes = median(images)
 	return r
 }
@@ -363,10 +372,14 @@ func median(v []int64) int64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// refTimes is one measurement of the references, in ns.
+type refTimes struct{ write, read, readPVW int64 }
+
 // references times dd writing n bytes of /dev/zero into a tmpfs file, then
-// the reader reading that file into fresh anonymous memory, and removes
-// the file.
-func (e *env) references(dir string, n int64) (write, read int64, err error) {
+// the reader filling fresh anonymous memory from that file both ways, and
+// removes the file.
+func (e *env) references(dir string, n int64) (refTimes, error) {
+	var t refTimes
 	f := filepath.Join(dir, "ref.dat")
 	defer os.Remove(f)
 	os.Remove(f)
@@ -374,19 +387,27 @@ func (e *env) references(dir string, n int64) (write, read int64, err error) {
 	w, err := runTimed(procSpec{path: e.dd, dir: dir, stdout: logOut, stderr: logErr,
 		args: []string{"if=/dev/zero", "of=" + f, "bs=1M", "count=" + itoa(n), "iflag=count_bytes", "status=none"}}, 5*time.Minute)
 	if err != nil {
-		return 0, 0, err
+		return t, err
 	}
 	if !w.ok() {
-		return 0, 0, fmt.Errorf("dd reference failed: %s", describeStatus(w.status))
+		return t, fmt.Errorf("dd reference failed: %s (%s)", describeStatus(w.status), tail(logErr))
 	}
-	rd, err := runTimed(procSpec{path: e.bins["reader"], args: []string{f, itoa(n)}, dir: dir, stdout: logOut, stderr: logErr}, 5*time.Minute)
-	if err != nil {
-		return 0, 0, err
+	t.write = w.wall.Nanoseconds()
+	for _, mode := range []string{"read", "pvw"} {
+		rd, err := runTimed(procSpec{path: e.bins["reader"], args: []string{f, itoa(n), mode}, dir: dir, stdout: logOut, stderr: logErr}, 5*time.Minute)
+		if err != nil {
+			return t, err
+		}
+		if !rd.ok() {
+			return t, fmt.Errorf("reader reference (%s) failed: %s (%s)", mode, describeStatus(rd.status), tail(logErr))
+		}
+		if mode == "read" {
+			t.read = rd.wall.Nanoseconds()
+		} else {
+			t.readPVW = rd.wall.Nanoseconds()
+		}
 	}
-	if !rd.ok() {
-		return 0, 0, fmt.Errorf("reader reference failed: %s (%s)", describeStatus(rd.status), tail(logErr))
-	}
-	return w.wall.Nanoseconds(), rd.wall.Nanoseconds(), nil
+	return t, nil
 }
 
 // oneRun is what one dump and restore of a case measured.
