@@ -372,8 +372,8 @@ func (e *env) start() int {
 }
 
 // snapshot captures /proc/PID/maps of every task of the tree under root,
-// and its identity (comm, exe, cmdline, ppid, pgid, sid) that compareTree
-// checks too.
+// and its identity (comm, exe, cmdline, ppid, pgid, sid, fds with their
+// offsets and flags) that compareTree checks too.
 func (e *env) snapshot(root int) map[int]taskSnap {
 	e.t.Helper()
 	snap := map[int]taskSnap{}
@@ -400,8 +400,35 @@ func identity(pid int) string {
 		}
 	}
 	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	return fmt.Sprintf("comm=%q exe=%q cmdline=%q ppid=%s pgid=%s sid=%s", strings.TrimSpace(string(comm)),
-		exe, strings.ReplaceAll(string(cmdline), "\x00", " "), ppid, pgid, sid)
+	return fmt.Sprintf("comm=%q exe=%q cmdline=%q ppid=%s pgid=%s sid=%s fds=[%s]", strings.TrimSpace(string(comm)),
+		exe, strings.ReplaceAll(string(cmdline), "\x00", " "), ppid, pgid, sid, fdsOf(pid))
+}
+
+// fdsOf lists a task's fds as "N:target pos=P flags=F", sorted by fd.
+func fdsOf(pid int) string {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	var fds []int
+	for _, e := range ents {
+		if n, err := strconv.Atoi(e.Name()); err == nil {
+			fds = append(fds, n)
+		}
+	}
+	sort.Ints(fds)
+	var out []string
+	for _, fd := range fds {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, fd))
+		info, _ := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", pid, fd))
+		var pos, flags string
+		for _, l := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(l, "pos:"); ok {
+				pos = strings.TrimSpace(v)
+			} else if v, ok := strings.CutPrefix(l, "flags:"); ok {
+				flags = strings.TrimSpace(v)
+			}
+		}
+		out = append(out, fmt.Sprintf("%d:%s pos=%s flags=%s", fd, target, pos, flags))
+	}
+	return strings.Join(out, ", ")
 }
 
 // taskSnap is what the driver records of one task before the dump.
