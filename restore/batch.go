@@ -29,10 +29,13 @@ var batchCode = []byte{
 	0xc3, 0x40, 0x49, 0xff, 0xcc, 0xeb, 0xc9, 0xcc,
 }
 
+// The batch table takes the second half of the restorer area, so that
+// its syscalls can point at arguments written in the first half.
 const (
-	batchCodeOff = 16 // in the restorer area, after `syscall; int3`
-	batchEntry   = 64
-	batchMax     = (restorerSize - scratchOff) / batchEntry
+	batchCodeOff  = 16 // in the restorer area, after `syscall; int3`
+	batchEntry    = 64
+	batchTableOff = restorerSize / 2
+	batchMax      = (restorerSize - batchTableOff) / batchEntry
 )
 
 // op is one syscall of a batch; what names it in errors.
@@ -55,7 +58,7 @@ func (b *batch) add(what string, nr uintptr, args ...uint64) {
 // and empties it. The first failing syscall is the error.
 func (rs *restorer) runBatch(tk *task, b *batch) error {
 	pid := tk.t.PID
-	table := rs.area + scratchOff
+	table := rs.area + batchTableOff
 	for len(b.ops) > 0 {
 		n := min(len(b.ops), batchMax)
 		buf := make([]byte, n*batchEntry)
@@ -67,11 +70,11 @@ func (rs *restorer) runBatch(tk *task, b *batch) error {
 			}
 		}
 		if err := ptrace.WriteMem(pid, table, buf); err != nil {
-			return fmt.Errorf("restore: %w", err)
+			return err
 		}
 		regs, err := ptrace.GetRegs(pid)
 		if err != nil {
-			return fmt.Errorf("restore: %w", err)
+			return err
 		}
 		saved := regs
 		regs.Rip = rs.area + batchCodeOff
@@ -79,28 +82,28 @@ func (rs *restorer) runBatch(tk *task, b *batch) error {
 		regs.Orig_rax = ^uint64(0) // no syscall restart on the way out of this stop
 		regs.Eflags &^= 0x100
 		if err := ptrace.SetRegs(pid, &regs); err != nil {
-			return fmt.Errorf("restore: %w", err)
+			return err
 		}
 		if err := ptrace.Cont(pid, 0); err != nil {
-			return fmt.Errorf("restore: %w", err)
+			return err
 		}
 		st, err := ptrace.Wait(pid)
 		if err != nil {
-			return fmt.Errorf("restore: task %d: syscall batch: %w", pid, err)
+			return fmt.Errorf("task %d: syscall batch: %w", pid, err)
 		}
 		if !st.IsSignalDelivery() || st.Signal() != unix.SIGTRAP {
-			return fmt.Errorf("restore: task %d: syscall batch stopped by %v", pid, st)
+			return fmt.Errorf("task %d: syscall batch stopped by %v", pid, st)
 		}
 		if err := ptrace.ReadMem(pid, table, buf); err != nil {
-			return fmt.Errorf("restore: %w", err)
+			return err
 		}
 		if err := ptrace.SetRegs(pid, &saved); err != nil {
-			return fmt.Errorf("restore: %w", err)
+			return err
 		}
 		for i, o := range b.ops[:n] {
 			ret := int64(binary.LittleEndian.Uint64(buf[i*batchEntry+56:]))
 			if ret >= -4095 && ret <= -1 {
-				return fmt.Errorf("restore: task %d: %s: %s: %w", pid, o.what, ptrace.SyscallName(o.nr), unix.Errno(-ret))
+				return fmt.Errorf("task %d: %s: %s: %w", pid, o.what, ptrace.SyscallName(o.nr), unix.Errno(-ret))
 			}
 		}
 		b.ops = b.ops[n:]

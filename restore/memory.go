@@ -29,7 +29,7 @@ func (rs *restorer) restoreMemory(tk *task) error {
 	pid := tk.t.PID
 	maps, err := procfs.Default.Maps(pid)
 	if err != nil {
-		return fmt.Errorf("restore: read maps of %d: %w", pid, err)
+		return fmt.Errorf("read maps of %d: %w", pid, err)
 	}
 	// Plain mappings go through syscall batches, one ptrace round trip
 	// per batchMax syscalls; what needs a result (open, shared objects)
@@ -62,7 +62,7 @@ func (rs *restorer) restoreMemory(tk *task) error {
 	}()
 	for _, v := range tk.t.VMAs {
 		if err := rs.mapVMA(tk, v, fds, b); err != nil {
-			return fmt.Errorf("restore: task %d vma %#x-%#x %s %s: %w", pid, v.Start, v.End, v.Kind, v.Name, err)
+			return fmt.Errorf("task %d vma %#x-%#x %s %s: %w", pid, v.Start, v.End, v.Kind, v.Name, err)
 		}
 	}
 	if err := rs.runBatch(tk, b); err != nil {
@@ -122,7 +122,7 @@ func (rs *restorer) moveVDSO(tk *task, cur span) error {
 		_, err := tk.sys(unix.SYS_ARCH_PRCTL, archMapVDSO64, want.start)
 		return err
 	case cur.len() != want.len():
-		return fmt.Errorf("restore: task %d: vdso block is %#x bytes here, %#x in the image (another kernel?): %w",
+		return fmt.Errorf("task %d: vdso block is %#x bytes here, %#x in the image (another kernel?): %w",
 			tk.t.PID, cur.len(), want.len(), ErrUnsupported)
 	case cur.start == want.start:
 		return nil
@@ -139,7 +139,7 @@ func (rs *restorer) moveVDSO(tk *task, cur span) error {
 		return err
 	}
 	if _, err := tk.sys(unix.SYS_ARCH_PRCTL, archMapVDSO64, want.start); err != nil {
-		return fmt.Errorf("restore: map vdso at %#x: %w", want.start, err)
+		return fmt.Errorf("map vdso at %#x: %w", want.start, err)
 	}
 	return nil
 }
@@ -327,15 +327,15 @@ func (rs *restorer) createMemfds() error {
 		}
 		fd, err := unix.MemfdCreate(o.Name, unix.MFD_CLOEXEC)
 		if err != nil {
-			return fmt.Errorf("restore: memfd_create %q: %w", o.Name, err)
+			return fmt.Errorf("memfd_create %q: %w", o.Name, err)
 		}
 		f := os.NewFile(uintptr(fd), "memfd:"+o.Name)
 		rs.shm[o.ID] = f
 		if err := f.Truncate(int64(o.Size)); err != nil {
-			return fmt.Errorf("restore: memfd %q: %w", o.Name, err)
+			return fmt.Errorf("memfd %q: %w", o.Name, err)
 		}
 		if err := rs.fillShm(o.ID, f); err != nil {
-			return fmt.Errorf("restore: %w", err)
+			return err
 		}
 	}
 	return nil
@@ -388,7 +388,7 @@ func (rs *restorer) setMm(tk *task) error {
 	if f := rs.tree.FileByID(m.ExeFileID); f != nil {
 		fd, err := rs.remoteOpen(tk, rs.ghosts.path(f), unix.O_RDONLY)
 		if err != nil {
-			return fmt.Errorf("restore: task %d: exe: %w", tk.t.PID, err)
+			return fmt.Errorf("task %d: exe: %w", tk.t.PID, err)
 		}
 		defer tk.r.Syscall(unix.SYS_CLOSE, fd)
 		exeFd = fd

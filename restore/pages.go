@@ -53,16 +53,16 @@ func (rs *restorer) writePages(tk *task) error {
 	pid := tk.t.PID
 	runs, pf, err := rs.img.Pages(pid)
 	if err != nil {
-		return fmt.Errorf("restore: read pages of %d: %w", pid, err)
+		return fmt.Errorf("read pages of %d: %w", pid, err)
 	}
 	defer pf.Close()
 	pieces, err := splitRuns(runs, tk.t.VMAs)
 	if err != nil {
-		return fmt.Errorf("restore: pages of %d: %w", pid, err)
+		return fmt.Errorf("pages of %d: %w", pid, err)
 	}
 	mem, err := ptrace.OpenMem(pid, true)
 	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return err
 	}
 	defer mem.Close()
 	buf := make([]byte, pageWindow)
@@ -75,7 +75,7 @@ func (rs *restorer) writePages(tk *task) error {
 			j++
 		}
 		if err := readFull(pf, buf[:end-start], start); err != nil {
-			return fmt.Errorf("restore: pages of %d: %w", pid, err)
+			return fmt.Errorf("pages of %d: %w", pid, err)
 		}
 		var local [][]byte
 		var remote []unix.RemoteIovec
@@ -83,7 +83,7 @@ func (rs *restorer) writePages(tk *task) error {
 			b := buf[p.off-start : p.off-start+int64(p.n)]
 			if !p.writable {
 				if err := mem.Write(p.addr, b); err != nil {
-					return fmt.Errorf("restore: %w", err)
+					return err
 				}
 				continue
 			}
@@ -92,7 +92,7 @@ func (rs *restorer) writePages(tk *task) error {
 		}
 		if len(local) > 0 {
 			if err := ptrace.WriteVM(pid, local, remote); err != nil {
-				return fmt.Errorf("restore: %w", err)
+				return err
 			}
 		}
 		i = j

@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strconv"
 	"time"
 	"unsafe"
 
@@ -110,13 +111,10 @@ type thread struct {
 	r   *ptrace.Remote
 }
 
-// sys runs a remote syscall in the thread, wrapping its error with the tid.
+// sys runs a remote syscall in the thread; its error names the syscall
+// and the tid.
 func (thr *thread) sys(nr uintptr, args ...uint64) (uint64, error) {
-	ret, err := thr.r.Syscall(nr, args...)
-	if err != nil {
-		return ret, fmt.Errorf("restore: thread %d: %w", thr.tid, err)
-	}
-	return ret, nil
+	return thr.r.Syscall(nr, args...)
 }
 
 // Run restores the tree in opts.Dir and returns the root's pid once every
@@ -132,11 +130,13 @@ func Run(opts Options) (rootPID int, err error) {
 	rs := &restorer{opts: opts, log: opts.Log, byPID: make(map[int]*task), shm: make(map[uint32]*os.File)}
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("restore: internal error: %v", p)
+			err = fmt.Errorf("internal error: %v", p)
 		}
 		if err != nil {
 			rs.abort()
 			rootPID = 0
+			// Errors below carry no package prefix: it goes on once, here.
+			err = fmt.Errorf("restore: %w", err)
 			return
 		}
 		runtime.UnlockOSThread()
@@ -149,13 +149,13 @@ func (rs *restorer) run() (int, error) {
 	phase := func(name string) { rs.log.Debug("restore phase done", "phase", name, "elapsed", time.Since(t0)) }
 	img, err := image.Open(rs.opts.Dir)
 	if err != nil {
-		return 0, fmt.Errorf("restore: open image %s: %w", rs.opts.Dir, err)
+		return 0, fmt.Errorf("open image %s: %w", rs.opts.Dir, err)
 	}
 	rs.img = img
 	defer img.Close()
 	tree, err := img.Tree()
 	if err != nil {
-		return 0, fmt.Errorf("restore: read image %s: %w", rs.opts.Dir, err)
+		return 0, fmt.Errorf("read image %s: %w", rs.opts.Dir, err)
 	}
 	rs.tree = tree
 	phase("read image")
@@ -163,7 +163,7 @@ func (rs *restorer) run() (int, error) {
 		return 0, err
 	}
 	if rs.plan, err = shmem.NewPlan(tree); err != nil {
-		return 0, fmt.Errorf("restore: %w", err)
+		return 0, err
 	}
 	if rs.ghosts, err = recreateGhosts(img, tree, rs.log); err != nil {
 		return 0, err
@@ -215,7 +215,7 @@ func (rs *restorer) run() (int, error) {
 		// A restore that cannot say where the tree is has failed: the
 		// tree is killed like on any other failure.
 		if err := os.WriteFile(rs.opts.PidFile, fmt.Appendf(nil, "%d\n", root), 0o644); err != nil {
-			return 0, fmt.Errorf("restore: write pid file: %w", err)
+			return 0, fmt.Errorf("write pid file: %w", err)
 		}
 	}
 	rs.created, rs.createdThreads = nil, nil // they run on their own now
@@ -241,11 +241,18 @@ func (rs *restorer) abort() {
 	for _, tid := range rs.createdThreads {
 		reap(tid)
 	}
-	// Children first; the second pass reaps zombies that came to mmcr
-	// when their parent died after the first one saw them.
-	for range 2 {
-		for i := len(rs.created) - 1; i >= 0; i-- {
-			reap(rs.created[i])
+	for i := len(rs.created) - 1; i >= 0; i-- {
+		reap(rs.created[i])
+	}
+	// A task whose parent was still dying above comes to mmcr a moment
+	// later; wait for those, a bounded time.
+	deadline := time.Now().Add(3 * time.Second)
+	for _, pid := range rs.created {
+		for procExists(pid) && time.Now().Before(deadline) {
+			var ws unix.WaitStatus
+			if wpid, _ := unix.Wait4(pid, &ws, unix.WALL|unix.WNOHANG, nil); wpid != pid {
+				time.Sleep(time.Millisecond)
+			}
 		}
 	}
 	rs.created, rs.createdThreads = nil, nil
@@ -265,6 +272,11 @@ func (rs *restorer) closeShm() {
 		f.Close()
 		delete(rs.shm, id)
 	}
+}
+
+func procExists(pid int) bool {
+	_, err := os.Lstat("/proc/" + strconv.Itoa(pid))
+	return err == nil
 }
 
 // reap waits for a killed tracee or child to be gone.
@@ -291,7 +303,7 @@ func Wait(rootPID int) (exitCode int, err error) {
 			continue
 		}
 		if err != nil {
-			return 0, fmt.Errorf("restore: wait for %d: %w", rootPID, err)
+			return 0, fmt.Errorf("wait for %d: %w", rootPID, err)
 		}
 		switch {
 		case ws.Exited():

@@ -360,7 +360,7 @@ func TestRestoreFailureKillsEverything(t *testing.T) {
 		return errors.New("injected failure")
 	}
 	defer func() { testHookAfterCreate = nil }()
-	if _, err := Run(Options{Dir: d.dir, Log: testLog(t)}); err == nil || err.Error() != "injected failure" {
+	if _, err := Run(Options{Dir: d.dir, Log: testLog(t)}); err == nil || err.Error() != "restore: injected failure" {
 		t.Fatalf("err = %v", err)
 	}
 	waitGone(t, d.pids)

@@ -39,7 +39,7 @@ func (rs *restorer) restoreState(tk *task) error {
 	}
 	for _, st := range steps {
 		if err := st.fn(tk); err != nil {
-			return fmt.Errorf("restore: task %d: %s: %w", t.PID, st.name, err)
+			return fmt.Errorf("task %d: %s: %w", t.PID, st.name, err)
 		}
 	}
 	return nil
@@ -84,14 +84,14 @@ func (rs *restorer) restoreFDs(tk *task) error {
 	if err != nil {
 		return err
 	}
+	b := &batch{}
 	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+		if n, err := strconv.Atoi(e.Name()); err == nil {
+			b.add("close stub fd", unix.SYS_CLOSE, uint64(n))
 		}
-		if _, err := tk.sys(unix.SYS_CLOSE, uint64(n)); err != nil {
-			return err
-		}
+	}
+	if err := rs.runBatch(tk, b); err != nil {
+		return err
 	}
 	pidfd := ^uint64(0)
 	defer func() {
@@ -242,16 +242,15 @@ func (rs *restorer) restoreSignals(tk *task) error {
 	if err := s.write(tk.t.PID); err != nil {
 		return err
 	}
+	b := &batch{}
 	for i := range tk.t.SigActions {
 		sig := uint64(i + 1)
 		if sig == uint64(unix.SIGKILL) || sig == uint64(unix.SIGSTOP) {
 			continue
 		}
-		if _, err := tk.sys(unix.SYS_RT_SIGACTION, sig, addrs[i], 0, 8); err != nil {
-			return fmt.Errorf("signal %d: %w", sig, err)
-		}
+		b.add(fmt.Sprintf("signal %d", sig), unix.SYS_RT_SIGACTION, sig, addrs[i], 0, 8)
 	}
-	return nil
+	return rs.runBatch(tk, b)
 }
 
 // restoreTimers arms the interval timers that were armed.
@@ -515,7 +514,7 @@ func (rs *restorer) release() error {
 			}
 		}
 		if _, err := tk.r.SyscallToExit(unix.SYS_MUNMAP, rs.area, restorerSize); err != nil {
-			return fmt.Errorf("restore: task %d: unmap restorer area: %w", tk.t.PID, err)
+			return fmt.Errorf("task %d: unmap restorer area: %w", tk.t.PID, err)
 		}
 		if err := setFinalState(tk.t.PID, tk.t.Threads[0]); err != nil {
 			return err
@@ -524,7 +523,7 @@ func (rs *restorer) release() error {
 	for i := len(rs.tasks) - 1; i >= 0; i-- {
 		for _, thr := range rs.tasks[i].threads {
 			if err := ptrace.Detach(thr.tid); err != nil {
-				return fmt.Errorf("restore: %w", err)
+				return err
 			}
 		}
 	}
@@ -536,15 +535,15 @@ func (rs *restorer) release() error {
 func setFinalState(tid int, th *image.Thread) error {
 	regs := fixupRegs(th.Regs)
 	if err := ptrace.SetRegs(tid, &regs); err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return err
 	}
 	if len(th.Xsave) > 0 {
 		if err := ptrace.SetXstate(tid, th.Xsave); err != nil {
-			return fmt.Errorf("restore: %w", err)
+			return err
 		}
 	}
 	if err := ptrace.SetSigMask(tid, th.SigMask); err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return err
 	}
 	return nil
 }

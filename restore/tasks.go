@@ -47,29 +47,26 @@ func (s *scratch) u64s(words ...uint64) uint64 {
 
 // write puts the scratch contents into task pid.
 func (s *scratch) write(pid int) error {
-	if len(s.buf) > restorerSize-scratchOff {
-		return fmt.Errorf("restore: task %d: %d bytes of syscall arguments do not fit the restorer area", pid, len(s.buf))
+	if len(s.buf) > batchTableOff-scratchOff {
+		return fmt.Errorf("task %d: %d bytes of syscall arguments do not fit the restorer area", pid, len(s.buf))
 	}
 	if err := ptrace.WriteMem(pid, s.base, s.buf); err != nil {
-		return fmt.Errorf("restore: write syscall arguments: %w", err)
+		return fmt.Errorf("write syscall arguments: %w", err)
 	}
 	return nil
 }
 
-// sys runs a remote syscall in tk, wrapping its error with the task's pid.
+// sys runs a remote syscall in tk's leader; its error names the syscall
+// and the pid.
 func (tk *task) sys(nr uintptr, args ...uint64) (uint64, error) {
-	ret, err := tk.r.Syscall(nr, args...)
-	if err != nil {
-		return ret, fmt.Errorf("restore: task %d: %w", tk.t.PID, err)
-	}
-	return ret, nil
+	return tk.r.Syscall(nr, args...)
 }
 
 // startStub starts the helper stub and gives it the restorer area.
 func (rs *restorer) startStub() error {
 	exe, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("restore: find mmcr binary: %w", err)
+		return fmt.Errorf("find mmcr binary: %w", err)
 	}
 	exe = stubPath(exe)
 	wanted := make(map[int]bool)
@@ -81,7 +78,7 @@ func (rs *restorer) startStub() error {
 	for range 5 {
 		pid, err := ptrace.StartStub(exe, []string{StubArg})
 		if err != nil {
-			return fmt.Errorf("restore: %w", err)
+			return err
 		}
 		rs.stub = pid
 		if !wanted[pid] {
@@ -93,11 +90,11 @@ func (rs *restorer) startStub() error {
 		rs.stub = 0
 	}
 	if rs.stub == 0 {
-		return errors.New("restore: the helper stub keeps getting a pid the tree needs")
+		return errors.New("the helper stub keeps getting a pid the tree needs")
 	}
 	maps, err := procfs.Default.Mappings(rs.stub)
 	if err != nil {
-		return fmt.Errorf("restore: read maps of stub %d: %w", rs.stub, err)
+		return fmt.Errorf("read maps of stub %d: %w", rs.stub, err)
 	}
 	var vdso *procfs.Mapping
 	for i := range maps {
@@ -106,15 +103,15 @@ func (rs *restorer) startStub() error {
 		}
 	}
 	if vdso == nil {
-		return fmt.Errorf("restore: stub %d has no [vdso] to find a syscall instruction in", rs.stub)
+		return fmt.Errorf("stub %d has no [vdso] to find a syscall instruction in", rs.stub)
 	}
 	insn, err := ptrace.FindSyscallInsn(rs.stub, vdso.Start, vdso.End)
 	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return err
 	}
 	r, err := ptrace.NewRemote(rs.stub, insn)
 	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return err
 	}
 	rs.area, err = pickArea(maps, rs.tree, restorerSize)
 	if err != nil {
@@ -125,13 +122,13 @@ func (rs *restorer) startStub() error {
 		unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uint64(0), 0)
 	if err != nil {
-		return fmt.Errorf("restore: map restorer area at %#x in stub: %w", rs.area, err)
+		return fmt.Errorf("map restorer area at %#x in stub: %w", rs.area, err)
 	}
 	code := make([]byte, batchCodeOff+len(batchCode))
 	copy(code, []byte{0x0f, 0x05, 0xcc}) // syscall; int3
 	copy(code[batchCodeOff:], batchCode)
 	if err := ptrace.WriteMem(rs.stub, rs.area, code); err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return err
 	}
 	r.Insn = rs.area
 	rs.stubR = r
@@ -169,11 +166,11 @@ func (rs *restorer) createTasks() error {
 		rs.created = append(rs.created, t.PID)
 		st, err := ptrace.Wait(t.PID)
 		if err != nil {
-			return fmt.Errorf("restore: first stop of new task %d: %w", t.PID, err)
+			return fmt.Errorf("first stop of new task %d: %w", t.PID, err)
 		}
 		rs.log.Debug("task created", "pid", t.PID, "stop", st.String())
 		if tk.r, err = ptrace.NewRemote(t.PID, rs.area); err != nil {
-			return fmt.Errorf("restore: %w", err)
+			return err
 		}
 		tk.threads = []*thread{{tid: t.PID, th: t.Threads[0], r: tk.r}}
 		rs.tasks = append(rs.tasks, tk)
@@ -233,11 +230,11 @@ func (rs *restorer) createThreads(tk *task) error {
 		}
 		rs.createdThreads = append(rs.createdThreads, th.TID)
 		if _, err := ptrace.Wait(th.TID); err != nil {
-			return fmt.Errorf("restore: first stop of new thread %d of %d: %w", th.TID, tk.t.PID, err)
+			return fmt.Errorf("first stop of new thread %d of %d: %w", th.TID, tk.t.PID, err)
 		}
 		r, err := ptrace.NewRemote(th.TID, rs.area)
 		if err != nil {
-			return fmt.Errorf("restore: %w", err)
+			return err
 		}
 		tk.threads = append(tk.threads, &thread{tid: th.TID, th: th, r: r})
 	}
@@ -277,16 +274,16 @@ func (rs *restorer) clone(in *ptrace.Remote, pid int, flags uint64) error {
 	}
 	ret, err := in.Syscall(unix.SYS_CLONE3, args, cloneArgsSize)
 	if errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("restore: pid %d is already in use", pid)
+		return fmt.Errorf("pid %d is already in use", pid)
 	}
 	if err != nil {
-		return fmt.Errorf("restore: create task %d: %w", pid, err)
+		return fmt.Errorf("create task %d: %w", pid, err)
 	}
 	if int(ret) != pid {
 		// The kernel gave another pid: kill that stray child.
 		unix.Kill(int(ret), unix.SIGKILL)
 		reap(int(ret))
-		return fmt.Errorf("restore: create task %d: got pid %d", pid, ret)
+		return fmt.Errorf("create task %d: got pid %d", pid, ret)
 	}
 	return nil
 }
@@ -316,7 +313,7 @@ func pickArea(stub []procfs.Mapping, tree *image.Tree, size uint64) (uint64, err
 		for _, u := range used {
 			if u.start < addr+size+guard && addr < u.end+guard {
 				if u.start < size+guard+low {
-					return 0, errors.New("restore: no room for the restorer area")
+					return 0, errors.New("no room for the restorer area")
 				}
 				addr = (u.start - size - guard) &^ (image.PageSize - 1)
 				moved = true
@@ -326,5 +323,5 @@ func pickArea(stub []procfs.Mapping, tree *image.Tree, size uint64) (uint64, err
 			return addr, nil
 		}
 	}
-	return 0, errors.New("restore: no room for the restorer area")
+	return 0, errors.New("no room for the restorer area")
 }

@@ -82,7 +82,7 @@ func TestCheckFile(t *testing.T) {
 	bad := good
 	bad.Size = 20
 	err := checkFile(&bad, true)
-	if err == nil || err.Error() != "restore: "+p+": size 10 != dumped 20" {
+	if err == nil || err.Error() != p+": size 10 != dumped 20" {
 		t.Errorf("size change: %v", err)
 	}
 	if err := checkFile(&bad, false); err != nil {

@@ -20,21 +20,21 @@ import (
 func (rs *restorer) validate() error {
 	tree := rs.tree
 	if len(tree.Tasks) == 0 {
-		return errors.New("restore: image holds no task")
+		return errors.New("image holds no task")
 	}
 	seen := make(map[int]bool)
 	for i, t := range tree.Tasks {
 		if len(t.Threads) == 0 {
-			return fmt.Errorf("restore: task %d has no thread in the image", t.PID)
+			return fmt.Errorf("task %d has no thread in the image", t.PID)
 		}
 		if t.Threads[0].TID != t.PID {
-			return fmt.Errorf("restore: task %d: thread 0 is %d, not the leader", t.PID, t.Threads[0].TID)
+			return fmt.Errorf("task %d: thread 0 is %d, not the leader", t.PID, t.Threads[0].TID)
 		}
 		if i > 0 && !seen[t.PPID] {
-			return fmt.Errorf("restore: task %d: parent %d not restored before it", t.PID, t.PPID)
+			return fmt.Errorf("task %d: parent %d not restored before it", t.PID, t.PPID)
 		}
 		if seen[t.PID] {
-			return fmt.Errorf("restore: pid %d appears twice in the image", t.PID)
+			return fmt.Errorf("pid %d appears twice in the image", t.PID)
 		}
 		seen[t.PID] = true
 	}
@@ -44,7 +44,7 @@ func (rs *restorer) validate() error {
 		for _, v := range t.VMAs {
 			if v.Kind == image.KindPrivateFile || v.Kind == image.KindSharedFile {
 				if tree.FileByID(v.FileID) == nil {
-					return fmt.Errorf("restore: task %d vma %#x-%#x: no file %d in the image", t.PID, v.Start, v.End, v.FileID)
+					return fmt.Errorf("task %d vma %#x-%#x: no file %d in the image", t.PID, v.Start, v.End, v.FileID)
 				}
 				strict[v.FileID] = true
 			}
@@ -76,27 +76,27 @@ func (rs *restorer) validate() error {
 // (open files may legitimately grow after the dump).
 func checkFile(f *image.File, strict bool) error {
 	if f.Renamed && strict {
-		return fmt.Errorf("restore: %s: file was renamed after it was mapped: %w", f.Path, ErrUnsupported)
+		return fmt.Errorf("%s: file was renamed after it was mapped: %w", f.Path, ErrUnsupported)
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(f.Path, &st); err != nil {
-		return fmt.Errorf("restore: %s: %w", f.Path, err)
+		return fmt.Errorf("%s: %w", f.Path, err)
 	}
 	if st.Mode&unix.S_IFMT != f.Mode&unix.S_IFMT {
-		return fmt.Errorf("restore: %s: file type %#o != dumped %#o", f.Path, st.Mode&unix.S_IFMT, f.Mode&unix.S_IFMT)
+		return fmt.Errorf("%s: file type %#o != dumped %#o", f.Path, st.Mode&unix.S_IFMT, f.Mode&unix.S_IFMT)
 	}
 	if !strict {
 		return nil
 	}
 	switch {
 	case st.Size != f.Size:
-		return fmt.Errorf("restore: %s: size %d != dumped %d", f.Path, st.Size, f.Size)
+		return fmt.Errorf("%s: size %d != dumped %d", f.Path, st.Size, f.Size)
 	case st.Mode != f.Mode:
-		return fmt.Errorf("restore: %s: mode %#o != dumped %#o", f.Path, st.Mode, f.Mode)
+		return fmt.Errorf("%s: mode %#o != dumped %#o", f.Path, st.Mode, f.Mode)
 	case st.Mtim.Nano() != f.MtimeNsec:
-		return fmt.Errorf("restore: %s: mtime %d != dumped %d", f.Path, st.Mtim.Nano(), f.MtimeNsec)
+		return fmt.Errorf("%s: mtime %d != dumped %d", f.Path, st.Mtim.Nano(), f.MtimeNsec)
 	case st.Dev != f.Dev || st.Ino != f.Ino:
-		return fmt.Errorf("restore: %s: inode %d:%d != dumped %d:%d (file replaced)", f.Path, st.Dev, st.Ino, f.Dev, f.Ino)
+		return fmt.Errorf("%s: inode %d:%d != dumped %d:%d (file replaced)", f.Path, st.Dev, st.Ino, f.Dev, f.Ino)
 	}
 	return nil
 }
@@ -116,10 +116,10 @@ func isSharedObject(tree *image.Tree, f *image.File) bool {
 func checkPidFree(pid int) error {
 	err := unix.Kill(pid, 0)
 	if err == nil || errors.Is(err, unix.EPERM) {
-		return fmt.Errorf("restore: pid %d is already in use", pid)
+		return fmt.Errorf("pid %d is already in use", pid)
 	}
 	if _, err := os.Lstat("/proc/" + strconv.Itoa(pid)); err == nil {
-		return fmt.Errorf("restore: pid %d is already in use", pid)
+		return fmt.Errorf("pid %d is already in use", pid)
 	}
 	return nil
 }
@@ -160,11 +160,11 @@ func recreateGhosts(img *image.Reader, tree *image.Tree, log *slog.Logger) (*gho
 
 func (g *ghostSet) recreate(img *image.Reader, f *image.File) (string, error) {
 	if f.Mode&unix.S_IFMT != unix.S_IFREG {
-		return "", fmt.Errorf("restore: %s: deleted file of mode %#o: %w", f.Path, f.Mode, ErrUnsupported)
+		return "", fmt.Errorf("%s: deleted file of mode %#o: %w", f.Path, f.Mode, ErrUnsupported)
 	}
 	rc, size, err := img.Ghost(f.ID)
 	if err != nil {
-		return "", fmt.Errorf("restore: %s: read deleted file from image: %w", f.Path, err)
+		return "", fmt.Errorf("%s: read deleted file from image: %w", f.Path, err)
 	}
 	defer rc.Close()
 	path := f.Path
@@ -176,19 +176,19 @@ func (g *ghostSet) recreate(img *image.Reader, f *image.File) (string, error) {
 		}
 		tmp, terr := os.MkdirTemp(dir, ".mmcr-ghost-")
 		if terr != nil {
-			return "", fmt.Errorf("restore: %s: path taken and no temp dir: %w", f.Path, terr)
+			return "", fmt.Errorf("%s: path taken and no temp dir: %w", f.Path, terr)
 		}
 		g.dirs = append(g.dirs, tmp)
 		path = filepath.Join(tmp, filepath.Base(f.Path))
 		out, err = createExcl(path, f.Mode&0o7777)
 	}
 	if err != nil {
-		return "", fmt.Errorf("restore: recreate deleted %s: %w", path, err)
+		return "", fmt.Errorf("recreate deleted %s: %w", path, err)
 	}
 	g.paths[f.ID] = path
 	defer out.Close()
 	if _, err := io.CopyN(out, rc, size); err != nil {
-		return "", fmt.Errorf("restore: write deleted %s: %w", path, err)
+		return "", fmt.Errorf("write deleted %s: %w", path, err)
 	}
 	// Identity as far as it can be made: mode (umask aside), owner, mtime.
 	out.Chmod(os.FileMode(f.Mode & 0o777))
@@ -217,7 +217,7 @@ func (g *ghostSet) unlink() error {
 	var first error
 	for _, p := range g.paths {
 		if err := os.Remove(p); err != nil && first == nil {
-			first = fmt.Errorf("restore: unlink recreated %s: %w", p, err)
+			first = fmt.Errorf("unlink recreated %s: %w", p, err)
 		}
 	}
 	for _, d := range g.dirs {
