@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
@@ -34,6 +35,9 @@ const (
 	// modeBadImages: damaged images and a changed backing file must make
 	// restore fail cleanly; the pristine images must still restore.
 	modeBadImages
+	// modeForeground: restore without -d: mmcr stays the restored root's
+	// parent and exits with its status.
+	modeForeground
 )
 
 // scenario is one table entry: a workload source in testdata/ and how to
@@ -78,6 +82,7 @@ var scenarios = []scenario{
 	{name: "blocking-syscalls", src: "blocking.c"},
 	{name: "leave-running", src: "simple.c", mode: modeLeaveRunning},
 	{name: "bad-images", src: "simple.c", mode: modeBadImages},
+	{name: "restore-foreground", src: "simple.c", mode: modeForeground},
 }
 
 var (
@@ -257,6 +262,8 @@ func TestScenarios(t *testing.T) {
 					runLeaveRunning(t, sc)
 				case modeBadImages:
 					runBadImages(t, sc)
+				case modeForeground:
+					runForeground(t, sc)
 				}
 			})
 		})
@@ -450,6 +457,13 @@ func pidsOf(snap map[int]taskSnap) []int {
 // pids and that each task's maps equal its snapshot line for line.
 func (e *env) compareTree(root int, before map[int]taskSnap, what string) {
 	e.t.Helper()
+	e.compareTreeParent(root, 0, before, what)
+}
+
+// compareTreeParent is compareTree for a root whose parent is now
+// rootParent (when not 0) instead of the one it had at dump.
+func (e *env) compareTreeParent(root, rootParent int, before map[int]taskSnap, what string) {
+	e.t.Helper()
 	now := descendants(root)
 	if fmt.Sprint(now) != fmt.Sprint(pidsOf(before)) {
 		e.t.Errorf("%s: tree has pids %v, before dump %v", what, now, pidsOf(before))
@@ -460,8 +474,16 @@ func (e *env) compareTree(root int, before map[int]taskSnap, what string) {
 			e.t.Errorf("%s: read maps of %d: %v", what, pid, err)
 			continue
 		}
-		if id := identity(pid); id != before[pid].id {
-			e.t.Errorf("%s: task %d differs from before the dump:\n  before: %s\n  after:  %s", what, pid, before[pid].id, id)
+		want := before[pid].id
+		if pid == root && rootParent != 0 {
+			_, ppid, _ := procStat(pid)
+			if ppid != rootParent {
+				e.t.Errorf("%s: root %d has parent %d, want %d", what, pid, ppid, rootParent)
+			}
+			want = regexp.MustCompile(` ppid=\d+ `).ReplaceAllString(want, fmt.Sprintf(" ppid=%d ", ppid))
+		}
+		if id := identity(pid); id != want {
+			e.t.Errorf("%s: task %d differs from before the dump:\n  before: %s\n  after:  %s", what, pid, want, id)
 		}
 		os.WriteFile(filepath.Join(e.dir, fmt.Sprintf("maps-%d.after", pid)), []byte(strings.Join(after, "\n")+"\n"), 0o644)
 		if d := diffMaps(before[pid].maps, after); d != "" {
@@ -628,6 +650,75 @@ func runLeaveRunning(t *testing.T, sc scenario) {
 		e.compareTree(root, before, name)
 		e.verdict(root, mark)
 		e.expectGone(pidsOf(before), name+" tree after its verdict")
+	}
+}
+
+// runForeground restores without -d: mmcr must stay in the foreground as
+// the restored root's parent until the root exits, then exit with its status.
+func runForeground(t *testing.T, sc scenario) {
+	e := newEnv(t, sc)
+	root := e.start()
+	before := e.snapshot(root)
+	pids := pidsOf(before)
+	e.dump(root)
+	e.expectGone(pids, "dumped tree (dump must kill it)")
+
+	pidfile := filepath.Join(e.dir, "restore.pid")
+	out, errp, logf := filepath.Join(e.dir, "restore.stdout"), filepath.Join(e.dir, "restore.stderr"), filepath.Join(e.dir, "restore.log")
+	e.show(out, errp, logf, filepath.Join(e.run, "result"))
+	mmcrPid, mark, err := startProc(procSpec{path: mmcrBin, dir: e.dir, stdout: out, stderr: errp,
+		args: []string{"restore", "-D", e.img, "--pidfile", pidfile, "-vv", "--log-file", logf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(capped(90 * time.Second)); ; {
+		if b, err := os.ReadFile(pidfile); err == nil && len(b) > 0 {
+			got, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			if got == root {
+				break
+			}
+			if b[len(b)-1] == '\n' { // complete, and wrong
+				t.Fatalf("restore pidfile says %q, the dumped root was %d", b, root)
+			}
+		}
+		if ws, ok := reaper.exited(mmcrPid, mark); ok {
+			t.Fatalf("mmcr restore (foreground) exited before the tree ran: %s: %s", describeStatus(ws), firstLine(tail(errp, 5)))
+		}
+		if time.Now().After(end) {
+			t.Fatalf("mmcr restore (foreground) wrote no pidfile within 90s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The restored tasks may still be finishing their own setup: wait
+	// until every dumped pid exists again.
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if len(waitGone(pids, 0)) == len(pids) {
+			break
+		}
+	}
+	e.compareTreeParent(root, mmcrPid, before, "after foreground restore")
+	if _, ok := reaper.exited(mmcrPid, mark); ok {
+		t.Fatalf("mmcr restore (foreground) exited while the restored root runs")
+	}
+	if err := unix.Kill(root, unix.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM root %d: %v", root, err)
+	}
+	ws, ok := reaper.waitExit(mmcrPid, mark, capped(60*time.Second))
+	if !ok {
+		t.Fatalf("mmcr restore (foreground) did not exit within 60s of the root's SIGTERM")
+	}
+	b, err := os.ReadFile(filepath.Join(e.run, "result"))
+	if err != nil {
+		t.Fatalf("workload root exited without a verdict: %v", err)
+	}
+	if res := strings.TrimSpace(string(b)); res != "PASS" {
+		t.Fatalf("workload verdict: %s", res)
+	}
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		t.Fatalf("root passed (exit 0) but mmcr restore exited with %s", describeStatus(ws))
+	}
+	if left := waitGone(pids, 5*time.Second); len(left) > 0 {
+		t.Errorf("restored tasks left after mmcr exited: %s", describePids(left))
 	}
 }
 
