@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	"google.golang.org/protobuf/proto"
@@ -549,9 +550,14 @@ func Open(dir string) (*Reader, error) {
 
 // verifyFile checks one file's size and checksum against the manifest.
 func verifyFile(path string, mf manifestFile, buf []byte) error {
-	f, err := os.Open(path)
+	// O_NOFOLLOW|O_NONBLOCK: a symlink or a FIFO planted in the directory
+	// must fail here, not redirect or block the read.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return fileErr(mf.Name, ErrIncomplete, "missing")
+	}
+	if errors.Is(err, syscall.ELOOP) {
+		return fileErr(mf.Name, ErrCorrupt, "is a symbolic link")
 	}
 	if err != nil {
 		return fmt.Errorf("image: %w", err)
@@ -560,6 +566,9 @@ func verifyFile(path string, mf manifestFile, buf []byte) error {
 	st, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("image: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return fileErr(mf.Name, ErrCorrupt, "not a regular file (%v)", st.Mode().Type())
 	}
 	if st.Size() != mf.Size {
 		return fileErr(mf.Name, ErrCorrupt, "size %d, manifest says %d (truncated?)", st.Size(), mf.Size)

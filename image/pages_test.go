@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -212,6 +213,16 @@ func TestManifestChecks(t *testing.T) {
 			os.Remove(filepath.Join(dir, ManifestName))
 			os.Remove(filepath.Join(dir, ExtName))
 		}, ErrUnsupported, "holds a CRIU image not written by mmcr"},
+		{"fifo in place of a file", func(dir string) {
+			p := filepath.Join(dir, "fs-100.img")
+			os.Remove(p)
+			syscall.Mkfifo(p, 0o600)
+		}, ErrCorrupt, "image: fs-100.img: not a regular file"},
+		{"symlink in place of a file", func(dir string) {
+			p := filepath.Join(dir, "fs-100.img")
+			os.Rename(p, p+".real")
+			os.Symlink(p+".real", p)
+		}, ErrCorrupt, "image: fs-100.img: is a symbolic link"},
 		{"garbage manifest", func(dir string) { os.WriteFile(filepath.Join(dir, ManifestName), []byte("{"), 0o600) },
 			ErrCorrupt, "image: manifest.json:"},
 		{"future manifest", func(dir string) {
@@ -223,7 +234,7 @@ func TestManifestChecks(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := openAfter(t, tc.mangle)
-			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.wantMsg) {
+			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) || !strings.Contains(err.Error(), tc.wantMsg) {
 				t.Fatalf("got %v, want %v containing %q", err, tc.want, tc.wantMsg)
 			}
 		})
