@@ -300,7 +300,7 @@ func (w *Writer) writeTree(t *Tree) error {
 		for _, fd := range task.FDs {
 			id := nextID
 			nextID++
-			efd := extFD{Num: fd.Num, Kind: fdKindNames[fd.Kind], FileID: fd.FileID, ExternalType: fd.ExternalType}
+			efd := extFD{Num: fd.Num, Kind: fd.Kind.String(), FileID: fd.FileID, ExternalType: fd.ExternalType}
 			fdi := &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Fd: proto.Uint32(uint32(fd.Num)), Flags: proto.Uint32(0)}
 			if fd.Flags&oCloexec != 0 {
 				fdi.Flags = proto.Uint32(fdCloexec)

@@ -73,11 +73,10 @@ type extFD struct {
 	Pos   int64 `json:"pos,omitempty"`
 }
 
-var fdKindNames = map[FDKind]string{FDRegular: "regular", FDDir: "dir", FDCharDev: "chardev", FDExternal: "external"}
-
+// fdKindByName is FDKind.String's inverse (the ext file stores kind names).
 func fdKindByName(s string) (FDKind, bool) {
-	for k, n := range fdKindNames {
-		if n == s {
+	for k := FDRegular; k <= FDExternal; k++ {
+		if k.String() == s {
 			return k, true
 		}
 	}

@@ -250,3 +250,12 @@ func (t *Tree) SharedObjectByID(id uint32) *SharedObject {
 	}
 	return t.SharedObjects[id-1]
 }
+
+var fdKindStrings = [...]string{"regular", "dir", "chardev", "external"}
+
+func (k FDKind) String() string {
+	if k >= 0 && int(k) < len(fdKindStrings) {
+		return fdKindStrings[k]
+	}
+	return "unknown"
+}

@@ -30,7 +30,7 @@ type TaskSummary struct {
 	// Depth is the task's depth in the tree (the root is 0).
 	Depth int          `json:"depth"`
 	VMAs  []VMASummary `json:"vmas"`
-	FDs   int          `json:"fds"`
+	FDs   []FDSummary  `json:"fds"`
 	Pages int64        `json:"pages"` // private pages dumped
 	Bytes int64        `json:"bytes"`
 }
@@ -52,6 +52,17 @@ type VMASummary struct {
 	Bytes  int64  `json:"bytes"`
 	// ShmPages are the shared object's dumped pages in this VMA's window.
 	ShmPages int64 `json:"shm_pages,omitempty"`
+}
+
+// FDSummary is one file descriptor.
+type FDSummary struct {
+	FD           int    `json:"fd"`
+	Kind         string `json:"kind"`
+	FileID       uint32 `json:"file_id,omitempty"`
+	Path         string `json:"path,omitempty"`
+	Flags        int    `json:"flags"`
+	Pos          int64  `json:"pos"`
+	ExternalType string `json:"external_type,omitempty"`
 }
 
 // FileSummary is one file of the tree.
@@ -137,7 +148,15 @@ func Summarize(r *Reader) (*Summary, error) {
 		}
 		depth[t.PID] = d
 		ts := TaskSummary{PID: t.PID, PPID: t.PPID, PGID: t.PGID, SID: t.SID, Comm: t.Comm,
-			Threads: len(t.Threads), Depth: d, FDs: len(t.FDs)}
+			Threads: len(t.Threads), Depth: d}
+		for _, fd := range t.FDs {
+			fs := FDSummary{FD: fd.Num, Kind: fd.Kind.String(), FileID: fd.FileID, Flags: fd.Flags, Pos: fd.Pos,
+				ExternalType: fd.ExternalType}
+			if f := tree.FileByID(fd.FileID); f != nil {
+				fs.Path = f.Path
+			}
+			ts.FDs = append(ts.FDs, fs)
+		}
 		runs, f, err := r.Pages(t.PID)
 		if err != nil {
 			return nil, err
@@ -232,7 +251,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 	b.WriteString("\ntree:\n")
 	for _, ts := range s.Tasks {
 		fmt.Fprintf(&b, "  %s%d %s (ppid %d, pgid %d, sid %d), %d threads, %d fds, %d pages (%s)\n",
-			strings.Repeat("  ", ts.Depth), ts.PID, ts.Comm, ts.PPID, ts.PGID, ts.SID, ts.Threads, ts.FDs,
+			strings.Repeat("  ", ts.Depth), ts.PID, ts.Comm, ts.PPID, ts.PGID, ts.SID, ts.Threads, len(ts.FDs),
 			ts.Pages, humanBytes(ts.Bytes))
 	}
 	for _, ts := range s.Tasks {
@@ -247,6 +266,16 @@ func (s *Summary) WriteText(w io.Writer) error {
 				fmt.Fprintf(&b, " shm %d (%d pages in window)", v.ShmID, v.ShmPages)
 			}
 			fmt.Fprintf(&b, " pages %d (%s)\n", v.Pages, humanBytes(v.Bytes))
+		}
+		for _, fd := range ts.FDs {
+			fmt.Fprintf(&b, "  fd %d: %s", fd.FD, fd.Kind)
+			if fd.ExternalType != "" {
+				fmt.Fprintf(&b, " (%s)", fd.ExternalType)
+			}
+			if fd.FileID != 0 {
+				fmt.Fprintf(&b, " file %d %s", fd.FileID, fd.Path)
+			}
+			fmt.Fprintf(&b, " flags %#o pos %d\n", fd.Flags, fd.Pos)
 		}
 	}
 	if len(s.Files) > 0 {

@@ -41,6 +41,8 @@ func TestSummary(t *testing.T) {
 		"private-file file 1 /usr/bin/prog pages 2 (8.0 KiB)",
 		"shm 1 (2 pages in window)", "vvar_vclock", "memfd:my memfd", "(deleted)",
 		"    102 child (ppid 100",
+		"fd 3: regular file 2 /tmp/deleted file flags 02000002 pos 1234",
+		"fd 1: external (pipe) flags 02001 pos 3",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text lacks %q:\n%s", want, out)
