@@ -65,7 +65,11 @@ func (rs *restorer) writePages(tk *task) error {
 		return err
 	}
 	defer mem.Close()
-	buf := make([]byte, pageWindow)
+	var total uint64
+	for _, p := range pieces {
+		total += p.n
+	}
+	buf := rs.pageBuf(min(total, pageWindow))
 	for i := 0; i < len(pieces); {
 		// A window: pieces contiguous in the file, pageWindow at most.
 		start := pieces[i].off
@@ -98,6 +102,14 @@ func (rs *restorer) writePages(tk *task) error {
 		i = j
 	}
 	return nil
+}
+
+// pageBuf returns a buffer of n bytes, reusing the one of earlier tasks.
+func (rs *restorer) pageBuf(n uint64) []byte {
+	if uint64(cap(rs.buf)) < n {
+		rs.buf = make([]byte, n)
+	}
+	return rs.buf[:n]
 }
 
 func readFull(f *os.File, b []byte, off int64) error {

@@ -88,6 +88,7 @@ type restorer struct {
 	ghosts *ghostSet
 	// shm holds mmcr's own open of every shared object once its owner made it.
 	shm map[uint32]*os.File
+	buf []byte // page copy buffer, reused across tasks
 	// tasks to kill on failure, in creation order, and their threads
 	// other than the leaders (reaped first: a traced leader is not
 	// reported gone before its traced threads are reaped).
