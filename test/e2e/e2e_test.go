@@ -818,6 +818,32 @@ func flipLast(p string) error {
 	return flipByte(st.Size()-1, 0x01)(p)
 }
 
+// takePid starts "sleep 300" with exactly pid (through ns_last_pid) and
+// returns it, or 0 when other processes keep taking that pid first.
+func takePid(t *testing.T, pid int, dir string) int {
+	for try := 0; try < 20; try++ {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
+			t.Fatalf("write ns_last_pid: %v", err)
+		}
+		p, _, err := startProc(procSpec{path: "/bin/sleep", args: []string{"300"}, dir: dir,
+			stdout: os.DevNull, stderr: os.DevNull})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p == pid {
+			for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+				if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p)); strings.TrimSpace(string(comm)) == "sleep" {
+					return p
+				}
+			}
+			t.Fatalf("sleep (pid %d) did not exec", p)
+		}
+		unix.Kill(p, unix.SIGKILL)
+		waitGone([]int{p}, 5*time.Second)
+	}
+	return 0
+}
+
 // reseal rewrites the size and CRC-32C of files in dir's manifest.json
 // (format "mmcr-image" v1: {"files": [{"name", "size", "crc32c"}]}) so that
 // damaged files pass the manifest check and reach the decoders.
@@ -977,6 +1003,47 @@ func runBadImages(t *testing.T, sc scenario) {
 			e.in(t, func() { e.expectRestoreFailure(t, "restore-"+d.name, bad, pids) })
 		})
 	}
+
+	// A dumped pid taken by another process: restore must refuse quickly,
+	// leave that process alone and clean up whatever it had made.
+	t.Run("pid-taken", func(t *testing.T) {
+		e.in(t, func() {
+			victim := pids[len(pids)-1] // a child: the root may be made first
+			holder := takePid(t, victim, e.dir)
+			if holder == 0 {
+				t.Skipf("could not start a process with pid %d (another process took it first)", victim)
+			}
+			r := e.mmcrTimeout(30*time.Second, "restore-pid-taken", "restore", "-D", e.img, "-d", "--pidfile", filepath.Join(e.dir, "pid-taken.pid"))
+			if r.ok() {
+				t.Errorf("mmcr restore succeeded although pid %d was taken", victim)
+			}
+			if strings.Contains(r.stderr, "panic:") || strings.Contains(r.stderr, "goroutine ") {
+				t.Errorf("mmcr restore panicked: %s", firstLine(r.stderr))
+			}
+			if s := strings.TrimSpace(r.stderr); s == "" || strings.Contains(s, "\n") {
+				t.Errorf("mmcr restore must print one line on stderr, printed %q", s)
+			} else {
+				t.Logf("mmcr restore: %s", s)
+			}
+			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", holder)); strings.TrimSpace(string(comm)) != "sleep" {
+				t.Errorf("the process holding pid %d is gone or changed (comm %q)", holder, strings.TrimSpace(string(comm)))
+			}
+			others := []int{}
+			for _, p := range pids {
+				if p != victim {
+					others = append(others, p)
+				}
+			}
+			if left := waitGone(others, 5*time.Second); len(left) > 0 {
+				t.Errorf("after the failed restore, processes with the dumped pids exist: %s", describePids(left))
+			}
+			unix.Kill(holder, unix.SIGKILL)
+			e.expectGone([]int{holder}, "pid holder")
+			if left := waitNoDescendants(5 * time.Second); len(left) > 0 {
+				t.Errorf("after the failed restore, processes are left running: %s", describePids(left))
+			}
+		})
+	})
 
 	// The pristine images must still restore: the failures above were
 	// caused by the damage.
