@@ -144,17 +144,28 @@ func checkTree(t *Tree) error {
 			return fmt.Errorf("image: task %v: Threads[0] must be the leader", taskPID(task))
 		}
 		for _, th := range task.Threads {
-			if th == nil || seen[th.TID] {
-				return fmt.Errorf("image: task %d: nil or duplicate thread", task.PID)
+			if th == nil || th.TID <= 0 || seen[th.TID] {
+				return fmt.Errorf("image: task %d: nil, bad or duplicate thread", task.PID)
 			}
 			seen[th.TID] = true
 		}
 		if len(task.SigActions) > 64 || len(task.Rlimits) > 64 {
 			return fmt.Errorf("image: task %d: too many sigactions or rlimits", task.PID)
 		}
+		var prevEnd uint64
 		for _, v := range task.VMAs {
 			if v == nil || vmaStatus(v.Kind) == vmaUnsupp {
 				return fmt.Errorf("image: task %d: nil VMA or unknown kind", task.PID)
+			}
+			if v.Start%PageSize != 0 || v.End%PageSize != 0 || v.Start >= v.End || v.Start < prevEnd {
+				return fmt.Errorf("image: task %d: VMA %#x-%#x unaligned, empty or out of order", task.PID, v.Start, v.End)
+			}
+			prevEnd = v.End
+			if (v.Kind == KindPrivateFile || v.Kind == KindSharedFile || v.FileID != 0) && t.FileByID(v.FileID) == nil {
+				return fmt.Errorf("image: task %d: VMA %#x-%#x refers to unknown file %d", task.PID, v.Start, v.End, v.FileID)
+			}
+			if (v.Kind == KindSharedAnon || v.Kind == KindMemfd || v.ShmID != 0) && t.SharedObjectByID(v.ShmID) == nil {
+				return fmt.Errorf("image: task %d: VMA %#x-%#x refers to unknown shared object %d", task.PID, v.Start, v.End, v.ShmID)
 			}
 			if so := t.SharedObjectByID(v.ShmID); v.Kind == KindMemfd && (so == nil || !so.Memfd) {
 				return fmt.Errorf("image: task %d: memfd VMA %#x-%#x refers to shared object %d, not a memfd",
@@ -162,9 +173,20 @@ func checkTree(t *Tree) error {
 			}
 		}
 		for _, fd := range task.FDs {
-			if fd == nil || fd.Num < 0 {
+			if fd == nil || fd.Num < 0 || fd.Kind < FDRegular || fd.Kind > FDExternal {
 				return fmt.Errorf("image: task %d: bad fd", task.PID)
 			}
+			if (fd.Kind != FDExternal || fd.FileID != 0) && t.FileByID(fd.FileID) == nil {
+				return fmt.Errorf("image: task %d: fd %d refers to unknown file %d", task.PID, fd.Num, fd.FileID)
+			}
+		}
+		for _, id := range []uint32{task.CwdFileID, task.RootFileID, task.Mm.ExeFileID} {
+			if id != 0 && t.FileByID(id) == nil {
+				return fmt.Errorf("image: task %d: cwd, root or exe refers to unknown file %d", task.PID, id)
+			}
+		}
+		if task.PID <= 0 || task.PPID < 0 || task.PGID < 0 || task.SID < 0 {
+			return fmt.Errorf("image: task %d: bad pid, ppid %d, pgid %d or sid %d", task.PID, task.PPID, task.PGID, task.SID)
 		}
 	}
 	return nil

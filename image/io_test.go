@@ -385,3 +385,37 @@ func BenchmarkLargeTree(b *testing.B) {
 		}
 	}
 }
+
+// TestCommitRejectsBadTree: a tree the reader would refuse is refused at
+// dump time, naming the problem.
+func TestCommitRejectsBadTree(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mangle func(*Tree)
+		msg    string
+	}{
+		{"file id gap", func(tr *Tree) { tr.Files[2].ID = 9 }, "Files[2] has a wrong ID"},
+		{"fd to unknown file", func(tr *Tree) { tr.Tasks[0].FDs[2].FileID = 99 }, "fd 3 refers to unknown file 99"},
+		{"vma to unknown object", func(tr *Tree) { tr.Tasks[1].VMAs[0].ShmID = 7 }, "unknown shared object 7"},
+		{"overlapping vmas", func(tr *Tree) { tr.Tasks[0].VMAs[1].Start = 0x400000 }, "out of order"},
+		{"memfd vma on shmem", func(tr *Tree) { tr.Tasks[0].VMAs[4].ShmID = 1 }, "not a memfd"},
+		{"leader not first", func(tr *Tree) {
+			th := tr.Tasks[0].Threads
+			th[0], th[1] = th[1], th[0]
+		}, "Threads[0] must be the leader"},
+		{"unknown exe", func(tr *Tree) { tr.Tasks[1].Mm.ExeFileID = 42 }, "unknown file 42"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tree := sampleTree()
+			tc.mangle(tree)
+			w, err := Create(filepath.Join(t.TempDir(), "img"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Abort()
+			if err := w.Commit(tree); err == nil || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.msg)
+			}
+		})
+	}
+}
