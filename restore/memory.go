@@ -80,6 +80,14 @@ func (rs *restorer) restoreMemory(tk *task) error {
 	if err := rs.writePages(tk); err != nil {
 		return err
 	}
+	// Locked VMAs ("lo") are locked again once they hold their pages.
+	for _, v := range tk.t.VMAs {
+		if slices.Contains(v.VmFlags, "lo") {
+			if _, err := tk.sys(unix.SYS_MLOCK, v.Start, v.Len()); err != nil {
+				rs.log.Warn("mlock not restored", "pid", pid, "vma", fmt.Sprintf("%#x-%#x", v.Start, v.End), "err", err)
+			}
+		}
+	}
 	return rs.setMm(tk)
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -179,6 +180,7 @@ func dumpRestore(t *testing.T, bin string, args ...string) (int, string) {
 		}
 	}
 	checkSharedInodes(t, tree)
+	checkLocked(t, tree)
 	time.Sleep(50 * time.Millisecond) // let it run a little after the restore
 	unix.Kill(root, unix.SIGTERM)
 	done := make(chan []byte)
@@ -492,6 +494,33 @@ func TestRestorePidFileFailure(t *testing.T) {
 		unix.Wait4(pid, &ws, unix.WNOHANG|unix.WALL, nil)
 		if _, err := os.Stat("/proc/" + itoa(pid)); err == nil {
 			t.Errorf("pid %d still there right after the failed restore", pid)
+		}
+	}
+}
+
+// checkLocked checks that every restored task has as many locked VMAs
+// ("lo" in smaps) as the image says it had.
+func checkLocked(t *testing.T, tree *image.Tree) {
+	t.Helper()
+	for _, tk := range tree.Tasks {
+		want := 0
+		for _, v := range tk.VMAs {
+			if slices.Contains(v.VmFlags, "lo") {
+				want++
+			}
+		}
+		b, err := os.ReadFile("/proc/" + itoa(tk.PID) + "/smaps")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "VmFlags:") && slices.Contains(strings.Fields(l), "lo") {
+				got++
+			}
+		}
+		if got != want {
+			t.Errorf("task %d: %d locked VMAs after restore, %d in the image", tk.PID, got, want)
 		}
 	}
 }

@@ -57,6 +57,7 @@ int main(int argc, char **argv) {
 	fill(anon, N, 13, 5, 1);
 	fill(ro, 4 * 4096, 3, 9, 0);
 	mprotect(ro, 4 * 4096, PROT_READ);
+	mlock(ro, 4 * 4096);
 	fill((unsigned char *)stackbuf, sizeof stackbuf, 11, 3, 0);
 	fill((unsigned char *)shared + 4096, SHN - 4096, 17, 2, 0);
 	shared[0] = 0x5eed;
