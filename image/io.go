@@ -222,6 +222,7 @@ func (w *Writer) writeWhole(name string, data []byte) error {
 }
 
 // Pages returns the writer of task pid's private pages (pagemap-PID + pages).
+// There is one per task; a task that gets none has an empty pagemap.
 func (w *Writer) Pages(pid int) (*PageWriter, error) {
 	return w.pageWriter(pagemapName(pid))
 }
@@ -254,7 +255,10 @@ func (w *Writer) pageWriter(pmName string) (*PageWriter, error) {
 }
 
 // Commit writes every metadata image for tree and then the manifest. Page
-// writers not yet closed are an error: their pages would be lost.
+// writers not yet closed are an error: their pages would be lost. So is a
+// tree the reader would refuse (IDs not dense, a dangling file or object
+// reference, VMAs unaligned or out of order): such a dump fails now rather
+// than at restore.
 func (w *Writer) Commit(tree *Tree) error {
 	w.mu.Lock()
 	nopen := len(w.open)
