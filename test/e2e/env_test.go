@@ -1,0 +1,346 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// env is one subtest's temp dir and what to show when it fails.
+type env struct {
+	t      *testing.T
+	sc     scenario
+	dir    string // temp dir: logs, images
+	run    string // workload cwd
+	img    string // image dir
+	starts int
+	shown  []string // files to print on failure, in order
+}
+
+func newEnv(t *testing.T, sc scenario) *env {
+	if time.Now().After(deadline) {
+		t.Fatalf("e2e time budget exhausted (see setDeadline): not starting %s", t.Name())
+	}
+	dir, err := os.MkdirTemp("", "mmcr-e2e-"+sc.name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, sc: sc, dir: dir, run: filepath.Join(dir, "run"), img: filepath.Join(dir, "img")}
+	if err := os.Mkdir(e.run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if killed := killDescendants(); len(killed) > 0 {
+			t.Logf("killed leftover processes: %v", killed)
+		}
+		if t.Failed() {
+			for _, f := range e.shown {
+				n := 40
+				if strings.HasSuffix(f, ".log") {
+					n = 120
+				}
+				t.Logf("--- %s ---\n%s", f, tail(f, n))
+			}
+			if !keepDirs {
+				t.Logf("(set MMCR_E2E_KEEP=1 to keep %s)", dir)
+			}
+		}
+		if keepDirs {
+			t.Logf("kept %s", dir)
+		} else {
+			os.RemoveAll(dir)
+		}
+	})
+	return e
+}
+
+func (e *env) show(paths ...string) {
+next:
+	for _, p := range paths {
+		for _, q := range e.shown {
+			if q == p {
+				continue next
+			}
+		}
+		e.shown = append(e.shown, p)
+	}
+}
+
+// in runs fn with e reporting to the subtest t.
+func (e *env) in(t *testing.T, fn func()) {
+	old := e.t
+	e.t = t
+	defer func() { e.t = old }()
+	fn()
+}
+
+// start runs the workload (setsid, stdin /dev/null, stdout/stderr to files),
+// waits for its pidfile and returns the root pid.
+func (e *env) start() int {
+	e.t.Helper()
+	e.starts++
+	os.Remove(filepath.Join(e.run, "pidfile"))
+	os.Remove(filepath.Join(e.run, "result"))
+	out := filepath.Join(e.dir, fmt.Sprintf("workload%d.stdout", e.starts))
+	errp := filepath.Join(e.dir, fmt.Sprintf("workload%d.stderr", e.starts))
+	e.show(out, errp)
+	pid, mark, err := startProc(procSpec{
+		path: bins[binKey(e.sc)], args: e.sc.args, dir: e.run,
+		env:    []string{"PATH=/usr/bin:/bin", "LC_ALL=C"},
+		stdout: out, stderr: errp, setsid: true,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(e.run, "pidfile"))
+		if err == nil {
+			got, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			if got != pid {
+				e.t.Fatalf("workload pidfile says %q, started pid %d", b, pid)
+			}
+			break
+		}
+		if ws, ok := reaper.exited(pid, mark); ok {
+			e.t.Fatalf("workload %d exited during setup: %s", pid, describeStatus(ws))
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("workload %d wrote no pidfile within 30s", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(150 * time.Millisecond) // let every task settle into its wait
+	return pid
+}
+
+// snapshot captures /proc/PID/maps of every task of the tree under root,
+// and its identity (comm, exe, cmdline, ppid, pgid, sid, fds with their
+// offsets and flags) that compareTree checks too.
+func (e *env) snapshot(root int) map[int]taskSnap {
+	e.t.Helper()
+	snap := map[int]taskSnap{}
+	for _, pid := range descendants(root) {
+		m, err := readMaps(pid)
+		if err != nil {
+			e.t.Fatalf("read maps of %d: %v", pid, err)
+		}
+		snap[pid] = taskSnap{identity(pid), m}
+		os.WriteFile(filepath.Join(e.dir, fmt.Sprintf("maps-%d.before", pid)), []byte(strings.Join(m, "\n")+"\n"), 0o644)
+	}
+	return snap
+}
+
+// identity describes what a task is, beyond its memory.
+func identity(pid int) string {
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	var ppid, pgid, sid string
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 {
+		if f := strings.Fields(string(stat[i+1:])); len(f) > 4 {
+			ppid, pgid, sid = f[1], f[2], f[3]
+		}
+	}
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return fmt.Sprintf("comm=%q exe=%q cmdline=%q ppid=%s pgid=%s sid=%s fds=[%s]", strings.TrimSpace(string(comm)),
+		exe, strings.ReplaceAll(string(cmdline), "\x00", " "), ppid, pgid, sid, fdsOf(pid))
+}
+
+// fdsOf lists a task's fds as "N:target pos=P flags=F", sorted by fd.
+func fdsOf(pid int) string {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	var fds []int
+	for _, e := range ents {
+		if n, err := strconv.Atoi(e.Name()); err == nil {
+			fds = append(fds, n)
+		}
+	}
+	sort.Ints(fds)
+	var out []string
+	for _, fd := range fds {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, fd))
+		info, _ := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", pid, fd))
+		var pos, flags string
+		for _, l := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(l, "pos:"); ok {
+				pos = strings.TrimSpace(v)
+			} else if v, ok := strings.CutPrefix(l, "flags:"); ok {
+				flags = strings.TrimSpace(v)
+			}
+		}
+		out = append(out, fmt.Sprintf("%d:%s pos=%s flags=%s", fd, target, pos, flags))
+	}
+	return strings.Join(out, ", ")
+}
+
+// taskSnap is what the driver records of one task before the dump.
+type taskSnap struct {
+	id   string   // identity(pid)
+	maps []string // /proc/PID/maps lines
+}
+
+func pidsOf(snap map[int]taskSnap) []int {
+	var pids []int
+	for p := range snap {
+		pids = append(pids, p)
+	}
+	sort.Ints(pids)
+	return pids
+}
+
+// compareTree checks that the tree under root has exactly the snapshot's
+// pids and that each task's maps equal its snapshot line for line.
+func (e *env) compareTree(root int, before map[int]taskSnap, what string) {
+	e.t.Helper()
+	e.compareTreeParent(root, 0, before, what)
+}
+
+// compareTreeParent is compareTree for a root whose parent is now
+// rootParent (when not 0) instead of the one it had at dump.
+func (e *env) compareTreeParent(root, rootParent int, before map[int]taskSnap, what string) {
+	e.t.Helper()
+	now := descendants(root)
+	if fmt.Sprint(now) != fmt.Sprint(pidsOf(before)) {
+		e.t.Errorf("%s: tree has pids %v, before dump %v", what, now, pidsOf(before))
+	}
+	for _, pid := range pidsOf(before) {
+		after, err := readMaps(pid)
+		if err != nil {
+			e.t.Errorf("%s: read maps of %d: %v", what, pid, err)
+			continue
+		}
+		want := before[pid].id
+		if pid == root && rootParent != 0 {
+			_, ppid, _ := procStat(pid)
+			if ppid != rootParent {
+				e.t.Errorf("%s: root %d has parent %d, want %d", what, pid, ppid, rootParent)
+			}
+			want = regexp.MustCompile(` ppid=\d+ `).ReplaceAllString(want, fmt.Sprintf(" ppid=%d ", ppid))
+		}
+		if id := identity(pid); id != want {
+			e.t.Errorf("%s: task %d differs from before the dump:\n  before: %s\n  after:  %s", what, pid, want, id)
+		}
+		os.WriteFile(filepath.Join(e.dir, fmt.Sprintf("maps-%d.after", pid)), []byte(strings.Join(after, "\n")+"\n"), 0o644)
+		if d := diffMaps(before[pid].maps, after); d != "" {
+			e.t.Errorf("%s: /proc/%d/maps differs from before the dump: %s", what, pid, d)
+		}
+	}
+}
+
+// verdict sends SIGTERM to the root and waits for its result file and exit.
+func (e *env) verdict(root int, since uint64) {
+	e.t.Helper()
+	resultPath := filepath.Join(e.run, "result")
+	e.show(resultPath)
+	if err := unix.Kill(root, unix.SIGTERM); err != nil {
+		e.t.Fatalf("SIGTERM root %d: %v", root, err)
+	}
+	timeout := e.sc.verdict
+	if timeout == 0 {
+		timeout = 60 * time.Second
+	}
+	ws, ok := reaper.waitExit(root, since, capped(timeout))
+	if !ok {
+		e.t.Fatalf("root %d did not exit within %v of SIGTERM; tree: %s", root, timeout, describePids(descendants(root)))
+	}
+	b, err := os.ReadFile(resultPath)
+	if err != nil {
+		e.t.Fatalf("workload root %d exited (%s) without a verdict: %v", root, describeStatus(ws), err)
+	}
+	res := strings.TrimSpace(string(b))
+	if res != "PASS" {
+		e.t.Fatalf("workload verdict: %s", res)
+	}
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		e.t.Fatalf("workload root passed but exited with %s", describeStatus(ws))
+	}
+}
+
+// mmcrResult is one finished mmcr run.
+type mmcrResult struct {
+	status unix.WaitStatus
+	stderr string
+}
+
+func (r mmcrResult) ok() bool { return r.status.Exited() && r.status.ExitStatus() == 0 }
+
+// mmcr runs the mmcr binary with -vv and a log file named after name.
+// A failed restore of a damaged image must end quickly; a real dump or
+// restore of the largest scenario takes seconds.
+func (e *env) mmcr(name string, args ...string) mmcrResult {
+	return e.mmcrTimeout(90*time.Second, name, args...)
+}
+
+func (e *env) mmcrTimeout(timeout time.Duration, name string, args ...string) mmcrResult {
+	e.t.Helper()
+	out := filepath.Join(e.dir, name+".stdout")
+	errp := filepath.Join(e.dir, name+".stderr")
+	logf := filepath.Join(e.dir, name+".log")
+	e.show(out, errp, logf)
+	args = append(args, "-vv", "--log-file", logf)
+	pid, mark, err := startProc(procSpec{path: mmcrBin, args: args, dir: e.dir, stdout: out, stderr: errp})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ws, ok := reaper.waitExit(pid, mark, capped(timeout))
+	if !ok {
+		unix.Kill(pid, unix.SIGKILL)
+		e.t.Fatalf("mmcr %s did not finish within %v", strings.Join(args, " "), timeout)
+	}
+	b, _ := os.ReadFile(errp)
+	return mmcrResult{status: ws, stderr: string(b)}
+}
+
+func (e *env) dump(root int, extra ...string) {
+	e.t.Helper()
+	args := append([]string{"dump", "-t", strconv.Itoa(root), "-D", e.img}, extra...)
+	if r := e.mmcr("dump", args...); !r.ok() {
+		e.t.Fatalf("mmcr dump failed (%s): %s", describeStatus(r.status), firstLine(r.stderr))
+	}
+}
+
+// restore runs mmcr restore -d and checks the pidfile names root.
+func (e *env) restore(name, img string, root int) {
+	e.t.Helper()
+	pidfile := filepath.Join(e.dir, name+".pid")
+	r := e.mmcr(name, "restore", "-D", img, "-d", "--pidfile", pidfile)
+	if !r.ok() {
+		e.t.Fatalf("mmcr restore failed (%s): %s", describeStatus(r.status), firstLine(r.stderr))
+	}
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		e.t.Fatalf("mmcr restore wrote no pidfile: %v", err)
+	}
+	if got, _ := strconv.Atoi(strings.TrimSpace(string(b))); got != root {
+		e.t.Fatalf("restore pidfile says %q, the dumped root was %d", b, root)
+	}
+	if !alive(root) {
+		e.t.Fatalf("restored root %d is not running after mmcr restore -d returned", root)
+	}
+}
+
+// expectGone checks that the dumped tree is gone and its pids are free.
+func (e *env) expectGone(pids []int, what string) {
+	e.t.Helper()
+	if left := waitGone(pids, 10*time.Second); len(left) > 0 {
+		e.t.Fatalf("%s: still present 10s later: %s", what, describePids(left))
+	}
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "(nothing on stderr)"
+	}
+	return strings.SplitN(s, "\n", 2)[0]
+}
