@@ -19,8 +19,11 @@ vet:
 # process trees (test/e2e), then a short fuzz run of every Fuzz* function.
 test: vet unit fuzz
 
+# -count=1: never a cached result. test/e2e builds mmcr from source with
+# go build, which go test's cache does not see, so a cached "ok" could
+# hide a change in dump/ or restore/.
 unit:
-	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # Every Fuzz* function of every package (test/e2e has none and would build
 # its workloads just to be listed), FUZZTIME each.
