@@ -35,11 +35,12 @@ func run(args []string) int {
 	dir := fs.String("dir", "/dev/shm", "tmpfs directory for images and references")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file ('-': stdout instead of the table)")
 	markdown := fs.Bool("markdown", false, "print the summary as a markdown table")
-	keep := fs.Bool("keep", false, "keep the work dir (images, logs)")
+	keep := fs.Bool("keep", false, "keep the work dir (logs; images of failed runs)")
+	debug := fs.Bool("v", false, "run mmcr with -vv (its logs, with phase timings, stay in the work dir with -keep)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg := config{runs: *runs, quick: *quick, mmcr: *mmcr, baseDir: *dir, keep: *keep, log: os.Stderr}
+	cfg := config{runs: *runs, quick: *quick, mmcr: *mmcr, baseDir: *dir, keep: *keep, debug: *debug, log: os.Stderr}
 	if cfg.runs <= 0 {
 		cfg.runs = 3
 		if cfg.quick {

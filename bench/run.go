@@ -144,6 +144,7 @@ type config struct {
 	mmcr    string          // mmcr binary; empty: build it into the work dir
 	baseDir string          // a tmpfs directory under which the work dir is made
 	keep    bool
+	debug   bool      // pass -vv to mmcr: phase timings in the logs of the work dir (use with keep)
 	log     io.Writer // progress lines
 }
 
@@ -447,8 +448,12 @@ func (e *env) runOnce(c caseSpec, dir string, i int) (oneRun, error) {
 		}
 	}
 
+	verbose := []string{}
+	if e.cfg.debug {
+		verbose = []string{"-vv"}
+	}
 	dlog := filepath.Join(run, "dump.log")
-	one.dump, err = runTimed(procSpec{path: e.mmcr, args: []string{"dump", "-t", itoa(int64(root)), "-D", img, "--log-file", dlog},
+	one.dump, err = runTimed(procSpec{path: e.mmcr, args: append([]string{"dump", "-t", itoa(int64(root)), "-D", img, "--log-file", dlog}, verbose...),
 		dir: run, stdout: filepath.Join(run, "dump.stdout"), stderr: filepath.Join(run, "dump.stderr")}, 10*time.Minute)
 	if err != nil {
 		return one, err
@@ -465,8 +470,8 @@ func (e *env) runOnce(c caseSpec, dir string, i int) (oneRun, error) {
 
 	mark := reaper.mark()
 	pidfile := filepath.Join(run, "restore.pid")
-	one.restore, err = runTimed(procSpec{path: e.mmcr, args: []string{"restore", "-D", img, "-d", "--pidfile", pidfile,
-		"--log-file", filepath.Join(run, "restore.log")},
+	one.restore, err = runTimed(procSpec{path: e.mmcr, args: append([]string{"restore", "-D", img, "-d", "--pidfile", pidfile,
+		"--log-file", filepath.Join(run, "restore.log")}, verbose...),
 		dir: run, stdout: filepath.Join(run, "restore.stdout"), stderr: filepath.Join(run, "restore.stderr")}, 10*time.Minute)
 	if err != nil {
 		return one, err
