@@ -187,3 +187,61 @@ func TestQuickBench(t *testing.T) {
 		t.Errorf("work dirs left in /dev/shm: %v (before: %v)", after, before)
 	}
 }
+
+// BenchmarkDumpRestore runs single cases of the full plan through the
+// harness, one dump and restore (with its memory check) per iteration,
+// and reports mmcr's times and the references as metrics:
+//
+//	sudo go test -run '^$' -bench DumpRestore -benchtime 3x ./bench
+func BenchmarkDumpRestore(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("the benchmark needs root")
+	}
+	if _, err := exec.LookPath("gcc"); err != nil {
+		b.Skip("the benchmark needs gcc for its workloads")
+	}
+	e, err := prepare(config{runs: 1, baseDir: "/dev/shm", mmcr: os.Getenv("MMCR_BENCH_MMCR")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.cleanup()
+	specs := map[string]caseSpec{}
+	for _, c := range fullPlan().cases {
+		specs[c.Name] = c
+	}
+	for _, name := range []string{"anon-256m", "shared-tree-256m", "vmas-10000", "tasks-16"} {
+		c := specs[name]
+		b.Run(name, func(b *testing.B) {
+			dir := filepath.Join(e.work, c.Name)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				b.Fatal(err)
+			}
+			defer os.RemoveAll(dir)
+			if _, err := e.references(dir, c.DataBytes); err != nil { // warm-up
+				b.Fatal(err)
+			}
+			var dump, restore, write, read int64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				ref, err := e.references(dir, c.DataBytes)
+				if err != nil {
+					b.Fatal(err)
+				}
+				one, err := e.runOnce(c, dir, i)
+				if err != nil {
+					killDescendants()
+					b.Fatal(err)
+				}
+				dump += one.dump.wall.Nanoseconds()
+				restore += one.restore.wall.Nanoseconds()
+				write += ref.write
+				read += min(ref.read, ref.readPVW)
+			}
+			n := float64(b.N) * 1e6
+			b.ReportMetric(float64(dump)/n, "dump-ms")
+			b.ReportMetric(float64(restore)/n, "restore-ms")
+			b.ReportMetric(float64(dump)/float64(write), "dump/dd")
+			b.ReportMetric(float64(restore)/float64(read), "restore/read")
+		})
+	}
+}
