@@ -8,6 +8,8 @@
  *   i%17 == 2  only the first half written: second half zero
  *   otherwise  full pattern
  * A second small region is PROT_READ after being filled.
+ * The big region's Rss must not grow across checkpoint/restore: holes stay
+ * unpopulated (restore must not write zeros into them).
  */
 #include "common.h"
 
@@ -26,6 +28,27 @@ static int page_class(size_t i)
 	if (i % 17 == 2)
 		return 4;
 	return 0;
+}
+
+/* rss_kib returns the Rss of the VMA holding p, from /proc/self/smaps. */
+static long rss_kib(const void *p)
+{
+	char line[512];
+	long rss = -1;
+	int in = 0;
+	FILE *f = fopen("/proc/self/smaps", "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (line[0] >= 'A' && line[0] <= 'Z') {
+			if (in && sscanf(line, "Rss: %ld kB", &rss) == 1)
+				break;
+		} else if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in = lo <= (unsigned long)p && (unsigned long)p < hi;
+	}
+	fclose(f);
+	return rss;
 }
 
 int main(int argc, char **argv)
@@ -62,8 +85,15 @@ int main(int argc, char **argv)
 	if (mprotect(ro, RO_LEN, PROT_READ))
 		die("mprotect: %s", strerror(errno));
 
+	long rss_before = rss_kib(big);
+	if (rss_before <= 0)
+		die("no Rss for the big region");
 	write_pidfile();
 	wait_term();
+
+	long rss_after = rss_kib(big);
+	if (rss_after > rss_before + rss_before / 100 + 64)
+		failf("big region Rss grew from %ld kB to %ld kB (holes populated?)", rss_before, rss_after);
 
 	char what[64];
 	for (size_t i = 0; i < size / PAGE && nfail < 20; i++) {
