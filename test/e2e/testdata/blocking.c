@@ -6,11 +6,14 @@
  *       must never complete early; the remaining time must stay sane
  *   C3  sigsuspend with SIGTERM blocked outside it; the saved mask must
  *       come back after the handler
+ * Each task arms alarm(1200) as a watchdog (SIGALRM kills it) in case no
+ * SIGTERM ever comes.
  */
 #include "common.h"
 
 static void task_c1(void)
 {
+	alarm(1200);
 	mark_ready();
 	int r = pause();
 	if (!got_term)
@@ -22,6 +25,7 @@ static void task_c2(void)
 	double t0 = mono_now();
 	struct timespec req = {3600, 0}, rem;
 	int spurious = 0;
+	alarm(1200);
 	mark_ready();
 	for (;;) {
 		rem = req;
@@ -61,6 +65,7 @@ static void task_c3(void)
 	sigprocmask(SIG_BLOCK, &term, NULL);
 	sigemptyset(&inside);
 	sigaddset(&inside, SIGUSR2);
+	alarm(1200);
 	mark_ready();
 	int r = sigsuspend(&inside);
 	if (!got_term)
@@ -75,6 +80,7 @@ static void task_c3(void)
 int main(void)
 {
 	install_term();
+	alarm(1200);
 	pid_t kids[3];
 	const char *names[3] = {"C1", "C2", "C3"};
 	kids[0] = spawn("C1", task_c1);
