@@ -74,12 +74,8 @@ func (d *dumper) collectTask(pid int) (*image.Task, error) {
 	if t.Personality, err = d.fs.Personality(pid); err != nil {
 		return nil, taskErr(pid, "read personality", err)
 	}
-	for res := 0; res < numRlimits; res++ {
-		var lim unix.Rlimit
-		if err := unix.Prlimit(pid, res, nil, &lim); err != nil {
-			return nil, taskErr(pid, fmt.Sprintf("read rlimit %d", res), err)
-		}
-		t.Rlimits = append(t.Rlimits, lim)
+	if t.Rlimits, err = readRlimits(pid); err != nil {
+		return nil, taskErr(pid, "read rlimits", err)
 	}
 	if t.CwdFileID, err = d.linkFile(pid, "cwd"); err != nil {
 		return nil, err

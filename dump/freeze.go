@@ -23,6 +23,9 @@ const maxFreezePasses = 64
 // stopped nothing can create more. The last pass's walk is the tree.
 func (d *dumper) freeze() error {
 	for pass := 0; pass < maxFreezePasses; pass++ {
+		if err := d.canceled(); err != nil {
+			return err
+		}
 		grew, err := d.scan()
 		if err != nil {
 			return err
@@ -62,6 +65,9 @@ func (d *dumper) scan() (grew bool, err error) {
 		var live []int
 		for _, tid := range tids {
 			if !d.seizedSet[tid] {
+				if err := notTraced(pid, tid); err != nil {
+					return taskErr(pid, "seize thread "+strconv.Itoa(tid), err)
+				}
 				st, err := ptrace.SeizeStop(tid)
 				if err != nil {
 					if tid != pid && threadGone(pid, tid) {
@@ -114,7 +120,10 @@ func (d *dumper) explainSeize(pid int, err error) error {
 		return fmt.Errorf("task is a zombie (its parent has not reaped it): %w", err)
 	}
 	if errors.Is(err, unix.EPERM) {
-		return fmt.Errorf("%w (already traced by another process?)", err)
+		if tp, terr := tracerOf(pid, pid); terr == nil && tp != 0 {
+			return fmt.Errorf("pid %d is already traced by %d (another mmcr?): %w", pid, tp, err)
+		}
+		return explainDenied(pid, err)
 	}
 	return err
 }

@@ -123,7 +123,7 @@ func (r *Reader) Ghost(fileID uint32) (rc io.ReadCloser, size int64, err error) 
 	if !ok {
 		return nil, 0, fileErr(name, ErrIncomplete, "no ghost content for file %d in the image", fileID)
 	}
-	f, err := os.Open(filepath.Join(r.dir, name))
+	f, err := openNoFollow(filepath.Join(r.dir, name))
 	if err != nil {
 		return nil, 0, fmt.Errorf("image: %w", err)
 	}

@@ -128,6 +128,9 @@ type Writer struct {
 	ghosts      map[uint32]bool
 	finished    bool
 	committed   bool // the manifest is written
+	// unlock releases the directory's flock (LockDir), held from Create
+	// until Commit or Abort.
+	unlock func()
 }
 
 // Create starts an image in dir (created 0700 if missing; it must hold no
@@ -146,11 +149,31 @@ func Create(dir string) (*Writer, error) {
 		if !st.IsDir() {
 			return nil, fmt.Errorf("image: %s is not a directory", dir)
 		}
-		if _, serr := os.Lstat(filepath.Join(dir, ManifestName)); serr == nil {
-			return nil, fmt.Errorf("image: %s already holds an image (%s exists)", dir, ManifestName)
-		}
 	default:
 		return nil, fmt.Errorf("image: %w", err)
+	}
+	unlock, err := LockDir(dir)
+	if err != nil {
+		if w.madeDir {
+			os.Remove(dir)
+		}
+		return nil, err
+	}
+	w.unlock = unlock
+	// Checked under the lock: a dump that just finished in the same dir
+	// is seen here.
+	if _, serr := os.Lstat(filepath.Join(dir, ManifestName)); serr == nil {
+		w.unlock()
+		return nil, fmt.Errorf("image: %s already holds an image (%s exists)", dir, ManifestName)
+	}
+	// The image holds a process's memory: the directory is the dumper's
+	// alone, whatever its mode was (mkdir's 0700 is subject to nothing,
+	// but an existing directory may be 0755).
+	if !w.madeDir {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			w.unlock()
+			return nil, fmt.Errorf("image: make %s private: %w", dir, err)
+		}
 	}
 	return w, nil
 }
@@ -329,7 +352,19 @@ func (w *Writer) Abort() error {
 			first = fmt.Errorf("image: abort: %w", err)
 		}
 	}
+	w.release()
 	return first
+}
+
+// release drops the directory lock once.
+func (w *Writer) release() {
+	w.mu.Lock()
+	unlock := w.unlock
+	w.unlock = nil
+	w.mu.Unlock()
+	if unlock != nil {
+		unlock()
+	}
 }
 
 // PageWriter appends page runs of one task or shared object. Pages go
@@ -488,6 +523,7 @@ func (w *Writer) writeManifest() error {
 	w.mu.Lock()
 	w.finished, w.committed = true, true
 	w.mu.Unlock()
+	w.release()
 	return nil
 }
 
@@ -640,7 +676,7 @@ func (r *Reader) pages(name string) ([]PageRun, *os.File, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := os.Open(filepath.Join(r.dir, pn))
+	f, err := openNoFollow(filepath.Join(r.dir, pn))
 	if err != nil {
 		return nil, nil, fmt.Errorf("image: %w", err)
 	}

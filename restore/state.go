@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/internal/kernel"
+	"github.com/mmcr/mmcr/procfs"
 	"github.com/mmcr/mmcr/ptrace"
 )
 
@@ -438,12 +440,23 @@ func (rs *restorer) restoreCreds(tk *task, thr *thread) error {
 	if err := s.write(thr.tid); err != nil {
 		return err
 	}
-	if _, err := thr.sys(unix.SYS_SETGROUPS, uint64(len(c.Groups)), groups); err != nil {
-		return err
+	// What the thread has now (the stub's, so mmcr's): steps that change
+	// nothing are skipped, since setgroups and PR_CAPBSET_DROP need
+	// CAP_SETGID and CAP_SETPCAP even as no-ops, which a non-root user's
+	// mmcr lacks. Anything that does change goes to the kernel, which
+	// refuses what the thread may not do.
+	cur, err := procfs.Default.ThreadStatus(tk.t.PID, thr.tid)
+	if err != nil {
+		return fmt.Errorf("read current credentials: %w", err)
+	}
+	if !slices.Equal(sortedGroups(cur.Groups), sortedGroups(c.Groups)) {
+		if _, err := thr.sys(unix.SYS_SETGROUPS, uint64(len(c.Groups)), groups); err != nil {
+			return err
+		}
 	}
 	if !rootAll {
 		for capNr := uint64(0); capNr <= uint64(capLastCap()); capNr++ {
-			if c.CapBnd&(1<<capNr) == 0 {
+			if c.CapBnd&(1<<capNr) == 0 && cur.CapBnd&(1<<capNr) != 0 {
 				if _, err := thr.sys(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, capNr, 0, 0, 0); err != nil {
 					return err
 				}
@@ -481,6 +494,13 @@ func (rs *restorer) restoreCreds(tk *task, thr *thread) error {
 		}
 	}
 	return nil
+}
+
+// sortedGroups returns a sorted copy of a group list.
+func sortedGroups(g []uint32) []uint32 {
+	g = slices.Clone(g)
+	slices.Sort(g)
+	return g
 }
 
 // fixupRegs turns the registers of a task stopped inside an interrupted

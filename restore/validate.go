@@ -3,10 +3,7 @@ package restore
 import (
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -123,108 +120,3 @@ func checkPidFree(pid int) error {
 	}
 	return nil
 }
-
-// ghostSet holds the deleted files recreated for the restore.
-type ghostSet struct {
-	paths map[uint32]string // file ID -> where it was recreated
-	dirs  []string          // private temp dirs made when the path was taken
-	done  bool
-}
-
-// path returns where file f can be opened during the restore.
-func (g *ghostSet) path(f *image.File) string {
-	if p, ok := g.paths[f.ID]; ok {
-		return p
-	}
-	return f.Path
-}
-
-// recreateGhosts writes every deleted file back from the image, at its
-// original path when it is free, in a private temp dir next to it otherwise.
-func recreateGhosts(img *image.Reader, tree *image.Tree, log *slog.Logger) (*ghostSet, error) {
-	g := &ghostSet{paths: make(map[uint32]string)}
-	for _, f := range tree.Files {
-		if !f.Deleted || isSharedObject(tree, f) {
-			continue
-		}
-		p, err := g.recreate(img, f)
-		if err != nil {
-			g.remove()
-			return nil, err
-		}
-		log.Debug("recreated deleted file", "path", f.Path, "at", p)
-		g.paths[f.ID] = p
-	}
-	return g, nil
-}
-
-func (g *ghostSet) recreate(img *image.Reader, f *image.File) (string, error) {
-	if f.Mode&unix.S_IFMT != unix.S_IFREG {
-		return "", fmt.Errorf("%s: deleted file of mode %#o: %w", f.Path, f.Mode, ErrUnsupported)
-	}
-	rc, size, err := img.Ghost(f.ID)
-	if err != nil {
-		return "", fmt.Errorf("%s: read deleted file from image: %w", f.Path, err)
-	}
-	defer rc.Close()
-	path := f.Path
-	out, err := createExcl(path, f.Mode&0o7777)
-	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOENT) {
-		dir := filepath.Dir(path)
-		if errors.Is(err, unix.ENOENT) {
-			dir = os.TempDir()
-		}
-		tmp, terr := os.MkdirTemp(dir, ".mmcr-ghost-")
-		if terr != nil {
-			return "", fmt.Errorf("%s: path taken and no temp dir: %w", f.Path, terr)
-		}
-		g.dirs = append(g.dirs, tmp)
-		path = filepath.Join(tmp, filepath.Base(f.Path))
-		out, err = createExcl(path, f.Mode&0o7777)
-	}
-	if err != nil {
-		return "", fmt.Errorf("recreate deleted %s: %w", path, err)
-	}
-	g.paths[f.ID] = path
-	defer out.Close()
-	if _, err := io.CopyN(out, rc, size); err != nil {
-		return "", fmt.Errorf("write deleted %s: %w", path, err)
-	}
-	// Identity as far as it can be made: mode (umask aside), owner, mtime.
-	out.Chmod(os.FileMode(f.Mode & 0o777))
-	unix.Fchmod(int(out.Fd()), f.Mode&0o7777)
-	unix.Fchown(int(out.Fd()), int(f.UID), int(f.GID))
-	ts := []unix.Timespec{unix.NsecToTimespec(f.MtimeNsec), unix.NsecToTimespec(f.MtimeNsec)}
-	unix.UtimesNanoAt(unix.AT_FDCWD, path, ts, unix.AT_SYMLINK_NOFOLLOW)
-	return path, nil
-}
-
-func createExcl(path string, mode uint32) (*os.File, error) {
-	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
-	if err != nil {
-		return nil, err
-	}
-	return os.NewFile(uintptr(fd), path), nil
-}
-
-// unlink removes the recreated files once every task maps or holds them,
-// so they read "(deleted)" again.
-func (g *ghostSet) unlink() error {
-	if g == nil || g.done {
-		return nil
-	}
-	g.done = true
-	var first error
-	for _, p := range g.paths {
-		if err := os.Remove(p); err != nil && first == nil {
-			first = fmt.Errorf("unlink recreated %s: %w", p, err)
-		}
-	}
-	for _, d := range g.dirs {
-		os.Remove(d)
-	}
-	return first
-}
-
-// remove is unlink on failure: best effort.
-func (g *ghostSet) remove() { g.unlink() }

@@ -274,13 +274,14 @@ type mmcrResult struct {
 
 func (r mmcrResult) ok() bool { return r.status.Exited() && r.status.ExitStatus() == 0 }
 
-// mmcr runs the mmcr binary with -vv and a log file named after name.
-// A failed restore of a damaged image must end quickly; a real dump or
-// restore of the largest scenario takes seconds.
+// mmcr runs the mmcr binary with -vv and a log file named after name, and
+// waits up to 90 s: a dump or restore of the largest scenario takes seconds.
 func (e *env) mmcr(name string, args ...string) mmcrResult {
 	return e.mmcrTimeout(90*time.Second, name, args...)
 }
 
+// mmcrTimeout is mmcr with another limit (a failed restore of a damaged
+// image must end quickly). On timeout mmcr is killed and the test fails.
 func (e *env) mmcrTimeout(timeout time.Duration, name string, args ...string) mmcrResult {
 	e.t.Helper()
 	out := filepath.Join(e.dir, name+".stdout")

@@ -1,0 +1,120 @@
+package restore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/ptrace"
+)
+
+// ErrCredentials is wrapped by the refusal to restore tasks with more
+// rights than the restoring user has.
+var ErrCredentials = errors.New("credentials beyond the restoring user's")
+
+// ErrXstate is wrapped by the refusal to restore registers dumped on a
+// CPU (or kernel) whose extended state layout differs from this one's.
+var ErrXstate = errors.New("incompatible xstate layout")
+
+// caller is who runs the restore, as the kernel sees it before any
+// capability mmcr's binary was given by setcap.
+type caller struct {
+	uid    uint32
+	gids   []uint32 // real gid and supplementary groups
+	isRoot bool
+}
+
+func currentCaller() caller {
+	c := caller{uid: uint32(unix.Getuid()), isRoot: unix.Getuid() == 0}
+	c.gids = append(c.gids, uint32(unix.Getgid()))
+	if gs, err := unix.Getgroups(); err == nil {
+		for _, g := range gs {
+			c.gids = append(c.gids, uint32(g))
+		}
+	}
+	return c
+}
+
+// checkCreds refuses, for a caller that is not root, any task whose
+// credentials exceed the caller's: every uid must be the caller's, every
+// gid and supplementary group one of the caller's, and no capability may
+// be permitted, effective, inheritable or ambient. A copy of mmcr with
+// file capabilities (setcap) could otherwise hand them, or uid 0 from a
+// root image, to whoever runs it. Root may restore anything (it could
+// run the image's code as anybody anyway).
+func checkCreds(tree *image.Tree, c caller) error {
+	if c.isRoot {
+		return nil
+	}
+	for _, t := range tree.Tasks {
+		cr := &t.Creds
+		for _, u := range []uint32{cr.UID, cr.EUID, cr.SUID, cr.FSUID} {
+			if u != c.uid {
+				return fmt.Errorf("task %d would run as uid %d, but the restoring user is uid %d: %w", t.PID, u, c.uid, ErrCredentials)
+			}
+		}
+		for _, g := range append([]uint32{cr.GID, cr.EGID, cr.SGID, cr.FSGID}, cr.Groups...) {
+			if !slices.Contains(c.gids, g) {
+				return fmt.Errorf("task %d would get gid %d, which the restoring user (uid %d) does not have: %w", t.PID, g, c.uid, ErrCredentials)
+			}
+		}
+		if caps := cr.CapPrm | cr.CapEff | cr.CapInh | cr.CapAmb; caps != 0 {
+			return fmt.Errorf("task %d would get capabilities %#x; only root may restore a task with capabilities: %w", t.PID, caps, ErrCredentials)
+		}
+	}
+	return nil
+}
+
+// Where the kernel's NT_X86_XSTATE regset says which state components it
+// holds: bytes 464-471 of the legacy area (sw_reserved) carry the XCR0 the
+// kernel enabled (arch/x86/include/asm/user.h), and the regset's length is
+// the kernel's user xstate size for that XCR0.
+const (
+	xsaveXCR0Off  = 464
+	xsaveMinBytes = 512 + 64 // legacy area + xsave header
+)
+
+// xstateLayout returns the XCR0 and size recorded in an xsave buffer.
+func xstateLayout(xsave []byte) (xcr0 uint64, size int, ok bool) {
+	if len(xsave) < xsaveMinBytes {
+		return 0, len(xsave), false
+	}
+	return binary.LittleEndian.Uint64(xsave[xsaveXCR0Off:]), len(xsave), true
+}
+
+// checkXstate compares every dumped thread's xstate layout (XCR0 and size)
+// with this machine's, read from the stub: setting registers saved under
+// another layout would fail half-way through the release (EFAULT from
+// PTRACE_SETREGSET) or, worse, drop state the task relies on.
+func (rs *restorer) checkXstate() error {
+	here, err := ptrace.GetXstate(rs.stub)
+	if err != nil {
+		return fmt.Errorf("read this CPU's xstate layout from stub %d: %w", rs.stub, err)
+	}
+	return compareXstate(rs.tree, here)
+}
+
+func compareXstate(tree *image.Tree, here []byte) error {
+	hereXCR0, hereSize, ok := xstateLayout(here)
+	if !ok {
+		return fmt.Errorf("this CPU's xstate is only %d bytes: %w", hereSize, ErrXstate)
+	}
+	for _, t := range tree.Tasks {
+		for _, th := range t.Threads {
+			if len(th.Xsave) == 0 {
+				continue // no extended state in the image: nothing is set
+			}
+			xcr0, size, ok := xstateLayout(th.Xsave)
+			if !ok || xcr0 != hereXCR0 || size != hereSize {
+				return fmt.Errorf("thread %d of task %d was dumped with xstate features %#x (%d bytes), "+
+					"this CPU/kernel has %#x (%d bytes): the image comes from another CPU or kernel: %w",
+					th.TID, t.PID, xcr0, size, hereXCR0, hereSize, ErrXstate)
+			}
+		}
+	}
+	return nil
+}
