@@ -22,6 +22,7 @@
 package dump
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,7 +43,15 @@ type Options struct {
 	// killed once the image is complete.
 	LeaveRunning bool
 	Log          *slog.Logger // nil: discard
+	// Ctx cancels the dump (mmcr cancels it on SIGINT/SIGTERM). It is
+	// checked between steps and between page batches, so a cancelled dump
+	// takes the ordinary failure path: the image is removed and every
+	// thread is detached as it was found. nil: never cancelled.
+	Ctx context.Context
 }
+
+// ErrCanceled is wrapped by the error of a dump stopped through Options.Ctx.
+var ErrCanceled = errors.New("dump canceled")
 
 // ErrUnsupported is wrapped by every refusal to dump something mmcr cannot
 // restore (a pipe or socket beyond stdio, an eventfd, a device mapping...).
@@ -114,6 +123,9 @@ func Run(opts Options) (err error) {
 	if opts.Dir == "" {
 		return errors.New("dump: no image directory given")
 	}
+	if opts.Ctx == nil {
+		opts.Ctx = context.Background()
+	}
 
 	runtime.LockOSThread()
 	d := &dumper{
@@ -126,6 +138,11 @@ func Run(opts Options) (err error) {
 		files:     newFileTable(),
 		shm:       shmem.NewRegistry(),
 		shmSrc:    make(map[uint32]vmaRef),
+	}
+	restoreCaps, err := lowerPrivileges()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("dump: %w", err)
 	}
 	clean := true
 	defer func() {
@@ -140,6 +157,7 @@ func Run(opts Options) (err error) {
 		// the thread locked so it dies with the goroutine rather than
 		// serving other goroutines.
 		if clean {
+			restoreCaps()
 			runtime.UnlockOSThread()
 		}
 	}()
@@ -173,25 +191,42 @@ func (d *dumper) run() error {
 	if err := d.checkNotAncestor(); err != nil {
 		return err
 	}
-	if err := d.freeze(); err != nil {
-		return err
-	}
-	d.log.Info("tree frozen", "tasks", len(d.order), "threads", len(d.seized))
-
+	// The image directory is made and locked before the tree is touched:
+	// a second mmcr on the same directory fails here, having frozen nothing.
 	var w *image.Writer
 	w, err = image.Create(d.opts.Dir)
 	if err != nil {
 		return fmt.Errorf("create image in %s: %w", d.opts.Dir, err)
 	}
 	d.w = w
+	if err := d.canceled(); err != nil {
+		return err
+	}
+	if err := d.freeze(); err != nil {
+		return err
+	}
+	d.log.Info("tree frozen", "tasks", len(d.order), "threads", len(d.seized))
 	d.buf = make([]byte, copyBufSize)
 
+	// Every task's state first, pages after: the remote syscalls (the only
+	// time a task runs code for mmcr, with a scratch page mapped) all
+	// happen early and briefly, so an mmcr killed with SIGKILL during the
+	// long page copy leaves no task mid-syscall (the kernel detaches the
+	// tracees, which then run on untouched).
 	for _, pid := range d.order {
+		if err := d.canceled(); err != nil {
+			return err
+		}
 		t, err := d.collectTask(pid)
 		if err != nil {
 			return err
 		}
 		d.tree.Tasks = append(d.tree.Tasks, t)
+	}
+	for _, t := range d.tree.Tasks {
+		if err := d.canceled(); err != nil {
+			return err
+		}
 		if err := d.dumpPrivatePages(t); err != nil {
 			return err
 		}
@@ -207,6 +242,11 @@ func (d *dumper) run() error {
 	if err := d.dumpGhosts(); err != nil {
 		return err
 	}
+	// Last chance to stop: once Commit has written the manifest the image
+	// is complete and the tree is killed (or resumed).
+	if err := d.canceled(); err != nil {
+		return err
+	}
 	if err := d.w.Commit(d.tree); err != nil {
 		return fmt.Errorf("write images to %s: %w", d.opts.Dir, err)
 	}
@@ -219,6 +259,15 @@ func (d *dumper) run() error {
 	}
 	d.killAll()
 	return nil
+}
+
+// canceled returns an error wrapping ErrCanceled and the cause once
+// opts.Ctx is done.
+func (d *dumper) canceled() error {
+	if d.opts.Ctx.Err() == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrCanceled, context.Cause(d.opts.Ctx))
 }
 
 // abort undoes a failed dump: removes the partial image and detaches every

@@ -60,6 +60,9 @@ func (d *dumper) dumpGhosts() error {
 		if !ok || d.shm.Lookup(shmem.Key{Dev: f.Dev, Ino: f.Ino}) != nil {
 			continue // not deleted, or a memfd whose content is a shared object's
 		}
+		if err := d.canceled(); err != nil {
+			return err
+		}
 		if err := d.dumpGhost(f, src); err != nil {
 			return err
 		}

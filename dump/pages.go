@@ -77,6 +77,9 @@ type pageCopier struct {
 	// pages of a private file mapping: zeros there differ from the file).
 	keepZero []bool
 	pages    uint64
+	// canceled is checked before each batch: a dump interrupted by a
+	// signal stops within one batch (at most copyBufSize bytes).
+	canceled func() error
 }
 
 // store hands one copied run to the page writer.
@@ -108,6 +111,11 @@ func (c *pageCopier) add(addr, n uint64, readable, keepZero bool) error {
 				return err
 			}
 			chunk = min(n, uint64(len(c.buf)))
+			if c.canceled != nil {
+				if err := c.canceled(); err != nil {
+					return err
+				}
+			}
 			data := c.buf[:chunk]
 			if err := ptrace.ReadMem(c.pid, addr, data); err != nil {
 				return fmt.Errorf("read pages %#x-%#x: %w", addr, addr+chunk, err)
@@ -131,6 +139,11 @@ func (c *pageCopier) add(addr, n uint64, readable, keepZero bool) error {
 func (c *pageCopier) flush() error {
 	if len(c.iov) == 0 {
 		return nil
+	}
+	if c.canceled != nil {
+		if err := c.canceled(); err != nil {
+			return err
+		}
 	}
 	if err := ptrace.ReadVM(c.pid, c.local, c.iov); err != nil {
 		// A page may refuse process_vm_readv (e.g. a guard); /proc/PID/mem
@@ -159,7 +172,7 @@ func (d *dumper) dumpPrivatePages(t *image.Task) error {
 	if err != nil {
 		return taskErr(pid, "open page writer", err)
 	}
-	c := &pageCopier{pid: pid, pw: pw, buf: d.buf}
+	c := &pageCopier{pid: pid, pw: pw, buf: d.buf, canceled: d.canceled}
 	for _, v := range t.VMAs {
 		if !hasPrivatePages(v.Kind) {
 			continue
@@ -227,6 +240,9 @@ func (d *dumper) dumpSharedObject(o *image.SharedObject) error {
 		data &^= image.PageSize - 1
 		hole = min((hole+image.PageSize-1)&^(image.PageSize-1), size)
 		for p := data; p < hole; {
+			if err := d.canceled(); err != nil {
+				return err
+			}
 			n := min(int64(len(d.buf)), hole-p)
 			chunk := d.buf[:n]
 			got, err := f.ReadAt(chunk, p)
