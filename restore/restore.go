@@ -28,6 +28,7 @@
 package restore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -54,7 +55,18 @@ type Options struct {
 	// Stdin, Stdout and Stderr are given to dumped fds 0-2 that were pipes,
 	// ttys or sockets (FDExternal). nil means mmcr's own.
 	Stdin, Stdout, Stderr *os.File
+	// TrustImages skips image.CheckTrusted: restore from a directory owned
+	// by another user, writable by others or holding symbolic links.
+	TrustImages bool
+	// Ctx cancels the restore (mmcr cancels it on SIGINT/SIGTERM): checked
+	// between steps, it fails the restore, which kills every task created
+	// so far. Once the tree is released it is no longer looked at. nil:
+	// never cancelled.
+	Ctx context.Context
 }
+
+// ErrCanceled is wrapped by the error of a restore stopped through Options.Ctx.
+var ErrCanceled = errors.New("restore canceled")
 
 // ErrUnsupported marks images restore cannot handle yet.
 var ErrUnsupported = errors.New("not supported yet")
@@ -125,6 +137,9 @@ func Run(opts Options) (rootPID int, err error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if opts.Ctx == nil {
+		opts.Ctx = context.Background()
+	}
 	runtime.LockOSThread()
 	// On a failure that leaves tracees in an unknown state the thread stays
 	// locked and dies with its goroutine's end; on success it is released.
@@ -148,6 +163,18 @@ func Run(opts Options) (rootPID int, err error) {
 func (rs *restorer) run() (int, error) {
 	t0 := time.Now()
 	phase := func(name string) { rs.log.Debug("restore phase done", "phase", name, "elapsed", time.Since(t0)) }
+	// One mmcr per image dir: a dump still writing it, or a second
+	// restore racing for the same pids, makes this one fail now.
+	unlock, err := image.LockDir(rs.opts.Dir)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	if !rs.opts.TrustImages {
+		if err := image.CheckTrusted(rs.opts.Dir, os.Geteuid()); err != nil {
+			return 0, fmt.Errorf("%w (--trust-images restores it anyway)", err)
+		}
+	}
 	img, err := image.Open(rs.opts.Dir)
 	if err != nil {
 		return 0, fmt.Errorf("open image %s: %w", rs.opts.Dir, err)
@@ -163,6 +190,9 @@ func (rs *restorer) run() (int, error) {
 	if err := rs.validate(); err != nil {
 		return 0, err
 	}
+	if err := checkCreds(tree, currentCaller()); err != nil {
+		return 0, err
+	}
 	if rs.plan, err = shmem.NewPlan(tree); err != nil {
 		return 0, err
 	}
@@ -175,7 +205,13 @@ func (rs *restorer) run() (int, error) {
 	if err := rs.startStub(); err != nil {
 		return 0, err
 	}
+	if err := rs.checkXstate(); err != nil {
+		return 0, err
+	}
 	phase("validate and prepare")
+	if err := rs.canceled(); err != nil {
+		return 0, err
+	}
 	if err := rs.createTasks(); err != nil {
 		return 0, err
 	}
@@ -186,6 +222,9 @@ func (rs *restorer) run() (int, error) {
 		}
 	}
 	for _, tk := range rs.tasks {
+		if err := rs.canceled(); err != nil {
+			return 0, err
+		}
 		if err := rs.restoreMemory(tk); err != nil {
 			return 0, err
 		}
@@ -197,9 +236,15 @@ func (rs *restorer) run() (int, error) {
 		}
 	}
 	for _, tk := range rs.tasks {
+		if err := rs.canceled(); err != nil {
+			return 0, err
+		}
 		if err := rs.restoreState(tk); err != nil {
 			return 0, err
 		}
+	}
+	if err := rs.canceled(); err != nil {
+		return 0, err
 	}
 	// Every task has mapped and opened its files: deleted files can go.
 	if err := rs.ghosts.unlink(); err != nil {
@@ -222,6 +267,15 @@ func (rs *restorer) run() (int, error) {
 	rs.created, rs.createdThreads = nil, nil // they run on their own now
 	rs.log.Info("restored", "root", root, "tasks", len(rs.tasks))
 	return root, nil
+}
+
+// canceled returns an error wrapping ErrCanceled and the cause once
+// opts.Ctx is done.
+func (rs *restorer) canceled() error {
+	if rs.opts.Ctx.Err() == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrCanceled, context.Cause(rs.opts.Ctx))
 }
 
 // abort kills every task created so far and the stub, reaps them and removes

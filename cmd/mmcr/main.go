@@ -5,13 +5,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -94,6 +97,35 @@ func newLogger(c *cli.Context) (*slog.Logger, func(), error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closer, nil
 }
 
+// interruptible returns a context that SIGINT or SIGTERM cancels, with
+// the signal as its cause, and the function that stops catching them.
+// dump and restore check it between steps, so an interrupted mmcr takes
+// its ordinary failure path (the dumped tree detached as it was, the
+// restored tasks killed) instead of dying with tracees half-changed.
+func interruptible() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			cancel(fmt.Errorf("interrupted by %v", sig))
+		case <-done:
+		}
+	}()
+	var once bool
+	return ctx, func() {
+		if once {
+			return
+		}
+		once = true
+		signal.Stop(ch)
+		close(done)
+		cancel(nil)
+	}
+}
+
 func dumpCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "dump",
@@ -113,11 +145,14 @@ func dumpCommand() *cli.Command {
 			if c.Int("tree") <= 0 {
 				return fmt.Errorf("dump: invalid pid %d", c.Int("tree"))
 			}
+			ctx, stop := interruptible()
+			defer stop()
 			return dump.Run(dump.Options{
 				PID:          c.Int("tree"),
 				Dir:          c.String("images-dir"),
 				LeaveRunning: c.Bool("leave-running"),
 				Log:          log,
+				Ctx:          ctx,
 			})
 		},
 	}
@@ -127,11 +162,12 @@ func restoreCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "restore",
 		Usage:     "bring a dumped process tree back, running, with its original pids",
-		UsageText: "mmcr restore -D DIR [-d|--restore-detached] [--pidfile F] [-v...] [--log-file F]",
+		UsageText: "mmcr restore -D DIR [-d|--restore-detached] [--pidfile F] [--trust-images] [-v...] [--log-file F]",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "images-dir", Aliases: []string{"D"}, Usage: "image `DIR`", Required: true},
 			&cli.BoolFlag{Name: "restore-detached", Aliases: []string{"d"}, Usage: "return once the tree runs instead of waiting for its root"},
 			&cli.StringFlag{Name: "pidfile", Usage: "write the restored root's pid to `FILE`"},
+			&cli.BoolFlag{Name: "trust-images", Usage: "restore even from an image dir owned by another user, writable by others, or holding symbolic links"},
 		}, logFlags...),
 		Action: func(c *cli.Context) error {
 			log, closeLog, err := newLogger(c)
@@ -139,15 +175,21 @@ func restoreCommand() *cli.Command {
 				return err
 			}
 			defer closeLog()
+			ctx, stop := interruptible()
 			root, err := restore.Run(restore.Options{
-				Dir:      c.String("images-dir"),
-				Detached: c.Bool("restore-detached"),
-				PidFile:  c.String("pidfile"),
-				Log:      log,
-				Stdin:    os.Stdin,
-				Stdout:   os.Stdout,
-				Stderr:   os.Stderr,
+				Dir:         c.String("images-dir"),
+				Detached:    c.Bool("restore-detached"),
+				PidFile:     c.String("pidfile"),
+				TrustImages: c.Bool("trust-images"),
+				Log:         log,
+				Stdin:       os.Stdin,
+				Stdout:      os.Stdout,
+				Stderr:      os.Stderr,
+				Ctx:         ctx,
 			})
+			// The tree runs on its own now: signals take their default
+			// action on mmcr again.
+			stop()
 			if err != nil {
 				return err
 			}
