@@ -140,6 +140,9 @@ func Run(opts Options) (rootPID int, err error) {
 	if opts.Ctx == nil {
 		opts.Ctx = context.Background()
 	}
+	if err := dumpableForTasks(); err != nil {
+		return 0, fmt.Errorf("restore: %w", err)
+	}
 	runtime.LockOSThread()
 	// On a failure that leaves tracees in an unknown state the thread stays
 	// locked and dies with its goroutine's end; on success it is released.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 
 	"golang.org/x/sys/unix"
@@ -115,6 +116,27 @@ func compareXstate(tree *image.Tree, here []byte) error {
 					th.TID, t.PID, xcr0, size, hereXCR0, hereSize, ErrXstate)
 			}
 		}
+	}
+	return nil
+}
+
+// dumpableForTasks makes mmcr dumpable again when a non-root user runs a
+// copy with file capabilities (exec of such a file clears the flag). The
+// restored tasks open shared objects through /proc/<mmcr>/fd/N, and the
+// /proc directories of a non-dumpable process belong to root: the tasks,
+// running as that user, could not reach them. This opens nothing to the
+// user's other processes: the kernel still lets only a process with all of
+// mmcr's permitted capabilities (or CAP_SYS_PTRACE) ptrace it or open its
+// fds.
+func dumpableForTasks() error {
+	if unix.Getuid() == 0 {
+		return nil
+	}
+	if d, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0); err == nil && d == 1 {
+		return nil
+	}
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0); err != nil {
+		return os.NewSyscallError("prctl(PR_SET_DUMPABLE)", err)
 	}
 	return nil
 }
