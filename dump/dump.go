@@ -104,6 +104,8 @@ type dumper struct {
 	memfdFDs []memfdFD
 	w        *image.Writer
 	buf      []byte
+	// cow finds the private pages a task shares with its parent.
+	cow cowDeduper
 }
 
 // vmaRef names one VMA of one task: its map_files link.

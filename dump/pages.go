@@ -77,6 +77,13 @@ type pageCopier struct {
 	// pages of a private file mapping: zeros there differ from the file).
 	keepZero []bool
 	pages    uint64
+	// mem, when set, reads the runs instead of process_vm_readv. That
+	// pins the pages it reads, and pinning a page still shared
+	// copy-on-write copies it (the kernel unshares anonymous pages for a
+	// read-only pin): dumping a tree that way would break the very
+	// sharing dump records (cowDeduper) and double the tree's memory.
+	// /proc/PID/mem reads through a plain reference and leaves it shared.
+	mem *ptrace.Mem
 	// canceled is checked before each batch: a dump interrupted by a
 	// signal stops within one batch (at most copyBufSize bytes).
 	canceled func() error
@@ -145,7 +152,13 @@ func (c *pageCopier) flush() error {
 			return err
 		}
 	}
-	if err := ptrace.ReadVM(c.pid, c.local, c.iov); err != nil {
+	if c.mem != nil {
+		for i, v := range c.iov {
+			if err := c.mem.Read(uint64(v.Base), c.local[i]); err != nil {
+				return fmt.Errorf("read pages %#x-%#x: %w", v.Base, uint64(v.Base)+uint64(v.Len), err)
+			}
+		}
+	} else if err := ptrace.ReadVM(c.pid, c.local, c.iov); err != nil {
 		// A page may refuse process_vm_readv (e.g. a guard); /proc/PID/mem
 		// reads what the kernel can, one run at a time.
 		for i, v := range c.iov {
@@ -173,6 +186,18 @@ func (d *dumper) dumpPrivatePages(t *image.Task) error {
 		return taskErr(pid, "open page writer", err)
 	}
 	c := &pageCopier{pid: pid, pw: pw, buf: d.buf, canceled: d.canceled}
+	if err := d.cow.start(d, t); err != nil {
+		return taskErr(pid, "open pagemaps", err)
+	}
+	defer d.cow.done()
+	if len(d.order) > 1 {
+		// Pages may be shared copy-on-write within the tree: read them
+		// without pinning (see pageCopier.mem).
+		if c.mem, err = ptrace.OpenMem(pid, false); err != nil {
+			return taskErr(pid, "open memory", err)
+		}
+		defer c.mem.Close()
+	}
 	for _, v := range t.VMAs {
 		if !hasPrivatePages(v.Kind) {
 			continue
@@ -180,6 +205,9 @@ func (d *dumper) dumpPrivatePages(t *image.Task) error {
 		runs, err := d.fs.AnonPages(pid, v.Start, v.End)
 		if err != nil {
 			return taskErr(pid, fmt.Sprintf("scan pages of vma %#x-%#x", v.Start, v.End), err)
+		}
+		if runs, err = d.cow.dedupe(v, runs); err != nil {
+			return taskErr(pid, fmt.Sprintf("compare pages of vma %#x-%#x with parent %d", v.Start, v.End, t.PPID), err)
 		}
 		readable := v.Prot&unix.PROT_READ != 0
 		keepZero := v.Kind == image.KindPrivateFile
@@ -195,7 +223,7 @@ func (d *dumper) dumpPrivatePages(t *image.Task) error {
 	if err := pw.Close(); err != nil {
 		return taskErr(pid, "dump pages", err)
 	}
-	d.log.Debug("private pages dumped", "pid", pid, "pages", c.pages)
+	d.log.Debug("private pages dumped", "pid", pid, "pages", c.pages, "shared with parent", d.cow.done())
 	return nil
 }
 

@@ -66,7 +66,7 @@ func decodeExt(data []byte) (*extImage, error) {
 	if ext.Format != extFormat {
 		return nil, fileErr(ExtName, ErrBadMagic, "format %q, want %q", ext.Format, extFormat)
 	}
-	if ext.Version != extVersion {
+	if ext.Version != extVersion && ext.Version != extVersionCOW {
 		return nil, fileErr(ExtName, ErrUnsupported, "version %d (this mmcr reads %d)", ext.Version, extVersion)
 	}
 	return &ext, nil
@@ -159,6 +159,9 @@ func (r *Reader) readTree() (*Tree, error) {
 			task.PPID = ext.RootPPID
 		}
 		t.Tasks = append(t.Tasks, task)
+		if err := checkCOW(t.Tasks, i); err != nil {
+			return nil, fileErr(ExtName, ErrCorrupt, "%v", err)
+		}
 	}
 	return t, nil
 }
@@ -202,6 +205,9 @@ func (r *Reader) readTask(t *Tree, pe *pstree.PstreeEntry, et *extTask, byID map
 		}
 	}
 	task.Creds.CapAmb, task.Creds.NoNewPrivs = et.CapAmb, et.NoNewPrivs
+	for _, r := range et.ParentPages {
+		task.ParentPages = append(task.ParentPages, Range{r[0], r[1]})
+	}
 
 	var me mm.MmEntry
 	if err := r.decodeOne(mmName(pid), "MM", &me); err != nil {
@@ -311,7 +317,8 @@ func threadFromCore(name string, ce *criu_core.CoreEntry, tid int, xsave []byte)
 	if g.GetMode() != core_x86.UserX86RegsMode_NATIVE {
 		return nil, fileErr(name, ErrUnsupported, "32-bit (compat) task")
 	}
-	th := &Thread{TID: tid, Xsave: xsave, SigMask: tc.GetBlkSigset()}
+	th := &Thread{TID: tid, Xsave: xsave, SigMask: tc.GetBlkSigset(), Comm: tc.GetComm(),
+		ClearTID: ti.GetClearTidAddr(), RobustList: tc.GetFutexRla(), RobustListLen: tc.GetFutexRlaLen()}
 	if len(xsave) == 0 {
 		th.Xsave = nil
 	}
@@ -434,7 +441,7 @@ func mmFromEntry(t *Tree, name string, me *mm.MmEntry, et *extTask, task *Task, 
 		}
 		v := &VMA{Start: ve.GetStart(), End: ve.GetEnd(), Pgoff: ve.GetPgoff(), Prot: ve.GetProt(),
 			Flags: ve.GetFlags(), Kind: kind, Madv: ve.GetMadv(), VmFlags: ev.VmFlags,
-			FileID: ev.FileID, ShmID: ev.ShmID, Name: ev.Name}
+			FileID: ev.FileID, ShmID: ev.ShmID, Name: ev.Name, FromParent: ev.FromParent}
 		if (v.FileID != 0 && t.FileByID(v.FileID) == nil) || (v.ShmID != 0 && t.SharedObjectByID(v.ShmID) == nil) {
 			return fileErr(ExtName, ErrCorrupt, "VMA %#x-%#x refers to unknown file %d or object %d", v.Start, v.End, v.FileID, v.ShmID)
 		}

@@ -58,6 +58,27 @@
 // and flags/pos of external fds). A reader refuses another format or version
 // (ErrBadMagic, ErrUnsupported).
 //
+// # Memory shared copy-on-write with the parent (mmcr-ext version 2)
+//
+// A private page a child still shares with its parent at dump (fork gave
+// both one physical page, as /proc/PID/pagemap's PFNs show, and neither
+// wrote it since) is stored once, in the parent's pages. The child's VMA is
+// then marked "from_parent": true (VMA.FromParent: the parent has a VMA it
+// can be the fork's copy of, see Inheritable) and the child's
+// "parent_pages" lists those pages as [start, end) address pairs
+// (Task.ParentPages). The child's pagemap holds only its own pages. Restore
+// forks the child from its parent once the parent's memory is in place,
+// keeps the parent's pages listed in parent_pages, writes its own pagemap's
+// pages and drops every other page of the VMA. An ext file using either
+// field says version 2, so that a reader of version 1 refuses it rather
+// than restore the child without those pages; one without says version 1.
+//
+// CRIU has no record for this: its PE_PARENT flag (and the old in_parent)
+// means "in the parent image directory" of an incremental dump, not "the
+// parent task's page", so it is not used. crit decodes every file as
+// before; a CRIU restore of such an image would lack the shared pages in
+// the children (CRIU cannot restore mmcr images anyway: mmcr-ext.json).
+//
 // # manifest.json (format "mmcr-image", version 1)
 //
 // Written by Writer.Commit after every other file, through a rename, so a

@@ -189,6 +189,11 @@ func checkTree(t *Tree) error {
 			return fmt.Errorf("image: task %d: bad pid, ppid %d, pgid %d or sid %d", task.PID, task.PPID, task.PGID, task.SID)
 		}
 	}
+	for i := range t.Tasks {
+		if err := checkCOW(t.Tasks, i); err != nil {
+			return fmt.Errorf("image: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -268,6 +273,9 @@ func (w *Writer) writeTree(t *Tree) error {
 
 	for _, task := range t.Tasks {
 		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs}
+		for _, r := range task.ParentPages {
+			et.ParentPages = append(et.ParentPages, [2]uint64{r.Start, r.End})
+		}
 		// ids-PID.img: crit's explore commands find fdinfo-FILES_ID.img through it.
 		if err := w.writeImage(idsName(task.PID), "IDS", kobjIDs(uint32(task.PID))); err != nil {
 			return err
@@ -289,7 +297,10 @@ func (w *Writer) writeTree(t *Tree) error {
 			Dumpable: proto.Int32(task.Mm.Dumpable), ThpDisabled: proto.Bool(task.Mm.THPDisabled),
 		}
 		for _, v := range task.VMAs {
-			ev := extVMA{Name: v.Name, VmFlags: v.VmFlags, VvarVclock: v.Kind == KindVVARVclock}
+			ev := extVMA{Name: v.Name, VmFlags: v.VmFlags, VvarVclock: v.Kind == KindVVARVclock, FromParent: v.FromParent}
+			if v.FromParent {
+				ext.Version = extVersionCOW
+			}
 			var shmid uint64
 			switch v.Kind {
 			case KindPrivateFile, KindSharedFile:
@@ -447,16 +458,19 @@ func coreEntry(task *Task, th *Thread, leader bool) *criu_core.CoreEntry {
 	}
 	ce := &criu_core.CoreEntry{
 		Mtype: criu_core.CoreEntry_X86_64.Enum(),
-		ThreadInfo: &core_x86.ThreadInfoX86{ClearTidAddr: proto.Uint64(0), Gpregs: gp,
+		ThreadInfo: &core_x86.ThreadInfoX86{ClearTidAddr: proto.Uint64(th.ClearTID), Gpregs: gp,
 			Fpregs: fpregsEntry(th.Xsave)},
 		ThreadCore: &criu_core.ThreadCoreEntry{
-			FutexRla: proto.Uint64(0), FutexRlaLen: proto.Uint32(0),
+			FutexRla: proto.Uint64(th.RobustList), FutexRlaLen: proto.Uint32(th.RobustListLen),
 			BlkSigset: proto.Uint64(th.SigMask),
 			Sas: &criu_core.ThreadSasEntry{SsSp: proto.Uint64(th.AltStack.SP), SsSize: proto.Uint64(th.AltStack.Size),
 				SsFlags: proto.Uint32(uint32(th.AltStack.Flags))},
 			SignalsP: sigQueue(th.Pending),
 			Creds:    credsEntry(&task.Creds),
 		},
+	}
+	if th.Comm != "" {
+		ce.ThreadCore.Comm = proto.String(th.Comm)
 	}
 	if th.Rseq.Addr != 0 || th.Rseq.Len != 0 || th.Rseq.Sig != 0 {
 		ce.ThreadCore.RseqEntry = &rseq.RseqEntry{RseqAbiPointer: proto.Uint64(th.Rseq.Addr),

@@ -7,6 +7,10 @@ package image
 const (
 	extFormat  = "mmcr-ext"
 	extVersion = 1
+	// extVersionCOW is written when a task shares memory copy-on-write
+	// with its parent (from_parent VMAs, parent_pages): a reader of
+	// version 1 would restore such a task with that memory missing.
+	extVersionCOW = 2
 )
 
 type extImage struct {
@@ -47,6 +51,8 @@ type extTask struct {
 	Threads    []extThread `json:"threads"` // same order as pstree threads
 	VMAs       []extVMA    `json:"vmas"`    // same order as mm-PID.img vmas
 	FDs        []extFD     `json:"fds"`     // same order as fdinfo-PID.img
+	// ParentPages are Task.ParentPages as [start, end) pairs.
+	ParentPages [][2]uint64 `json:"parent_pages,omitempty"`
 }
 
 type extThread struct {
@@ -61,6 +67,8 @@ type extVMA struct {
 	// FileID/ShmID when not already carried by vma_entry.shmid.
 	FileID uint32 `json:"file_id,omitempty"`
 	ShmID  uint32 `json:"shm_id,omitempty"`
+	// FromParent is VMA.FromParent (version 2).
+	FromParent bool `json:"from_parent,omitempty"`
 }
 
 type extFD struct {

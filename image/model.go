@@ -53,7 +53,17 @@ type Task struct {
 	Itimers [3]Itimer
 	// SharedPending are process-wide pending signals (raw siginfo).
 	SharedPending []SigInfo
+
+	// ParentPages are the pages of FromParent VMAs that were still shared
+	// copy-on-write with the parent at dump (one physical page in both
+	// tasks): their content is the parent's, stored once, in the parent's
+	// pages. Sorted, not overlapping, page-aligned, each inside one
+	// FromParent VMA, disjoint from the task's own dumped pages.
+	ParentPages []Range
 }
+
+// Range is the address range [Start, End), page-aligned.
+type Range struct{ Start, End uint64 }
 
 // Thread is the per-thread state.
 type Thread struct {
@@ -69,6 +79,18 @@ type Thread struct {
 	// Pending are this thread's private pending signals (raw siginfo).
 	Pending []SigInfo
 	Rseq    Rseq
+	// Comm is the thread's own name (/proc/PID/task/TID/comm); "" in
+	// images that lack it: the task's Comm then.
+	Comm string
+	// ClearTID is the thread's clear_child_tid address (set_tid_address,
+	// CLONE_CHILD_CLEARTID): the word the kernel zeroes and futex-wakes
+	// when the thread exits, which pthread_join waits on. 0: none.
+	ClearTID uint64
+	// RobustList is the thread's robust futex list head and its length
+	// (set_robust_list), which the kernel walks when the thread dies
+	// holding robust mutexes. Head 0: none registered.
+	RobustList    uint64
+	RobustListLen uint32
 }
 
 // SigInfo is a raw 128-byte kernel siginfo_t, as PTRACE_PEEKSIGINFO gives it.
@@ -174,6 +196,16 @@ type VMA struct {
 	ShmID uint32
 	// Name is the pathname column of /proc/PID/maps: a hint only.
 	Name string
+	// FromParent says the task's parent (in the tree) has a VMA this one
+	// can be the fork's copy of (Inheritable: private anonymous, same or
+	// a part of its range, same attributes, kept across fork) and the
+	// task still shared some of its pages with the parent at dump.
+	// Restore then makes the task by fork once the parent's memory is in
+	// place, keeps this range of the inherited VMA, with the parent's
+	// pages where Task.ParentPages says so, writes the task's own dumped
+	// pages over it and discards (MADV_DONTNEED) every other page: memory
+	// that was shared copy-on-write is shared again, and stored once.
+	FromParent bool
 }
 
 // Len is the VMA's length in bytes.

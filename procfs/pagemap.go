@@ -173,6 +173,54 @@ func (fs FS) PagePFNs(pid int, start, end uint64) ([]uint64, error) {
 	return es, nil
 }
 
+// Pagemap is an open /proc/PID/pagemap, for callers that read many ranges
+// of one task.
+type Pagemap struct {
+	pid int
+	f   *os.File
+	buf []byte
+}
+
+// OpenPagemap opens pid's pagemap.
+func (fs FS) OpenPagemap(pid int) (*Pagemap, error) {
+	f, err := os.Open(fs.path(pid, "pagemap"))
+	if err != nil {
+		return nil, err
+	}
+	return &Pagemap{pid: pid, f: f}, nil
+}
+
+// Close closes the pagemap file.
+func (p *Pagemap) Close() error { return p.f.Close() }
+
+// PFNs appends to dst the PFN of every page in [start, end) (0: not
+// present, or PFNs hidden without CAP_SYS_ADMIN) and returns it.
+func (p *Pagemap) PFNs(dst []uint64, start, end uint64) ([]uint64, error) {
+	if start%pageSize != 0 || end%pageSize != 0 || end < start {
+		return dst, fmt.Errorf("pagemap of %d: bad range %x-%x", p.pid, start, end)
+	}
+	const batch = 8192 // entries per read: 64 KiB
+	if p.buf == nil {
+		p.buf = make([]byte, batch*8)
+	}
+	for addr := start; addr < end; {
+		n := min((end-addr)/pageSize, batch)
+		b := p.buf[:n*8]
+		got, err := p.f.ReadAt(b, int64(addr/pageSize*8))
+		if got < len(b) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return dst, fmt.Errorf("pagemap of %d at %x: %w", p.pid, addr, err)
+		}
+		for i := 0; i < got; i += 8 {
+			dst = append(dst, PFN(binary.LittleEndian.Uint64(b[i:])))
+		}
+		addr += n * pageSize
+	}
+	return dst, nil
+}
+
 // ZeroPFN returns the PFN of the kernel's shared zero page, or 0 when there
 // is none to learn: pagemap hides PFNs without CAP_SYS_ADMIN, and some
 // kernels never map the zero page (e.g. booted with pvm_no_zero_page=1:

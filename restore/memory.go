@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"sort"
 
 	"golang.org/x/sys/unix"
 
@@ -35,6 +36,14 @@ func (rs *restorer) restoreMemory(tk *task) error {
 	// per batchMax syscalls; what needs a result (open, shared objects)
 	// runs on its own, in address order with the rest.
 	b := &batch{}
+	// A child starts as a fork of its restored parent: it keeps the VMAs
+	// it inherits (FromParent), everything else of the parent goes.
+	var keep []span
+	for _, v := range tk.t.VMAs {
+		if v.FromParent {
+			keep = append(keep, span{v.Start, v.End})
+		}
+	}
 	var vdso span // the stub's [vvar][vvar_vclock][vdso] block
 	for _, m := range maps {
 		switch {
@@ -46,7 +55,9 @@ func (rs *restorer) restoreMemory(tk *task) error {
 		case m.Path == "[vsyscall]":
 			continue
 		}
-		b.add(fmt.Sprintf("unmap stub mapping %#x-%#x %s", m.Start, m.End, m.Path), unix.SYS_MUNMAP, m.Start, m.End-m.Start)
+		for _, p := range subtractSpans(span{m.Start, m.End}, keep) {
+			b.add(fmt.Sprintf("unmap inherited mapping %#x-%#x %s", p.start, p.end, m.Path), unix.SYS_MUNMAP, p.start, p.len())
+		}
 	}
 	if err := rs.runBatch(tk, b); err != nil {
 		return err
@@ -92,6 +103,23 @@ func (rs *restorer) restoreMemory(tk *task) error {
 }
 
 type span struct{ start, end uint64 }
+
+// subtractSpans returns the parts of s outside every span of keep (sorted,
+// not overlapping).
+func subtractSpans(s span, keep []span) []span {
+	i := sort.Search(len(keep), func(i int) bool { return keep[i].end > s.start })
+	var out []span
+	for cur := s.start; cur < s.end; i++ {
+		if i == len(keep) || keep[i].start >= s.end {
+			return append(out, span{cur, s.end})
+		}
+		if keep[i].start > cur {
+			out = append(out, span{cur, keep[i].start})
+		}
+		cur = max(cur, keep[i].end)
+	}
+	return out
+}
 
 func (s span) empty() bool { return s.end == 0 }
 func (s span) len() uint64 { return s.end - s.start }
@@ -157,6 +185,9 @@ func (rs *restorer) moveVDSO(tk *task, cur span) error {
 func (rs *restorer) mapVMA(tk *task, v *image.VMA, fds map[uint32]uint64, b *batch) error {
 	const fixed = unix.MAP_FIXED
 	prot := uint64(v.Prot)
+	if v.FromParent {
+		return nil // inherited by fork, with the parent's pages
+	}
 	switch v.Kind {
 	case image.KindVDSO, image.KindVVAR, image.KindVVARVclock, image.KindVsyscall:
 		return nil
@@ -393,7 +424,7 @@ func (rs *restorer) setMm(tk *task) error {
 		return nil
 	}
 	exeFd := uint64(0xffffffff)
-	if f := rs.tree.FileByID(m.ExeFileID); f != nil {
+	if f := rs.tree.FileByID(m.ExeFileID); f != nil && tk.exe != m.ExeFileID {
 		fd, err := rs.remoteOpen(tk, rs.ghosts.path(f), unix.O_RDONLY)
 		if err != nil {
 			return fmt.Errorf("task %d: exe: %w", tk.t.PID, err)
@@ -422,8 +453,16 @@ func (rs *restorer) setMm(tk *task) error {
 		return fmt.Errorf("%w (code %#x-%#x data %#x-%#x brk %#x-%#x stack %#x)", err,
 			m.StartCode, m.EndCode, m.StartData, m.EndData, m.StartBrk, m.Brk, m.StartStack)
 	}
-	if m.THPDisabled {
-		if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_SET_THP_DISABLE, 1, 0, 0, 0); err != nil {
+	if rs.tree.FileByID(m.ExeFileID) != nil {
+		tk.exe = m.ExeFileID
+	}
+	// A fork inherits the THP-disable flag of its parent.
+	if m.THPDisabled || (tk.parent != nil && tk.parent.t.Mm.THPDisabled) {
+		v := uint64(0)
+		if m.THPDisabled {
+			v = 1
+		}
+		if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_SET_THP_DISABLE, v, 0, 0, 0); err != nil {
 			rs.log.Warn("THP disable not restored", "pid", tk.t.PID, "err", err)
 		}
 	}

@@ -60,6 +60,15 @@ func (rs *restorer) writePages(tk *task) error {
 	if err != nil {
 		return fmt.Errorf("pages of %d: %w", pid, err)
 	}
+	if zap := inheritedZaps(tk.t, runs); len(zap) > 0 {
+		b := &batch{}
+		for _, z := range zap {
+			b.add(fmt.Sprintf("drop inherited pages %#x-%#x", z.start, z.end), unix.SYS_MADVISE, z.start, z.len(), unix.MADV_DONTNEED)
+		}
+		if err := rs.runBatch(tk, b); err != nil {
+			return err
+		}
+	}
 	mem, err := ptrace.OpenMem(pid, true)
 	if err != nil {
 		return err
@@ -121,4 +130,35 @@ func readFull(f *os.File, b []byte, off int64) error {
 		err = io.ErrUnexpectedEOF
 	}
 	return fmt.Errorf("read %d bytes at %d of %s: %w", len(b), off, f.Name(), err)
+}
+
+// inheritedZaps returns the ranges of t's FromParent VMAs that hold
+// neither one of its own dumped pages (runs, sorted) nor a page it shared
+// with its parent (ParentPages): pages the parent has there but the task
+// had not (never touched, dropped, or all zeros) must go after the fork.
+func inheritedZaps(t *image.Task, runs []image.PageRun) []span {
+	var keep []span
+	for _, r := range runs {
+		keep = append(keep, span{r.Addr, r.Addr + r.Len})
+	}
+	for _, r := range t.ParentPages {
+		keep = append(keep, span{r.Start, r.End})
+	}
+	sort.Slice(keep, func(i, j int) bool { return keep[i].start < keep[j].start })
+	// Merge overlaps so subtractSpans sees sorted, disjoint spans.
+	merged := keep[:0]
+	for _, k := range keep {
+		if n := len(merged); n > 0 && k.start <= merged[n-1].end {
+			merged[n-1].end = max(merged[n-1].end, k.end)
+			continue
+		}
+		merged = append(merged, k)
+	}
+	var out []span
+	for _, v := range t.VMAs {
+		if v.FromParent {
+			out = append(out, subtractSpans(span{v.Start, v.End}, merged)...)
+		}
+	}
+	return out
 }

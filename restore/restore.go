@@ -115,6 +115,9 @@ type task struct {
 	parent *task
 	// threads are all threads once created, the leader first (its r is r).
 	threads []*thread
+	// exe is the file ID setMm made the task's exe link (0: still the
+	// stub's); a child forked from the task inherits it.
+	exe uint32
 }
 
 // thread is one thread of a task being restored.
@@ -215,24 +218,18 @@ func (rs *restorer) run() (int, error) {
 	if err := rs.canceled(); err != nil {
 		return 0, err
 	}
+	// Every task gets its memory right after it is made, before its
+	// children: they are forks of it and inherit what they shared with
+	// it copy-on-write at dump.
 	if err := rs.createTasks(); err != nil {
 		return 0, err
 	}
-	phase("create tasks")
+	phase("create tasks and memory")
 	if testHookAfterCreate != nil {
 		if err := testHookAfterCreate(); err != nil {
 			return 0, err
 		}
 	}
-	for _, tk := range rs.tasks {
-		if err := rs.canceled(); err != nil {
-			return 0, err
-		}
-		if err := rs.restoreMemory(tk); err != nil {
-			return 0, err
-		}
-	}
-	phase("memory")
 	for _, tk := range rs.tasks {
 		if err := rs.createThreads(tk); err != nil {
 			return 0, err

@@ -146,9 +146,15 @@ func stubPath(exe string) string {
 }
 
 // createTasks makes every task with its original pid, in tree order, and
-// rebuilds sessions and process groups.
+// its memory (restoreMemory) before any child of it, then rebuilds
+// sessions and process groups. A child is a fork of its restored parent:
+// the VMAs it shared with the parent at dump (VMA.FromParent) it inherits
+// with their pages still shared copy-on-write.
 func (rs *restorer) createTasks() error {
 	for i, t := range rs.tree.Tasks {
+		if err := rs.canceled(); err != nil {
+			return err
+		}
 		var in *ptrace.Remote
 		var flags uint64
 		var parent *task
@@ -160,6 +166,9 @@ func (rs *restorer) createTasks() error {
 			in = parent.r
 		}
 		tk := &task{t: t, parent: parent}
+		if parent != nil {
+			tk.exe = parent.exe // a fork's exe link is its parent's
+		}
 		if err := rs.clone(in, t.PID, flags); err != nil {
 			return err
 		}
@@ -190,6 +199,9 @@ func (rs *restorer) createTasks() error {
 			if _, err := tk.sys(unix.SYS_SETPGID, 0, 0); err != nil {
 				return err
 			}
+		}
+		if err := rs.restoreMemory(tk); err != nil {
+			return err
 		}
 	}
 	// Joining a group whose leader came later in tree order.
