@@ -52,6 +52,9 @@ type caseResult struct {
 	ImageBytes     int64 `json:"image_bytes"`
 	PssBeforeKiB   int64 `json:"pss_before_kib,omitempty"`
 	PssAfterKiB    int64 `json:"pss_after_kib,omitempty"`
+	// Every verified run's times, in run order, to judge the noise.
+	DumpRunsNs    []int64 `json:"dump_runs_ns"`
+	RestoreRunsNs []int64 `json:"restore_runs_ns"`
 }
 
 func (r *caseResult) ok() bool { return len(r.Errors) == 0 && r.Runs > 0 && r.Verified == r.Runs }
@@ -355,6 +358,7 @@ func (e *env) runCase(c caseSpec) *caseResult {
 		}
 	}
 	r.DumpNs, r.RestoreNs = median(dumps), median(restores)
+	r.DumpRunsNs, r.RestoreRunsNs = dumps, restores
 	r.RefWriteNs, r.RefReadPlainNs, r.RefReadPVWNs = median(writes), median(reads), median(readsPVW)
 	r.RefReadNs = min(r.RefReadPlainNs, r.RefReadPVWNs)
 	r.ImageBytes = median(images)
