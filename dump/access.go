@@ -104,7 +104,20 @@ func notTraced(pid, tid int) error {
 	if err != nil || tp == 0 {
 		return nil // gone or unreadable: the seize says what is wrong
 	}
-	return fmt.Errorf("pid %d is already traced by %d (another mmcr?)", tid, tp)
+	return fmt.Errorf("pid %d is already traced by %d (another mmcr?)", tid, processOf(tp))
+}
+
+// processOf returns the process (thread group) of thread tid: TracerPid
+// names the tracing thread, a user knows the process.
+func processOf(tid int) int {
+	v, err := statusField(fmt.Sprintf("/proc/%d/status", tid), "Tgid")
+	if err != nil {
+		return tid
+	}
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return n
+	}
+	return tid
 }
 
 // explainDenied turns the EPERM of a seize into the reason a user can act

@@ -121,7 +121,7 @@ func (d *dumper) explainSeize(pid int, err error) error {
 	}
 	if errors.Is(err, unix.EPERM) {
 		if tp, terr := tracerOf(pid, pid); terr == nil && tp != 0 {
-			return fmt.Errorf("pid %d is already traced by %d (another mmcr?): %w", pid, tp, err)
+			return fmt.Errorf("pid %d is already traced by %d (another mmcr?): %w", pid, processOf(tp), err)
 		}
 		return explainDenied(pid, err)
 	}
