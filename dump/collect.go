@@ -48,6 +48,9 @@ func (d *dumper) collectTask(pid int) (*image.Task, error) {
 
 	for _, tid := range d.threads[pid] {
 		th, err := collectThread(tid)
+		if err == nil {
+			th.Comm, err = d.fs.ThreadComm(pid, tid)
+		}
 		if err != nil {
 			return nil, taskErr(pid, "read thread "+strconv.Itoa(tid), err)
 		}
@@ -171,6 +174,11 @@ func collectThread(tid int) (*image.Thread, error) {
 		return nil, err
 	}
 	th.Rseq = image.Rseq{Addr: rs.Addr, Len: rs.Len, Sig: rs.Sig}
+	head, n, err := ptrace.GetRobustList(tid)
+	if err != nil {
+		return nil, err
+	}
+	th.RobustList, th.RobustListLen = head, uint32(n)
 	return th, nil
 }
 

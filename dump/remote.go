@@ -21,7 +21,8 @@ const (
 	offSigactions = 0
 	offItimers    = offSigactions + numSignals*sigactionSize // 2048
 	offAltStack   = offItimers + 3*itimerSize                // 2144
-	scratchUsed   = offAltStack + stackTSize
+	offTIDAddr    = offAltStack + stackTSize                 // 2168: PR_GET_TID_ADDRESS's answer
+	scratchUsed   = offTIDAddr + 8
 )
 
 // testHookRemote, when set (tests only), runs while pid's scratch page is
@@ -143,8 +144,9 @@ func (d *dumper) collectRemote(t *image.Task) (err error) {
 		}
 	}
 
-	// sigaltstack is per thread: the leader through r, others each
-	// through their own Remote (sharing the scratch page: one mm).
+	// sigaltstack and clear_child_tid are per thread: the leader through
+	// r, others each through their own Remote (sharing the scratch page:
+	// one mm).
 	for i, th := range t.Threads {
 		rr := r
 		if i > 0 {
@@ -153,6 +155,9 @@ func (d *dumper) collectRemote(t *image.Task) (err error) {
 			}
 		}
 		err := readAltStack(rr, scratch, &th.AltStack)
+		if err == nil {
+			th.ClearTID, err = readTIDAddress(rr, scratch)
+		}
 		if i > 0 {
 			if rerr := rr.Restore(); rerr != nil && err == nil {
 				err = rerr
@@ -163,6 +168,20 @@ func (d *dumper) collectRemote(t *image.Task) (err error) {
 		}
 	}
 	return nil
+}
+
+// readTIDAddress asks the thread behind r for its clear_child_tid address
+// (prctl PR_GET_TID_ADDRESS, which only a thread can ask of itself).
+func readTIDAddress(r *ptrace.Remote, scratch uint64) (uint64, error) {
+	at := scratch + offTIDAddr
+	if _, err := r.Syscall(unix.SYS_PRCTL, unix.PR_GET_TID_ADDRESS, at); err != nil {
+		return 0, fmt.Errorf("prctl(PR_GET_TID_ADDRESS): %w", err)
+	}
+	var b [8]byte
+	if err := ptrace.ReadMem(r.TID, at, b[:]); err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint64(b[:]), nil
 }
 
 func readAltStack(r *ptrace.Remote, scratch uint64, ss *image.SigAltStack) error {

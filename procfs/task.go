@@ -33,6 +33,16 @@ func readPidDir(name string) ([]int, error) {
 	return out, nil
 }
 
+// ThreadComm reads /proc/PID/task/TID/comm: a thread's own name, without
+// the trailing newline.
+func (fs FS) ThreadComm(pid, tid int) (string, error) {
+	b, err := readFile(fs.path(pid, "task", strconv.Itoa(tid), "comm"))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(string(b), "\n"), nil
+}
+
 // Children reads /proc/PID/task/TID/children: the children that thread
 // tid created (CONFIG_PROC_CHILDREN). A task's children are the union over
 // its threads.

@@ -134,3 +134,16 @@ func GetRseq(tid int) (RseqConfig, error) {
 	}
 	return RseqConfig{Addr: c.Pointer, Len: c.Size, Flags: c.Flags, Sig: c.Signature}, nil
 }
+
+// GetRobustList returns thread tid's robust futex list head and length
+// (get_robust_list(2); head 0: none registered). It is not a ptrace
+// request, but it needs the same right over tid (PTRACE_MODE_READ).
+func GetRobustList(tid int) (head uint64, length uint64, err error) {
+	var h, l uint64
+	_, _, e := unix.Syscall(unix.SYS_GET_ROBUST_LIST, uintptr(tid),
+		uintptr(unsafe.Pointer(&h)), uintptr(unsafe.Pointer(&l)))
+	if e != 0 {
+		return 0, 0, &TaskError{TID: tid, Op: "read robust list of", Err: os.NewSyscallError("get_robust_list", e)}
+	}
+	return h, l, nil
+}

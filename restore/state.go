@@ -274,25 +274,13 @@ func (rs *restorer) restoreTimers(tk *task) error {
 	return nil
 }
 
-// restoreThreads sets each thread's own state: alternate stack, rseq,
-// private pending signals, then (last, as they are per thread too) the
-// credentials of every thread, the leader's last.
+// restoreThreads sets each thread's own state: name, alternate stack,
+// rseq, clear_child_tid, robust list, private pending signals, then (last,
+// as they are per thread too) the credentials of every thread, the
+// leader's last.
 func (rs *restorer) restoreThreads(tk *task) error {
-	off := rs.tidOffset(tk)
 	for _, thr := range tk.threads {
 		if err := rs.restoreThread(tk, thr); err != nil {
-			return fmt.Errorf("thread %d: %w", thr.tid, err)
-		}
-		if off < 0 {
-			continue
-		}
-		addr := thr.th.Regs.Fs_base + uint64(off)
-		var b [4]byte
-		if err := ptrace.ReadMem(thr.tid, addr, b[:]); err != nil || int(binary.LittleEndian.Uint32(b[:])) != thr.tid {
-			rs.log.Warn("clear_child_tid not restored", "tid", thr.tid)
-			continue
-		}
-		if _, err := thr.sys(unix.SYS_SET_TID_ADDRESS, addr); err != nil {
 			return fmt.Errorf("thread %d: %w", thr.tid, err)
 		}
 	}
@@ -311,34 +299,32 @@ func (rs *restorer) restoreThreads(tk *task) error {
 	return nil
 }
 
-// tidOffset finds where the thread library keeps each thread's tid, as
-// an offset from the thread pointer (fs_base): that word is the thread's
-// clear_child_tid address, which the kernel clears and futex-wakes when the
-// thread exits and pthread_join waits on. The image does not carry the
-// address, so it is found in the restored memory: the first 4-byte word in
-// the page at the leader's fs_base that holds the leader's pid (glibc's
-// struct pthread.tid). -1 when there is nothing convincing, or one thread.
-func (rs *restorer) tidOffset(tk *task) int {
-	if len(tk.threads) < 2 {
-		return -1
-	}
-	fs := tk.t.Threads[0].Regs.Fs_base
-	if fs == 0 {
-		return -1
-	}
-	buf := make([]byte, 2048)
-	if err := ptrace.ReadMem(tk.t.PID, fs, buf); err != nil {
-		return -1
-	}
-	for off := 16; off+4 <= len(buf); off += 4 {
-		if int(binary.LittleEndian.Uint32(buf[off:])) == tk.t.PID {
-			return off
+func (rs *restorer) restoreThread(tk *task, thr *thread) error {
+	// Threads are made as copies of the leader, named as the task; a
+	// thread that named itself gets its own name back.
+	if c := thr.th.Comm; c != "" && c != tk.t.Comm {
+		s := rs.newScratch()
+		name := s.str(c)
+		if err := s.write(thr.tid); err != nil {
+			return err
+		}
+		if _, err := thr.sys(unix.SYS_PRCTL, unix.PR_SET_NAME, name, 0, 0, 0); err != nil {
+			return fmt.Errorf("name %q: %w", c, err)
 		}
 	}
-	return -1
-}
-
-func (rs *restorer) restoreThread(tk *task, thr *thread) error {
+	// The word pthread_join waits on: zeroed and woken at the thread's exit.
+	if a := thr.th.ClearTID; a != 0 {
+		if _, err := thr.sys(unix.SYS_SET_TID_ADDRESS, a); err != nil {
+			return err
+		}
+	}
+	// The kernel releases the robust mutexes of a thread that dies holding
+	// them only through this list.
+	if h := thr.th.RobustList; h != 0 {
+		if _, err := thr.sys(unix.SYS_SET_ROBUST_LIST, h, uint64(thr.th.RobustListLen)); err != nil {
+			return fmt.Errorf("set_robust_list(%#x, %d): %w", h, thr.th.RobustListLen, err)
+		}
+	}
 	as := thr.th.AltStack
 	if as.SP != 0 && as.Flags&ssDisable == 0 {
 		s := rs.newScratch()

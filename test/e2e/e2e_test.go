@@ -37,8 +37,11 @@ const (
 // scenario is one table entry: a workload source in testdata/ and how to
 // run it. The same workload may serve several scenarios.
 type scenario struct {
-	name   string
-	src    string   // C source in testdata/
+	name string
+	// src is the workload in testdata/: a C source (NAME.c), a Go main
+	// package (a directory, built with go build) or a Python script
+	// (NAME.py, run with python3; skipped where there is none).
+	src    string
 	args   []string // workload arguments
 	cflags []string // extra gcc flags (binaries are built once per src+cflags)
 	mode   scenarioMode
@@ -77,12 +80,17 @@ var scenarios = []scenario{
 	{name: "leave-running", src: "simple.c", mode: modeLeaveRunning},
 	{name: "bad-images", src: "simple.c", mode: modeBadImages},
 	{name: "restore-foreground", src: "simple.c", mode: modeForeground},
+	{name: "threads", src: "threads.c", cflags: []string{"-pthread"}},
+	{name: "threads-tree", src: "threads_tree.c", cflags: []string{"-pthread"}},
+	{name: "python-threads", src: "pythreads.py"},
 }
 
 var (
 	mmcrBin    string
 	bins       = map[string]string{} // binKey(sc) → workload binary
 	skipReason string
+	// python3 runs the .py workloads; "" when there is none.
+	python3 string
 	noCR       = os.Getenv("MMCR_E2E_NOCR") == "1"
 	keepDirs   = os.Getenv("MMCR_E2E_KEEP") == "1"
 	// deadline is when the suite stops starting work and fails instead,
@@ -204,7 +212,7 @@ func touchSources(root string) {
 			return nil
 		}
 		switch filepath.Ext(p) {
-		case ".go", ".c", ".h", ".mod", ".sum":
+		case ".go", ".c", ".h", ".py", ".mod", ".sum":
 			if f, err := os.Open(p); err == nil {
 				f.Close()
 			}
@@ -241,21 +249,50 @@ func build(dir string) error {
 		mu   sync.Mutex
 		errs []error
 	)
+	// Python is optional (the scenarios say so when they skip); the
+	// workloads run with PATH=/usr/bin:/bin, so look there first.
+	for _, p := range []string{"/usr/bin/python3", "/bin/python3"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+			python3 = p
+			break
+		}
+	}
+	if python3 == "" {
+		python3, _ = exec.LookPath("python3")
+	}
 	for i, sc := range scenarios {
 		key := binKey(sc)
 		if _, ok := bins[key]; ok {
 			continue
 		}
+		src := filepath.Join("testdata", sc.src)
 		out := filepath.Join(dir, fmt.Sprintf("%s-%d", strings.TrimSuffix(sc.src, ".c"), i))
+		var cmd []string
+		switch {
+		case strings.HasSuffix(sc.src, ".py"):
+			abs, err := filepath.Abs(src)
+			if err != nil {
+				return err
+			}
+			bins[key] = abs // run by python3 (workloadCmd)
+			continue
+		case strings.HasSuffix(sc.src, ".c"):
+			cmd = append([]string{"gcc", "-O1", "-g", "-Wall", "-Wextra", "-o", out, src}, sc.cflags...)
+			cmd = append(cmd, "-lm")
+		default: // a Go main package (stdlib only)
+			goBin, err := exec.LookPath("go")
+			if err != nil {
+				goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+			}
+			cmd = []string{goBin, "build", "-o", out, "./" + src}
+		}
 		bins[key] = out
-		args := append([]string{"-O1", "-g", "-Wall", "-Wextra", "-o", out, filepath.Join("testdata", sc.src)}, sc.cflags...)
-		args = append(args, "-lm")
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if b, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
+			if b, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
 				mu.Lock()
-				errs = append(errs, fmt.Errorf("gcc %s: %v\n%s", strings.Join(args, " "), err, b))
+				errs = append(errs, fmt.Errorf("%s: %v\n%s", strings.Join(cmd, " "), err, b))
 				mu.Unlock()
 			}
 		}()
@@ -264,12 +301,27 @@ func build(dir string) error {
 	return errors.Join(errs...)
 }
 
+// workloadCmd returns the program and arguments that run sc's workload,
+// or a reason to skip it.
+func workloadCmd(sc scenario) (path string, args []string, skip string) {
+	if strings.HasSuffix(sc.src, ".py") {
+		if python3 == "" {
+			return "", nil, "no python3 on this machine (apt-get install python3) to run " + sc.src
+		}
+		return python3, append([]string{bins[binKey(sc)]}, sc.args...), ""
+	}
+	return bins[binKey(sc)], sc.args, ""
+}
+
 func TestScenarios(t *testing.T) {
 	if skipReason != "" {
 		t.Skip(skipReason)
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
+			if _, _, skip := workloadCmd(sc); skip != "" {
+				t.Skip(skip)
+			}
 			t.Run("baseline", func(t *testing.T) { runBaseline(t, sc) })
 			if noCR {
 				return

@@ -93,8 +93,9 @@ func (e *env) start() int {
 	out := filepath.Join(e.dir, fmt.Sprintf("workload%d.stdout", e.starts))
 	errp := filepath.Join(e.dir, fmt.Sprintf("workload%d.stderr", e.starts))
 	e.show(out, errp)
+	path, args, _ := workloadCmd(e.sc)
 	pid, mark, err := startProc(procSpec{
-		path: bins[binKey(e.sc)], args: e.sc.args, dir: e.run,
+		path: path, args: args, dir: e.run,
 		env:    []string{"PATH=/usr/bin:/bin", "LC_ALL=C"},
 		stdout: out, stderr: errp, setsid: true,
 	})
@@ -152,8 +153,27 @@ func identity(pid int) string {
 		}
 	}
 	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	return fmt.Sprintf("comm=%q exe=%q cmdline=%q ppid=%s pgid=%s sid=%s fds=[%s]", strings.TrimSpace(string(comm)),
-		exe, strings.ReplaceAll(string(cmdline), "\x00", " "), ppid, pgid, sid, fdsOf(pid))
+	return fmt.Sprintf("comm=%q exe=%q cmdline=%q ppid=%s pgid=%s sid=%s fds=[%s] threads=[%s]", strings.TrimSpace(string(comm)),
+		exe, strings.ReplaceAll(string(cmdline), "\x00", " "), ppid, pgid, sid, fdsOf(pid), threadsOf(pid))
+}
+
+// threadsOf lists a task's threads as "TID:comm", sorted by tid: every
+// thread must come back with its own tid and name.
+func threadsOf(pid int) string {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	var tids []int
+	for _, e := range ents {
+		if n, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, n)
+		}
+	}
+	sort.Ints(tids)
+	var out []string
+	for _, tid := range tids {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/comm", pid, tid))
+		out = append(out, fmt.Sprintf("%d:%s", tid, strings.TrimSpace(string(comm))))
+	}
+	return strings.Join(out, " ")
 }
 
 // fdsOf lists a task's fds as "N:target pos=P flags=F", sorted by fd.
