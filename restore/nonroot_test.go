@@ -32,6 +32,14 @@ func newNonRootEnv(t *testing.T) *nonRootEnv {
 	t.Helper()
 	needRoot(t)
 	setcap, err := exec.LookPath("setcap")
+	for _, p := range []string{"/usr/sbin/setcap", "/sbin/setcap"} {
+		if err == nil {
+			break
+		}
+		if _, serr := os.Stat(p); serr == nil {
+			setcap, err = p, nil
+		}
+	}
 	if err != nil {
 		t.Skip("setcap not installed (apt-get install libcap2-bin): cannot grant mmcr file capabilities")
 	}
