@@ -375,3 +375,25 @@ func TestRestoreGhostNoFollow(t *testing.T) {
 		t.Errorf("private dirs left: %v", ents)
 	}
 }
+
+// TestRestoreBackingFileMissing: a mapped file gone since the dump stops
+// the restore before any task is made, naming the file.
+func TestRestoreBackingFileMissing(t *testing.T) {
+	needRoot(t)
+	bin := buildC(t, "memtree")
+	d := dumpWorkload(t, false, bin, "0")
+	if err := os.Rename(bin, bin+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	created := false
+	testHookAfterCreate = func() error { created = true; return nil }
+	defer func() { testHookAfterCreate = nil }()
+	_, err := Run(Options{Dir: d.dir, Log: testLog(t)})
+	if err == nil || !strings.Contains(err.Error(), bin) || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("restore with %s gone: %v, want an error naming it", bin, err)
+	}
+	if created {
+		t.Errorf("tasks were created before the missing file was noticed")
+	}
+	expectNothingLeft(t, d.pids)
+}
