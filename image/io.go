@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
-	"syscall"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	"google.golang.org/protobuf/proto"
@@ -533,11 +532,24 @@ type Reader struct {
 	files map[string]manifestFile
 	// mem, when set, holds the metadata files in memory (fuzz tests).
 	mem map[string][]byte
+	// deferred: the pages files' checksums were not checked by Open
+	// (OpenDeferred); PagesFile checks them.
+	deferred bool
 }
 
 // Open opens dir, checks the manifest (every file present, sizes and
 // checksums right) and decodes nothing else yet.
-func Open(dir string) (*Reader, error) {
+func Open(dir string) (*Reader, error) { return open(dir, false) }
+
+// OpenDeferred is Open for a caller that reads every pages file once
+// anyway (restore): the pages files' checksums are not checked now, only
+// their presence and sizes; OpenPages and OpenShmemPages hand them out as
+// PagesFiles that check the checksum as they are read, so their bytes are
+// read once instead of twice. The caller must call PagesFile.Check before
+// it trusts what it read.
+func OpenDeferred(dir string) (*Reader, error) { return open(dir, true) }
+
+func open(dir string, deferPages bool) (*Reader, error) {
 	data, err := os.ReadFile(filepath.Join(dir, ManifestName))
 	if errors.Is(err, os.ErrNotExist) {
 		if _, serr := os.Stat(dir); serr != nil {
@@ -564,7 +576,7 @@ func Open(dir string) (*Reader, error) {
 	if m.Version != manifestVersion {
 		return nil, fileErr(ManifestName, ErrUnsupported, "format version %d (this mmcr reads %d)", m.Version, manifestVersion)
 	}
-	r := &Reader{dir: dir, files: map[string]manifestFile{}}
+	r := &Reader{dir: dir, files: map[string]manifestFile{}, deferred: deferPages}
 	for _, mf := range m.Files {
 		if mf.Name == "" || filepath.Base(mf.Name) != mf.Name || mf.Name == "." || mf.Name == ".." || mf.Size < 0 {
 			return nil, fileErr(ManifestName, ErrCorrupt, "bad file entry %q", mf.Name)
@@ -576,7 +588,13 @@ func Open(dir string) (*Reader, error) {
 	}
 	buf := make([]byte, pagesBufSize)
 	for _, mf := range m.Files {
-		if err := verifyFile(filepath.Join(dir, mf.Name), mf, buf); err != nil {
+		var err error
+		if deferPages && isPagesName(mf.Name) {
+			err = checkSize(filepath.Join(dir, mf.Name), mf)
+		} else {
+			err = verifyFile(filepath.Join(dir, mf.Name), mf, buf)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -590,29 +608,11 @@ func Open(dir string) (*Reader, error) {
 
 // verifyFile checks one file's size and checksum against the manifest.
 func verifyFile(path string, mf manifestFile, buf []byte) error {
-	// O_NOFOLLOW|O_NONBLOCK: a symlink or a FIFO planted in the directory
-	// must fail here, not redirect or block the read.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return fileErr(mf.Name, ErrIncomplete, "missing")
-	}
-	if errors.Is(err, syscall.ELOOP) {
-		return fileErr(mf.Name, ErrCorrupt, "is a symbolic link")
-	}
+	f, err := openListed(path, mf)
 	if err != nil {
-		return fmt.Errorf("image: %w", err)
+		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("image: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return fileErr(mf.Name, ErrCorrupt, "not a regular file (%v)", st.Mode().Type())
-	}
-	if st.Size() != mf.Size {
-		return fileErr(mf.Name, ErrCorrupt, "size %d, manifest says %d (truncated?)", st.Size(), mf.Size)
-	}
 	h := newChecksum()
 	if _, err := io.CopyBuffer(h, io.LimitReader(f, mf.Size), buf); err != nil {
 		return fmt.Errorf("image: read %s: %w", mf.Name, err)

@@ -3,7 +3,6 @@ package restore
 import (
 	"encoding/binary"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"sort"
@@ -20,7 +19,6 @@ const (
 	prSetMMMap    = 14
 	prctlMmMapLen = 11*8 + 8 + 4 + 4   // struct prctl_mm_map: 11 addresses, auxv pointer, auxv_size, exe_fd
 	atFDCWD       = 0xffffffffffffff9c // AT_FDCWD (-100) as a syscall argument
-	copyChunk     = 4 << 20
 )
 
 // restoreMemory replaces tk's stub address space with the dumped one:
@@ -382,38 +380,37 @@ func (rs *restorer) createMemfds() error {
 
 // fillShm writes a shared object's dumped pages into f.
 func (rs *restorer) fillShm(id uint32, f *os.File) error {
-	runs, pf, err := rs.img.ShmemPages(id)
+	runs, pf, err := rs.img.OpenShmemPages(id)
 	if err != nil {
 		return fmt.Errorf("read pages of shared object %d: %w", id, err)
 	}
 	defer pf.Close()
-	return copyRuns(runs, pf, func(addr uint64, b []byte) error {
-		if _, err := f.WriteAt(b, int64(addr)); err != nil {
-			return fmt.Errorf("write shared object %d: %w", id, err)
-		}
-		return nil
-	})
-}
-
-func roundPage(n uint64) uint64 { return (n + image.PageSize - 1) &^ (image.PageSize - 1) }
-
-// copyRuns streams page runs from pf to put, in chunks of at most copyChunk.
-func copyRuns(runs []image.PageRun, pf *os.File, put func(addr uint64, b []byte) error) error {
-	buf := make([]byte, copyChunk)
-	for _, run := range runs {
-		for done := uint64(0); done < run.Len; {
-			n := min(run.Len-done, copyChunk)
-			if _, err := pf.ReadAt(buf[:n], run.Offset+int64(done)); err != nil && err != io.EOF {
-				return fmt.Errorf("read pages at %#x: %w", run.Addr+done, err)
-			}
-			if err := put(run.Addr+done, buf[:n]); err != nil {
-				return err
-			}
+	var pieces []piece
+	for _, r := range runs {
+		for done := uint64(0); done < r.Len; {
+			n := min(r.Len-done, pageWindow)
+			pieces = append(pieces, piece{addr: r.Addr + done, off: r.Offset + int64(done), n: n})
 			done += n
 		}
 	}
+	err = rs.streamWindows(pf, pieces, func(ps []piece, start int64, buf []byte) error {
+		for _, p := range ps {
+			if _, err := f.WriteAt(buf[p.off-start:p.off-start+int64(p.n)], int64(p.addr)); err != nil {
+				return fmt.Errorf("write shared object %d: %w", id, err)
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = pf.Check()
+	}
+	if err != nil {
+		return fmt.Errorf("pages of shared object %d: %w", id, err)
+	}
 	return nil
 }
+
+func roundPage(n uint64) uint64 { return (n + image.PageSize - 1) &^ (image.PageSize - 1) }
 
 // setMm sets the mm fields and the exe link with PR_SET_MM_MAP, plus the
 // dumpable and THP-disable flags.

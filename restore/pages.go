@@ -3,7 +3,6 @@ package restore
 import (
 	"fmt"
 	"io"
-	"os"
 	"sort"
 
 	"golang.org/x/sys/unix"
@@ -13,7 +12,7 @@ import (
 )
 
 // pageWindow is how much of a pages file is read at once.
-const pageWindow = 8 << 20
+const pageWindow = 2 << 20
 
 // piece is a part of a page run that lies inside one VMA.
 type piece struct {
@@ -48,10 +47,12 @@ func splitRuns(runs []image.PageRun, vmas []*image.VMA) ([]piece, error) {
 // writePages fills tk's private pages from the image: runs that follow
 // each other in the pages file are read in one window, then written with
 // process_vm_writev (batched) where the VMA is writable and through
-// /proc/PID/mem (FOLL_FORCE) where it is not.
+// /proc/PID/mem (FOLL_FORCE) where it is not. A helper goroutine reads
+// (and checksums) the next windows while this one writes: on two cores the
+// file's read overlaps the writes into the task.
 func (rs *restorer) writePages(tk *task) error {
 	pid := tk.t.PID
-	runs, pf, err := rs.img.Pages(pid)
+	runs, pf, err := rs.img.OpenPages(pid)
 	if err != nil {
 		return fmt.Errorf("read pages of %d: %w", pid, err)
 	}
@@ -69,30 +70,18 @@ func (rs *restorer) writePages(tk *task) error {
 			return err
 		}
 	}
+	if len(pieces) == 0 {
+		return pf.Check()
+	}
 	mem, err := ptrace.OpenMem(pid, true)
 	if err != nil {
 		return err
 	}
 	defer mem.Close()
-	var total uint64
-	for _, p := range pieces {
-		total += p.n
-	}
-	buf := rs.pageBuf(min(total, pageWindow))
-	for i := 0; i < len(pieces); {
-		// A window: pieces contiguous in the file, pageWindow at most.
-		start := pieces[i].off
-		j, end := i, start
-		for j < len(pieces) && pieces[j].off == end && end+int64(pieces[j].n)-start <= pageWindow {
-			end += int64(pieces[j].n)
-			j++
-		}
-		if err := readFull(pf, buf[:end-start], start); err != nil {
-			return fmt.Errorf("pages of %d: %w", pid, err)
-		}
+	err = rs.streamWindows(pf, pieces, func(ps []piece, start int64, buf []byte) error {
 		var local [][]byte
 		var remote []unix.RemoteIovec
-		for _, p := range pieces[i:j] {
+		for _, p := range ps {
 			b := buf[p.off-start : p.off-start+int64(p.n)]
 			if !p.writable {
 				if err := mem.Write(p.addr, b); err != nil {
@@ -104,24 +93,124 @@ func (rs *restorer) writePages(tk *task) error {
 			remote = append(remote, unix.RemoteIovec{Base: uintptr(p.addr), Len: len(b)})
 		}
 		if len(local) > 0 {
-			if err := ptrace.WriteVM(pid, local, remote); err != nil {
-				return err
-			}
+			return ptrace.WriteVM(pid, local, remote)
 		}
-		i = j
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("pages of %d: %w", pid, err)
+	}
+	if err := pf.Check(); err != nil {
+		return fmt.Errorf("pages of %d: %w", pid, err)
 	}
 	return nil
 }
 
-// pageBuf returns a buffer of n bytes, reusing the one of earlier tasks.
-func (rs *restorer) pageBuf(n uint64) []byte {
-	if uint64(cap(rs.buf)) < n {
-		rs.buf = make([]byte, n)
+// windowBufs is how many windows are in flight: one being written, the
+// others being read.
+const windowBufs = 3
+
+// streamWindows reads pieces (sorted by file offset) window by window,
+// pieces contiguous in the file and pageWindow bytes at most, in a helper
+// goroutine, and calls put for each window in order on the caller's
+// goroutine (which may be a ptrace thread). It returns put's first error or
+// a read error; the helper is done when it returns.
+func (rs *restorer) streamWindows(pf *image.PagesFile, pieces []piece, put func(ps []piece, start int64, buf []byte) error) error {
+	type window struct {
+		i, j       int
+		start, end int64
 	}
-	return rs.buf[:n]
+	var wins []window
+	var size int64
+	for i := 0; i < len(pieces); {
+		start := pieces[i].off
+		j, end := i, start
+		for j < len(pieces) && pieces[j].off == end && end+int64(pieces[j].n)-start <= pageWindow {
+			end += int64(pieces[j].n)
+			j++
+		}
+		if j == i { // a piece alone larger than a window cannot happen (splitRuns)
+			return fmt.Errorf("piece at %#x of %d bytes exceeds the page window", pieces[i].addr, pieces[i].n)
+		}
+		wins = append(wins, window{i, j, start, end})
+		size = max(size, end-start)
+		i = j
+	}
+	type filled struct {
+		w   window
+		buf []byte
+		err error
+	}
+	free := make(chan []byte, windowBufs)
+	for _, b := range rs.pageBufs(int(size)) {
+		free <- b
+	}
+	out := make(chan filled, windowBufs)
+	stop := make(chan struct{})
+	go func() {
+		defer close(out)
+		for _, w := range wins {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-stop:
+				return
+			}
+			b = b[:w.end-w.start]
+			err := readFull(pf, b, w.start)
+			out <- filled{w, b, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		for range out { // wait for the helper: pf is closed after us
+		}
+	}()
+	for f := range out {
+		if f.err != nil {
+			return f.err
+		}
+		if err := put(pieces[f.w.i:f.w.j], f.w.start, f.buf); err != nil {
+			return err
+		}
+		free <- f.buf[:cap(f.buf)]
+	}
+	return nil
 }
 
-func readFull(f *os.File, b []byte, off int64) error {
+// pageBufs returns windowBufs buffers of n bytes, reusing those of earlier
+// tasks. They are mapped populated: a page fault costs here far more than
+// the kernel's filling of the pages at mmap.
+func (rs *restorer) pageBufs(n int) [][]byte {
+	if len(rs.bufs) > 0 && len(rs.bufs[0]) >= n {
+		return rs.bufs
+	}
+	rs.freeBufs()
+	n = (n + image.PageSize - 1) &^ (image.PageSize - 1)
+	for range windowBufs {
+		b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+		if err != nil {
+			b = make([]byte, n)
+		} else {
+			rs.mapped = append(rs.mapped, b)
+		}
+		rs.bufs = append(rs.bufs, b)
+	}
+	return rs.bufs
+}
+
+// freeBufs unmaps the page buffers.
+func (rs *restorer) freeBufs() {
+	for _, b := range rs.mapped {
+		unix.Munmap(b)
+	}
+	rs.bufs, rs.mapped = nil, nil
+}
+
+func readFull(f *image.PagesFile, b []byte, off int64) error {
 	n, err := f.ReadAt(b, off)
 	if n == len(b) {
 		return nil

@@ -100,7 +100,9 @@ type restorer struct {
 	ghosts *ghostSet
 	// shm holds mmcr's own open of every shared object once its owner made it.
 	shm map[uint32]*os.File
-	buf []byte // page copy buffer, reused across tasks
+	// bufs are the page windows, reused across tasks; mapped are those
+	// of them that are mmaps (unmapped at the end).
+	bufs, mapped [][]byte
 	// tasks to kill on failure, in creation order, and their threads
 	// other than the leaders (reaped first: a traced leader is not
 	// reported gone before its traced threads are reaped).
@@ -181,7 +183,9 @@ func (rs *restorer) run() (int, error) {
 			return 0, fmt.Errorf("%w (--trust-images restores it anyway)", err)
 		}
 	}
-	img, err := image.Open(rs.opts.Dir)
+	// Restore reads every pages file once: their checksums are checked
+	// on that read (writePages, fillShm), not on one more of their own.
+	img, err := image.OpenDeferred(rs.opts.Dir)
 	if err != nil {
 		return 0, fmt.Errorf("open image %s: %w", rs.opts.Dir, err)
 	}
@@ -256,6 +260,7 @@ func (rs *restorer) run() (int, error) {
 	}
 	phase("release")
 	rs.closeShm()
+	rs.freeBufs()
 	root := rs.tasks[0].t.PID
 	if rs.opts.PidFile != "" {
 		// A restore that cannot say where the tree is has failed: the
@@ -312,6 +317,7 @@ func (rs *restorer) abort() {
 	}
 	rs.created, rs.createdThreads = nil, nil
 	rs.closeShm()
+	rs.freeBufs()
 	if rs.stub != 0 {
 		unix.Kill(rs.stub, unix.SIGKILL)
 		reap(rs.stub)
