@@ -102,8 +102,11 @@ type dumper struct {
 	shmSrc map[uint32]vmaRef
 	// memfdFDs are the memfd descriptors, checked against shm at the end.
 	memfdFDs []memfdFD
-	w        *image.Writer
-	buf      []byte
+	// anonFDs are the eventfd and epoll descriptors met so far: one open
+	// file may appear only once in the tree.
+	anonFDs []anonFD
+	w       *image.Writer
+	buf     []byte
 	// cow finds the private pages a task shares with its parent.
 	cow cowDeduper
 }

@@ -2,10 +2,12 @@ package dump
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/mapfiles"
+	"github.com/mmcr/mmcr/procfs"
 	"github.com/mmcr/mmcr/shmem"
 	"golang.org/x/sys/unix"
 )
@@ -38,6 +40,18 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 		}
 		var ferr error
 		switch typ := st.Mode & unix.S_IFMT; {
+		case fd.Target == "anon_inode:[eventfd]" && fd.Eventfd != nil:
+			e.Kind = image.FDEventfd
+			e.Eventfd = &image.Eventfd{Count: fd.Eventfd.Count, Semaphore: fd.Eventfd.Semaphore}
+			ferr = d.anonFile(pid, fd.Num, fd.Target)
+		case fd.Target == "anon_inode:[eventpoll]":
+			e.Kind = image.FDEpoll
+			for _, tg := range fd.EpollTargets {
+				e.Epoll = append(e.Epoll, image.EpollTarget{FD: tg.FD, Events: tg.Events, Data: tg.Data})
+			}
+			if ferr = d.anonFile(pid, fd.Num, fd.Target); ferr == nil {
+				ferr = checkEpollTargets(pid, fd)
+			}
 		case strings.HasPrefix(fd.Target, "anon_inode:"):
 			ferr = refuse("an " + fd.Target)
 		case typ == unix.S_IFREG && strings.HasPrefix(fd.Target, "/memfd:"):
@@ -66,7 +80,7 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 		if ferr != nil {
 			return nil, ferr
 		}
-		if e.Kind != image.FDExternal {
+		if e.Kind <= image.FDCharDev {
 			r, err := mapfiles.ResolveLink(link)
 			if err != nil {
 				return nil, fmt.Errorf("resolve fd %d (%s): %w", fd.Num, fd.Target, err)
@@ -76,6 +90,53 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// anonFile records an eventfd or epoll fd and refuses it when it is the
+// same open file as one met before (a dup, or inherited across fork):
+// restore makes one file per fd, and the sharers would part.
+func (d *dumper) anonFile(pid, num int, target string) error {
+	for _, o := range d.anonFDs {
+		same, err := sameFile(o.pid, o.num, pid, num)
+		if err != nil {
+			return fmt.Errorf("fd %d (%s): compare with fd %d of %d: %w", num, target, o.num, o.pid, err)
+		}
+		if same {
+			return fmt.Errorf("fd %d is the same %s as fd %d of task %d (shared by dup or fork): %w",
+				num, target, o.num, o.pid, ErrUnsupported)
+		}
+	}
+	d.anonFDs = append(d.anonFDs, anonFD{pid: pid, num: num})
+	return nil
+}
+
+// anonFD is an eventfd or epoll fd met while collecting fds.
+type anonFD struct{ pid, num int }
+
+// sameFile reports whether fd a of pid pa and fd b of pid pb are one open
+// file (kcmp KCMP_FILE). All anonymous-inode files share one inode, so
+// stat cannot tell.
+func sameFile(pa, a, pb, b int) (bool, error) {
+	const kcmpFile = 0
+	r, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(pa), uintptr(pb), kcmpFile, uintptr(a), uintptr(b), 0)
+	if e != 0 {
+		return false, os.NewSyscallError("kcmp", e)
+	}
+	return r == 0, nil
+}
+
+// checkEpollTargets refuses an epoll whose registration names an fd
+// number that no longer holds the registered file (the file was dup'd,
+// then that number closed or reused): restore adds targets by number.
+func checkEpollTargets(pid int, fd procfs.FD) error {
+	for _, tg := range fd.EpollTargets {
+		var st unix.Stat_t
+		err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", pid, tg.FD), &st)
+		if err != nil || (tg.Ino != 0 && st.Ino != tg.Ino) {
+			return fmt.Errorf("epoll fd %d watches a file no longer open as fd %d: %w", fd.Num, tg.FD, ErrUnsupported)
+		}
+	}
+	return nil
 }
 
 // isTTY reports terminal devices: /dev/ttyN and serial (4), /dev/tty,

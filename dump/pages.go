@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/mapfiles"
@@ -64,19 +65,12 @@ func addNonZeroFunc(add func(uint64, []byte) error, addr uint64, data []byte) (u
 	return stored, flush(len(data))
 }
 
-// pageCopier streams page runs of one task into a PageWriter, batching
-// readable runs into process_vm_readv calls through one reusable buffer.
+// pageCopier streams page runs of one task into a PageWriter through a
+// storePipe, batching readable runs into process_vm_readv calls.
 type pageCopier struct {
-	pid   int
-	pw    *image.PageWriter
-	buf   []byte
-	used  int
-	local [][]byte
-	iov   []unix.RemoteIovec
-	// keepZero[i] says the i-th queued run keeps its zero pages (COW
-	// pages of a private file mapping: zeros there differ from the file).
-	keepZero []bool
-	pages    uint64
+	pid  int
+	pipe *storePipe
+	cur  *pageBatch // being filled; nil after a failed get
 	// mem, when set, reads the runs instead of process_vm_readv. That
 	// pins the pages it reads, and pinning a page still shared
 	// copy-on-write copies it (the kernel unshares anonymous pages for a
@@ -87,64 +81,31 @@ type pageCopier struct {
 	// canceled is checked before each batch: a dump interrupted by a
 	// signal stops within one batch (at most copyBufSize bytes).
 	canceled func() error
-}
-
-// store hands one copied run to the page writer.
-func (c *pageCopier) store(addr uint64, data []byte, keepZero bool) error {
-	if keepZero {
-		if err := c.pw.Add(addr, data); err != nil {
-			return err
-		}
-		c.pages += uint64(len(data)) / image.PageSize
-		return nil
-	}
-	n, err := addNonZero(c.pw, addr, data)
-	c.pages += n
-	return err
+	local    [][]byte
+	iov      []unix.RemoteIovec
 }
 
 // add queues [addr, addr+n) (page-aligned) for copying. Runs of an
-// unreadable VMA go through /proc/PID/mem at once, after the queue.
+// unreadable VMA are read through /proc/PID/mem.
 func (c *pageCopier) add(addr, n uint64, readable, keepZero bool) error {
 	for n > 0 {
-		if c.used == len(c.buf) || len(c.iov) == maxIovecs {
+		if c.cur.room() == 0 || len(c.cur.runs) == maxIovecs {
 			if err := c.flush(); err != nil {
 				return err
 			}
 		}
-		chunk := min(n, uint64(len(c.buf)-c.used))
-		if !readable {
-			if err := c.flush(); err != nil {
-				return err
-			}
-			chunk = min(n, uint64(len(c.buf)))
-			if c.canceled != nil {
-				if err := c.canceled(); err != nil {
-					return err
-				}
-			}
-			data := c.buf[:chunk]
-			if err := ptrace.ReadMem(c.pid, addr, data); err != nil {
-				return fmt.Errorf("read pages %#x-%#x: %w", addr, addr+chunk, err)
-			}
-			if err := c.store(addr, data, keepZero); err != nil {
-				return fmt.Errorf("store pages %#x-%#x: %w", addr, addr+chunk, err)
-			}
-		} else {
-			c.keepZero = append(c.keepZero, keepZero)
-			c.local = append(c.local, c.buf[c.used:c.used+int(chunk)])
-			c.iov = append(c.iov, unix.RemoteIovec{Base: uintptr(addr), Len: int(chunk)})
-			c.used += int(chunk)
-		}
+		chunk := min(n, uint64(c.cur.room()))
+		c.cur.take(addr, int(chunk), keepZero, !readable)
 		addr += chunk
 		n -= chunk
 	}
 	return nil
 }
 
-// flush copies the queued runs and hands them to the page writer in order.
+// flush copies the queued runs and hands them to the store goroutine.
 func (c *pageCopier) flush() error {
-	if len(c.iov) == 0 {
+	b := c.cur
+	if len(b.runs) == 0 {
 		return nil
 	}
 	if c.canceled != nil {
@@ -152,13 +113,32 @@ func (c *pageCopier) flush() error {
 			return err
 		}
 	}
-	if c.mem != nil {
-		for i, v := range c.iov {
-			if err := c.mem.Read(uint64(v.Base), c.local[i]); err != nil {
-				return fmt.Errorf("read pages %#x-%#x: %w", v.Base, uint64(v.Base)+uint64(v.Len), err)
+	if err := c.read(b); err != nil {
+		return err
+	}
+	c.pipe.put(b)
+	var err error
+	c.cur, err = c.pipe.get()
+	return err
+}
+
+// read fills the runs of b from the task's memory.
+func (c *pageCopier) read(b *pageBatch) error {
+	c.local, c.iov = c.local[:0], c.iov[:0]
+	for _, r := range b.runs {
+		if c.mem != nil || r.viaMem {
+			if err := c.readMem(r); err != nil {
+				return err
 			}
+			continue
 		}
-	} else if err := ptrace.ReadVM(c.pid, c.local, c.iov); err != nil {
+		c.local = append(c.local, r.data)
+		c.iov = append(c.iov, unix.RemoteIovec{Base: uintptr(r.addr), Len: len(r.data)})
+	}
+	if len(c.iov) == 0 {
+		return nil
+	}
+	if err := ptrace.ReadVM(c.pid, c.local, c.iov); err != nil {
 		// A page may refuse process_vm_readv (e.g. a guard); /proc/PID/mem
 		// reads what the kernel can, one run at a time.
 		for i, v := range c.iov {
@@ -168,13 +148,37 @@ func (c *pageCopier) flush() error {
 			}
 		}
 	}
-	for i, v := range c.iov {
-		if err := c.store(uint64(v.Base), c.local[i], c.keepZero[i]); err != nil {
-			return fmt.Errorf("store pages %#x-%#x: %w", v.Base, uint64(v.Base)+uint64(v.Len), err)
-		}
-	}
-	c.local, c.iov, c.keepZero, c.used = c.local[:0], c.iov[:0], c.keepZero[:0], 0
 	return nil
+}
+
+func (c *pageCopier) readMem(r batchRun) error {
+	var err error
+	if c.mem != nil {
+		err = c.mem.Read(r.addr, r.data)
+	} else {
+		err = ptrace.ReadMem(c.pid, r.addr, r.data)
+	}
+	if err != nil {
+		return fmt.Errorf("read pages %#x-%#x: %w", r.addr, r.addr+uint64(len(r.data)), err)
+	}
+	return nil
+}
+
+// finish flushes the last batch and waits for the store goroutine; it
+// returns the number of pages stored. After an error it only waits.
+func (c *pageCopier) finish(err error) (uint64, error) {
+	if err == nil && c.cur != nil {
+		err = c.flush()
+	}
+	if c.cur != nil {
+		c.pipe.put(&pageBatch{buf: c.cur.buf}) // back to the free list, empty
+		c.cur = nil
+	}
+	pages, serr := c.pipe.close()
+	if serr != nil && (err == nil || errors.Is(err, errStoreFailed)) {
+		err = serr
+	}
+	return pages, err
 }
 
 // dumpPrivatePages writes the task's private pages: present or swapped,
@@ -185,11 +189,11 @@ func (d *dumper) dumpPrivatePages(t *image.Task) error {
 	if err != nil {
 		return taskErr(pid, "open page writer", err)
 	}
-	c := &pageCopier{pid: pid, pw: pw, buf: d.buf, canceled: d.canceled}
 	if err := d.cow.start(d, t); err != nil {
 		return taskErr(pid, "open pagemaps", err)
 	}
 	defer d.cow.done()
+	c := &pageCopier{pid: pid, canceled: d.canceled}
 	if len(d.order) > 1 {
 		// Pages may be shared copy-on-write within the tree: read them
 		// without pinning (see pageCopier.mem).
@@ -198,6 +202,22 @@ func (d *dumper) dumpPrivatePages(t *image.Task) error {
 		}
 		defer c.mem.Close()
 	}
+	c.pipe = newStorePipe(pw, d.bufs)
+	c.cur, _ = c.pipe.get()
+	pages, err := c.finish(d.copyPrivatePages(t, c))
+	if err != nil {
+		return taskErr(pid, "dump pages", err)
+	}
+	if err := pw.Close(); err != nil {
+		return taskErr(pid, "dump pages", err)
+	}
+	d.log.Debug("private pages dumped", "pid", pid, "pages", pages, "shared with parent", d.cow.done())
+	return nil
+}
+
+// copyPrivatePages queues every private page of t into c.
+func (d *dumper) copyPrivatePages(t *image.Task, c *pageCopier) error {
+	pid := t.PID
 	for _, v := range t.VMAs {
 		if !hasPrivatePages(v.Kind) {
 			continue
@@ -213,17 +233,10 @@ func (d *dumper) dumpPrivatePages(t *image.Task) error {
 		keepZero := v.Kind == image.KindPrivateFile
 		for _, r := range runs {
 			if err := c.add(r.Start, r.End-r.Start, readable, keepZero); err != nil {
-				return taskErr(pid, "dump pages", err)
+				return err
 			}
 		}
 	}
-	if err := c.flush(); err != nil {
-		return taskErr(pid, "dump pages", err)
-	}
-	if err := pw.Close(); err != nil {
-		return taskErr(pid, "dump pages", err)
-	}
-	d.log.Debug("private pages dumped", "pid", pid, "pages", c.pages, "shared with parent", d.cow.done())
 	return nil
 }
 
@@ -251,8 +264,26 @@ func (d *dumper) dumpSharedObject(o *image.SharedObject) error {
 	if err != nil {
 		return err
 	}
+	pipe := newStorePipe(pw, d.bufs)
+	err = d.readSharedObject(o, f, pipe)
+	pages, serr := pipe.close()
+	if serr != nil && (err == nil || errors.Is(err, errStoreFailed)) {
+		err = serr
+	}
+	if err != nil {
+		return err
+	}
+	if err := pw.Close(); err != nil {
+		return err
+	}
+	d.log.Debug("shared object dumped", "id", o.ID, "size", o.Size, "pages", pages)
+	return nil
+}
+
+// readSharedObject preads the data of o (holes skipped) into batches of
+// pipe, which stores them.
+func (d *dumper) readSharedObject(o *image.SharedObject, f *os.File, pipe *storePipe) error {
 	size := int64(o.Size)
-	var pages int64
 	for off := int64(0); off < size; {
 		data, err := f.Seek(off, unix.SEEK_DATA)
 		if errors.Is(err, unix.ENXIO) {
@@ -271,25 +302,23 @@ func (d *dumper) dumpSharedObject(o *image.SharedObject) error {
 			if err := d.canceled(); err != nil {
 				return err
 			}
-			n := min(int64(len(d.buf)), hole-p)
-			chunk := d.buf[:n]
+			b, err := pipe.get()
+			if err != nil {
+				return err
+			}
+			n := min(int64(len(b.buf)), hole-p)
+			b.take(uint64(p), int(n), false, false)
+			chunk := b.runs[0].data
 			got, err := f.ReadAt(chunk, p)
 			if err != nil && !errors.Is(err, io.EOF) {
+				pipe.put(&pageBatch{buf: b.buf})
 				return fmt.Errorf("read %#x-%#x: %w", p, p+n, err)
 			}
 			clear(chunk[got:]) // past st_size: reads as zeros in the mapping too
-			stored, err := addNonZero(pw, uint64(p), chunk)
-			if err != nil {
-				return fmt.Errorf("store %#x-%#x: %w", p, p+n, err)
-			}
-			pages += int64(stored)
+			pipe.put(b)
 			p += n
 		}
 		off = hole
 	}
-	if err := pw.Close(); err != nil {
-		return err
-	}
-	d.log.Debug("shared object dumped", "id", o.ID, "size", o.Size, "pages", pages)
 	return nil
 }

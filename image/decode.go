@@ -248,6 +248,11 @@ func (r *Reader) readTask(t *Tree, pe *pstree.PstreeEntry, et *extTask, byID map
 		}
 		task.FDs = append(task.FDs, fd)
 	}
+	for _, fd := range task.FDs {
+		if err := checkFDKind(task, fd); err != nil {
+			return nil, fileErr(name, ErrCorrupt, "%v", err)
+		}
+	}
 	return task, nil
 }
 
@@ -266,7 +271,7 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfo.FdinfoEntry, efd *extFD, byID
 	}
 	switch fdi.GetType() {
 	case fdinfo.FdTypes_REG:
-		if kind == FDExternal || fe.GetReg() == nil {
+		if kind > FDCharDev || fe.GetReg() == nil {
 			return nil, fileErr(name, ErrCorrupt, "fd %d: regular file entry for a %s fd", efd.Num, efd.Kind)
 		}
 		if t.FileByID(fd.FileID) == nil {
@@ -276,6 +281,22 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfo.FdinfoEntry, efd *extFD, byID
 		fd.Pos = int64(fe.GetReg().GetPos())
 		if efd.Flags != 0 || efd.Pos != 0 {
 			return nil, fileErr(ExtName, ErrCorrupt, "fd %d: flags/pos given twice", efd.Num)
+		}
+	case fdinfo.FdTypes_EVENTFD:
+		e := fe.GetEfd()
+		if kind != FDEventfd || e == nil || fd.FileID != 0 {
+			return nil, fileErr(name, ErrCorrupt, "fd %d: eventfd file entry for a %s fd", efd.Num, efd.Kind)
+		}
+		fd.Flags = int(e.GetFlags())
+		fd.Eventfd = &Eventfd{Count: e.GetCounter(), Semaphore: efd.EventfdSemaphore}
+	case fdinfo.FdTypes_EVENTPOLL:
+		e := fe.GetEpfd()
+		if kind != FDEpoll || e == nil || fd.FileID != 0 {
+			return nil, fileErr(name, ErrCorrupt, "fd %d: eventpoll file entry for a %s fd", efd.Num, efd.Kind)
+		}
+		fd.Flags = int(e.GetFlags())
+		for _, tg := range e.GetTfd() {
+			fd.Epoll = append(fd.Epoll, EpollTarget{FD: int(tg.GetTfd()), Events: tg.GetEvents(), Data: tg.GetData()})
 		}
 	case fdinfo.FdTypes_EXT:
 		if kind != FDExternal {
@@ -287,6 +308,9 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfo.FdinfoEntry, efd *extFD, byID
 		}
 	default:
 		return nil, fileErr(name, ErrUnsupported, "fd %d of type %v", efd.Num, fdi.GetType())
+	}
+	if efd.EventfdSemaphore && kind != FDEventfd {
+		return nil, fileErr(ExtName, ErrCorrupt, "fd %d: eventfd_semaphore on a %s fd", efd.Num, efd.Kind)
 	}
 	if fdi.GetFlags()&fdCloexec != 0 {
 		fd.Flags |= oCloexec

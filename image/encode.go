@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"slices"
 	"syscall"
 
 	core_x86 "github.com/checkpoint-restore/go-criu/v7/crit/images/core-x86"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/creds"
 	criu_core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
 	criu_sa "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-sa"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/eventfd"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/eventpoll"
 	ext_file "github.com/checkpoint-restore/go-criu/v7/crit/images/ext-file"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fown"
@@ -173,10 +176,13 @@ func checkTree(t *Tree) error {
 			}
 		}
 		for _, fd := range task.FDs {
-			if fd == nil || fd.Num < 0 || fd.Kind < FDRegular || fd.Kind > FDExternal {
+			if fd == nil || fd.Num < 0 || fd.Kind < FDRegular || fd.Kind > lastFDKind {
 				return fmt.Errorf("image: task %d: bad fd", task.PID)
 			}
-			if (fd.Kind != FDExternal || fd.FileID != 0) && t.FileByID(fd.FileID) == nil {
+			if err := checkFDKind(task, fd); err != nil {
+				return fmt.Errorf("image: task %d: %w", task.PID, err)
+			}
+			if (fd.Kind <= FDCharDev || fd.FileID != 0) && t.FileByID(fd.FileID) == nil {
 				return fmt.Errorf("image: task %d: fd %d refers to unknown file %d", task.PID, fd.Num, fd.FileID)
 			}
 		}
@@ -330,6 +336,11 @@ func (w *Writer) writeTree(t *Tree) error {
 			return err
 		}
 		var fdis []proto.Message
+		// The file entry id of each fd: an epoll's targets name theirs.
+		fdIDs := make(map[int]uint32, len(task.FDs))
+		for i, fd := range task.FDs {
+			fdIDs[fd.Num] = nextID + uint32(i)
+		}
 		for _, fd := range task.FDs {
 			id := nextID
 			nextID++
@@ -338,12 +349,28 @@ func (w *Writer) writeTree(t *Tree) error {
 			if fd.Flags&oCloexec != 0 {
 				fdi.Flags = proto.Uint32(fdCloexec)
 			}
-			if fd.Kind == FDExternal {
+			switch fd.Kind {
+			case FDEventfd:
+				fdi.Type = fdinfo.FdTypes_EVENTFD.Enum()
+				efd.EventfdSemaphore = fd.Eventfd.Semaphore
+				files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_EVENTFD.Enum(), Id: proto.Uint32(id),
+					Efd: &eventfd.EventfdFileEntry{Id: proto.Uint32(id), Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec),
+						Fown: zeroFown(), Counter: proto.Uint64(fd.Eventfd.Count)}})
+			case FDEpoll:
+				fdi.Type = fdinfo.FdTypes_EVENTPOLL.Enum()
+				ep := &eventpoll.EventpollFileEntry{Id: proto.Uint32(id), Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec),
+					Fown: zeroFown()}
+				for _, tg := range fd.Epoll {
+					ep.Tfd = append(ep.Tfd, &eventpoll.EventpollTfdEntry{Id: proto.Uint32(fdIDs[tg.FD]),
+						Tfd: proto.Uint32(uint32(tg.FD)), Events: proto.Uint32(tg.Events), Data: proto.Uint64(tg.Data)})
+				}
+				files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_EVENTPOLL.Enum(), Id: proto.Uint32(id), Epfd: ep})
+			case FDExternal:
 				fdi.Type = fdinfo.FdTypes_EXT.Enum()
 				efd.Flags, efd.Pos = fd.Flags, fd.Pos
 				files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_EXT.Enum(), Id: proto.Uint32(id),
 					Ext: &ext_file.ExtFileEntry{Id: proto.Uint32(id), Fown: zeroFown()}})
-			} else {
+			default:
 				fdi.Type = fdinfo.FdTypes_REG.Enum()
 				var path string
 				var size uint64
@@ -599,4 +626,22 @@ func decodeGhostHeader(name string, hdr []byte) (*ghost_file.GhostFileEntry, int
 		return nil, 0, fileErr(name, ErrCorrupt, "ghost header: %v", err)
 	}
 	return ge, d.off + int(sz), nil
+}
+
+// checkFDKind checks what an fd's kind needs: an eventfd its state, an
+// epoll targets that are other fds of the task (restore adds them to the
+// epoll by number), and no kind-specific state where it means nothing.
+func checkFDKind(task *Task, fd *FD) error {
+	if (fd.Kind == FDEventfd) != (fd.Eventfd != nil) {
+		return fmt.Errorf("fd %d: eventfd state on a %s fd, or none on an eventfd", fd.Num, fd.Kind)
+	}
+	if fd.Kind != FDEpoll && len(fd.Epoll) > 0 {
+		return fmt.Errorf("fd %d: epoll targets on a %s fd", fd.Num, fd.Kind)
+	}
+	for _, tg := range fd.Epoll {
+		if tg.FD == fd.Num || !slices.ContainsFunc(task.FDs, func(o *FD) bool { return o != nil && o.Num == tg.FD }) {
+			return fmt.Errorf("epoll fd %d watches fd %d, which is not another fd of the task", fd.Num, tg.FD)
+		}
+	}
+	return nil
 }

@@ -79,11 +79,14 @@ type extFD struct {
 	// Flags and Pos of an external fd (files.img has no place for them).
 	Flags int   `json:"flags,omitempty"`
 	Pos   int64 `json:"pos,omitempty"`
+	// EventfdSemaphore is Eventfd.Semaphore (CRIU's eventfd entry has no
+	// place for EFD_SEMAPHORE).
+	EventfdSemaphore bool `json:"eventfd_semaphore,omitempty"`
 }
 
 // fdKindByName is FDKind.String's inverse (the ext file stores kind names).
 func fdKindByName(s string) (FDKind, bool) {
-	for k := FDRegular; k <= FDExternal; k++ {
+	for k := FDRegular; k <= lastFDKind; k++ {
 		if k.String() == s {
 			return k, true
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -39,6 +40,8 @@ func sampleTree() *Tree {
 			AltStack: SigAltStack{SP: 0x7f0000200000, Flags: 2, Size: 8192},
 			Pending:  []SigInfo{si},
 			Rseq:     Rseq{Addr: 0x7f0000003000 + salt, Len: 32, Sig: 0x53053053},
+			Comm:     fmt.Sprintf("worker-%d", salt),
+			ClearTID: 0x7f00000052d0 + salt<<12, RobustList: 0x7f00000052e0 + salt<<12, RobustListLen: 24,
 		}
 	}
 	sas := make([]SigAction, 64)
@@ -90,6 +93,10 @@ func sampleTree() *Tree {
 			{Num: 4, Kind: FDDir, FileID: 4, Flags: unix.O_RDONLY | unix.O_DIRECTORY},
 			{Num: 7, Kind: FDCharDev, FileID: 5, Flags: unix.O_WRONLY | unix.O_CLOEXEC},
 			{Num: 9, Kind: FDRegular, FileID: 2, Flags: unix.O_RDONLY, Pos: 1 << 40},
+			{Num: 10, Kind: FDEpoll, Flags: unix.O_RDWR | unix.O_CLOEXEC, Epoll: []EpollTarget{
+				{FD: 11, Events: unix.EPOLLIN | unix.EPOLLERR | unix.EPOLLHUP | unix.EPOLLET, Data: 0x5a3e20},
+				{FD: 3, Events: unix.EPOLLOUT, Data: 1 << 63}}},
+			{Num: 11, Kind: FDEventfd, Flags: unix.O_RDWR | unix.O_NONBLOCK, Eventfd: &Eventfd{Count: 1 << 40, Semaphore: true}},
 		},
 		CwdFileID: 4, RootFileID: 4,
 		Creds: Creds{UID: 1, EUID: 2, SUID: 3, FSUID: 4, GID: 5, EGID: 6, SGID: 7, FSGID: 8, Groups: []uint32{10, 20},
@@ -404,6 +411,8 @@ func TestCommitRejectsBadTree(t *testing.T) {
 			th[0], th[1] = th[1], th[0]
 		}, "Threads[0] must be the leader"},
 		{"unknown exe", func(tr *Tree) { tr.Tasks[1].Mm.ExeFileID = 42 }, "unknown file 42"},
+		{"epoll of a missing fd", func(tr *Tree) { tr.Tasks[0].FDs[6].Epoll[1].FD = 5 }, "watches fd 5"},
+		{"eventfd without state", func(tr *Tree) { tr.Tasks[0].FDs[7].Eventfd = nil }, "eventfd state"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tree := sampleTree()

@@ -252,7 +252,27 @@ const (
 	FDDir                    // a directory; FileID set
 	FDCharDev                // a /dev/null-like character device; FileID set
 	FDExternal               // fd 0-2 that is a pipe, tty or socket: restore gives its own stdio
+	FDEventfd                // an eventfd: Eventfd set
+	FDEpoll                  // an epoll instance: Epoll lists what it watches
 )
+
+// lastFDKind is the highest FDKind a valid image holds.
+const lastFDKind = FDEpoll
+
+// Eventfd is an eventfd's state (fdinfo "eventfd-count", "eventfd-semaphore").
+type Eventfd struct {
+	Count     uint64
+	Semaphore bool // EFD_SEMAPHORE
+}
+
+// EpollTarget is one registration of an epoll instance (fdinfo "tfd:"
+// line): the watched fd of the same task, its event mask (EPOLLET,
+// EPOLLONESHOT... included) and the user data epoll_wait hands back.
+type EpollTarget struct {
+	FD     int
+	Events uint32
+	Data   uint64
+}
 
 // FD is one open file descriptor.
 type FD struct {
@@ -263,6 +283,11 @@ type FD struct {
 	Pos    int64 // file position
 	// ExternalType names what an external fd was ("pipe", "tty", "socket").
 	ExternalType string
+	// Eventfd is set for FDEventfd.
+	Eventfd *Eventfd
+	// Epoll are an FDEpoll's registrations, each naming another fd of the
+	// task, in fdinfo order. Restore adds them once every other fd is open.
+	Epoll []EpollTarget
 }
 
 // FileByID returns the file with the given ID, or nil. IDs are dense:
@@ -283,7 +308,7 @@ func (t *Tree) SharedObjectByID(id uint32) *SharedObject {
 	return t.SharedObjects[id-1]
 }
 
-var fdKindStrings = [...]string{"regular", "dir", "chardev", "external"}
+var fdKindStrings = [...]string{"regular", "dir", "chardev", "external", "eventfd", "epoll"}
 
 func (k FDKind) String() string {
 	if k >= 0 && int(k) < len(fdKindStrings) {

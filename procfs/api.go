@@ -93,6 +93,26 @@ type FD struct {
 	Pos    int64  // fdinfo "pos"
 	MntID  int
 	Ino    uint64 // fdinfo "ino" (0 on kernels without it)
+
+	// Eventfd is set for an eventfd ("eventfd-count" line).
+	Eventfd *EventfdInfo
+	// EpollTargets are an epoll fd's "tfd:" lines, in order.
+	EpollTargets []EpollTarget
+}
+
+// EventfdInfo is what an eventfd's fdinfo tells.
+type EventfdInfo struct {
+	Count     uint64 // "eventfd-count" (hex)
+	Semaphore bool   // "eventfd-semaphore: 1" (Linux 6.6+; false before)
+}
+
+// EpollTarget is one "tfd: N events: HEX data: HEX pos:P ino:HEX sdev:HEX"
+// line of an epoll fd's fdinfo: a registration of fd N of the owner.
+type EpollTarget struct {
+	FD     int
+	Events uint32
+	Data   uint64
+	Ino    uint64 // the target file's inode, to tell a reused fd number
 }
 
 // PageRange is a run of pages [Start, End) of one category; addresses,

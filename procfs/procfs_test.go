@@ -145,7 +145,7 @@ func TestFDsFixture(t *testing.T) {
 	want := []FD{
 		{Num: 0, Target: "/dev/null", Flags: 0o100002, MntID: 23, Ino: 3},
 		{Num: 3, Target: "/tmp/dir with spaces/my file (1).bin", Flags: 0o2102001, Pos: 4096, MntID: 31, Ino: 77},
-		{Num: 5, Target: "anon_inode:[eventfd]", Flags: 0o2000000, MntID: 15, Ino: 1234},
+		{Num: 5, Target: "anon_inode:[eventfd]", Flags: 0o2000000, MntID: 15, Ino: 1234, Eventfd: &EventfdInfo{}},
 	}
 	if !reflect.DeepEqual(fds, want) {
 		t.Errorf("got  %+v\nwant %+v", fds, want)

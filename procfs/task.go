@@ -158,8 +158,9 @@ func (fs FS) FD(pid, num int) (FD, error) {
 	return fd, nil
 }
 
-// parseFdinfo reads the pos, flags, mnt_id and ino lines of fdinfo; the
-// rest (eventfd counts, inotify marks, ...) is per file type and skipped.
+// parseFdinfo reads the pos, flags, mnt_id and ino lines of fdinfo, an
+// eventfd's count and mode and an epoll's targets; the rest (inotify
+// marks, ...) is per file type and skipped.
 func parseFdinfo(b []byte, fd *FD) error {
 	seen := 0
 	for _, line := range strings.Split(string(b), "\n") {
@@ -170,6 +171,22 @@ func parseFdinfo(b []byte, fd *FD) error {
 		val = strings.TrimSpace(val)
 		var err error
 		switch key {
+		case "eventfd-count":
+			var n uint64
+			n, err = strconv.ParseUint(val, 16, 64)
+			if fd.Eventfd == nil {
+				fd.Eventfd = &EventfdInfo{}
+			}
+			fd.Eventfd.Count = n
+		case "eventfd-semaphore":
+			if fd.Eventfd == nil {
+				fd.Eventfd = &EventfdInfo{}
+			}
+			fd.Eventfd.Semaphore = val == "1"
+		case "tfd":
+			var tg EpollTarget
+			tg, err = parseEpollTarget(line)
+			fd.EpollTargets = append(fd.EpollTargets, tg)
 		case "pos":
 			fd.Pos, err = strconv.ParseInt(val, 10, 64)
 			seen++
@@ -191,6 +208,30 @@ func parseFdinfo(b []byte, fd *FD) error {
 		return fmt.Errorf("%w: no pos or flags", ErrParse)
 	}
 	return nil
+}
+
+// parseEpollTarget parses "tfd: 6 events: 19 data: 5a3e20  pos:0 ino:406 sdev:10".
+func parseEpollTarget(line string) (EpollTarget, error) {
+	var tg EpollTarget
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "tfd:" || f[2] != "events:" || f[4] != "data:" {
+		return tg, fmt.Errorf("%w: epoll target %q", ErrParse, line)
+	}
+	n, err1 := strconv.Atoi(f[1])
+	ev, err2 := strconv.ParseUint(f[3], 16, 32)
+	data, err3 := strconv.ParseUint(f[5], 16, 64)
+	if err1 != nil || err2 != nil || err3 != nil || n < 0 {
+		return tg, fmt.Errorf("%w: epoll target %q", ErrParse, line)
+	}
+	tg.FD, tg.Events, tg.Data = n, uint32(ev), data
+	for _, kv := range f[6:] {
+		if v, ok := strings.CutPrefix(kv, "ino:"); ok {
+			if tg.Ino, err1 = strconv.ParseUint(v, 16, 64); err1 != nil {
+				return tg, fmt.Errorf("%w: epoll target %q", ErrParse, line)
+			}
+		}
+	}
+	return tg, nil
 }
 
 // Link reads the /proc/PID/NAME magic link ("exe", "cwd", "root"): the

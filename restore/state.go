@@ -3,6 +3,7 @@ package restore
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -123,6 +124,20 @@ func (rs *restorer) restoreFDs(tk *task) error {
 					return fmt.Errorf("fd %d (%s): %w", fd.Num, fd.ExternalType, err)
 				}
 			}
+		case image.FDEventfd:
+			if tmp, err = rs.makeEventfd(tk, fd); err != nil {
+				return fmt.Errorf("fd %d (eventfd): %w", fd.Num, err)
+			}
+		case image.FDEpoll:
+			// Its targets are added once every fd is in place.
+			if tmp, err = tk.sys(unix.SYS_EPOLL_CREATE1, 0); err != nil {
+				return fmt.Errorf("fd %d (epoll): %w", fd.Num, err)
+			}
+			if fd.Flags&unix.O_NONBLOCK != 0 {
+				if _, err := tk.sys(unix.SYS_FCNTL, tmp, unix.F_SETFL, unix.O_NONBLOCK); err != nil {
+					return fmt.Errorf("fd %d (epoll): %w", fd.Num, err)
+				}
+			}
 		default:
 			f := rs.tree.FileByID(fd.FileID)
 			if f == nil {
@@ -144,6 +159,69 @@ func (rs *restorer) restoreFDs(tk *task) error {
 			if _, err := tk.sys(unix.SYS_LSEEK, uint64(fd.Num), uint64(fd.Pos), unix.SEEK_SET); err != nil {
 				return fmt.Errorf("fd %d: %w", fd.Num, err)
 			}
+		}
+	}
+	return rs.fillEpolls(tk)
+}
+
+// makeEventfd creates an eventfd with the dumped counter and mode in tk
+// and returns its (temporary) fd number.
+func (rs *restorer) makeEventfd(tk *task, fd *image.FD) (uint64, error) {
+	const efdSemaphore = 1
+	flags := uint64(0)
+	if fd.Flags&unix.O_NONBLOCK != 0 {
+		flags |= unix.O_NONBLOCK // EFD_NONBLOCK
+	}
+	if fd.Eventfd.Semaphore {
+		flags |= efdSemaphore
+	}
+	// eventfd2 takes an unsigned int; a larger count is written on top.
+	count := fd.Eventfd.Count
+	initval := min(count, math.MaxUint32)
+	efd, err := tk.sys(unix.SYS_EVENTFD2, initval, flags)
+	if err != nil {
+		return 0, err
+	}
+	if rest := count - initval; rest > 0 {
+		s := rs.newScratch()
+		p := s.u64s(rest)
+		if err := s.write(tk.t.PID); err != nil {
+			return 0, err
+		}
+		if _, err := tk.sys(unix.SYS_WRITE, efd, p, 8); err != nil {
+			return 0, fmt.Errorf("count %d: %w", count, err)
+		}
+	}
+	return efd, nil
+}
+
+// fillEpolls registers every epoll fd's targets again, by fd number, with
+// their event masks and data. epoll_ctl refuses a target that cannot be
+// polled (the external fd mmcr gave in place of a pipe may be a file).
+func (rs *restorer) fillEpolls(tk *task) error {
+	for _, fd := range tk.t.FDs {
+		if fd.Kind != image.FDEpoll || len(fd.Epoll) == 0 {
+			continue
+		}
+		s := rs.newScratch()
+		evs := make([]uint64, len(fd.Epoll))
+		for i, tg := range fd.Epoll {
+			// struct epoll_event is packed on x86-64: u32 events, u64 data.
+			b := make([]byte, 12)
+			binary.LittleEndian.PutUint32(b, tg.Events)
+			binary.LittleEndian.PutUint64(b[4:], tg.Data)
+			evs[i] = s.add(b)
+		}
+		if err := s.write(tk.t.PID); err != nil {
+			return err
+		}
+		b := &batch{}
+		for i, tg := range fd.Epoll {
+			b.add(fmt.Sprintf("epoll fd %d: add fd %d", fd.Num, tg.FD), unix.SYS_EPOLL_CTL,
+				uint64(fd.Num), unix.EPOLL_CTL_ADD, uint64(tg.FD), evs[i])
+		}
+		if err := rs.runBatch(tk, b); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 // Workload for fd refusals: holds one descriptor of the kind named by
-// argv[1] on fd 3 ("memfd" unmapped, "eventfd", "socket", "epoll",
-// "fifo" on a named FIFO given as argv[2]). Prints "ready PID"; exits 0 on
+// argv[1] on fd 3 ("memfd" unmapped, "socket", "fifo" on a named FIFO
+// given as argv[2], "eventfd-dup": an eventfd also on fd 4, "epoll-stale":
+// an epoll watching fd 4, whose eventfd now lives on fd 5 only). Prints "ready PID"; exits 0 on
 // SIGTERM.
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -25,8 +26,14 @@ int main(int argc, char **argv) {
 	sigaction(SIGTERM, &sa, NULL);
 	int fd = -1, sv[2];
 	if (!strcmp(argv[1], "memfd")) fd = memfd_create("lonely", 0);
-	else if (!strcmp(argv[1], "eventfd")) fd = eventfd(0, 0);
-	else if (!strcmp(argv[1], "epoll")) fd = epoll_create1(0);
+	else if (!strcmp(argv[1], "eventfd-dup") && (fd = eventfd(0, 0)) == 3) dup(fd);
+	else if (!strcmp(argv[1], "epoll-stale") && (fd = epoll_create1(0)) == 3) {
+		struct epoll_event ev = {.events = EPOLLIN};
+		int efd = eventfd(0, 0);
+		epoll_ctl(fd, EPOLL_CTL_ADD, efd, &ev);
+		dup(efd);
+		close(efd);
+	}
 	else if (!strcmp(argv[1], "socket") && !socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) fd = sv[0];
 	else if (!strcmp(argv[1], "fifo") && argc > 2) fd = open(argv[2], O_RDWR);
 	if (fd != 3) {

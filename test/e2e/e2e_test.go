@@ -82,6 +82,7 @@ var scenarios = []scenario{
 	{name: "restore-foreground", src: "simple.c", mode: modeForeground},
 	{name: "threads", src: "threads.c", cflags: []string{"-pthread"}},
 	{name: "threads-tree", src: "threads_tree.c", cflags: []string{"-pthread"}},
+	{name: "go-threads", src: "gothreads", args: []string{"256"}, verdict: 120 * time.Second},
 	{name: "python-threads", src: "pythreads.py"},
 }
 
