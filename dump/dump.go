@@ -76,9 +76,6 @@ func taskErr(pid int, op string, err error) error {
 	return &TaskError{PID: pid, Op: op, Err: err}
 }
 
-// copyBufSize is the size of the one buffer pages are copied through.
-const copyBufSize = 4 << 20
-
 // dumper holds the state of one dump. All its methods run on the locked
 // OS thread of Run.
 type dumper struct {
@@ -106,7 +103,7 @@ type dumper struct {
 	// file may appear only once in the tree.
 	anonFDs []anonFD
 	w       *image.Writer
-	buf     []byte
+	bufs    [][]byte // page buffers (pipe.go)
 	// cow finds the private pages a task shares with its parent.
 	cow cowDeduper
 }
@@ -211,7 +208,9 @@ func (d *dumper) run() error {
 		return err
 	}
 	d.log.Info("tree frozen", "tasks", len(d.order), "threads", len(d.seized))
-	d.buf = make([]byte, copyBufSize)
+	for range copyBufs {
+		d.bufs = append(d.bufs, populated(copyBufSize))
+	}
 
 	// Every task's state first, pages after: the remote syscalls (the only
 	// time a task runs code for mmcr, with a scratch page mapped) all
