@@ -28,7 +28,13 @@
 //
 // Write testdata/NAME.c on common.h and add one entry to the scenarios
 // table (source, arguments, extra gcc flags such as -pthread, mode). The
-// driver builds it with gcc -O1 -g in TestMain.
+// driver builds it with gcc -O1 -g in TestMain. A workload may also be a
+// Go main package (testdata/DIR, stdlib only, built with go build) or a
+// Python script (testdata/NAME.py, run with python3; its scenarios skip
+// where there is no python3) following the same protocol.
+//
+// Each task's identity includes its threads (tid and name): threads come
+// back with their own tids and names.
 //
 // # Knobs
 //
