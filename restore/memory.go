@@ -223,6 +223,12 @@ func (rs *restorer) mapVMA(tk *task, v *image.VMA, fds map[uint32]uint64, b *bat
 			if fd, err = rs.remoteOpen(tk, path, mode); err != nil {
 				return err
 			}
+			if path == f.Path && !f.Deleted {
+				if err := checkOpened(tk.t.PID, fd, f); err != nil {
+					tk.r.Syscall(unix.SYS_CLOSE, fd)
+					return err
+				}
+			}
 			fds[key] = fd
 		}
 		if shared {

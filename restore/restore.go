@@ -85,6 +85,10 @@ const (
 // an error makes Run fail there.
 var testHookAfterCreate func() error
 
+// testHookBeforeCreate, when set by a test, runs after every check and
+// before the first task is made: a test changes files under the restore.
+var testHookBeforeCreate func()
+
 // restorer holds the state of one Run.
 type restorer struct {
 	opts   Options
@@ -221,6 +225,9 @@ func (rs *restorer) run() (int, error) {
 	phase("validate and prepare")
 	if err := rs.canceled(); err != nil {
 		return 0, err
+	}
+	if testHookBeforeCreate != nil {
+		testHookBeforeCreate()
 	}
 	// Every task gets its memory right after it is made, before its
 	// children: they are forks of it and inherit what they shared with

@@ -140,3 +140,21 @@ func dumpableForTasks() error {
 	}
 	return nil
 }
+
+// checkOpened makes sure the file task pid just opened by path (fd) is the
+// dumped file: validate compared the path's identity before any task
+// existed, but a path can be swapped for another file (or a symbolic link
+// to one) in between. The open fd is what gets mapped, so its inode is
+// what must match.
+func checkOpened(pid int, fd uint64, f *image.File) error {
+	var st unix.Stat_t
+	link := fmt.Sprintf("/proc/%d/fd/%d", pid, fd)
+	if err := unix.Stat(link, &st); err != nil {
+		return fmt.Errorf("%s: stat the opened file: %w", f.Path, &os.PathError{Op: "stat", Path: link, Err: err})
+	}
+	if st.Dev != f.Dev || st.Ino != f.Ino {
+		return fmt.Errorf("%s: opened inode %d:%d, dumped %d:%d (the file was replaced during the restore)",
+			f.Path, st.Dev, st.Ino, f.Dev, f.Ino)
+	}
+	return nil
+}

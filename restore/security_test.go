@@ -397,3 +397,36 @@ func TestRestoreBackingFileMissing(t *testing.T) {
 	}
 	expectNothingLeft(t, d.pids)
 }
+
+// TestRestoreFileSwappedDuringRestore replaces a mapped file with a copy of
+// the same size, mode and mtime (another inode) after the checks and
+// before the tasks open it: the open file's identity is checked too, and
+// the restore fails cleanly.
+func TestRestoreFileSwappedDuringRestore(t *testing.T) {
+	needRoot(t)
+	bin := buildC(t, "memtree")
+	d := dumpWorkload(t, false, bin, "0")
+	testHookBeforeCreate = func() {
+		st, err := os.Stat(bin)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		b, _ := os.ReadFile(bin)
+		tmp := bin + ".new"
+		if err := os.WriteFile(tmp, b, st.Mode()); err != nil {
+			t.Error(err)
+			return
+		}
+		os.Chtimes(tmp, st.ModTime(), st.ModTime())
+		if err := os.Rename(tmp, bin); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { testHookBeforeCreate = nil }()
+	_, err := Run(Options{Dir: d.dir, Log: testLog(t)})
+	if err == nil || !strings.Contains(err.Error(), "was replaced during the restore") {
+		t.Fatalf("restore with the file swapped: %v, want 'was replaced during the restore'", err)
+	}
+	expectNothingLeft(t, d.pids)
+}
