@@ -474,14 +474,26 @@ func (e *env) runOnce(c caseSpec, dir string, i int) (oneRun, error) {
 
 	mark := reaper.mark()
 	pidfile := filepath.Join(run, "restore.pid")
-	one.restore, err = runTimed(procSpec{path: e.mmcr, args: append([]string{"restore", "-D", img, "-d", "--pidfile", pidfile,
-		"--log-file", filepath.Join(run, "restore.log")}, verbose...),
-		dir: run, stdout: filepath.Join(run, "restore.stdout"), stderr: filepath.Join(run, "restore.stderr")}, 10*time.Minute)
-	if err != nil {
-		return one, err
-	}
-	if !one.restore.ok() {
-		return one, fmt.Errorf("mmcr restore: %s: %s", describeStatus(one.restore.status), tail(filepath.Join(run, "restore.stderr")))
+	rerr := filepath.Join(run, "restore.stderr")
+	// On a busy machine another process may take one of the dumped pids
+	// between dump and restore (restore then fails cleanly, nothing
+	// created): wait a little and try again, a few times.
+	for attempt := 1; ; attempt++ {
+		one.restore, err = runTimed(procSpec{path: e.mmcr, args: append([]string{"restore", "-D", img, "-d", "--pidfile", pidfile,
+			"--log-file", filepath.Join(run, "restore.log")}, verbose...),
+			dir: run, stdout: filepath.Join(run, "restore.stdout"), stderr: rerr}, 10*time.Minute)
+		if err != nil {
+			return one, err
+		}
+		if one.restore.ok() {
+			break
+		}
+		msg := tail(rerr)
+		if !strings.Contains(msg, "already in use") || attempt == 5 {
+			return one, fmt.Errorf("mmcr restore: %s: %s", describeStatus(one.restore.status), msg)
+		}
+		e.logf("%s: %s; trying again in a second", c.Name, msg)
+		time.Sleep(time.Second)
 	}
 	if b, err := os.ReadFile(pidfile); err != nil || strings.TrimSpace(string(b)) != itoa(int64(root)) {
 		return one, fmt.Errorf("restore pid file says %q (%v), the dumped root was %d", b, err, root)
