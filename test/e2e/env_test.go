@@ -23,7 +23,10 @@ type env struct {
 	run    string // workload cwd
 	img    string // image dir
 	starts int
-	shown  []string // files to print on failure, in order
+	// startMark is the reaper mark taken as the latest workload started:
+	// exits recorded before it are of other processes that had its pid.
+	startMark uint64
+	shown     []string // files to print on failure, in order
 }
 
 func newEnv(t *testing.T, sc scenario) *env {
@@ -102,6 +105,7 @@ func (e *env) start() int {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.startMark = mark
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		b, err := os.ReadFile(filepath.Join(e.run, "pidfile"))
@@ -257,9 +261,14 @@ func (e *env) compareTreeParent(root, rootParent int, before map[int]taskSnap, w
 	}
 }
 
-// verdict sends SIGTERM to the root and waits for its result file and exit.
+// verdict sends SIGTERM to the root and waits for its result file and
+// exit, an exit recorded after since (0: since the workload started; pids
+// wrap, and an earlier process with the root's pid may have exited).
 func (e *env) verdict(root int, since uint64) {
 	e.t.Helper()
+	if since == 0 {
+		since = e.startMark
+	}
 	resultPath := filepath.Join(e.run, "result")
 	e.show(resultPath)
 	if err := unix.Kill(root, unix.SIGTERM); err != nil {
