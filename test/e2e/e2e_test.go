@@ -91,9 +91,9 @@ var (
 	bins       = map[string]string{} // binKey(sc) → workload binary
 	skipReason string
 	// python3 runs the .py workloads; "" when there is none.
-	python3 string
-	noCR       = os.Getenv("MMCR_E2E_NOCR") == "1"
-	keepDirs   = os.Getenv("MMCR_E2E_KEEP") == "1"
+	python3  string
+	noCR     = os.Getenv("MMCR_E2E_NOCR") == "1"
+	keepDirs = os.Getenv("MMCR_E2E_KEEP") == "1"
 	// deadline is when the suite stops starting work and fails instead,
 	// well before go test's own timeout would kill the binary and orphan
 	// the workloads.
