@@ -8,17 +8,27 @@
 //
 // Order of work, and why:
 //
+//  0. image dir: made (0700) and flock-ed before the tree is touched, so a
+//     second mmcr on the same dir fails having frozen nothing.
 //  1. freeze: seize and interrupt every thread of every task, repeating
 //     until a pass finds nothing new, so a fork racing the freeze is caught.
-//  2. collect: per task, /proc state first (VMAs before anything is mapped
-//     into the task), then remote syscalls from a scratch page that is
-//     unmapped again before the task's pages are read.
+//     A thread already traced (another mmcr, a debugger) fails the dump.
+//  2. collect: every task, /proc state first (VMAs before anything is
+//     mapped into the task), then remote syscalls from a scratch page that
+//     is unmapped again. All tasks are collected before any page is read:
+//     the remote syscalls are the only moments a task runs code for mmcr,
+//     and they stay short and early, before the long page copy.
 //  3. pages: private pages per task through process_vm_readv; shared
 //     objects once each through their map_files fd; ghosts of deleted files.
-//  4. commit the metadata, then kill the tree or detach it.
+//  4. commit the metadata and, last, the manifest; then kill the tree or
+//     detach it.
 //
-// On any failure the image is removed and every thread is detached exactly
-// as it was found.
+// On any failure, including a cancellation of Options.Ctx (checked
+// between steps and page batches; mmcr cancels on SIGINT/SIGTERM), the
+// image is removed and every thread is detached exactly as it was found.
+//
+// Who may be dumped is the kernel's decision (see access.go): the seize is
+// its ptrace access check, made with the caller's own rights.
 package dump
 
 import (
