@@ -23,6 +23,13 @@
 // same inode too. Threads other than the leader are made last, by clone3
 // with CLONE_THREAD in the leader, and get their registers at release.
 //
+// Before the first task exists, Run locks the image dir (flock), refuses a
+// dir others could have written (image.CheckTrusted), verifies the
+// manifest, decodes the tree, and checks pids, mapped files, the caller's
+// right to the dumped credentials (security.go) and the xstate layout.
+// After that, any failure or a cancellation of Options.Ctx kills and
+// reaps every task made so far.
+//
 // Precondition: all ptrace requests come from one OS thread; Run locks it
 // for its whole duration.
 package restore
