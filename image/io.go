@@ -61,13 +61,23 @@ type hashFile struct {
 	size int64
 }
 
+// directWrite is the size from which a write skips the buffer: copying
+// it there first would cost a memmove of every byte (bufio copies even a
+// write of exactly its size).
+const directWrite = 64 << 10
+
 func (hf *hashFile) Write(p []byte) (int, error) {
 	var n int
 	var err error
-	if hf.bw != nil {
-		n, err = hf.bw.Write(p)
-	} else {
+	switch {
+	case hf.bw == nil:
 		n, err = hf.f.Write(p)
+	case len(p) >= directWrite:
+		if err = hf.bw.Flush(); err == nil {
+			n, err = hf.f.Write(p)
+		}
+	default:
+		n, err = hf.bw.Write(p)
 	}
 	hf.h.Write(p[:n])
 	hf.size += int64(n)
