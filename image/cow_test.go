@@ -103,3 +103,4 @@ func TestCOWRejected(t *testing.T) {
 		})
 	}
 }
+
