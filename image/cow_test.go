@@ -103,4 +103,3 @@ func TestCOWRejected(t *testing.T) {
 		})
 	}
 }
-

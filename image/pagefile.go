@@ -65,7 +65,7 @@ type PagesFile struct {
 	mf   manifestFile
 	path string
 	h    hash.Hash32 // nil: nothing left to check
-	next int64      // the offset a read must start at to extend h
+	next int64       // the offset a read must start at to extend h
 }
 
 // OpenPages is Pages returning a PagesFile.
