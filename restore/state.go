@@ -196,9 +196,14 @@ func (rs *restorer) makeEventfd(tk *task, fd *image.FD) (uint64, error) {
 }
 
 // fillEpolls registers every epoll fd's targets again, by fd number, with
-// their event masks and data. epoll_ctl refuses a target that cannot be
-// polled (the external fd mmcr gave in place of a pipe may be a file).
+// their event masks and data. An external fd (0-2) is mmcr's own stdio
+// now, which may be a file epoll refuses: that registration is left out
+// with a warning; any other failure is an error.
 func (rs *restorer) fillEpolls(tk *task) error {
+	external := map[int]bool{}
+	for _, fd := range tk.t.FDs {
+		external[fd.Num] = fd.Kind == image.FDExternal
+	}
 	for _, fd := range tk.t.FDs {
 		if fd.Kind != image.FDEpoll || len(fd.Epoll) == 0 {
 			continue
@@ -217,6 +222,14 @@ func (rs *restorer) fillEpolls(tk *task) error {
 		}
 		b := &batch{}
 		for i, tg := range fd.Epoll {
+			if external[tg.FD] {
+				_, err := tk.sys(unix.SYS_EPOLL_CTL, uint64(fd.Num), unix.EPOLL_CTL_ADD, uint64(tg.FD), evs[i])
+				if err != nil {
+					rs.log.Warn("epoll registration of an external fd left out", "pid", tk.t.PID,
+						"epoll", fd.Num, "fd", tg.FD, "err", err)
+				}
+				continue
+			}
 			b.add(fmt.Sprintf("epoll fd %d: add fd %d", fd.Num, tg.FD), unix.SYS_EPOLL_CTL,
 				uint64(fd.Num), unix.EPOLL_CTL_ADD, uint64(tg.FD), evs[i])
 		}

@@ -84,6 +84,7 @@ var scenarios = []scenario{
 	{name: "threads-tree", src: "threads_tree.c", cflags: []string{"-pthread"}},
 	{name: "go-threads", src: "gothreads", args: []string{"256"}, verdict: 120 * time.Second},
 	{name: "python-threads", src: "pythreads.py"},
+	{name: "eventfd-epoll", src: "epoll.c", cflags: []string{"-pthread"}},
 }
 
 var (
