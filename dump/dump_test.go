@@ -552,6 +552,22 @@ func TestDumpThreadsAndSignalState(t *testing.T) {
 	if task.Threads[0].Rseq.Addr == 0 {
 		t.Logf("no rseq registration (glibc without rseq?)")
 	}
+	if c := byTID[tid1].Comm; c != "altstack" {
+		t.Errorf("name of %d: %q, want altstack", tid1, c)
+	}
+	if c := byTID[pid].Comm; c != task.Comm || c == "" {
+		t.Errorf("name of leader: %q, task %q", c, task.Comm)
+	}
+	// glibc registers every thread's tid word (in its struct pthread, at
+	// the thread pointer) as clear_child_tid, and a robust list head.
+	for _, th := range task.Threads {
+		if th.ClearTID == 0 || th.ClearTID < th.Regs.Fs_base || th.ClearTID-th.Regs.Fs_base >= 4096 {
+			t.Errorf("thread %d: clear_child_tid %#x, fs_base %#x", th.TID, th.ClearTID, th.Regs.Fs_base)
+		}
+		if th.RobustList == 0 || th.RobustListLen != 24 {
+			t.Errorf("thread %d: robust list %#x len %d", th.TID, th.RobustList, th.RobustListLen)
+		}
+	}
 	w.finish(t)
 }
 

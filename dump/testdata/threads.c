@@ -1,5 +1,5 @@
 // Workload for per-thread and per-process state: three threads (one with
-// a sigaltstack, one with SIGUSR1 blocked), an ITIMER_REAL armed far in
+// a sigaltstack, named "altstack", one with SIGUSR1 blocked), an ITIMER_REAL armed far in
 // the future, a SIGUSR2 handler with SA_RESTART, RLIMIT_NOFILE soft 123,
 // umask 027. Prints "ready PID TID1 TID2 ALTSTACK" when every thread is
 // up; on SIGTERM checks that nothing changed and exits 0.
@@ -33,6 +33,7 @@ static void *with_altstack(void *arg) {
 	(void)arg;
 	stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack, .ss_flags = 0};
 	if (sigaltstack(&ss, NULL)) bad++;
+	if (pthread_setname_np(pthread_self(), "altstack")) bad++;
 	tids[0] = (pid_t)syscall(SYS_gettid);
 	pthread_barrier_wait(&barrier);
 	sleep_loop();
