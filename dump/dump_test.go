@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -588,7 +589,7 @@ func TestDumpKillsTree(t *testing.T) {
 		// The dumper reaped it as tracer, or the parent sees SIGKILL.
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			if ws, ok := ee.Sys().(unix.WaitStatus); !ok || ws.Signal() != unix.SIGKILL {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
 				t.Errorf("workload ended with %v, want SIGKILL", err)
 			}
 		}
