@@ -4,7 +4,9 @@
 // the tree or lets it run on.
 //
 // The whole dump runs on one goroutine locked to its OS thread: ptrace
-// requests must come from the thread that attached the tracee.
+// requests must come from the thread that attached the tracee. Only the
+// storing of page buffers (zero-page check, checksum, write) runs on a
+// second goroutine, overlapping the next buffer's read (pipe.go).
 //
 // Order of work, and why:
 //
@@ -18,7 +20,10 @@
 //     is unmapped again. All tasks are collected before any page is read:
 //     the remote syscalls are the only moments a task runs code for mmcr,
 //     and they stay short and early, before the long page copy.
-//  3. pages: private pages per task through process_vm_readv; shared
+//  3. pages: private pages per task through process_vm_readv (through
+//     /proc/PID/mem when the tree has several tasks: it does not break
+//     copy-on-write sharing); a page a child still shares with its parent
+//     is recorded as the parent's, not stored again (cow.go); shared
 //     objects once each through their map_files fd; ghosts of deleted files.
 //  4. commit the metadata and, last, the manifest; then kill the tree or
 //     detach it.

@@ -7,9 +7,12 @@
 // Every task is a fork of that stub made by an injected clone3 with set_tid
 // (the root in the stub, with CLONE_PARENT so its parent is mmcr; every
 // other task in its restored parent), so every task inherits the page.
-// Then, per task in tree order, remote syscalls run from that page unmap
-// the stub's memory, move the vdso, create every VMA and shared object, and
-// set the task state; plain mmap/munmap/mprotect go in batches run by a
+// Per task in tree order, right after the task is made and before any
+// child of it, remote syscalls run from that page unmap the memory it
+// inherited (all of it but the VMAs it shared copy-on-write with its
+// parent at dump, VMA.FromParent), move the vdso, create every other VMA
+// and shared object; then, once every task exists, they set the task
+// state. Plain mmap/munmap/mprotect go in batches run by a
 // small loop in the same page (one ptrace round trip per batch). mmcr
 // writes page contents itself: process_vm_writev into writable VMAs,
 // /proc/PID/mem (FOLL_FORCE) into the others, and pwrite into shared
