@@ -20,8 +20,10 @@
 //	pstree.img                 PstreeEntry per task, tree order (root first, ppid 0)
 //	ids-PID.img                TaskKobjIdsEntry, every id = PID (crit finds fdinfo by it)
 //	core-TID.img               CoreEntry per thread: gpregs, fpregs/xsave (as far as
-//	                           CRIU's fields reach), thread_core (sigmask, sas,
-//	                           private pending signals, creds, rseq); the leader's
+//	                           CRIU's fields reach), clear_tid_addr, thread_core
+//	                           (sigmask, sas, private pending signals, creds, rseq,
+//	                           futex_rla/futex_rla_len: the robust list, comm:
+//	                           the thread's own name); the leader's
 //	                           also has tc (comm, personality, rlimits, sigactions,
 //	                           itimers, shared pending signals)
 //	mm-PID.img                 MmEntry with one VmaEntry per VMA. status: CRIU's
@@ -30,12 +32,15 @@
 //	                           shared-anon VMAs, a MEMFD file id for memfd VMAs.
 //	                           [vvar_vclock] is a VVAR VMA marked in mmcr-ext.json
 //	fs-PID.img                 FsEntry: cwd/root file ids, umask
-//	fdinfo-PID.img             FdinfoEntry per fd (flags = FD_CLOEXEC, type REG or EXT)
+//	fdinfo-PID.img             FdinfoEntry per fd (flags = FD_CLOEXEC, type REG, EXT,
+//	                           EVENTFD or EVENTPOLL)
 //	files.img                  FileEntry: ids 1..len(Tree.Files) are the Tree's files
 //	                           (RegFileEntry: path, mode, size); then a MEMFD entry
 //	                           per memfd object; then one entry per
 //	                           fd (its open file description: flags, pos), or an
-//	                           ExtFileEntry for external fds
+//	                           ExtFileEntry for external fds, an EventfdFileEntry
+//	                           (flags, counter) or an EventpollFileEntry (flags,
+//	                           one tfd entry per registration: fd, events, data)
 //	pagemap-PID.img            a task's private pages  -> pages-N.img
 //	pagemap-shmem-SHMID.img    a shared object's pages (vaddr = offset) -> pages-N.img
 //	memfd-inode.img            MemfdInodeEntry per memfd object (inode_id = shmid =
@@ -55,7 +60,7 @@
 // (tid and the raw NT_X86_XSTATE bytes, base64), "vmas" in mm order (maps
 // name, smaps VmFlags, vvar_vclock mark, and a FileID/ShmID the shmid field
 // did not carry) and "fds" in fdinfo order (fd, kind, file id, external type,
-// and flags/pos of external fds). A reader refuses another format or version
+// flags/pos of external fds, eventfd_semaphore). A reader refuses another format or version
 // (ErrBadMagic, ErrUnsupported).
 //
 // # Memory shared copy-on-write with the parent (mmcr-ext version 2)
