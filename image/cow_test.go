@@ -65,6 +65,21 @@ func TestCOWRoundTrip(t *testing.T) {
 		t.Errorf("child differs:\n got %+v\nwant %+v", got.Tasks[1], want.Tasks[1])
 	}
 
+	sum, err := Summarize(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := sum.Tasks[1].VMAs[0]; !v.FromParent || v.ParentPages != 3 {
+		t.Errorf("summary of the inherited heap: from_parent %v, parent pages %d, want true, 3", v.FromParent, v.ParentPages)
+	}
+	var text strings.Builder
+	if err := sum.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "from parent (3 pages shared)") {
+		t.Errorf("summary text lacks the inherited heap:\n%s", text.String())
+	}
+
 	// Without COW records the ext file stays at version 1.
 	dir, err = commitTree(t, sampleTree())
 	if err != nil {

@@ -52,6 +52,10 @@ type VMASummary struct {
 	Bytes  int64  `json:"bytes"`
 	// ShmPages are the shared object's dumped pages in this VMA's window.
 	ShmPages int64 `json:"shm_pages,omitempty"`
+	// FromParent: inherited from the parent by fork at restore
+	// (VMA.FromParent); ParentPages of its pages are the parent's.
+	FromParent  bool  `json:"from_parent,omitempty"`
+	ParentPages int64 `json:"parent_pages,omitempty"`
 }
 
 // FDSummary is one file descriptor.
@@ -171,6 +175,12 @@ func Summarize(r *Reader) (*Summary, error) {
 				vs.Dev, vs.Ino = devString(so.Dev), so.Ino
 			}
 			vs.Bytes = int64(overlap(runs, v.Start, v.End))
+			vs.FromParent = v.FromParent
+			for _, r := range t.ParentPages {
+				if r.Start < v.End && v.Start < r.End {
+					vs.ParentPages += int64(min(r.End, v.End)-max(r.Start, v.Start)) / PageSize
+				}
+			}
 			vs.Pages = vs.Bytes / PageSize
 			if runs, ok := shmRuns[v.ShmID]; ok {
 				vs.ShmPages = int64(overlap(runs, v.Pgoff, v.Pgoff+v.Len()) / PageSize)
@@ -264,6 +274,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 			}
 			if v.ShmID != 0 {
 				fmt.Fprintf(&b, " shm %d (%d pages in window)", v.ShmID, v.ShmPages)
+			}
+			if v.FromParent {
+				fmt.Fprintf(&b, " from parent (%d pages shared)", v.ParentPages)
 			}
 			fmt.Fprintf(&b, " pages %d (%s)\n", v.Pages, humanBytes(v.Bytes))
 		}
