@@ -88,17 +88,29 @@ func (p *storePipe) run() {
 	defer close(p.done)
 	for b := range p.full {
 		if p.err == nil {
-			for _, r := range b.runs {
-				if err := p.store(r); err != nil {
-					p.err = fmt.Errorf("store pages %#x-%#x: %w", r.addr, r.addr+uint64(len(r.data)), err)
-					p.failed.Store(true)
-					break
-				}
+			if p.err = p.storeBatch(b); p.err != nil {
+				p.failed.Store(true)
 			}
 		}
 		b.reset()
 		p.free <- b
 	}
+}
+
+// storeBatch stores b's runs. A panic becomes an error: on this goroutine
+// it would end the process before Run could detach the tree.
+func (p *storePipe) storeBatch(b *pageBatch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error storing pages: %v", r)
+		}
+	}()
+	for _, r := range b.runs {
+		if err := p.store(r); err != nil {
+			return fmt.Errorf("store pages %#x-%#x: %w", r.addr, r.addr+uint64(len(r.data)), err)
+		}
+	}
+	return nil
 }
 
 func (p *storePipe) store(r batchRun) error {
