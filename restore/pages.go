@@ -149,6 +149,13 @@ func (rs *restorer) streamWindows(pf *image.PagesFile, pieces []piece, put func(
 	stop := make(chan struct{})
 	go func() {
 		defer close(out)
+		// A panic here would end mmcr with half-made tasks detached:
+		// make it the restore's error instead (Run then kills them).
+		defer func() {
+			if r := recover(); r != nil {
+				out <- filled{err: fmt.Errorf("internal error reading pages: %v", r)}
+			}
+		}()
 		for _, w := range wins {
 			var b []byte
 			select {
