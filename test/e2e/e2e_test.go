@@ -85,6 +85,7 @@ var scenarios = []scenario{
 	{name: "go-threads", src: "gothreads", args: []string{"256"}, verdict: 120 * time.Second},
 	{name: "python-threads", src: "pythreads.py"},
 	{name: "eventfd-epoll", src: "epoll.c", cflags: []string{"-pthread"}},
+	{name: "go-threads-leave-running", src: "gothreads", args: []string{"64"}, mode: modeLeaveRunning},
 }
 
 var (

@@ -177,6 +177,29 @@ func main() {
 			os.Exit(3)
 		}
 	}
+	// The runtime starts threads (Ms) as it needs them and keeps them
+	// idle afterwards. Start a pool now, with goroutines blocked in
+	// syscalls at once (each takes a thread), so that later needs find
+	// an idle one; then wait until the number has held for a second: the
+	// driver's snapshot of the threads must be the one the dump sees.
+	var pool sync.WaitGroup
+	for range 8 {
+		pool.Add(1)
+		go func() {
+			defer pool.Done()
+			ts := syscall.Timespec{Nsec: 100e6}
+			syscall.Nanosleep(&ts, nil)
+		}()
+	}
+	pool.Wait()
+	for n, same, deadline := threadCount(), 0, time.Now().Add(15*time.Second); same < 10 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		if m := threadCount(); m == n {
+			same++
+		} else {
+			n, same = m, 0
+		}
+	}
 	if err := os.WriteFile("pidfile.tmp", []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		fmt.Println("SETUP ERROR:", err)
 		os.Exit(3)
@@ -195,10 +218,10 @@ func main() {
 	for i := range progress {
 		before[i] = progress[i].Load()
 	}
-	// Every goroutine must move on within 3 s (a forced GC cycle over
+	// Every goroutine must move on within 10 s (a forced GC cycle over
 	// the whole heap may hold some back for a while on a busy machine).
 	names := []string{"worker0", "worker1", "feeder", "collector", "sleeper", "ticker", "spinner", "gc"}
-	for end := time.Now().Add(3 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		var stuck []int
 		for i := range progress {
 			if progress[i].Load() == before[i] {
@@ -210,7 +233,7 @@ func main() {
 		}
 		if time.Now().After(end) {
 			for _, i := range stuck {
-				fail("goroutine %s stuck at %d for 3 s after SIGTERM", names[i], before[i])
+				fail("goroutine %s stuck at %d for 10 s after SIGTERM", names[i], before[i])
 			}
 			break
 		}
