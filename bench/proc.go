@@ -7,11 +7,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mmcr/mmcr/internal/childreaper"
 )
 
 // The harness is a child subreaper: every process it starts, and every
@@ -26,75 +27,32 @@ import (
 
 // exitEvent is one reaped child.
 type exitEvent struct {
-	seq    uint64
 	status unix.WaitStatus
 	rusage unix.Rusage
 	at     time.Time
 }
 
-type reaperT struct {
-	mu     sync.Mutex
-	seq    uint64
-	events map[int][]exitEvent
-	once   sync.Once
-}
+// reaperT adapts childreaper to the harness's needs.
+type reaperT struct{ r *childreaper.Reaper }
 
-var reaper = &reaperT{events: map[int][]exitEvent{}}
+var reaper = reaperT{childreaper.New()}
 
 // start runs the reaping loop once per process.
-func (r *reaperT) start() { r.once.Do(func() { go r.loop() }) }
-
-func (r *reaperT) loop() {
-	for {
-		var ws unix.WaitStatus
-		var ru unix.Rusage
-		pid, err := unix.Wait4(-1, &ws, unix.WALL, &ru)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil { // ECHILD: nothing to reap yet; short, since exit times are measured here
-			time.Sleep(time.Millisecond)
-			continue
-		}
-		now := time.Now()
-		r.mu.Lock()
-		r.seq++
-		r.events[pid] = append(r.events[pid], exitEvent{r.seq, ws, ru, now})
-		r.mu.Unlock()
-	}
-}
+func (x reaperT) start() { x.r.Start() }
 
 // mark returns a point in time: waitExit(pid, mark) ignores earlier exits
 // of the same pid (a dumped task and its restored copy share the pid).
-func (r *reaperT) mark() uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.seq
-}
+func (x reaperT) mark() uint64 { return x.r.Mark() }
 
-func (r *reaperT) exited(pid int, since uint64) (exitEvent, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, e := range r.events[pid] {
-		if e.seq > since {
-			return e, true
-		}
-	}
-	return exitEvent{}, false
+func (x reaperT) exited(pid int, since uint64) (exitEvent, bool) {
+	e, ok := x.r.Exited(pid, since)
+	return exitEvent{e.Status, e.Rusage, e.At}, ok
 }
 
 // waitExit waits up to timeout for pid to exit after since.
-func (r *reaperT) waitExit(pid int, since uint64, timeout time.Duration) (exitEvent, bool) {
-	deadline := time.Now().Add(timeout)
-	for {
-		if e, ok := r.exited(pid, since); ok {
-			return e, true
-		}
-		if time.Now().After(deadline) {
-			return exitEvent{}, false
-		}
-		time.Sleep(500 * time.Microsecond)
-	}
+func (x reaperT) waitExit(pid int, since uint64, timeout time.Duration) (exitEvent, bool) {
+	e, ok := x.r.WaitExit(pid, since, timeout)
+	return exitEvent{e.Status, e.Rusage, e.At}, ok
 }
 
 func describeStatus(ws unix.WaitStatus) string {

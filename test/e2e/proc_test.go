@@ -8,11 +8,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mmcr/mmcr/internal/childreaper"
 )
 
 // The test process is a child subreaper: every process a test starts, and
@@ -24,68 +25,27 @@ import (
 // builds may use os/exec (its Wait would lose the race): processes are
 // started with startProc and waited for with reaper.waitExit.
 
-type exitEvent struct {
-	seq    uint64
-	status unix.WaitStatus
-}
+// reaperT adapts childreaper to the driver's needs: exit statuses only.
+type reaperT struct{ r *childreaper.Reaper }
 
-type reaperT struct {
-	mu     sync.Mutex
-	seq    uint64
-	events map[int][]exitEvent
-}
+var reaper = reaperT{childreaper.New()}
 
-var reaper = &reaperT{events: map[int][]exitEvent{}}
-
-func (r *reaperT) loop() {
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WALL, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil { // ECHILD: nothing to reap yet
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		r.mu.Lock()
-		r.seq++
-		r.events[pid] = append(r.events[pid], exitEvent{r.seq, ws})
-		r.mu.Unlock()
-	}
-}
+// loop starts reaping (the goroutine is childreaper's own).
+func (x reaperT) loop() { x.r.Start() }
 
 // mark returns a point in time: waitExit(pid, mark) ignores earlier exits
 // of the same pid (a dumped task and its restored copy share the pid).
-func (r *reaperT) mark() uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.seq
-}
+func (x reaperT) mark() uint64 { return x.r.Mark() }
 
-func (r *reaperT) exited(pid int, since uint64) (unix.WaitStatus, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, e := range r.events[pid] {
-		if e.seq > since {
-			return e.status, true
-		}
-	}
-	return 0, false
+func (x reaperT) exited(pid int, since uint64) (unix.WaitStatus, bool) {
+	e, ok := x.r.Exited(pid, since)
+	return e.Status, ok
 }
 
 // waitExit waits up to timeout for pid to exit after since.
-func (r *reaperT) waitExit(pid int, since uint64, timeout time.Duration) (unix.WaitStatus, bool) {
-	deadline := time.Now().Add(timeout)
-	for {
-		if ws, ok := r.exited(pid, since); ok {
-			return ws, true
-		}
-		if time.Now().After(deadline) {
-			return 0, false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+func (x reaperT) waitExit(pid int, since uint64, timeout time.Duration) (unix.WaitStatus, bool) {
+	e, ok := x.r.WaitExit(pid, since, timeout)
+	return e.Status, ok
 }
 
 func describeStatus(ws unix.WaitStatus) string {
