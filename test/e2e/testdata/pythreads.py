@@ -50,7 +50,9 @@ def build():
 data, blob, floats = build()
 blob_digest = hashlib.sha256(blob).hexdigest()
 jobs = queue.Queue(maxsize=64)
-results = queue.Queue()
+# Bounded like jobs: four workers outrun the one collector, and an unbounded
+# queue would keep growing the heap (the driver compares maps over time).
+results = queue.Queue(maxsize=64)
 counts = {"jobs": 0, "results": 0, "ticks": 0}
 count_lock = threading.Lock()
 
@@ -77,7 +79,12 @@ def worker():
         except queue.Empty:
             continue
         s = sum(sum(data[f"key-{i:06d}"]) for i in range(lo, hi))
-        results.put((lo, hi, s))
+        while not stop.is_set():
+            try:
+                results.put((lo, hi, s), timeout=0.1)
+                break
+            except queue.Full:
+                continue
         with count_lock:
             counts["jobs"] += 1
 
@@ -120,6 +127,8 @@ def main():
             print("SETUP ERROR: threads made no progress", flush=True)
             sys.exit(3)
         time.sleep(0.01)
+    # Let the heap reach its steady size before the driver's first snapshot.
+    time.sleep(0.5)
     with open("pidfile.tmp", "w") as f:
         f.write(f"{os.getpid()}\n")
     os.rename("pidfile.tmp", "pidfile")
