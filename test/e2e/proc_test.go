@@ -288,6 +288,18 @@ func diffMaps(before, after []string) string {
 	return ""
 }
 
+// namedMappings drops the unnamed anonymous lines of a maps listing (no
+// pathname column), keeping files, shared objects and [heap]/[stack]/...
+func namedMappings(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		if len(strings.Fields(l)) > 5 {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 func orNone(s string) string {
 	if s == "" {
 		return "(no line)"
