@@ -44,6 +44,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/procfs"
@@ -198,6 +199,8 @@ func stackTrace() []byte {
 }
 
 func (d *dumper) run() error {
+	t0 := time.Now()
+	phase := func(name string) { d.log.Debug("dump phase done", "phase", name, "elapsed", time.Since(t0)) }
 	st, err := d.fs.Status(d.opts.PID)
 	if err != nil {
 		return taskErr(d.opts.PID, "read status", err)
@@ -223,6 +226,7 @@ func (d *dumper) run() error {
 		return err
 	}
 	d.log.Info("tree frozen", "tasks", len(d.order), "threads", len(d.seized))
+	phase("freeze")
 	for range copyBufs {
 		d.bufs = append(d.bufs, populated(copyBufSize))
 	}
@@ -242,6 +246,7 @@ func (d *dumper) run() error {
 		}
 		d.tree.Tasks = append(d.tree.Tasks, t)
 	}
+	phase("collect")
 	for _, t := range d.tree.Tasks {
 		if err := d.canceled(); err != nil {
 			return err
@@ -250,6 +255,7 @@ func (d *dumper) run() error {
 			return err
 		}
 	}
+	phase("private pages")
 	if err := d.checkMemfdFDs(); err != nil {
 		return err
 	}
@@ -261,6 +267,7 @@ func (d *dumper) run() error {
 	if err := d.dumpGhosts(); err != nil {
 		return err
 	}
+	phase("shared objects and ghosts")
 	// Last chance to stop: once Commit has written the manifest the image
 	// is complete and the tree is killed (or resumed).
 	if err := d.canceled(); err != nil {
@@ -270,6 +277,7 @@ func (d *dumper) run() error {
 		return fmt.Errorf("write images to %s: %w", d.opts.Dir, err)
 	}
 	d.w = nil
+	phase("commit")
 	d.log.Info("image written", "dir", d.opts.Dir, "tasks", len(d.tree.Tasks),
 		"files", len(d.tree.Files), "shared objects", len(d.tree.SharedObjects))
 
