@@ -5,8 +5,8 @@
 //
 // The whole dump runs on one goroutine locked to its OS thread: ptrace
 // requests must come from the thread that attached the tracee. Only the
-// storing of page buffers (zero-page check, checksum, write) runs on a
-// second goroutine, overlapping the next buffer's read (pipe.go).
+// copying of pages (read, zero-page check, checksum, write) runs on a pool
+// of workers, one per CPU (copy.go): none of it needs ptrace.
 //
 // Order of work, and why:
 //
@@ -119,7 +119,7 @@ type dumper struct {
 	// file may appear only once in the tree.
 	anonFDs []anonFD
 	w       *image.Writer
-	bufs    [][]byte // page buffers (pipe.go)
+	pool    *copyPool // page-copy workers (copy.go)
 	// cow finds the private pages a task shares with its parent.
 	cow cowDeduper
 }
@@ -227,9 +227,8 @@ func (d *dumper) run() error {
 	}
 	d.log.Info("tree frozen", "tasks", len(d.order), "threads", len(d.seized))
 	phase("freeze")
-	for range copyBufs {
-		d.bufs = append(d.bufs, populated(copyBufSize))
-	}
+	d.pool = newCopyPool(0)
+	defer d.pool.close()
 
 	// Every task's state first, pages after: the remote syscalls (the only
 	// time a task runs code for mmcr, with a scratch page mapped) all

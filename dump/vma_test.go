@@ -76,23 +76,3 @@ func TestClassify(t *testing.T) {
 		t.Errorf("memfdName = %q", n)
 	}
 }
-
-func TestAddNonZero(t *testing.T) {
-	// Pages: data, zero, data, data, zero.
-	data := make([]byte, 5*image.PageSize)
-	for _, p := range []int{0, 2, 3} {
-		data[p*image.PageSize+7] = 1
-	}
-	var got [][2]uint64
-	n, err := addNonZeroFunc(func(addr uint64, b []byte) error {
-		got = append(got, [2]uint64{addr, uint64(len(b))})
-		return nil
-	}, 0x10000, data)
-	if err != nil || n != 3 {
-		t.Fatalf("stored %d, err %v", n, err)
-	}
-	want := [][2]uint64{{0x10000, image.PageSize}, {0x12000, 2 * image.PageSize}}
-	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
-		t.Errorf("runs %#x, want %#x", got, want)
-	}
-}

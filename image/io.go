@@ -3,7 +3,6 @@ package image
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -57,7 +57,7 @@ type hashFile struct {
 	name string
 	f    *os.File
 	bw   *bufio.Writer
-	h    hash.Hash
+	crc  uint32 // CRC-32C of the size bytes written or reserved so far
 	size int64
 }
 
@@ -79,9 +79,18 @@ func (hf *hashFile) Write(p []byte) (int, error) {
 	default:
 		n, err = hf.bw.Write(p)
 	}
-	hf.h.Write(p[:n])
+	hf.crc = CRC32C(hf.crc, p[:n])
 	hf.size += int64(n)
 	return n, err
+}
+
+// reserve claims the next n bytes of an unbuffered file for a later
+// pwrite, whose data has checksum sum, and returns their offset.
+func (hf *hashFile) reserve(n int64, sum uint32) int64 {
+	off := hf.size
+	hf.crc = CRC32CCombine(hf.crc, sum, n)
+	hf.size += n
+	return off
 }
 
 // bufPool recycles the page writers' 1 MiB buffers: a tree of many small
@@ -115,7 +124,7 @@ func (hf *hashFile) close() (manifestFile, error) {
 	if err != nil {
 		return manifestFile{}, fmt.Errorf("image: write %s: %w", hf.name, err)
 	}
-	return manifestFile{Name: hf.name, Size: hf.size, CRC32C: sumString(hf.h)}, nil
+	return manifestFile{Name: hf.name, Size: hf.size, CRC32C: crcString(hf.crc)}, nil
 }
 
 // Writer creates an image directory. Pages are streamed while the tree is
@@ -208,7 +217,7 @@ func (w *Writer) create(name string, bufSize int) (*hashFile, error) {
 		return nil, fmt.Errorf("image: %w", err)
 	}
 	w.created = append(w.created, name)
-	hf := &hashFile{name: name, f: f, h: newChecksum()}
+	hf := &hashFile{name: name, f: f}
 	if bufSize > 0 {
 		hf.bw = getBuffer(f, bufSize)
 	}
@@ -277,7 +286,7 @@ func (w *Writer) pageWriter(pmName string) (*PageWriter, error) {
 	w.mu.Unlock()
 	pw := &PageWriter{w: w, pagemap: pmName, pagesID: id}
 	var err error
-	if pw.out, err = w.create(pagesName(id), pagesBufSize); err != nil {
+	if pw.out, err = w.create(pagesName(id), 0); err != nil {
 		return nil, err
 	}
 	w.mu.Lock()
@@ -376,47 +385,101 @@ func (w *Writer) release() {
 	}
 }
 
-// PageWriter appends page runs of one task or shared object. Pages go
-// straight to the pages file through a 1 MiB buffer; the pagemap (one entry
-// per run of contiguous addresses) is written by Close.
+// PageWriter appends page runs of one task or shared object. The pagemap
+// (one entry per run of contiguous addresses) is written by Close.
+//
+// Pages reach the pages file in two steps, so that several goroutines can
+// store chunks at once while the file stays in address order: Reserve, in
+// address order and one call at a time, records a chunk's runs and claims
+// its place in the file; WriteAt, from any goroutine, then fills it. Add
+// does both for one run.
 type PageWriter struct {
 	w       *Writer
 	pagemap string
 	pagesID uint32
-	out     *hashFile
+	out     *hashFile // unbuffered: written by pwritev at reserved offsets
 	runs    []PageRun
-	next    uint64 // lowest address the next Add may use
+	next    uint64 // lowest address the next Reserve may use
 	closed  bool
-	err     error // sticky
+	mu      sync.Mutex // guards err: WriteAt may fail on any goroutine
+	err     error      // sticky
 }
 
-// Add appends len(data)/PageSize pages whose first page is at addr. addr and
+func (pw *PageWriter) failed() error {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	return pw.err
+}
+
+func (pw *PageWriter) fail(err error) error {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	if pw.err == nil {
+		pw.err = err
+	}
+	return pw.err
+}
+
+// Add stores len(data)/PageSize pages whose first page is at addr. addr and
 // len(data) are page-aligned; calls come in increasing addr order.
 func (pw *PageWriter) Add(addr uint64, data []byte) error {
-	if pw.err != nil {
-		return pw.err
+	if len(data) == 0 {
+		return pw.failed()
+	}
+	off, err := pw.Reserve([]Range{{addr, addr + uint64(len(data))}}, CRC32C(0, data))
+	if err != nil {
+		return err
+	}
+	return pw.WriteAt([][]byte{data}, off)
+}
+
+// Reserve records runs (page-aligned, increasing, above every address
+// reserved before) as the next pages of the file and returns the file
+// offset their data goes to; sum is the CRC-32C of that data, all runs in
+// order. The data must then be written with WriteAt before Close.
+func (pw *PageWriter) Reserve(runs []Range, sum uint32) (int64, error) {
+	if err := pw.failed(); err != nil {
+		return 0, err
 	}
 	if pw.closed {
-		return fmt.Errorf("image: %s: add after close", pw.pagemap)
+		return 0, fmt.Errorf("image: %s: add after close", pw.pagemap)
 	}
-	if addr%PageSize != 0 || len(data)%PageSize != 0 {
-		return fmt.Errorf("image: %s: unaligned pages at %#x (+%d bytes)", pw.pagemap, addr, len(data))
+	// Check every run before recording any: a refused call changes nothing.
+	next := pw.next
+	for _, r := range runs {
+		if r.Start%PageSize != 0 || r.End%PageSize != 0 || r.End < r.Start {
+			return 0, fmt.Errorf("image: %s: unaligned pages %#x-%#x", pw.pagemap, r.Start, r.End)
+		}
+		if r.Start < next {
+			return 0, fmt.Errorf("image: %s: pages at %#x out of order (next free %#x)", pw.pagemap, r.Start, next)
+		}
+		next = max(next, r.End)
 	}
-	if len(data) == 0 {
-		return nil
+	var size int64
+	for _, r := range runs {
+		if r.End == r.Start {
+			continue
+		}
+		off := pw.out.size + size
+		if n := len(pw.runs); n > 0 && pw.runs[n-1].Addr+pw.runs[n-1].Len == r.Start {
+			pw.runs[n-1].Len += r.End - r.Start
+		} else {
+			pw.runs = append(pw.runs, PageRun{Addr: r.Start, Len: r.End - r.Start, Offset: off})
+		}
+		pw.next = r.End
+		size += int64(r.End - r.Start)
 	}
-	if addr < pw.next || addr+uint64(len(data)) < addr {
-		return fmt.Errorf("image: %s: pages at %#x out of order (next free %#x)", pw.pagemap, addr, pw.next)
+	return pw.out.reserve(size, sum), nil
+}
+
+// WriteAt writes bufs, one after the other, at off: the place Reserve gave
+// them. It may run on any goroutine, alongside other WriteAt calls.
+func (pw *PageWriter) WriteAt(bufs [][]byte, off int64) error {
+	if err := pw.failed(); err != nil {
+		return err
 	}
-	if n := len(pw.runs); n > 0 && pw.runs[n-1].Addr+pw.runs[n-1].Len == addr {
-		pw.runs[n-1].Len += uint64(len(data))
-	} else {
-		pw.runs = append(pw.runs, PageRun{Addr: addr, Len: uint64(len(data)), Offset: pw.out.size})
-	}
-	pw.next = addr + uint64(len(data))
-	if _, err := pw.out.Write(data); err != nil {
-		pw.err = fmt.Errorf("image: write %s: %w", pw.out.name, err)
-		return pw.err
+	if err := pwritevAll(pw.out.f, bufs, off); err != nil {
+		return pw.fail(fmt.Errorf("image: write %s: %w", pw.out.name, err))
 	}
 	return nil
 }
@@ -427,20 +490,19 @@ const maxRunPages = 1<<32 - 1
 // Close flushes the pages and writes the pagemap.
 func (pw *PageWriter) Close() error {
 	if pw.closed {
-		return pw.err
+		return pw.failed()
 	}
 	pw.closed = true
 	w := pw.w
 	w.mu.Lock()
 	delete(w.open, pw)
 	w.mu.Unlock()
-	if pw.err != nil {
+	if err := pw.failed(); err != nil {
 		pw.out.f.Close()
-		return pw.err
+		return err
 	}
 	if err := w.finish(pw.out); err != nil {
-		pw.err = err
-		return err
+		return pw.fail(err)
 	}
 	entries := []proto.Message{&pagemap.PagemapHead{PagesId: proto.Uint32(pw.pagesID)}}
 	for _, r := range pw.runs {
@@ -452,8 +514,10 @@ func (pw *PageWriter) Close() error {
 			left -= n
 		}
 	}
-	pw.err = w.writeImage(pw.pagemap, "PAGEMAP", entries...)
-	return pw.err
+	if err := w.writeImage(pw.pagemap, "PAGEMAP", entries...); err != nil {
+		return pw.fail(err)
+	}
+	return nil
 }
 
 // PageRun is a run of dumped pages: Len bytes for addresses [Addr, Addr+Len)
@@ -485,9 +549,9 @@ var crc32cTable = crc32.MakeTable(crc32.Castagnoli)
 
 func newChecksum() hash.Hash32 { return crc32.New(crc32cTable) }
 
-func sumString(h hash.Hash) string {
-	return fmt.Sprintf("%08x", binary.BigEndian.Uint32(h.Sum(nil)))
-}
+func sumString(h hash.Hash32) string { return crcString(h.Sum32()) }
+
+func crcString(sum uint32) string { return fmt.Sprintf("%08x", sum) }
 
 const (
 	manifestFormat  = "mmcr-image"
@@ -770,3 +834,39 @@ func decodePagemap(name string, data []byte) ([]PageRun, uint32, error) {
 // Close releases the reader. It holds no open files; pages files handed out
 // by Pages are the caller's to close.
 func (r *Reader) Close() error { return nil }
+
+// pwritevAll writes bufs at off with pwritev, as many calls as short
+// writes need (IOV_MAX buffers at most per call).
+func pwritevAll(f *os.File, bufs [][]byte, off int64) error {
+	const iovMax = 1024
+	fd := int(f.Fd())
+	own := false // bufs is still the caller's slice: copy before trimming
+	for len(bufs) > 0 {
+		if len(bufs[0]) == 0 {
+			bufs = bufs[1:]
+			continue
+		}
+		n, err := unix.Pwritev(fd, bufs[:min(len(bufs), iovMax)], off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		off += int64(n)
+		for len(bufs) > 0 && n >= len(bufs[0]) {
+			n -= len(bufs[0])
+			bufs = bufs[1:]
+		}
+		if n > 0 {
+			if !own {
+				bufs, own = append([][]byte(nil), bufs...), true
+			}
+			bufs[0] = bufs[0][n:]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,433 @@
+package dump
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/ptrace"
+	"golang.org/x/sys/unix"
+)
+
+// Pages are copied by a pool of workers, one per CPU, and one writer. The
+// dumping thread only cuts the page runs to dump into chunks; a worker
+// takes a chunk, reads it into a buffer (process_vm_readv, /proc/PID/mem or
+// pread), drops its zero pages and checksums it while it is still in that
+// CPU's cache, and hands it to the writer, which writes it into the pages
+// file. The writes have their own goroutine because the kernel serializes
+// writes to one file (tmpfs takes the inode lock): a worker that wrote
+// itself would wait, spinning, for the other's write instead of reading
+// the next chunk.
+//
+// The pages file stays in address order: the chunks of one PageWriter take
+// their place in it (PageWriter.Reserve) one after the other, each waiting
+// for the previous chunk's turn; the writes then go to those places.
+
+const (
+	// chunkSize bounds the bytes of one chunk: small enough to stay in a
+	// CPU's cache between the read and the write.
+	chunkSize = 512 << 10
+	// maxIovecs bounds the runs of one chunk (IOV_MAX, one readv).
+	maxIovecs = 1024
+)
+
+// populated returns a buffer of n bytes mapped with MAP_POPULATE: a page
+// fault costs here far more than the kernel's filling of the pages at mmap.
+// Buffers are never unmapped: a dump makes them once.
+func populated(n int) []byte {
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	if err != nil {
+		return make([]byte, n)
+	}
+	return b
+}
+
+// pageSource fills the data of a chunk's runs.
+type pageSource interface {
+	read(w *copyWorker, runs []chunkRun) error
+}
+
+// chunkRun is a page-aligned run of addresses (of a task, or offsets into
+// a shared object) to copy.
+type chunkRun struct {
+	addr     uint64
+	n        int
+	keepZero bool   // keep zero pages (COW pages of a private file mapping)
+	viaMem   bool   // read through /proc/PID/mem (unreadable VMA)
+	data     []byte // the worker's buffer, once read
+}
+
+// chunk is up to chunkSize bytes of runs of one stream.
+type chunk struct {
+	s     *pageStream
+	runs  []chunkRun
+	bytes int
+	turn  <-chan struct{} // closed once the previous chunk has reserved its place
+	done  chan struct{}   // closed once this one has (or never will)
+	// Set by the worker for the writer:
+	buf   []byte
+	store [][]byte // the data to store, in the order reserved
+	pos   int64    // where it goes in the pages file
+	pages uint64
+}
+
+// copyPool is the dump's page-copy workers and writer.
+type copyPool struct {
+	chunks chan *chunk
+	writes chan *chunk   // read, filtered and reserved: to be written
+	bufs   chan []byte   // free chunk buffers
+	wg     sync.WaitGroup
+}
+
+// newCopyPool starts n workers; n <= 0 means one per CPU, at most 4.
+func newCopyPool(n int) *copyPool {
+	if n <= 0 {
+		n = max(1, min(runtime.GOMAXPROCS(0), 4))
+	}
+	// A buffer per worker, one being written and one queued for the writer.
+	nbuf := n + 2
+	p := &copyPool{chunks: make(chan *chunk, 2*n), writes: make(chan *chunk, nbuf), bufs: make(chan []byte, nbuf)}
+	for range nbuf {
+		p.bufs <- populated(chunkSize)
+	}
+	var workers sync.WaitGroup
+	for range n {
+		w := &copyWorker{pool: p}
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for c := range p.chunks {
+				w.copy(c)
+			}
+		}()
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for c := range p.writes {
+			c.write()
+			p.bufs <- c.buf
+			c.s.pending.Done()
+		}
+	}()
+	go func() {
+		workers.Wait()
+		close(p.writes)
+	}()
+	return p
+}
+
+// close stops the workers and the writer once every chunk sent is done.
+func (p *copyPool) close() {
+	close(p.chunks)
+	p.wg.Wait()
+}
+
+// pageStream is the chunks going into one PageWriter, cut by one goroutine
+// (add, finish) and copied by the pool.
+type pageStream struct {
+	pool     *copyPool
+	pw       *image.PageWriter
+	src      pageSource
+	canceled func() error // checked before each chunk is handed over
+	cur      *chunk
+	last     chan struct{} // done of the last chunk handed over
+	pending  sync.WaitGroup
+	failed   atomic.Bool
+	mu       sync.Mutex
+	err      error // the first error of any chunk
+	pages    atomic.Uint64
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (p *copyPool) stream(pw *image.PageWriter, src pageSource, canceled func() error) *pageStream {
+	return &pageStream{pool: p, pw: pw, src: src, canceled: canceled, last: closedChan}
+}
+
+func (s *pageStream) setErr(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+	s.failed.Store(true)
+}
+
+// errStoreFailed stops the cutting side early; finish returns the real error.
+var errStoreFailed = errors.New("storing pages failed")
+
+// add queues [addr, addr+n) (page-aligned) for copying.
+func (s *pageStream) add(addr, n uint64, keepZero, viaMem bool) error {
+	for n > 0 {
+		if s.cur != nil && (s.cur.bytes == chunkSize || len(s.cur.runs) == maxIovecs) {
+			if err := s.send(); err != nil {
+				return err
+			}
+		}
+		if s.cur == nil {
+			s.cur = &chunk{s: s}
+		}
+		k := min(n, uint64(chunkSize-s.cur.bytes))
+		s.cur.runs = append(s.cur.runs, chunkRun{addr: addr, n: int(k), keepZero: keepZero, viaMem: viaMem})
+		s.cur.bytes += int(k)
+		addr += k
+		n -= k
+	}
+	return nil
+}
+
+// send hands the chunk being cut to the pool.
+func (s *pageStream) send() error {
+	c := s.cur
+	s.cur = nil
+	if c == nil || len(c.runs) == 0 {
+		return nil
+	}
+	if s.failed.Load() {
+		return errStoreFailed
+	}
+	if s.canceled != nil {
+		if err := s.canceled(); err != nil {
+			return err
+		}
+	}
+	c.turn, c.done = s.last, make(chan struct{})
+	s.last = c.done
+	s.pending.Add(1)
+	s.pool.chunks <- c
+	return nil
+}
+
+// finish hands over the last chunk (unless err, the cutting side's own
+// error, says to stop), waits for every chunk and returns the pages stored
+// and the first error.
+func (s *pageStream) finish(err error) (uint64, error) {
+	if err == nil {
+		err = s.send()
+	}
+	s.cur = nil
+	s.pending.Wait()
+	s.mu.Lock()
+	serr := s.err
+	s.mu.Unlock()
+	if serr != nil && (err == nil || errors.Is(err, errStoreFailed)) {
+		err = serr
+	}
+	return s.pages.Load(), err
+}
+
+// copyWorker is one worker's scratch slices.
+type copyWorker struct {
+	pool  *copyPool
+	local [][]byte
+	iov   []unix.RemoteIovec
+	keep  []image.Range
+}
+
+// copy reads, filters, checksums c and reserves its place, then hands it
+// to the writer. Whatever happens it passes the turn on: the stream's
+// later chunks wait for it.
+func (w *copyWorker) copy(c *chunk) {
+	s := c.s
+	toWriter := false
+	turnPassed := false
+	defer func() {
+		if r := recover(); r != nil {
+			s.setErr(fmt.Errorf("internal error copying pages: %v", r))
+			toWriter = false
+		}
+		if !turnPassed {
+			<-c.turn
+			close(c.done)
+		}
+		if !toWriter {
+			if c.buf != nil {
+				w.pool.bufs <- c.buf
+			}
+			s.pending.Done()
+		}
+	}()
+	if s.failed.Load() {
+		return
+	}
+	c.buf = <-w.pool.bufs
+	off := 0
+	for i := range c.runs {
+		c.runs[i].data = c.buf[off : off+c.runs[i].n]
+		off += c.runs[i].n
+	}
+	if err := s.src.read(w, c.runs); err != nil {
+		s.setErr(err)
+		return
+	}
+	sum := w.filter(c)
+
+	<-c.turn
+	var err error
+	if s.failed.Load() {
+		err = errStoreFailed
+	} else {
+		c.pos, err = s.pw.Reserve(w.keep, sum)
+	}
+	close(c.done)
+	turnPassed = true
+	if err != nil {
+		if !errors.Is(err, errStoreFailed) {
+			s.setErr(c.errorf(err))
+		}
+		return
+	}
+	toWriter = true
+	w.pool.writes <- c
+}
+
+// write stores c's data at its place in the pages file.
+func (c *chunk) write() {
+	s := c.s
+	if s.failed.Load() {
+		return
+	}
+	if err := s.pw.WriteAt(c.store, c.pos); err != nil {
+		s.setErr(c.errorf(err))
+		return
+	}
+	s.pages.Add(c.pages)
+}
+
+func (c *chunk) errorf(err error) error {
+	last := c.runs[len(c.runs)-1]
+	return fmt.Errorf("store pages %#x-%#x: %w", c.runs[0].addr, last.addr+uint64(last.n), err)
+}
+
+// filter sets w.keep and c.store to the pages of c to store, zero pages
+// left out where allowed, and c.pages to their count; it returns their
+// checksum.
+//
+// A zero page need not be stored where restore creates the memory afresh
+// (anonymous VMAs and shared objects): an absent page reads as zeros. It
+// matters on kernels that never map the shared zero page (here:
+// pvm_no_zero_page=1), where a page that was only ever read is a real,
+// present page full of zeros.
+func (w *copyWorker) filter(c *chunk) uint32 {
+	w.keep, c.store, c.pages = w.keep[:0], c.store[:0], 0
+	var sum uint32
+	keep := func(addr uint64, data []byte) {
+		sum = image.CRC32C(sum, data)
+		c.pages += uint64(len(data)) / image.PageSize
+		if n := len(w.keep); n > 0 && w.keep[n-1].End == addr {
+			w.keep[n-1].End += uint64(len(data))
+			last := c.store[n-1]
+			c.store[n-1] = last[:len(last)+len(data)] // data follows last in the buffer
+			return
+		}
+		w.keep = append(w.keep, image.Range{Start: addr, End: addr + uint64(len(data))})
+		c.store = append(c.store, data)
+	}
+	for _, r := range c.runs {
+		if r.keepZero {
+			keep(r.addr, r.data)
+			continue
+		}
+		start := -1 // first page of the current non-zero stretch
+		for off := 0; off < len(r.data); off += image.PageSize {
+			if isZeroPage(r.data[off : off+image.PageSize]) {
+				if start >= 0 {
+					keep(r.addr+uint64(start), r.data[start:off])
+					start = -1
+				}
+			} else if start < 0 {
+				start = off
+			}
+		}
+		if start >= 0 {
+			keep(r.addr+uint64(start), r.data[start:])
+		}
+	}
+	return sum
+}
+
+var zeroPage [image.PageSize]byte
+
+// isZeroPage reports a page of zeros. Most pages that are not zero say so
+// in their first word, which spares reading them whole here.
+func isZeroPage(p []byte) bool {
+	if binary.LittleEndian.Uint64(p) != 0 {
+		return false
+	}
+	return bytes.Equal(p, zeroPage[:])
+}
+
+// taskMemory reads a task's pages: process_vm_readv, or, when mem is set,
+// /proc/PID/mem. process_vm_readv pins the pages it reads, and pinning a
+// page still shared copy-on-write copies it (the kernel unshares anonymous
+// pages for a read-only pin): dumping a tree that way would break the very
+// sharing dump records (cowDeduper) and double the tree's memory.
+// /proc/PID/mem reads through a plain reference and leaves it shared.
+type taskMemory struct {
+	pid int
+	mem *ptrace.Mem
+}
+
+func (t taskMemory) read(w *copyWorker, runs []chunkRun) error {
+	w.local, w.iov = w.local[:0], w.iov[:0]
+	for _, r := range runs {
+		if t.mem != nil || r.viaMem {
+			if err := t.readMem(r); err != nil {
+				return err
+			}
+			continue
+		}
+		w.local = append(w.local, r.data)
+		w.iov = append(w.iov, unix.RemoteIovec{Base: uintptr(r.addr), Len: len(r.data)})
+	}
+	if len(w.iov) == 0 {
+		return nil
+	}
+	if err := ptrace.ReadVM(t.pid, w.local, w.iov); err != nil {
+		// A page may refuse process_vm_readv (e.g. a guard); /proc/PID/mem
+		// reads what the kernel can, one run at a time.
+		for i, v := range w.iov {
+			if merr := ptrace.ReadMem(t.pid, uint64(v.Base), w.local[i]); merr != nil {
+				return fmt.Errorf("read pages %#x-%#x: %w (process_vm_readv: %v)",
+					v.Base, uint64(v.Base)+uint64(v.Len), merr, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (t taskMemory) readMem(r chunkRun) error {
+	var err error
+	if t.mem != nil {
+		err = t.mem.Read(r.addr, r.data)
+	} else {
+		err = ptrace.ReadMem(t.pid, r.addr, r.data)
+	}
+	if err != nil {
+		return fmt.Errorf("read pages %#x-%#x: %w", r.addr, r.addr+uint64(len(r.data)), err)
+	}
+	return nil
+}
+
+// objectFile reads a shared object's pages from its file (addresses are
+// offsets); bytes past the end of the file read as zeros, as they do in
+// the mapping.
+type objectFile struct{ f *os.File }
+
+func (o objectFile) read(_ *copyWorker, runs []chunkRun) error {
+	for _, r := range runs {
+		got, err := o.f.ReadAt(r.data, int64(r.addr))
+		if err != nil && got < len(r.data) && !isEOF(err) {
+			return fmt.Errorf("read %#x-%#x: %w", r.addr, r.addr+uint64(len(r.data)), err)
+		}
+		clear(r.data[got:])
+	}
+	return nil
+}
