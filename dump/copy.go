@@ -80,8 +80,8 @@ type chunk struct {
 // copyPool is the dump's page-copy workers and writer.
 type copyPool struct {
 	chunks chan *chunk
-	writes chan *chunk   // read, filtered and reserved: to be written
-	bufs   chan []byte   // free chunk buffers
+	writes chan *chunk // read, filtered and reserved: to be written
+	bufs   chan []byte // free chunk buffers
 	wg     sync.WaitGroup
 }
 
