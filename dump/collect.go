@@ -89,7 +89,7 @@ func (d *dumper) collectTask(pid int) (*image.Task, error) {
 	if t.FDs, err = d.collectFDs(pid); err != nil {
 		return nil, taskErr(pid, "dump fds", err)
 	}
-	if err := d.collectRemote(t); err != nil {
+	if err := d.collectRemote(t, status.Seccomp != 0); err != nil {
 		return nil, err
 	}
 	d.log.Debug("task collected", "pid", pid, "comm", t.Comm, "threads", len(t.Threads),

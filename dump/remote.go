@@ -10,19 +10,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Layout of the scratch page the remote syscalls write into: one slot per
-// signal's sigaction, one per itimer, one for a sigaltstack.
+// The scratch area mapped into each task for its remote syscalls: three
+// pages. The first holds ptrace's batch loop, written through
+// /proc/PID/mem; the others hold the answers (one slot per signal's
+// sigaction, one per itimer, one for a sigaltstack and one for
+// PR_GET_TID_ADDRESS) and the batch table, big enough for a task's whole
+// batch. See mapScratch for its protections.
 const (
 	sigactionSize = 32 // handler, flags, restorer, mask
 	itimerSize    = 32 // struct itimerval
 	stackTSize    = 24 // stack_t: sp, flags (+pad), size
 	numSignals    = 64
 
-	offSigactions = 0
-	offItimers    = offSigactions + numSignals*sigactionSize // 2048
-	offAltStack   = offItimers + 3*itimerSize                // 2144
-	offTIDAddr    = offAltStack + stackTSize                 // 2168: PR_GET_TID_ADDRESS's answer
-	scratchUsed   = offTIDAddr + 8
+	scratchSize   = 3 * image.PageSize
+	offData       = image.PageSize                                   // the writable page
+	offSigactions = offData                                          // numSignals slots
+	offItimers    = offSigactions + numSignals*sigactionSize         // +2048
+	offAltStack   = offItimers + 3*itimerSize                        // +2144
+	offTIDAddr    = offAltStack + stackTSize                         // +2168: PR_GET_TID_ADDRESS's answer
+	answersEnd    = offTIDAddr + 8                                   // +2176
+	offTable      = offData + 2304                                   // batch table, to the end
+	tableMax      = (scratchSize - offTable) / ptrace.BatchEntrySize // 92
 )
 
 // testHookRemote, when set (tests only), runs while pid's scratch page is
@@ -65,10 +73,13 @@ func findSyscallInsn(t *image.Task) (uint64, error) {
 }
 
 // collectRemote reads the state only the task itself can tell: brk,
-// itimers, sigactions, sigaltstacks, dumpable. It maps a scratch page,
-// runs the syscalls, reads the answers and unmaps the page; registers and
-// signal masks are put back whatever happens.
-func (d *dumper) collectRemote(t *image.Task) (err error) {
+// itimers, sigactions, sigaltstacks, dumpable, clear_child_tid. It maps a
+// scratch area, runs the syscalls as one batch per thread (one ptrace
+// round trip each, see ptrace.Batch), reads the answers and unmaps the
+// area; registers and signal masks are put back whatever happens.
+//
+// seccomp says the task has a seccomp filter (see mapScratch).
+func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 	pid := t.PID
 	insn, err := findSyscallInsn(t)
 	if err != nil {
@@ -83,117 +94,149 @@ func (d *dumper) collectRemote(t *image.Task) (err error) {
 			err = taskErr(pid, "restore registers after remote syscalls", rerr)
 		}
 	}()
-	scratch, err := r.Syscall(unix.SYS_MMAP, 0, image.PageSize, unix.PROT_READ|unix.PROT_WRITE,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, ^uint64(0), 0)
+	scratch, err := mapScratch(r, seccomp)
 	if err != nil {
-		return taskErr(pid, "map scratch page", err)
+		return taskErr(pid, "map scratch area", err)
 	}
 	defer func() {
-		if _, uerr := r.Syscall(unix.SYS_MUNMAP, scratch, image.PageSize); uerr != nil && err == nil {
-			err = taskErr(pid, fmt.Sprintf("unmap scratch page at %#x", scratch), uerr)
+		if _, uerr := r.Syscall(unix.SYS_MUNMAP, scratch, scratchSize); uerr != nil && err == nil {
+			err = taskErr(pid, fmt.Sprintf("unmap scratch area at %#x", scratch), uerr)
 		}
 	}()
+	if err := ptrace.WriteMem(pid, scratch, ptrace.BatchCode()); err != nil {
+		return taskErr(pid, fmt.Sprintf("write syscall batch code at %#x", scratch), err)
+	}
 
 	if testHookRemote != nil {
 		if err := testHookRemote(pid, scratch); err != nil {
 			return taskErr(pid, "test hook", err)
 		}
 	}
-	brk, err := r.Syscall(unix.SYS_BRK, 0)
-	if err != nil {
-		return taskErr(pid, "brk(0)", err)
-	}
-	t.Mm.Brk = brk
-	dumpable, err := r.Syscall(unix.SYS_PRCTL, unix.PR_GET_DUMPABLE)
-	if err != nil {
-		return taskErr(pid, "prctl(PR_GET_DUMPABLE)", err)
-	}
-	t.Mm.Dumpable = int32(dumpable)
-
+	area := ptrace.BatchArea{Code: scratch, Table: scratch + offTable, Max: tableMax}
+	var b ptrace.Batch
+	iBrk := b.Add("brk(0)", unix.SYS_BRK, 0)
+	iDumpable := b.Add("prctl(PR_GET_DUMPABLE)", unix.SYS_PRCTL, unix.PR_GET_DUMPABLE)
 	for which := uint64(0); which < 3; which++ {
-		if _, err := r.Syscall(unix.SYS_GETITIMER, which, scratch+offItimers+which*itimerSize); err != nil {
-			return taskErr(pid, fmt.Sprintf("getitimer(%d)", which), err)
-		}
+		b.Add(fmt.Sprintf("getitimer(%d)", which), unix.SYS_GETITIMER, which, scratch+offItimers+which*itimerSize)
 	}
 	for sig := uint64(1); sig <= numSignals; sig++ {
 		if sig == uint64(unix.SIGKILL) || sig == uint64(unix.SIGSTOP) {
 			continue
 		}
-		if _, err := r.Syscall(unix.SYS_RT_SIGACTION, sig, 0,
-			scratch+offSigactions+(sig-1)*sigactionSize, 8); err != nil {
-			return taskErr(pid, fmt.Sprintf("rt_sigaction(%d)", sig), err)
-		}
+		b.Add(fmt.Sprintf("rt_sigaction(%d)", sig), unix.SYS_RT_SIGACTION, sig, 0,
+			scratch+offSigactions+(sig-1)*sigactionSize, 8)
 	}
-	page := make([]byte, scratchUsed)
-	if err := ptrace.ReadMem(pid, scratch, page); err != nil {
-		return taskErr(pid, fmt.Sprintf("read scratch page at %#x", scratch), err)
+	addThreadQueries(&b, scratch)
+	if err := r.RunBatch(area, &b); err != nil {
+		return taskErr(pid, "remote syscalls", err)
+	}
+	t.Mm.Brk = b.Result(iBrk)
+	t.Mm.Dumpable = int32(b.Result(iDumpable))
+	page := make([]byte, answersEnd-offData)
+	if err := readScratch(pid, scratch+offData, page); err != nil {
+		return taskErr(pid, fmt.Sprintf("read scratch area at %#x", scratch), err)
 	}
 	le := binary.LittleEndian
 	t.SigActions = make([]image.SigAction, numSignals)
 	for i := range numSignals {
-		b := page[offSigactions+i*sigactionSize:]
+		b := page[offSigactions-offData+i*sigactionSize:]
 		t.SigActions[i] = image.SigAction{
 			Handler: le.Uint64(b), Flags: le.Uint64(b[8:]), Restorer: le.Uint64(b[16:]), Mask: le.Uint64(b[24:]),
 		}
 	}
 	for i := range 3 {
-		b := page[offItimers+i*itimerSize:]
+		b := page[offItimers-offData+i*itimerSize:]
 		t.Itimers[i] = image.Itimer{
 			IntervalUsec: int64(le.Uint64(b))*1e6 + int64(le.Uint64(b[8:])),
 			ValueUsec:    int64(le.Uint64(b[16:]))*1e6 + int64(le.Uint64(b[24:])),
 		}
 	}
+	if len(t.Threads) > 0 {
+		threadAnswers(page, t.Threads[0])
+	}
 
-	// sigaltstack and clear_child_tid are per thread: the leader through
-	// r, others each through their own Remote (sharing the scratch page:
-	// one mm).
-	for i, th := range t.Threads {
-		rr := r
-		if i > 0 {
-			if rr, err = ptrace.NewRemote(th.TID, insn); err != nil {
-				return taskErr(pid, fmt.Sprintf("prepare remote syscalls in thread %d", th.TID), err)
-			}
-		}
-		err := readAltStack(rr, scratch, &th.AltStack)
-		if err == nil {
-			th.ClearTID, err = readTIDAddress(rr, scratch)
-		}
-		if i > 0 {
-			if rerr := rr.Restore(); rerr != nil && err == nil {
-				err = rerr
-			}
-		}
-		if err != nil {
-			return taskErr(pid, fmt.Sprintf("sigaltstack of thread %d", th.TID), err)
+	// sigaltstack and clear_child_tid are per thread: the leader's came
+	// with the batch above, other threads run their own through their own
+	// Remote (sharing the scratch area: one mm).
+	for _, th := range t.Threads[min(1, len(t.Threads)):] {
+		if err := threadRemote(th, insn, area, scratch); err != nil {
+			return taskErr(pid, fmt.Sprintf("sigaltstack and clear_child_tid of thread %d", th.TID), err)
 		}
 	}
 	return nil
 }
 
-// readTIDAddress asks the thread behind r for its clear_child_tid address
-// (prctl PR_GET_TID_ADDRESS, which only a thread can ask of itself).
-func readTIDAddress(r *ptrace.Remote, scratch uint64) (uint64, error) {
-	at := scratch + offTIDAddr
-	if _, err := r.Syscall(unix.SYS_PRCTL, unix.PR_GET_TID_ADDRESS, at); err != nil {
-		return 0, fmt.Errorf("prctl(PR_GET_TID_ADDRESS): %w", err)
+// mapScratch maps the scratch area in r's task and returns its address.
+// Its data pages must be writable and its code page executable. A task
+// without a seccomp filter gets one read+write+exec mapping: one remote
+// syscall. A task under memory-deny-write-execute (or an SELinux policy
+// without execmem) refuses that, and a seccomp filter might even kill the
+// task for it, so those get a read+exec mapping (never writable and
+// executable at once) whose data pages a second syscall makes writable.
+func mapScratch(r *ptrace.Remote, seccomp bool) (uint64, error) {
+	const flags = unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
+	if !seccomp {
+		addr, err := r.Syscall(unix.SYS_MMAP, 0, scratchSize, unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC, flags, ^uint64(0), 0)
+		if err == nil {
+			return addr, nil
+		}
 	}
-	var b [8]byte
-	if err := ptrace.ReadMem(r.TID, at, b[:]); err != nil {
+	addr, err := r.Syscall(unix.SYS_MMAP, 0, scratchSize, unix.PROT_READ|unix.PROT_EXEC, flags, ^uint64(0), 0)
+	if err != nil {
 		return 0, err
 	}
-	return binary.LittleEndian.Uint64(b[:]), nil
+	if _, err := r.Syscall(unix.SYS_MPROTECT, addr+offData, scratchSize-offData, unix.PROT_READ|unix.PROT_WRITE); err != nil {
+		if _, uerr := r.Syscall(unix.SYS_MUNMAP, addr, scratchSize); uerr != nil {
+			return 0, fmt.Errorf("make %#x writable: %w (and unmap it: %v)", addr+offData, err, uerr)
+		}
+		return 0, fmt.Errorf("make %#x writable: %w", addr+offData, err)
+	}
+	return addr, nil
 }
 
-func readAltStack(r *ptrace.Remote, scratch uint64, ss *image.SigAltStack) error {
-	at := scratch + offAltStack
-	if _, err := r.Syscall(unix.SYS_SIGALTSTACK, 0, at); err != nil {
-		return err
-	}
-	b := make([]byte, stackTSize)
-	if err := ptrace.ReadMem(r.TID, at, b); err != nil {
-		return err
-	}
+// addThreadQueries adds what only a thread can tell of itself: its
+// sigaltstack and its clear_child_tid address (prctl PR_GET_TID_ADDRESS).
+func addThreadQueries(b *ptrace.Batch, scratch uint64) {
+	b.Add("sigaltstack", unix.SYS_SIGALTSTACK, 0, scratch+offAltStack)
+	b.Add("prctl(PR_GET_TID_ADDRESS)", unix.SYS_PRCTL, unix.PR_GET_TID_ADDRESS, scratch+offTIDAddr)
+}
+
+// threadAnswers decodes addThreadQueries' answers from the scratch data
+// page (read from offData).
+func threadAnswers(page []byte, th *image.Thread) {
 	le := binary.LittleEndian
-	*ss = image.SigAltStack{SP: le.Uint64(b), Flags: int32(le.Uint32(b[8:])), Size: le.Uint64(b[16:])}
+	b := page[offAltStack-offData:]
+	th.AltStack = image.SigAltStack{SP: le.Uint64(b), Flags: int32(le.Uint32(b[8:])), Size: le.Uint64(b[16:])}
+	th.ClearTID = le.Uint64(page[offTIDAddr-offData:])
+}
+
+// threadRemote runs addThreadQueries in thread th (not the leader) and
+// puts its registers and signal mask back.
+func threadRemote(th *image.Thread, insn uint64, area ptrace.BatchArea, scratch uint64) (err error) {
+	r, err := ptrace.NewRemote(th.TID, insn)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if rerr := r.Restore(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	var b ptrace.Batch
+	addThreadQueries(&b, scratch)
+	if err := r.RunBatch(area, &b); err != nil {
+		return err
+	}
+	page := make([]byte, answersEnd-offData)
+	if err := readScratch(th.TID, scratch+offData, page); err != nil {
+		return err
+	}
+	threadAnswers(page, th)
 	return nil
+}
+
+// readScratch reads the scratch data page with process_vm_readv: it is
+// plain writable memory, no /proc/PID/mem file to open.
+func readScratch(pid int, addr uint64, buf []byte) error {
+	return ptrace.ReadVM(pid, [][]byte{buf}, []unix.RemoteIovec{{Base: uintptr(addr), Len: len(buf)}})
 }

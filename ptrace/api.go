@@ -15,5 +15,6 @@
 //
 // Files: sys.go (raw requests and errors), seize.go (attach, detach, wait),
 // regs.go (registers, xstate, signal state, rseq), remote.go (remote
-// syscalls), mem.go (remote memory), stub.go (traced children).
+// syscalls), batch.go (many remote syscalls in one round trip), mem.go
+// (remote memory), stub.go (traced children).
 package ptrace

@@ -91,7 +91,16 @@ func buildHelper(t *testing.T) string {
 // its output lines. Cleanup kills and reaps it.
 func startHelper(t *testing.T, args ...string) (*exec.Cmd, <-chan string) {
 	t.Helper()
+	return startHelperEnv(t, nil, args...)
+}
+
+// startHelperEnv is startHelper with extra environment variables.
+func startHelperEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, <-chan string) {
+	t.Helper()
 	cmd := exec.Command(buildHelper(t), args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -134,19 +134,7 @@ func (r *Remote) run(nr uintptr, args []uint64) (uint64, error) {
 	copy(a[:], args)
 	// Start from the registers the last syscall left, so that state a
 	// remote syscall changed (fs_base after arch_prctl) is not undone.
-	regs := r.last
-	regs.Rip = r.Insn
-	regs.Rax = uint64(nr)
-	regs.Orig_rax = ^uint64(0)
-	regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9 = a[0], a[1], a[2], a[3], a[4], a[5]
-	regs.Eflags &^= 0x100 // TF: no single-step trap on the way
-	if err := SetRegs(r.TID, &regs); err != nil {
-		return 0, err
-	}
-	if _, err := r.toSyscallStop(nr, "syscall-entry stop"); err != nil {
-		return 0, err
-	}
-	out, err := r.toSyscallStop(nr, "syscall-exit stop")
+	out, err := stepSyscall(r.TID, r.last, r.Insn, nr, a)
 	if err != nil {
 		return 0, err
 	}
@@ -158,15 +146,33 @@ func (r *Remote) run(nr uintptr, args []uint64) (uint64, error) {
 	return ret, nil
 }
 
+// stepSyscall runs syscall nr in stopped thread tid from the `syscall`
+// instruction at insn, starting from registers regs, and returns the
+// registers at its syscall-exit stop (the result in Rax).
+func stepSyscall(tid int, regs unix.PtraceRegs, insn uint64, nr uintptr, a [6]uint64) (unix.PtraceRegs, error) {
+	regs.Rip = insn
+	regs.Rax = uint64(nr)
+	regs.Orig_rax = ^uint64(0)
+	regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9 = a[0], a[1], a[2], a[3], a[4], a[5]
+	regs.Eflags &^= 0x100 // TF: no single-step trap on the way
+	if err := SetRegs(tid, &regs); err != nil {
+		return regs, err
+	}
+	if _, err := toSyscallStop(tid, nr, "syscall-entry stop"); err != nil {
+		return regs, err
+	}
+	return toSyscallStop(tid, nr, "syscall-exit stop")
+}
+
 // toSyscallStop resumes the tracee with PTRACE_SYSCALL until the next
 // syscall stop, passing event stops through, and checks that the stop
 // belongs to syscall nr.
-func (r *Remote) toSyscallStop(nr uintptr, want string) (unix.PtraceRegs, error) {
+func toSyscallStop(tid int, nr uintptr, want string) (unix.PtraceRegs, error) {
 	for {
-		if _, err := req("PTRACE_SYSCALL", unix.PTRACE_SYSCALL, r.TID, 0, 0); err != nil {
+		if _, err := req("PTRACE_SYSCALL", unix.PTRACE_SYSCALL, tid, 0, 0); err != nil {
 			return unix.PtraceRegs{}, err
 		}
-		st, err := Wait(r.TID)
+		st, err := Wait(tid)
 		if err != nil {
 			return unix.PtraceRegs{}, err
 		}
@@ -174,14 +180,14 @@ func (r *Remote) toSyscallStop(nr uintptr, want string) (unix.PtraceRegs, error)
 			continue
 		}
 		if !st.IsSyscall() {
-			return unix.PtraceRegs{}, newStopError(r.TID, st, want+" of "+SyscallName(nr))
+			return unix.PtraceRegs{}, newStopError(tid, st, want+" of "+SyscallName(nr))
 		}
-		regs, err := GetRegs(r.TID)
+		regs, err := GetRegs(tid)
 		if err != nil {
 			return regs, err
 		}
 		if regs.Orig_rax != uint64(nr) {
-			return regs, &StopError{TID: r.TID, Stop: st, Want: want + " of " + SyscallName(nr), Regs: &regs}
+			return regs, &StopError{TID: tid, Stop: st, Want: want + " of " + SyscallName(nr), Regs: &regs}
 		}
 		return regs, nil
 	}

@@ -4,7 +4,9 @@
  *                       exit 3 if nanosleep failed, 4 if it returned early
  *   helper vfork        vfork a child that prints its pid and sleeps 30 s:
  *                       the parent waits for it in a killable-only sleep
- *   (every mode counts SIGUSR1 in a handler and ignores it otherwise)
+ *   (every mode counts SIGUSR1 in a handler and ignores it otherwise; it
+ *   catches SIGTRAP the same way, or ignores it if HELPER_TRAP=ignore, so
+ *   that a test can see its action kept)
  *   helper threads      start 3 threads that sleep in a loop; the main
  *                       thread prints "ready", then counts like "count"
  */
@@ -45,6 +47,8 @@ static void on_usr1(int sig)
 int main(int argc, char **argv)
 {
 	signal(SIGUSR1, on_usr1);
+	const char *trap = getenv("HELPER_TRAP");
+	signal(SIGTRAP, trap && strcmp(trap, "ignore") == 0 ? SIG_IGN : on_usr1);
 	if (argc > 2 && strcmp(argv[1], "sleep") == 0) {
 		long ms = atol(argv[2]);
 		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
