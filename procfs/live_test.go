@@ -100,6 +100,39 @@ func TestAnonPagesSelf(t *testing.T) {
 	})
 }
 
+// TestPagemapAnonPages scans the pattern through one open pagemap, in
+// pieces and whole, as dump does VMA by VMA.
+func TestPagemapAnonPages(t *testing.T) {
+	mem, base := touchPattern()
+	defer unix.Munmap(mem)
+	bothPaths(t, func(t *testing.T) {
+		p, err := Default.OpenPagemap(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		var pieces []PageRange
+		for _, cut := range [][2]uint64{{0, 17}, {17, 17}, {17, 40}, {40, 64}} {
+			got, err := p.AnonPages(base+cut[0]*pageSize, base+cut[1]*pageSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range got {
+				pieces = appendRange(pieces, r.Start, r.End)
+			}
+		}
+		checkPattern(t, pieces, base)
+		whole, err := p.AnonPages(base, base+64*pageSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkPattern(t, whole, base)
+		if _, err := p.AnonPages(base+1, base+pageSize); err == nil {
+			t.Error("unaligned range accepted")
+		}
+	})
+}
+
 // startHelper starts the helper child and returns its pid; it exits at the
 // end of the test.
 func startHelper(t *testing.T) int {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
@@ -15,7 +14,7 @@ import (
 // Mappings reads /proc/PID/smaps: every VMA, sorted by Start.
 func (fs FS) Mappings(pid int) ([]Mapping, error) {
 	name := fs.path(pid, "smaps")
-	f, err := os.Open(name)
+	f, err := openProc(name)
 	if err != nil {
 		return nil, err
 	}
@@ -27,7 +26,7 @@ func (fs FS) Mappings(pid int) ([]Mapping, error) {
 // and cheaper for the kernel (no page walk).
 func (fs FS) Maps(pid int) ([]Mapping, error) {
 	name := fs.path(pid, "maps")
-	f, err := os.Open(name)
+	f, err := openProc(name)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +215,7 @@ func (m *Mapping) HasFlag(f string) bool {
 
 // readFile reads a small /proc file whole.
 func readFile(name string) ([]byte, error) {
-	b, err := os.ReadFile(name)
+	b, err := readAll(name)
 	if err != nil {
 		return nil, err
 	}

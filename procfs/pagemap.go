@@ -43,26 +43,35 @@ func PFN(entry uint64) uint64 {
 // dumped: pfnmap areas such as [vvar] have present pages that are neither
 // anon nor file, and would be reported.
 func (fs FS) AnonPages(pid int, start, end uint64) ([]PageRange, error) {
-	if start%pageSize != 0 || end%pageSize != 0 || end < start {
-		return nil, fmt.Errorf("anon pages of %d: bad range %x-%x", pid, start, end)
-	}
-	name := fs.path(pid, "pagemap")
-	f, err := os.Open(name)
+	p, err := fs.OpenPagemap(pid)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer p.Close()
+	return p.AnonPages(start, end)
+}
+
+// AnonPages is FS.AnonPages on an open pagemap: a caller scanning every
+// VMA of a task opens its pagemap once.
+func (p *Pagemap) AnonPages(start, end uint64) ([]PageRange, error) {
+	if start%pageSize != 0 || end%pageSize != 0 || end < start {
+		return nil, fmt.Errorf("anon pages of %d: bad range %x-%x", p.pid, start, end)
+	}
 	if start == end {
 		return nil, nil
 	}
 	var out []PageRange
+	var err error
 	if kernel.HavePagemapScan() {
-		out, err = scanAnon(f, start, end)
+		if p.vec == nil {
+			p.vec = make([]kernel.PageRegion, 512)
+		}
+		out, err = scanAnon(p.f, start, end, p.vec)
 	} else {
-		out, err = readAnon(f, start, end)
+		out, err = readAnon(p.f, start, end)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("anon pages of %d in %x-%x: %w", pid, start, end, err)
+		return nil, fmt.Errorf("anon pages of %d in %x-%x: %w", p.pid, start, end, err)
 	}
 	return out, nil
 }
@@ -78,8 +87,8 @@ func appendRange(rs []PageRange, s, e uint64) []PageRange {
 
 // scanAnon asks PAGEMAP_SCAN for pages that are (PRESENT or SWAPPED) and
 // neither FILE nor PFNZERO.
-func scanAnon(f *os.File, start, end uint64) ([]PageRange, error) {
-	vec := make([]kernel.PageRegion, 512)
+// vec receives the regions of one ioctl.
+func scanAnon(f *os.File, start, end uint64, vec []kernel.PageRegion) ([]PageRange, error) {
 	var out []PageRange
 	for start < end {
 		arg := kernel.PmScanArg{
@@ -146,7 +155,7 @@ func (fs FS) PagemapEntries(pid int, start, end uint64) ([]uint64, error) {
 	if start%pageSize != 0 || end%pageSize != 0 || end < start {
 		return nil, fmt.Errorf("pagemap of %d: bad range %x-%x", pid, start, end)
 	}
-	f, err := os.Open(fs.path(pid, "pagemap"))
+	f, err := openProc(fs.path(pid, "pagemap"))
 	if err != nil {
 		return nil, err
 	}
@@ -178,12 +187,13 @@ func (fs FS) PagePFNs(pid int, start, end uint64) ([]uint64, error) {
 type Pagemap struct {
 	pid int
 	f   *os.File
-	buf []byte
+	buf []byte              // PFNs' read buffer
+	vec []kernel.PageRegion // AnonPages' PAGEMAP_SCAN regions
 }
 
 // OpenPagemap opens pid's pagemap.
 func (fs FS) OpenPagemap(pid int) (*Pagemap, error) {
-	f, err := os.Open(fs.path(pid, "pagemap"))
+	f, err := openProc(fs.path(pid, "pagemap"))
 	if err != nil {
 		return nil, err
 	}

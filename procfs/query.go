@@ -31,7 +31,7 @@ func (fs FS) MappingAt(pid int, addr uint64) (Mapping, error) {
 		}
 		return Mapping{}, fmt.Errorf("%s at %x: %w", name, addr, ErrNoMapping)
 	}
-	f, err := os.Open(name)
+	f, err := openProc(name)
 	if err != nil {
 		return Mapping{}, err
 	}
@@ -56,7 +56,7 @@ func (fs FS) MapsByQuery(pid int) ([]Mapping, error) {
 		return ms, err
 	}
 	name := fs.path(pid, "maps")
-	f, err := os.Open(name)
+	f, err := openProc(name)
 	if err != nil {
 		return nil, err
 	}

@@ -17,7 +17,12 @@ func (fs FS) Threads(pid int) ([]int, error) {
 
 // readPidDir lists the numeric names of a directory, sorted.
 func readPidDir(name string) ([]int, error) {
-	ents, err := os.ReadDir(name)
+	d, err := openProc(name)
+	if err != nil {
+		return nil, err
+	}
+	ents, err := d.ReadDir(-1)
+	d.Close()
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +90,7 @@ func (fs FS) AllChildren(pid int) ([]int, error) {
 // including the AT_NULL pair.
 func (fs FS) Auxv(pid int) ([]uint64, error) {
 	name := fs.path(pid, "auxv")
-	b, err := os.ReadFile(name)
+	b, err := readAll(name)
 	if err != nil {
 		return nil, err
 	}
