@@ -58,29 +58,56 @@ func (d *dumper) dumpPrivatePages(t *image.Task) error {
 }
 
 // copyPrivatePages queues every private page of t into s.
+//
+// A large VMA is scanned a window at a time, so that the workers copy the
+// first pages while the rest is still being scanned. A window that finds
+// nothing doubles the next one: a huge, mostly empty reservation costs a
+// few scans, not one per window.
 func (d *dumper) copyPrivatePages(t *image.Task, s *pageStream) error {
 	pid := t.PID
+	pm, err := d.fs.OpenPagemap(pid)
+	if err != nil {
+		return taskErr(pid, "open pagemap", err)
+	}
+	defer pm.Close()
 	for _, v := range t.VMAs {
 		if !hasPrivatePages(v.Kind) {
 			continue
 		}
-		runs, err := d.fs.AnonPages(pid, v.Start, v.End)
-		if err != nil {
-			return taskErr(pid, fmt.Sprintf("scan pages of vma %#x-%#x", v.Start, v.End), err)
-		}
-		if runs, err = d.cow.dedupe(v, runs); err != nil {
-			return taskErr(pid, fmt.Sprintf("compare pages of vma %#x-%#x with parent %d", v.Start, v.End, t.PPID), err)
-		}
 		readable := v.Prot&unix.PROT_READ != 0
 		keepZero := v.Kind == image.KindPrivateFile
-		for _, r := range runs {
-			if err := s.add(r.Start, r.End-r.Start, keepZero, !readable); err != nil {
-				return err
+		window := uint64(scanWindow)
+		for start := v.Start; start < v.End; {
+			end := v.End
+			if v.End-start > window {
+				end = start + window
 			}
+			runs, err := pm.AnonPages(start, end)
+			if err != nil {
+				return taskErr(pid, fmt.Sprintf("scan pages of vma %#x-%#x", v.Start, v.End), err)
+			}
+			if runs, err = d.cow.dedupe(v, runs); err != nil {
+				return taskErr(pid, fmt.Sprintf("compare pages of vma %#x-%#x with parent %d", v.Start, v.End, t.PPID), err)
+			}
+			for _, r := range runs {
+				if err := s.add(r.Start, r.End-r.Start, keepZero, !readable); err != nil {
+					return err
+				}
+			}
+			if len(runs) == 0 && window < 1<<62 {
+				window *= 2
+			} else {
+				window = scanWindow
+			}
+			start = end
 		}
 	}
 	return nil
 }
+
+// scanWindow is how much address space one page scan covers at first (see
+// copyPrivatePages): 64 MiB, ~1 ms of scanning when it is all present.
+const scanWindow = 64 << 20
 
 // dumpSharedObjects writes each shared object's pages once, read through
 // the map_files link of one VMA that maps it: SEEK_DATA/SEEK_HOLE skip the
