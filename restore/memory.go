@@ -23,22 +23,22 @@ const (
 
 // restoreMemory replaces tk's stub address space with the dumped one:
 // vdso moved, every VMA and shared object created, pages written, mm
-// fields set.
-func (rs *restorer) restoreMemory(tk *task) error {
+// fields set. b may hold syscalls to run first (a new session); plain
+// mappings, closes, page drops and the mm fields go in the same batch,
+// so a child that inherits most of its memory costs one round trip here.
+func (rs *restorer) restoreMemory(tk *task, b *batch) error {
 	pid := tk.t.PID
 	maps, err := procfs.Default.Maps(pid)
 	if err != nil {
 		return fmt.Errorf("read maps of %d: %w", pid, err)
 	}
-	// Plain mappings go through syscall batches, one ptrace round trip
-	// per batchMax syscalls; what needs a result (open, shared objects)
-	// runs on its own, in address order with the rest.
-	b := &batch{}
 	// A child starts as a fork of its restored parent: it keeps the VMAs
-	// it inherits (FromParent), everything else of the parent goes.
+	// it inherits (FromParent, forkKept), everything else of the parent
+	// goes.
+	tk.kept = rs.forkKept(tk)
 	var keep []span
-	for _, v := range tk.t.VMAs {
-		if v.FromParent {
+	for i, v := range tk.t.VMAs {
+		if v.FromParent || tk.kept[i] {
 			keep = append(keep, span{v.Start, v.End})
 		}
 	}
@@ -57,11 +57,15 @@ func (rs *restorer) restoreMemory(tk *task) error {
 			b.add(fmt.Sprintf("unmap inherited mapping %#x-%#x %s", p.start, p.end, m.Path), unix.SYS_MUNMAP, p.start, p.len())
 		}
 	}
-	if err := rs.runBatch(tk, b); err != nil {
-		return err
-	}
-	if err := rs.moveVDSO(tk, vdso); err != nil {
-		return err
+	// A fork finds the vdso where its parent has it, mostly where the dump
+	// had it too: nothing to move, nothing to wait for.
+	if want := tk.vdsoBlock(); vdso != want {
+		if err := rs.runBatch(tk, b); err != nil {
+			return err
+		}
+		if err := rs.moveVDSO(tk, vdso, want); err != nil {
+			return err
+		}
 	}
 	fds := make(map[uint32]uint64) // file ID -> remote fd, for this task
 	defer func() {
@@ -69,24 +73,30 @@ func (rs *restorer) restoreMemory(tk *task) error {
 			tk.r.Syscall(unix.SYS_CLOSE, fd)
 		}
 	}()
-	for _, v := range tk.t.VMAs {
+	for i, v := range tk.t.VMAs {
+		if tk.kept[i] {
+			continue
+		}
 		if err := rs.mapVMA(tk, v, fds, b); err != nil {
 			return fmt.Errorf("task %d vma %#x-%#x %s %s: %w", pid, v.Start, v.End, v.Kind, v.Name, err)
 		}
 	}
-	if err := rs.runBatch(tk, b); err != nil {
-		return err
-	}
-	for _, v := range tk.t.VMAs {
-		rs.madvise(tk, v)
-	}
 	for _, fd := range fds {
-		if _, err := tk.sys(unix.SYS_CLOSE, fd); err != nil {
-			return err
-		}
+		b.add("close mapped file", unix.SYS_CLOSE, fd)
 	}
 	clear(fds)
-	if err := rs.writePages(tk); err != nil {
+	for i, v := range tk.t.VMAs {
+		if v.Madv != 0 && !tk.kept[i] { // a kept VMA has its parent's advice, the same
+			if err := rs.runBatch(tk, b); err != nil {
+				return err
+			}
+			rs.madvise(tk, v)
+		}
+	}
+	if err := rs.setMm(tk, b); err != nil {
+		return err
+	}
+	if err := rs.writePages(tk, b); err != nil {
 		return err
 	}
 	// Locked VMAs ("lo") are locked again once they hold their pages.
@@ -97,7 +107,68 @@ func (rs *restorer) restoreMemory(tk *task) error {
 			}
 		}
 	}
-	return rs.setMm(tk)
+	// A fork inherits the THP-disable flag of its parent.
+	m := &tk.t.Mm
+	if m.THPDisabled || (tk.parent != nil && tk.parent.t.Mm.THPDisabled) {
+		v := uint64(0)
+		if m.THPDisabled {
+			v = 1
+		}
+		if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_SET_THP_DISABLE, v, 0, 0, 0); err != nil {
+			rs.log.Warn("THP disable not restored", "pid", tk.t.PID, "err", err)
+		}
+	}
+	return nil
+}
+
+// Advice whose VMA a fork does not copy as it is (MADV_DONTFORK: not at
+// all; MADV_WIPEONFORK: empty).
+const dontForkAdvice = 1<<unix.MADV_DONTFORK | 1<<unix.MADV_WIPEONFORK
+
+// forkKept says, per VMA of tk, whether tk keeps the copy its fork made of
+// the parent's VMA instead of mapping it again: a shared mapping (shared
+// anonymous, memfd, shared file) or a private file mapping at the same
+// range and offset of the same object, with the same protection, flags,
+// advice and VmFlags (but "lo": fork does not copy mlock) as a VMA of the
+// parent. The parent's VMA is in place: a task's memory is restored before
+// its children are made. A shared mapping then is the very object, as a
+// reopen would give; a private file mapping also holds the parent's
+// private pages, which writePages drops where the task has none of its
+// own (fileZaps). Nothing is opened or mapped for such a VMA: what
+// makes every further sharer of a shared object cost next to nothing.
+func (rs *restorer) forkKept(tk *task) []bool {
+	kept := make([]bool, len(tk.t.VMAs))
+	if tk.parent == nil {
+		return kept
+	}
+	pv := tk.parent.t.VMAs
+	for i, v := range tk.t.VMAs {
+		j := sort.Search(len(pv), func(j int) bool { return pv[j].End > v.Start })
+		kept[i] = j < len(pv) && forkKeeps(pv[j], v)
+	}
+	return kept
+}
+
+// forkKeeps reports whether child VMA v is what a fork makes of parent VMA
+// p, for the kinds forkKept keeps.
+func forkKeeps(p, v *image.VMA) bool {
+	switch v.Kind {
+	case image.KindSharedAnon, image.KindMemfd, image.KindSharedFile, image.KindPrivateFile:
+	default:
+		return false
+	}
+	if p.Kind != v.Kind || p.Start != v.Start || p.End != v.End || p.Pgoff != v.Pgoff ||
+		p.Prot != v.Prot || p.Flags != v.Flags || p.Madv != v.Madv || p.Name != v.Name ||
+		p.FileID != v.FileID || p.ShmID != v.ShmID || v.Madv&dontForkAdvice != 0 {
+		return false
+	}
+	a, b := unlocked(p.VmFlags), unlocked(v.VmFlags)
+	return slices.Equal(a, b) && !slices.Contains(a, "dc") && !slices.Contains(a, "wf")
+}
+
+// unlocked returns VmFlags without "lo".
+func unlocked(flags []string) []string {
+	return slices.DeleteFunc(slices.Clone(flags), func(f string) bool { return f == "lo" })
 }
 
 type span struct{ start, end uint64 }
@@ -135,10 +206,8 @@ func isVDSOName(name string) bool {
 // testVDSOFallback makes moveVDSO skip the mremap (tests).
 var testVDSOFallback bool
 
-// moveVDSO puts the stub's vdso block where the dump had it. Same kernel,
-// same block: mremap it whole; if that fails, unmap it and ask for a new
-// one at the dumped address.
-func (rs *restorer) moveVDSO(tk *task, cur span) error {
+// vdsoBlock is where the dump had tk's [vvar][vvar_vclock][vdso] block.
+func (tk *task) vdsoBlock() span {
 	var want span
 	for _, v := range tk.t.VMAs {
 		switch v.Kind {
@@ -146,6 +215,13 @@ func (rs *restorer) moveVDSO(tk *task, cur span) error {
 			want = want.union(span{v.Start, v.End})
 		}
 	}
+	return want
+}
+
+// moveVDSO puts the stub's vdso block (cur) where the dump had it (want).
+// Same kernel, same block: mremap it whole; if that fails, unmap it and
+// ask for a new one at the dumped address.
+func (rs *restorer) moveVDSO(tk *task, cur, want span) error {
 	switch {
 	case cur.empty() && want.empty():
 		return nil
@@ -418,9 +494,10 @@ func (rs *restorer) fillShm(id uint32, f *os.File) error {
 
 func roundPage(n uint64) uint64 { return (n + image.PageSize - 1) &^ (image.PageSize - 1) }
 
-// setMm sets the mm fields and the exe link with PR_SET_MM_MAP, plus the
-// dumpable and THP-disable flags.
-func (rs *restorer) setMm(tk *task) error {
+// setMm adds to b the PR_SET_MM_MAP that sets the mm fields and the exe
+// link, and writes its arguments: nothing may write the scratch again
+// before b runs.
+func (rs *restorer) setMm(tk *task, b *batch) error {
 	m := &tk.t.Mm
 	if m.StartCode == 0 && m.EndCode == 0 {
 		rs.log.Warn("image has no mm fields", "pid", tk.t.PID)
@@ -428,11 +505,12 @@ func (rs *restorer) setMm(tk *task) error {
 	}
 	exeFd := uint64(0xffffffff)
 	if f := rs.tree.FileByID(m.ExeFileID); f != nil && tk.exe != m.ExeFileID {
+		// A fork has its parent's exe link: only a task with another
+		// exe (the root) opens one.
 		fd, err := rs.remoteOpen(tk, rs.ghosts.path(f), unix.O_RDONLY)
 		if err != nil {
 			return fmt.Errorf("task %d: exe: %w", tk.t.PID, err)
 		}
-		defer tk.r.Syscall(unix.SYS_CLOSE, fd)
 		exeFd = fd
 	}
 	s := rs.newScratch()
@@ -441,33 +519,28 @@ func (rs *restorer) setMm(tk *task) error {
 	if auxvLen > 0 {
 		auxv = s.u64s(m.Auxv...)
 	}
-	b := make([]byte, prctlMmMapLen)
+	mm := make([]byte, prctlMmMapLen)
 	for i, w := range []uint64{m.StartCode, m.EndCode, m.StartData, m.EndData, m.StartBrk, m.Brk,
 		m.StartStack, m.ArgStart, m.ArgEnd, m.EnvStart, m.EnvEnd, auxv} {
-		binary.LittleEndian.PutUint64(b[8*i:], w)
+		binary.LittleEndian.PutUint64(mm[8*i:], w)
 	}
-	binary.LittleEndian.PutUint32(b[96:], uint32(auxvLen))
-	binary.LittleEndian.PutUint32(b[100:], uint32(exeFd))
-	mp := s.add(b)
+	binary.LittleEndian.PutUint32(mm[96:], uint32(auxvLen))
+	binary.LittleEndian.PutUint32(mm[100:], uint32(exeFd))
+	mp := s.add(mm)
 	if err := s.write(tk.t.PID); err != nil {
+		if exeFd != 0xffffffff {
+			tk.r.Syscall(unix.SYS_CLOSE, exeFd)
+		}
 		return err
 	}
-	if _, err := tk.sys(unix.SYS_PRCTL, prSetMM, prSetMMMap, mp, prctlMmMapLen, 0); err != nil {
-		return fmt.Errorf("%w (code %#x-%#x data %#x-%#x brk %#x-%#x stack %#x)", err,
-			m.StartCode, m.EndCode, m.StartData, m.EndData, m.StartBrk, m.Brk, m.StartStack)
+	b.add(fmt.Sprintf("set mm fields (code %#x-%#x data %#x-%#x brk %#x-%#x stack %#x)",
+		m.StartCode, m.EndCode, m.StartData, m.EndData, m.StartBrk, m.Brk, m.StartStack),
+		unix.SYS_PRCTL, prSetMM, prSetMMMap, mp, prctlMmMapLen, 0)
+	if exeFd != 0xffffffff {
+		b.add("close exe", unix.SYS_CLOSE, exeFd)
 	}
 	if rs.tree.FileByID(m.ExeFileID) != nil {
 		tk.exe = m.ExeFileID
-	}
-	// A fork inherits the THP-disable flag of its parent.
-	if m.THPDisabled || (tk.parent != nil && tk.parent.t.Mm.THPDisabled) {
-		v := uint64(0)
-		if m.THPDisabled {
-			v = 1
-		}
-		if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_SET_THP_DISABLE, v, 0, 0, 0); err != nil {
-			rs.log.Warn("THP disable not restored", "pid", tk.t.PID, "err", err)
-		}
 	}
 	return nil
 }

@@ -44,31 +44,39 @@ func splitRuns(runs []image.PageRun, vmas []*image.VMA) ([]piece, error) {
 	return out, nil
 }
 
-// writePages fills tk's private pages from the image: runs that follow
-// each other in the pages file are read in one window, then written with
-// process_vm_writev (batched) where the VMA is writable and through
-// /proc/PID/mem (FOLL_FORCE) where it is not. A helper goroutine reads
+// writePages fills tk's private pages from the image once b ran (b holds
+// the mappings they go to; the drops of inherited pages the task had not
+// are added to it): runs that follow each other in the pages file are
+// read in one window, then written with process_vm_writev (batched) where
+// the VMA is writable and through /proc/PID/mem (FOLL_FORCE) where it is
+// not. A helper goroutine reads
 // (and checksums) the next windows while this one writes: on two cores the
 // file's read overlaps the writes into the task.
-func (rs *restorer) writePages(tk *task) error {
+func (rs *restorer) writePages(tk *task, b *batch) error {
 	pid := tk.t.PID
 	runs, pf, err := rs.img.OpenPages(pid)
 	if err != nil {
 		return fmt.Errorf("read pages of %d: %w", pid, err)
 	}
 	defer pf.Close()
+	tk.runs = runs // its children's fileZaps need them
 	pieces, err := splitRuns(runs, tk.t.VMAs)
 	if err != nil {
 		return fmt.Errorf("pages of %d: %w", pid, err)
 	}
-	if zap := inheritedZaps(tk.t, runs); len(zap) > 0 {
-		b := &batch{}
-		for _, z := range zap {
-			b.add(fmt.Sprintf("drop inherited pages %#x-%#x", z.start, z.end), unix.SYS_MADVISE, z.start, z.len(), unix.MADV_DONTNEED)
+	zap := inheritedZaps(tk.t, runs)
+	if tk.parent != nil {
+		for i, v := range tk.t.VMAs {
+			if tk.kept[i] && v.Kind == image.KindPrivateFile {
+				zap = append(zap, fileZaps(v, tk.parent.runs, runs)...)
+			}
 		}
-		if err := rs.runBatch(tk, b); err != nil {
-			return err
-		}
+	}
+	for _, z := range zap {
+		b.add(fmt.Sprintf("drop inherited pages %#x-%#x", z.start, z.end), unix.SYS_MADVISE, z.start, z.len(), unix.MADV_DONTNEED)
+	}
+	if err := rs.runBatch(tk, b); err != nil {
+		return err
 	}
 	if len(pieces) == 0 {
 		return pf.Check()
@@ -233,28 +241,57 @@ func readFull(f *image.PagesFile, b []byte, off int64) error {
 // with its parent (ParentPages): pages the parent has there but the task
 // had not (never touched, dropped, or all zeros) must go after the fork.
 func inheritedZaps(t *image.Task, runs []image.PageRun) []span {
-	var keep []span
-	for _, r := range runs {
-		keep = append(keep, span{r.Addr, r.Addr + r.Len})
-	}
+	keep := runSpans(runs)
 	for _, r := range t.ParentPages {
 		keep = append(keep, span{r.Start, r.End})
 	}
-	sort.Slice(keep, func(i, j int) bool { return keep[i].start < keep[j].start })
-	// Merge overlaps so subtractSpans sees sorted, disjoint spans.
-	merged := keep[:0]
-	for _, k := range keep {
+	keep = mergeSpans(keep)
+	var out []span
+	for _, v := range t.VMAs {
+		if v.FromParent {
+			out = append(out, subtractSpans(span{v.Start, v.End}, keep)...)
+		}
+	}
+	return out
+}
+
+// fileZaps returns the ranges of private file VMA v, kept from the
+// parent's copy (forkKept), where the parent has private pages of its own
+// (parentRuns: its dumped pages, all it has there once restored) and the
+// task has none (runs): the task must see the file there, as after a new
+// mapping. Where both have a page, the task's is written over the
+// parent's.
+func fileZaps(v *image.VMA, parentRuns, runs []image.PageRun) []span {
+	own := mergeSpans(runSpans(runs))
+	var out []span
+	for _, r := range parentRuns {
+		s := span{max(r.Addr, v.Start), min(r.Addr+r.Len, v.End)}
+		if s.start < s.end {
+			out = append(out, subtractSpans(s, own)...)
+		}
+	}
+	return out
+}
+
+func runSpans(runs []image.PageRun) []span {
+	out := make([]span, 0, len(runs))
+	for _, r := range runs {
+		out = append(out, span{r.Addr, r.Addr + r.Len})
+	}
+	return out
+}
+
+// mergeSpans sorts spans and merges overlapping ones, as subtractSpans
+// wants them; it reuses s.
+func mergeSpans(s []span) []span {
+	sort.Slice(s, func(i, j int) bool { return s[i].start < s[j].start })
+	merged := s[:0]
+	for _, k := range s {
 		if n := len(merged); n > 0 && k.start <= merged[n-1].end {
 			merged[n-1].end = max(merged[n-1].end, k.end)
 			continue
 		}
 		merged = append(merged, k)
 	}
-	var out []span
-	for _, v := range t.VMAs {
-		if v.FromParent {
-			out = append(out, subtractSpans(span{v.Start, v.End}, merged)...)
-		}
-	}
-	return out
+	return merged
 }

@@ -10,10 +10,11 @@
 // Per task in tree order, right after the task is made and before any
 // child of it, remote syscalls run from that page unmap the memory it
 // inherited (all of it but the VMAs it shared copy-on-write with its
-// parent at dump, VMA.FromParent), move the vdso, create every other VMA
+// parent at dump, VMA.FromParent, and the shared and file mappings its
+// parent has the same, forkKept), move the vdso, create every other VMA
 // and shared object; then, once every task exists, they set the task
-// state. Plain mmap/munmap/mprotect go in batches run by a
-// small loop in the same page (one ptrace round trip per batch). mmcr
+// state. Syscalls that need no result go in batches run by a small loop
+// in the same page (one ptrace round trip per batch). mmcr
 // writes page contents itself: process_vm_writev into writable VMAs,
 // /proc/PID/mem (FOLL_FORCE) into the others, and pwrite into shared
 // objects. The last remote syscall unmaps the page itself: the task is
@@ -23,8 +24,17 @@
 // and reopened by everybody else through mmcr's open of the owner's
 // map_files link; memfd objects are created by mmcr itself, so a memfd
 // mapped MAP_PRIVATE somewhere before its first MAP_SHARED user is the
-// same inode too. Threads other than the leader are made last, by clone3
-// with CLONE_THREAD in the leader, and get their registers at release.
+// same inode too. A task whose parent maps a shared object or a file the
+// same way (same range, offset, protection, flags) keeps the copy its
+// fork made instead (forkKept): nothing to open or map, so a tree of
+// sharers costs little more than its first task. Threads other than the
+// leader are made last, by clone3 with CLONE_THREAD in the leader, and
+// get their registers at release.
+//
+// Per task, what needs no result from each other goes in one syscall
+// batch: the memory (unmaps, mappings, mm fields, page drops) in one, the
+// rest of the state (fds, cwd, signals, name, credentials) in one more
+// for a single-threaded task (calls).
 //
 // Before the first task exists, Run locks the image dir (flock), refuses a
 // dir others could have written (image.CheckTrusted), verifies the
@@ -52,6 +62,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/procfs"
 	"github.com/mmcr/mmcr/ptrace"
 	"github.com/mmcr/mmcr/shmem"
 )
@@ -114,6 +125,10 @@ type restorer struct {
 	ghosts *ghostSet
 	// shm holds mmcr's own open of every shared object once its owner made it.
 	shm map[uint32]*os.File
+	// stubStatus (credentials) and stubLimits are what every task has
+	// from the stub until restoreState sets its own: read once.
+	stubStatus *procfs.Status
+	stubLimits []unix.Rlimit
 	// bufs are the page windows, reused across tasks; mapped are those
 	// of them that are mmaps (unmapped at the end).
 	bufs, mapped [][]byte
@@ -134,6 +149,12 @@ type task struct {
 	// exe is the file ID setMm made the task's exe link (0: still the
 	// stub's); a child forked from the task inherits it.
 	exe uint32
+	// kept says, per VMA of t, that the task keeps its fork's copy of
+	// the parent's (forkKept); set by restoreMemory.
+	kept []bool
+	// runs are the task's dumped private pages, once written: all the
+	// private pages it has in its private file VMAs (fileZaps).
+	runs []image.PageRun
 }
 
 // thread is one thread of a task being restored.

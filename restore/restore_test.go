@@ -152,7 +152,14 @@ func dumpWorkload(t *testing.T, leave bool, bin string, args ...string) *dumped 
 // on a pipe, SIGTERMs the root and returns the root's exit code and output.
 func dumpRestore(t *testing.T, bin string, args ...string) (int, string) {
 	t.Helper()
-	d := dumpWorkload(t, false, bin, args...)
+	return restoreDumped(t, dumpWorkload(t, false, bin, args...))
+}
+
+// restoreDumped restores d with its stdout on a pipe, checks its maps and
+// shared objects, SIGTERMs the root and returns the root's exit code and
+// output.
+func restoreDumped(t *testing.T, d *dumped) (int, string) {
+	t.Helper()
 	dir, tree, pids, before := d.dir, d.tree, d.pids, d.before
 
 	r, w, err := os.Pipe()

@@ -20,149 +20,265 @@ import (
 
 // restoreState sets everything but memory and registers: fds, cwd, umask,
 // personality, rlimits, signal state, timers, rseq, pending signals and,
-// last, credentials.
+// last, credentials. Steps that need no result from each other go in one
+// batch (calls): a single-threaded task whose limits stay the stub's
+// needs one, else the task's own state takes one and each thread's state
+// and credentials one more.
 func (rs *restorer) restoreState(tk *task) error {
 	t := tk.t
-	steps := []struct {
+	if err := rs.readStub(tk); err != nil {
+		return fmt.Errorf("task %d: %w", t.PID, err)
+	}
+	c := rs.callsIn(t.PID)
+	c.add("umask", unix.SYS_UMASK, uint64(t.Umask))
+	type step struct {
 		name string
-		fn   func(*task) error
-	}{
+		fn   func(*task, *calls) error
+	}
+	steps := []step{
 		{"fds", rs.restoreFDs},
 		{"cwd", rs.restoreFS},
 		{"signals", rs.restoreSignals},
 		{"timers", rs.restoreTimers},
 		{"pending signals", rs.restorePending},
-		// After the fds (a low RLIMIT_NOFILE would refuse high fd numbers),
-		// before the credentials (prlimit on a task of another uid needs
-		// CAP_SYS_RESOURCE, which root lacks here).
-		{"rlimits", rs.restoreRlimits},
-		{"threads", rs.restoreThreads},
 	}
-	if _, err := tk.sys(unix.SYS_UMASK, uint64(t.Umask)); err != nil {
-		return err
+	if len(tk.threads) == 1 {
+		// No thread to inherit them: the name and personality join the batch.
+		steps = append(steps, step{"identity", rs.addIdentity})
 	}
 	for _, st := range steps {
-		if err := st.fn(tk); err != nil {
+		if err := st.fn(tk, c); err != nil {
 			return fmt.Errorf("task %d: %s: %w", t.PID, st.name, err)
 		}
 	}
+	// Batch errors name the task and the syscall.
+	limits := rs.rlimitChanges(tk)
+	if len(tk.threads) > 1 || len(limits) > 0 || hasEpollTargets(t) {
+		if err := c.run(); err != nil {
+			return err
+		}
+		if err := rs.fillEpolls(tk); err != nil {
+			return fmt.Errorf("task %d: fds: %w", t.PID, err)
+		}
+		// After the fds (a low RLIMIT_NOFILE would refuse high fd numbers),
+		// before the credentials (prlimit on a task of another uid needs
+		// CAP_SYS_RESOURCE, which root lacks here).
+		rs.setRlimits(tk, limits)
+	}
+	if err := rs.restoreThreads(tk, c); err != nil {
+		return fmt.Errorf("task %d: threads: %w", t.PID, err)
+	}
+	return c.run()
+}
+
+// readStub reads, before the first task's state is set, what every task
+// has from the stub until then (a fork copies it; no task changes its
+// own before restoreState): credentials, ignored and caught signals,
+// resource limits.
+func (rs *restorer) readStub(tk *task) error {
+	if rs.stubStatus != nil {
+		return nil
+	}
+	st, err := procfs.Default.ThreadStatus(tk.t.PID, tk.t.PID)
+	if err != nil {
+		return fmt.Errorf("read credentials and signals of %d: %w", tk.t.PID, err)
+	}
+	limits := make([]unix.Rlimit, len(tk.t.Rlimits))
+	for res := range limits {
+		if err := unix.Prlimit(tk.t.PID, res, nil, &limits[res]); err != nil {
+			return fmt.Errorf("read rlimit %d of %d: %w", res, tk.t.PID, err)
+		}
+	}
+	rs.stubStatus, rs.stubLimits = &st, limits
 	return nil
+}
+
+func hasEpollTargets(t *image.Task) bool {
+	for _, fd := range t.FDs {
+		if fd.Kind == image.FDEpoll && len(fd.Epoll) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // restoreIdentity sets the comm and the personality, both per thread in
-// the kernel: done before the threads are made, they inherit them.
+// the kernel, of a task with more threads: done before the threads are
+// made, they inherit them. A single-threaded task gets them in
+// restoreState's batch.
 func (rs *restorer) restoreIdentity(tk *task) error {
-	t := tk.t
-	if t.Comm != "" {
-		s := rs.newScratch()
-		name := s.str(t.Comm)
-		if err := s.write(t.PID); err != nil {
-			return err
-		}
-		if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_SET_NAME, name, 0, 0, 0); err != nil {
-			return err
-		}
-	}
-	if _, err := tk.sys(unix.SYS_PERSONALITY, uint64(t.Personality)); err != nil {
+	c := rs.callsIn(tk.t.PID)
+	if err := rs.addIdentity(tk, c); err != nil {
 		return err
 	}
+	return c.run()
+}
+
+func (rs *restorer) addIdentity(tk *task, c *calls) error {
+	t := tk.t
+	if t.Comm != "" {
+		name, err := c.str(t.Comm)
+		if err != nil {
+			return err
+		}
+		c.add(fmt.Sprintf("name %q", t.Comm), unix.SYS_PRCTL, unix.PR_SET_NAME, name, 0, 0, 0)
+	}
+	c.add("personality", unix.SYS_PERSONALITY, uint64(t.Personality))
 	return nil
 }
 
-// restoreRlimits sets the resource limits from mmcr with prlimit. Limits
-// the kernel refuses (a hard limit above the current one, without
-// CAP_SYS_RESOURCE) are logged, not fatal.
-func (rs *restorer) restoreRlimits(tk *task) error {
+// rlimitChanges returns the resource limits of tk that differ from the
+// stub's, which the task has until setRlimits.
+func (rs *restorer) rlimitChanges(tk *task) map[int]unix.Rlimit {
+	out := make(map[int]unix.Rlimit)
 	for res, lim := range tk.t.Rlimits {
+		if res >= len(rs.stubLimits) || lim != rs.stubLimits[res] {
+			out[res] = lim
+		}
+	}
+	return out
+}
+
+// setRlimits sets resource limits from mmcr with prlimit. Limits the
+// kernel refuses (a hard limit above the current one, without
+// CAP_SYS_RESOURCE) are logged, not fatal.
+func (rs *restorer) setRlimits(tk *task, limits map[int]unix.Rlimit) {
+	for res, lim := range limits {
 		if err := unix.Prlimit(tk.t.PID, res, &lim, nil); err != nil {
 			rs.log.Warn("rlimit not restored", "pid", tk.t.PID, "resource", res, "cur", lim.Cur, "max", lim.Max, "err", err)
 		}
 	}
-	return nil
 }
 
-// restoreFDs closes the stub's fds and opens the dumped ones at their numbers.
-func (rs *restorer) restoreFDs(tk *task) error {
+// restoreFDs closes the stub's fds and opens the dumped ones at their
+// numbers. Regular files go in c: open returns the lowest free number,
+// which a model of the task's fd table (used) predicts, so the dup3 that
+// moves it needs no result. Eventfds, epolls and external fds take a
+// result each; c runs before them.
+func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 	pid := tk.t.PID
 	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
 	if err != nil {
 		return err
 	}
-	b := &batch{}
 	for _, e := range ents {
 		if n, err := strconv.Atoi(e.Name()); err == nil {
-			b.add("close stub fd", unix.SYS_CLOSE, uint64(n))
+			c.add(fmt.Sprintf("close stub fd %d", n), unix.SYS_CLOSE, uint64(n))
 		}
 	}
-	if err := rs.runBatch(tk, b); err != nil {
-		return err
+	used := make(map[uint64]bool) // open in the task once c ran
+	lowest := func() uint64 {
+		n := uint64(0)
+		for used[n] {
+			n++
+		}
+		return n
 	}
 	pidfd := ^uint64(0)
-	defer func() {
-		if pidfd != ^uint64(0) {
-			tk.r.Syscall(unix.SYS_CLOSE, pidfd)
-		}
-	}()
 	for _, fd := range tk.t.FDs {
-		var tmp uint64
+		num := uint64(fd.Num)
+		cloexec := fd.Flags&unix.O_CLOEXEC != 0
 		switch fd.Kind {
-		case image.FDExternal:
-			// The task takes mmcr's own stdio (any kind of file) with pidfd_getfd.
-			if pidfd == ^uint64(0) {
+		case image.FDExternal, image.FDEventfd, image.FDEpoll:
+			if err := c.run(); err != nil {
+				return err
+			}
+			if pidfd == ^uint64(0) && fd.Kind == image.FDExternal {
 				if pidfd, err = tk.pidfdAbove(maxFD(tk.t.FDs)); err != nil {
 					return err
 				}
+				used[pidfd] = true
 			}
-			mine := rs.stdio(fd.Num)
-			if mine < 0 {
-				rs.log.Warn("external fd left closed", "pid", pid, "fd", fd.Num, "type", fd.ExternalType)
+			tmp, ok, err := rs.openSpecial(tk, fd, pidfd)
+			if err != nil {
+				return err
+			}
+			if !ok {
 				continue
 			}
-			if tmp, err = tk.sys(unix.SYS_PIDFD_GETFD, pidfd, uint64(mine), 0); err != nil {
-				// mmcr's own stdio is closed: /dev/null rather than a hole.
-				rs.log.Warn("external fd gets /dev/null", "pid", pid, "fd", fd.Num, "type", fd.ExternalType, "err", err)
-				if tmp, err = rs.remoteOpen(tk, os.DevNull, uint64(fd.Flags&unix.O_ACCMODE)); err != nil {
-					return fmt.Errorf("fd %d (%s): %w", fd.Num, fd.ExternalType, err)
-				}
-			}
-		case image.FDEventfd:
-			if tmp, err = rs.makeEventfd(tk, fd); err != nil {
-				return fmt.Errorf("fd %d (eventfd): %w", fd.Num, err)
-			}
-		case image.FDEpoll:
-			// Its targets are added once every fd is in place.
-			if tmp, err = tk.sys(unix.SYS_EPOLL_CREATE1, 0); err != nil {
-				return fmt.Errorf("fd %d (epoll): %w", fd.Num, err)
-			}
-			if fd.Flags&unix.O_NONBLOCK != 0 {
-				if _, err := tk.sys(unix.SYS_FCNTL, tmp, unix.F_SETFL, unix.O_NONBLOCK); err != nil {
-					return fmt.Errorf("fd %d (epoll): %w", fd.Num, err)
-				}
-			}
-		default:
-			f := rs.tree.FileByID(fd.FileID)
-			if f == nil {
-				return fmt.Errorf("fd %d: no file %d in the image", fd.Num, fd.FileID)
-			}
-			flags := uint64(fd.Flags) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL | unix.O_CLOEXEC | unix.O_NOCTTY)
-			path := rs.ghosts.path(f)
-			if id := rs.shmOfFile(f); id != 0 && rs.shm[id] != nil {
-				path = rs.shmPath(id)
-			}
-			if tmp, err = rs.remoteOpen(tk, path, flags); err != nil {
+			if err := tk.placeFD(tmp, num, cloexec); err != nil {
 				return fmt.Errorf("fd %d: %w", fd.Num, err)
 			}
+			delete(used, tmp)
+			used[num] = true
+			continue
 		}
-		if err := tk.placeFD(tmp, uint64(fd.Num), fd.Flags&unix.O_CLOEXEC != 0); err != nil {
-			return fmt.Errorf("fd %d: %w", fd.Num, err)
+		f := rs.tree.FileByID(fd.FileID)
+		if f == nil {
+			return fmt.Errorf("fd %d: no file %d in the image", fd.Num, fd.FileID)
 		}
+		flags := uint64(fd.Flags) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL | unix.O_CLOEXEC | unix.O_NOCTTY)
+		path := rs.ghosts.path(f)
+		if id := rs.shmOfFile(f); id != 0 && rs.shm[id] != nil {
+			path = rs.shmPath(id)
+		}
+		p, err := c.str(path)
+		if err != nil {
+			return err
+		}
+		what := fmt.Sprintf("fd %d: %s", fd.Num, path)
+		tmp := lowest()
+		c.add(what+": open", unix.SYS_OPENAT, atFDCWD, p, flags|unix.O_CLOEXEC, 0)
+		if tmp == num {
+			arg := uint64(0)
+			if cloexec {
+				arg = unix.FD_CLOEXEC
+			}
+			c.add(what+": set fd flags", unix.SYS_FCNTL, num, unix.F_SETFD, arg)
+		} else {
+			dflags := uint64(0)
+			if cloexec {
+				dflags = unix.O_CLOEXEC
+			}
+			c.add(what+": move", unix.SYS_DUP3, tmp, num, dflags)
+			c.add(what+": close", unix.SYS_CLOSE, tmp)
+		}
+		used[num] = true
 		if fd.Kind == image.FDRegular && fd.Pos != 0 {
-			if _, err := tk.sys(unix.SYS_LSEEK, uint64(fd.Num), uint64(fd.Pos), unix.SEEK_SET); err != nil {
-				return fmt.Errorf("fd %d: %w", fd.Num, err)
+			c.add(what+": seek", unix.SYS_LSEEK, num, uint64(fd.Pos), unix.SEEK_SET)
+		}
+	}
+	if pidfd != ^uint64(0) {
+		c.add("close pidfd", unix.SYS_CLOSE, pidfd)
+	}
+	return nil
+}
+
+// openSpecial makes the file of an eventfd, epoll or external fd in tk
+// and returns its (temporary) fd number; ok is false for an external fd
+// left closed.
+func (rs *restorer) openSpecial(tk *task, fd *image.FD, pidfd uint64) (tmp uint64, ok bool, err error) {
+	switch fd.Kind {
+	case image.FDExternal:
+		// The task takes mmcr's own stdio (any kind of file) with pidfd_getfd.
+		mine := rs.stdio(fd.Num)
+		if mine < 0 {
+			rs.log.Warn("external fd left closed", "pid", tk.t.PID, "fd", fd.Num, "type", fd.ExternalType)
+			return 0, false, nil
+		}
+		if tmp, err = tk.sys(unix.SYS_PIDFD_GETFD, pidfd, uint64(mine), 0); err != nil {
+			// mmcr's own stdio is closed: /dev/null rather than a hole.
+			rs.log.Warn("external fd gets /dev/null", "pid", tk.t.PID, "fd", fd.Num, "type", fd.ExternalType, "err", err)
+			if tmp, err = rs.remoteOpen(tk, os.DevNull, uint64(fd.Flags&unix.O_ACCMODE)); err != nil {
+				return 0, false, fmt.Errorf("fd %d (%s): %w", fd.Num, fd.ExternalType, err)
+			}
+		}
+	case image.FDEventfd:
+		if tmp, err = rs.makeEventfd(tk, fd); err != nil {
+			return 0, false, fmt.Errorf("fd %d (eventfd): %w", fd.Num, err)
+		}
+	case image.FDEpoll:
+		// Its targets are added once every fd is in place.
+		if tmp, err = tk.sys(unix.SYS_EPOLL_CREATE1, 0); err != nil {
+			return 0, false, fmt.Errorf("fd %d (epoll): %w", fd.Num, err)
+		}
+		if fd.Flags&unix.O_NONBLOCK != 0 {
+			if _, err := tk.sys(unix.SYS_FCNTL, tmp, unix.F_SETFL, unix.O_NONBLOCK); err != nil {
+				return 0, false, fmt.Errorf("fd %d (epoll): %w", fd.Num, err)
 			}
 		}
 	}
-	return rs.fillEpolls(tk)
+	return tmp, true, nil
 }
 
 // makeEventfd creates an eventfd with the dumped counter and mode in tk
@@ -302,171 +418,157 @@ func (tk *task) placeFD(tmp, num uint64, cloexec bool) error {
 }
 
 // restoreFS sets the root and working directories.
-func (rs *restorer) restoreFS(tk *task) error {
+func (rs *restorer) restoreFS(tk *task, c *calls) error {
 	if f := rs.tree.FileByID(tk.t.RootFileID); f != nil && f.Path != "/" {
-		if err := rs.remotePathCall(tk, unix.SYS_CHROOT, f.Path); err != nil {
+		p, err := c.str(f.Path)
+		if err != nil {
 			return err
 		}
+		c.add("chroot "+f.Path, unix.SYS_CHROOT, p)
 	}
 	if f := rs.tree.FileByID(tk.t.CwdFileID); f != nil {
-		return rs.remotePathCall(tk, unix.SYS_CHDIR, rs.ghosts.path(f))
+		path := rs.ghosts.path(f)
+		p, err := c.str(path)
+		if err != nil {
+			return err
+		}
+		c.add("chdir "+path, unix.SYS_CHDIR, p)
 	}
 	return nil
 }
 
-func (rs *restorer) remotePathCall(tk *task, nr uintptr, path string) error {
-	s := rs.newScratch()
-	p := s.str(path)
-	if err := s.write(tk.t.PID); err != nil {
-		return err
-	}
-	if _, err := tk.sys(nr, p); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
-}
-
-// restoreSignals sets every signal's action.
-func (rs *restorer) restoreSignals(tk *task) error {
-	s := rs.newScratch()
-	addrs := make([]uint64, len(tk.t.SigActions))
+// restoreSignals sets every signal's action but those the task has
+// already: the default action, which exec gave the stub for every signal
+// it did not ignore (handler SIG_DFL, no flags, empty mask), and every
+// task has the stub's until here.
+func (rs *restorer) restoreSignals(tk *task, c *calls) error {
+	stubSet := rs.stubStatus.SigIgn | rs.stubStatus.SigCgt
 	for i, a := range tk.t.SigActions {
-		addrs[i] = s.u64s(a.Handler, a.Flags, a.Restorer, a.Mask)
-	}
-	if err := s.write(tk.t.PID); err != nil {
-		return err
-	}
-	b := &batch{}
-	for i := range tk.t.SigActions {
 		sig := uint64(i + 1)
 		if sig == uint64(unix.SIGKILL) || sig == uint64(unix.SIGSTOP) {
 			continue
 		}
-		b.add(fmt.Sprintf("signal %d", sig), unix.SYS_RT_SIGACTION, sig, addrs[i], 0, 8)
+		if a == (image.SigAction{}) && stubSet&(1<<i) == 0 {
+			continue
+		}
+		p, err := c.u64s(a.Handler, a.Flags, a.Restorer, a.Mask)
+		if err != nil {
+			return err
+		}
+		c.add(fmt.Sprintf("signal %d", sig), unix.SYS_RT_SIGACTION, sig, p, 0, 8)
 	}
-	return rs.runBatch(tk, b)
+	return nil
 }
 
 // restoreTimers arms the interval timers that were armed.
-func (rs *restorer) restoreTimers(tk *task) error {
+func (rs *restorer) restoreTimers(tk *task, c *calls) error {
 	for which, it := range tk.t.Itimers {
 		if it.ValueUsec == 0 {
 			continue
 		}
-		s := rs.newScratch()
-		p := s.u64s(uint64(it.IntervalUsec/1e6), uint64(it.IntervalUsec%1e6),
+		p, err := c.u64s(uint64(it.IntervalUsec/1e6), uint64(it.IntervalUsec%1e6),
 			uint64(it.ValueUsec/1e6), uint64(it.ValueUsec%1e6))
-		if err := s.write(tk.t.PID); err != nil {
+		if err != nil {
 			return err
 		}
-		if _, err := tk.sys(unix.SYS_SETITIMER, uint64(which), p, 0); err != nil {
-			return fmt.Errorf("itimer %d: %w", which, err)
-		}
+		c.add(fmt.Sprintf("itimer %d", which), unix.SYS_SETITIMER, uint64(which), p, 0)
 	}
 	return nil
 }
 
 // restoreThreads sets each thread's own state: name, alternate stack,
 // rseq, clear_child_tid, robust list, private pending signals, then (last,
-// as they are per thread too) the credentials of every thread, the
-// leader's last.
-func (rs *restorer) restoreThreads(tk *task) error {
-	for _, thr := range tk.threads {
-		if err := rs.restoreThread(tk, thr); err != nil {
+// as they are per thread too) its credentials; one batch per thread but
+// the leader, whose syscalls (with the dumpable flag) are added to leader
+// for the caller to run last.
+func (rs *restorer) restoreThreads(tk *task, leader *calls) error {
+	for i := len(tk.threads) - 1; i >= 0; i-- {
+		thr := tk.threads[i]
+		c := leader
+		if i > 0 {
+			c = rs.callsIn(thr.tid)
+		}
+		if err := rs.restoreThread(tk, thr, c); err != nil {
 			return fmt.Errorf("thread %d: %w", thr.tid, err)
 		}
-	}
-	for i := len(tk.threads) - 1; i >= 0; i-- {
-		if err := rs.restoreCreds(tk, tk.threads[i]); err != nil {
-			return fmt.Errorf("thread %d: credentials: %w", tk.threads[i].tid, err)
+		if err := rs.restoreCreds(tk, thr, c); err != nil {
+			return fmt.Errorf("thread %d: credentials: %w", thr.tid, err)
 		}
-	}
-	// Changing ids resets the dumpable flag; put back what was dumped
-	// (prctl takes 0 or 1; 2 is only ever set by the kernel).
-	if d := tk.t.Mm.Dumpable; d == 0 || d == 1 {
-		if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, uint64(d), 0, 0, 0); err != nil {
-			return err
+		if i > 0 {
+			// The error names the thread and the syscall.
+			if err := c.run(); err != nil {
+				return err
+			}
+			continue
+		}
+		// Changing ids resets the dumpable flag; put back what was dumped
+		// (prctl takes 0 or 1; 2 is only ever set by the kernel).
+		if d := tk.t.Mm.Dumpable; d == 0 || d == 1 {
+			c.add("dumpable", unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, uint64(d), 0, 0, 0)
 		}
 	}
 	return nil
 }
 
-func (rs *restorer) restoreThread(tk *task, thr *thread) error {
+func (rs *restorer) restoreThread(tk *task, thr *thread, c *calls) error {
 	// Threads are made as copies of the leader, named as the task; a
 	// thread that named itself gets its own name back.
-	if c := thr.th.Comm; c != "" && c != tk.t.Comm {
-		s := rs.newScratch()
-		name := s.str(c)
-		if err := s.write(thr.tid); err != nil {
+	if n := thr.th.Comm; n != "" && n != tk.t.Comm {
+		name, err := c.str(n)
+		if err != nil {
 			return err
 		}
-		if _, err := thr.sys(unix.SYS_PRCTL, unix.PR_SET_NAME, name, 0, 0, 0); err != nil {
-			return fmt.Errorf("name %q: %w", c, err)
-		}
+		c.add(fmt.Sprintf("name %q", n), unix.SYS_PRCTL, unix.PR_SET_NAME, name, 0, 0, 0)
 	}
 	// The word pthread_join waits on: zeroed and woken at the thread's exit.
 	if a := thr.th.ClearTID; a != 0 {
-		if _, err := thr.sys(unix.SYS_SET_TID_ADDRESS, a); err != nil {
-			return err
-		}
+		c.add("clear_child_tid", unix.SYS_SET_TID_ADDRESS, a)
 	}
 	// The kernel releases the robust mutexes of a thread that dies holding
 	// them only through this list.
 	if h := thr.th.RobustList; h != 0 {
-		if _, err := thr.sys(unix.SYS_SET_ROBUST_LIST, h, uint64(thr.th.RobustListLen)); err != nil {
-			return fmt.Errorf("set_robust_list(%#x, %d): %w", h, thr.th.RobustListLen, err)
-		}
+		c.add(fmt.Sprintf("set_robust_list(%#x, %d)", h, thr.th.RobustListLen),
+			unix.SYS_SET_ROBUST_LIST, h, uint64(thr.th.RobustListLen))
 	}
 	as := thr.th.AltStack
 	if as.SP != 0 && as.Flags&ssDisable == 0 {
-		s := rs.newScratch()
 		b := make([]byte, 24)
 		binary.LittleEndian.PutUint64(b, as.SP)
 		binary.LittleEndian.PutUint32(b[8:], uint32(as.Flags)&^1) // not SS_ONSTACK
 		binary.LittleEndian.PutUint64(b[16:], as.Size)
-		p := s.add(b)
-		if err := s.write(thr.tid); err != nil {
+		p, err := c.arg(b)
+		if err != nil {
 			return err
 		}
-		if _, err := thr.sys(unix.SYS_SIGALTSTACK, p, 0); err != nil {
-			return err
-		}
+		c.add("sigaltstack", unix.SYS_SIGALTSTACK, p, 0)
 	}
 	if r := thr.th.Rseq; r.Addr != 0 {
-		if _, err := thr.sys(unix.SYS_RSEQ, r.Addr, uint64(r.Len), 0, uint64(r.Sig)); err != nil {
-			return err
-		}
+		c.add("rseq", unix.SYS_RSEQ, r.Addr, uint64(r.Len), 0, uint64(r.Sig))
 	}
 	// A thread may queue a signal with any si_code only to itself.
 	for i := range thr.th.Pending {
 		si := &thr.th.Pending[i]
 		sig := uint64(binary.LittleEndian.Uint32(si[0:4]))
-		s := rs.newScratch()
-		p := s.add(si[:])
-		if err := s.write(thr.tid); err != nil {
+		p, err := c.arg(si[:])
+		if err != nil {
 			return err
 		}
-		if _, err := thr.sys(unix.SYS_RT_TGSIGQUEUEINFO, uint64(tk.t.PID), uint64(thr.tid), sig, p); err != nil {
-			return fmt.Errorf("signal %d: %w", sig, err)
-		}
+		c.add(fmt.Sprintf("signal %d", sig), unix.SYS_RT_TGSIGQUEUEINFO, uint64(tk.t.PID), uint64(thr.tid), sig, p)
 	}
 	return nil
 }
 
 // restorePending queues the process-wide pending signals again; all signals are
 // blocked while restore runs, so they wait for the restored mask.
-func (rs *restorer) restorePending(tk *task) error {
+func (rs *restorer) restorePending(tk *task, c *calls) error {
 	for i := range tk.t.SharedPending {
 		si := &tk.t.SharedPending[i]
 		sig := uint64(binary.LittleEndian.Uint32(si[0:4]))
-		s := rs.newScratch()
-		p := s.add(si[:])
-		if err := s.write(tk.t.PID); err != nil {
+		p, err := c.arg(si[:])
+		if err != nil {
 			return err
 		}
-		if _, err := tk.sys(unix.SYS_RT_SIGQUEUEINFO, uint64(tk.t.PID), sig, p); err != nil {
-			return fmt.Errorf("signal %d: %w", sig, err)
-		}
+		c.add(fmt.Sprintf("signal %d", sig), unix.SYS_RT_SIGQUEUEINFO, uint64(tk.t.PID), sig, p)
 	}
 	return nil
 }
@@ -493,85 +595,69 @@ const (
 	ssDisable   = 2 // stack_t.ss_flags SS_DISABLE
 )
 
-// restoreCreds sets a thread's groups, ids and capabilities (all per
-// thread in the kernel), in an order that keeps the rights each step
-// needs until it ran.
-func (rs *restorer) restoreCreds(tk *task, thr *thread) error {
-	c := &tk.t.Creds
-	s := rs.newScratch()
+// restoreCreds adds to c what sets a thread's groups, ids and
+// capabilities (all per thread in the kernel), in an order that keeps the
+// rights each step needs until it ran.
+func (rs *restorer) restoreCreds(tk *task, thr *thread, c *calls) error {
+	cr := &tk.t.Creds
 	var groups uint64
-	if len(c.Groups) > 0 {
-		b := make([]byte, 4*len(c.Groups))
-		for i, g := range c.Groups {
+	if len(cr.Groups) > 0 {
+		b := make([]byte, 4*len(cr.Groups))
+		for i, g := range cr.Groups {
 			binary.LittleEndian.PutUint32(b[4*i:], g)
 		}
-		groups = s.add(b)
+		var err error
+		if groups, err = c.arg(b); err != nil {
+			return err
+		}
 	}
 	full := uint64(1)<<(capLastCap()+1) - 1
-	rootAll := c.UID == 0 && c.EUID == 0 && c.SUID == 0 && c.FSUID == 0 &&
-		c.GID == 0 && c.EGID == 0 && c.SGID == 0 && c.FSGID == 0 &&
-		c.CapEff&full == full && c.CapPrm&full == full && c.CapBnd&full == full && c.CapInh == 0 && c.CapAmb == 0
-	capData := s.u64s(
-		uint64(capV3), // header: version, pid 0
-		uint64(uint32(c.CapEff))|uint64(uint32(c.CapPrm))<<32,
-		uint64(uint32(c.CapInh))|uint64(uint32(c.CapEff>>32))<<32,
-		uint64(uint32(c.CapPrm>>32))|uint64(uint32(c.CapInh>>32))<<32,
-	)
-	if err := s.write(thr.tid); err != nil {
-		return err
-	}
-	// What the thread has now (the stub's, so mmcr's): steps that change
+	rootAll := cr.UID == 0 && cr.EUID == 0 && cr.SUID == 0 && cr.FSUID == 0 &&
+		cr.GID == 0 && cr.EGID == 0 && cr.SGID == 0 && cr.FSGID == 0 &&
+		cr.CapEff&full == full && cr.CapPrm&full == full && cr.CapBnd&full == full && cr.CapInh == 0 && cr.CapAmb == 0
+	// What the thread has now: the stub's, so mmcr's. Steps that change
 	// nothing are skipped, since setgroups and PR_CAPBSET_DROP need
 	// CAP_SETGID and CAP_SETPCAP even as no-ops, which a non-root user's
 	// mmcr lacks. Anything that does change goes to the kernel, which
 	// refuses what the thread may not do.
-	cur, err := procfs.Default.ThreadStatus(tk.t.PID, thr.tid)
-	if err != nil {
-		return fmt.Errorf("read current credentials: %w", err)
-	}
-	if !slices.Equal(sortedGroups(cur.Groups), sortedGroups(c.Groups)) {
-		if _, err := thr.sys(unix.SYS_SETGROUPS, uint64(len(c.Groups)), groups); err != nil {
-			return err
-		}
+	cur := rs.stubStatus
+	if !slices.Equal(sortedGroups(cur.Groups), sortedGroups(cr.Groups)) {
+		c.add("credentials: setgroups", unix.SYS_SETGROUPS, uint64(len(cr.Groups)), groups)
 	}
 	if !rootAll {
+		capData, err := c.u64s(
+			uint64(capV3), // header: version, pid 0
+			uint64(uint32(cr.CapEff))|uint64(uint32(cr.CapPrm))<<32,
+			uint64(uint32(cr.CapInh))|uint64(uint32(cr.CapEff>>32))<<32,
+			uint64(uint32(cr.CapPrm>>32))|uint64(uint32(cr.CapInh>>32))<<32,
+		)
+		if err != nil {
+			return err
+		}
 		for capNr := uint64(0); capNr <= uint64(capLastCap()); capNr++ {
-			if c.CapBnd&(1<<capNr) == 0 && cur.CapBnd&(1<<capNr) != 0 {
-				if _, err := thr.sys(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, capNr, 0, 0, 0); err != nil {
-					return err
-				}
+			if cr.CapBnd&(1<<capNr) == 0 && cur.CapBnd&(1<<capNr) != 0 {
+				c.add(fmt.Sprintf("credentials: drop capability %d from the bounding set", capNr),
+					unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, capNr, 0, 0, 0)
 			}
 		}
-		if _, err := thr.sys(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
-			return err
-		}
-		if _, err := thr.sys(unix.SYS_SETRESGID, uint64(c.GID), uint64(c.EGID), uint64(c.SGID)); err != nil {
-			return err
-		}
-		if _, err := thr.sys(unix.SYS_SETRESUID, uint64(c.UID), uint64(c.EUID), uint64(c.SUID)); err != nil {
-			return err
-		}
-		thr.r.Syscall(sysSetfsgid, uint64(c.FSGID))
-		thr.r.Syscall(sysSetfsuid, uint64(c.FSUID))
+		c.add("credentials: keep capabilities", unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0, 0, 0)
+		c.add("credentials: setresgid", unix.SYS_SETRESGID, uint64(cr.GID), uint64(cr.EGID), uint64(cr.SGID))
+		c.add("credentials: setresuid", unix.SYS_SETRESUID, uint64(cr.UID), uint64(cr.EUID), uint64(cr.SUID))
+		// setfsgid and setfsuid return the previous id, never an error.
+		c.add("credentials: setfsgid", sysSetfsgid, uint64(cr.FSGID))
+		c.add("credentials: setfsuid", sysSetfsuid, uint64(cr.FSUID))
 		// capset's header is the first 8 bytes, the two data structs follow.
-		if _, err := thr.sys(unix.SYS_CAPSET, capData, capData+8); err != nil {
-			return err
-		}
-		if _, err := thr.sys(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
-			return err
-		}
+		c.add("credentials: capset", unix.SYS_CAPSET, capData, capData+8)
+		c.add("credentials: keep capabilities off", unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 0, 0, 0, 0)
 		for capNr := uint64(0); capNr <= uint64(capLastCap()); capNr++ {
-			if c.CapAmb&(1<<capNr) != 0 {
-				if _, err := thr.sys(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, capNr, 0, 0); err != nil {
-					return err
-				}
+			if cr.CapAmb&(1<<capNr) != 0 {
+				c.add(fmt.Sprintf("credentials: raise ambient capability %d", capNr),
+					unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, capNr, 0, 0)
 			}
 		}
 	}
-	if c.NoNewPrivs {
-		if _, err := thr.sys(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return err
-		}
+	if cr.NoNewPrivs {
+		c.add("credentials: no_new_privs", unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 	}
 	return nil
 }

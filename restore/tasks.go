@@ -189,18 +189,16 @@ func (rs *restorer) createTasks() error {
 			reap(rs.stub)
 			rs.stub, rs.stubR = 0, nil
 		}
-		// A session or group made now is inherited by the task's children.
+		// A session or group made now is inherited by the task's children;
+		// it goes in the first batch of restoreMemory.
+		b := &batch{}
 		switch {
 		case t.SID == t.PID:
-			if _, err := tk.sys(unix.SYS_SETSID); err != nil {
-				return err
-			}
+			b.add("new session", unix.SYS_SETSID)
 		case t.PGID == t.PID:
-			if _, err := tk.sys(unix.SYS_SETPGID, 0, 0); err != nil {
-				return err
-			}
+			b.add("new process group", unix.SYS_SETPGID, 0, 0)
 		}
-		if err := rs.restoreMemory(tk); err != nil {
+		if err := rs.restoreMemory(tk, b); err != nil {
 			return err
 		}
 	}
@@ -230,9 +228,13 @@ const threadFlags = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLON
 	unix.CLONE_THREAD | unix.CLONE_SYSVSEM
 
 // createThreads makes tk's other threads with their original tids, by
-// clone3 in the leader. They start as copies of the leader in its stop and
-// get their own registers only at release.
+// clone3 in the leader, once the leader has the task's name and
+// personality. They start as copies of the leader in its stop and get
+// their own registers only at release.
 func (rs *restorer) createThreads(tk *task) error {
+	if len(tk.t.Threads) == 1 {
+		return nil
+	}
 	if err := rs.restoreIdentity(tk); err != nil {
 		return err
 	}
