@@ -46,7 +46,11 @@ func (d *dumper) dumpPrivatePages(t *image.Task) error {
 		defer src.mem.Close()
 	}
 	s := d.pool.stream(pw, src, d.canceled)
-	pages, err := s.finish(d.copyPrivatePages(t, s))
+	var pages uint64
+	err = offThread(func() (err error) {
+		pages, err = s.finish(d.copyPrivatePages(t, s))
+		return err
+	})
 	if err != nil {
 		return taskErr(pid, "dump pages", err)
 	}
@@ -55,6 +59,26 @@ func (d *dumper) dumpPrivatePages(t *image.Task) error {
 	}
 	d.log.Debug("private pages dumped", "pid", pid, "pages", pages, "shared with parent", d.cow.done())
 	return nil
+}
+
+// offThread runs fn on another goroutine and waits for it. Cutting pages
+// into chunks needs no ptrace, and it blocks each time the workers fall
+// behind: on the dump's locked OS thread every such block would hand the
+// CPU to another thread and back through the kernel. A panic in fn comes
+// back as an error, for Run to undo the dump.
+func offThread(fn func() error) (err error) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("internal error: %v", r)
+			}
+		}()
+		err = fn()
+	}()
+	<-done
+	return err
 }
 
 // copyPrivatePages queues every private page of t into s.
@@ -134,7 +158,11 @@ func (d *dumper) dumpSharedObject(o *image.SharedObject) error {
 		return err
 	}
 	s := d.pool.stream(pw, objectFile{f}, d.canceled)
-	pages, err := s.finish(queueObjectData(o, f, s))
+	var pages uint64
+	err = offThread(func() (err error) {
+		pages, err = s.finish(queueObjectData(o, f, s))
+		return err
+	})
 	if err != nil {
 		return err
 	}
