@@ -47,6 +47,10 @@ type caseResult struct {
 	RefReadNs      int64 `json:"ref_read_ns"`
 	RefReadPlainNs int64 `json:"ref_read_plain_ns"`
 	RefReadPVWNs   int64 `json:"ref_read_pvw_ns"`
+	// RefCopyNs is the copy loop of workloads/copier.c: process_vm_readv
+	// of DataBytes from a child into a buffer and write() to tmpfs, the
+	// plainest two-copy dump (no checksum, no zero check, no freeze).
+	RefCopyNs int64 `json:"ref_copy_ns"`
 	DumpMaxRSS     int64 `json:"dump_max_rss_kib"`
 	RestoreMaxRSS  int64 `json:"restore_max_rss_kib"`
 	ImageBytes     int64 `json:"image_bytes"`
@@ -244,7 +248,7 @@ func prepare(cfg config) (*env, error) {
 		mu   sync.Mutex
 		errs []error
 	)
-	for _, w := range []string{"anon", "shared", "vmas", "cow", "reader"} {
+	for _, w := range []string{"anon", "shared", "vmas", "cow", "reader", "copier"} {
 		out := filepath.Join(work, "bin-"+w)
 		e.bins[w] = out
 		wg.Add(1)
@@ -327,7 +331,7 @@ func (e *env) runCase(c caseSpec) *caseResult {
 			return r
 		}
 	}
-	var dumps, restores, writes, reads, readsPVW []int64
+	var dumps, restores, writes, reads, readsPVW, copies []int64
 	var images []int64
 	for i := 0; i < e.cfg.runs; i++ {
 		ref, err := e.references(dir, c.DataBytes)
@@ -336,6 +340,7 @@ func (e *env) runCase(c caseSpec) *caseResult {
 			break
 		}
 		writes, reads, readsPVW = append(writes, ref.write), append(reads, ref.read), append(readsPVW, ref.readPVW)
+		copies = append(copies, ref.copy)
 		one, err := e.runOnce(c, dir, i)
 		r.Runs++
 		if err != nil {
@@ -361,6 +366,7 @@ func (e *env) runCase(c caseSpec) *caseResult {
 	r.DumpRunsNs, r.RestoreRunsNs = dumps, restores
 	r.RefWriteNs, r.RefReadPlainNs, r.RefReadPVWNs = median(writes), median(reads), median(readsPVW)
 	r.RefReadNs = min(r.RefReadPlainNs, r.RefReadPVWNs)
+	r.RefCopyNs = median(copies)
 	r.ImageBytes = median(images)
 	return r
 }
@@ -378,11 +384,12 @@ func median(v []int64) int64 {
 }
 
 // refTimes is one measurement of the references, in ns.
-type refTimes struct{ write, read, readPVW int64 }
+type refTimes struct{ write, read, readPVW, copy int64 }
 
 // references times dd writing n bytes of /dev/zero into a tmpfs file, then
-// the reader filling fresh anonymous memory from that file both ways, and
-// removes the file.
+// the reader filling fresh anonymous memory from that file both ways, then
+// the copier copying n bytes of a child's memory into a tmpfs file, and
+// removes the files.
 func (e *env) references(dir string, n int64) (refTimes, error) {
 	var t refTimes
 	f := filepath.Join(dir, "ref.dat")
@@ -411,6 +418,21 @@ func (e *env) references(dir string, n int64) (refTimes, error) {
 		} else {
 			t.readPVW = rd.wall.Nanoseconds()
 		}
+	}
+	os.Remove(f)
+	cp, err := runTimed(procSpec{path: e.bins["copier"], args: []string{f, itoa(n)}, dir: dir, stdout: logOut, stderr: logErr}, 5*time.Minute)
+	if err != nil {
+		return t, err
+	}
+	if !cp.ok() {
+		return t, fmt.Errorf("copier reference failed: %s (%s)", describeStatus(cp.status), tail(logErr))
+	}
+	out, err := os.ReadFile(logOut)
+	if err == nil {
+		t.copy, err = strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	}
+	if err != nil {
+		return t, fmt.Errorf("copier reference: no time on its stdout: %v", err)
 	}
 	return t, nil
 }
