@@ -50,12 +50,12 @@ type caseResult struct {
 	// RefCopyNs is the copy loop of workloads/copier.c: process_vm_readv
 	// of DataBytes from a child into a buffer and write() to tmpfs, the
 	// plainest two-copy dump (no checksum, no zero check, no freeze).
-	RefCopyNs int64 `json:"ref_copy_ns"`
-	DumpMaxRSS     int64 `json:"dump_max_rss_kib"`
-	RestoreMaxRSS  int64 `json:"restore_max_rss_kib"`
-	ImageBytes     int64 `json:"image_bytes"`
-	PssBeforeKiB   int64 `json:"pss_before_kib,omitempty"`
-	PssAfterKiB    int64 `json:"pss_after_kib,omitempty"`
+	RefCopyNs     int64 `json:"ref_copy_ns"`
+	DumpMaxRSS    int64 `json:"dump_max_rss_kib"`
+	RestoreMaxRSS int64 `json:"restore_max_rss_kib"`
+	ImageBytes    int64 `json:"image_bytes"`
+	PssBeforeKiB  int64 `json:"pss_before_kib,omitempty"`
+	PssAfterKiB   int64 `json:"pss_after_kib,omitempty"`
 	// Every verified run's times, in run order, to judge the noise.
 	DumpRunsNs    []int64 `json:"dump_runs_ns"`
 	RestoreRunsNs []int64 `json:"restore_runs_ns"`
