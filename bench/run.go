@@ -420,14 +420,16 @@ func (e *env) references(dir string, n int64) (refTimes, error) {
 		}
 	}
 	os.Remove(f)
-	cp, err := runTimed(procSpec{path: e.bins["copier"], args: []string{f, itoa(n)}, dir: dir, stdout: logOut, stderr: logErr}, 5*time.Minute)
+	cpOut := filepath.Join(dir, "copier.stdout") // its time alone: not appended to ref.stdout
+	os.Remove(cpOut)
+	cp, err := runTimed(procSpec{path: e.bins["copier"], args: []string{f, itoa(n)}, dir: dir, stdout: cpOut, stderr: logErr}, 5*time.Minute)
 	if err != nil {
 		return t, err
 	}
 	if !cp.ok() {
 		return t, fmt.Errorf("copier reference failed: %s (%s)", describeStatus(cp.status), tail(logErr))
 	}
-	out, err := os.ReadFile(logOut)
+	out, err := os.ReadFile(cpOut)
 	if err == nil {
 		t.copy, err = strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
 	}
