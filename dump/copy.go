@@ -82,6 +82,9 @@ type copyPool struct {
 	chunks chan *chunk
 	writes chan *chunk // read, filtered and reserved: to be written
 	bufs   chan []byte // free chunk buffers
+	// made counts the buffers made so far: they are made on demand, up
+	// to cap(bufs), so that a small dump populates no more than it uses.
+	made atomic.Int32
 	wg     sync.WaitGroup
 }
 
@@ -93,9 +96,6 @@ func newCopyPool(n int) *copyPool {
 	// A buffer per worker, one being written and one queued for the writer.
 	nbuf := n + 2
 	p := &copyPool{chunks: make(chan *chunk, 2*n), writes: make(chan *chunk, nbuf), bufs: make(chan []byte, nbuf)}
-	for range nbuf {
-		p.bufs <- populated(chunkSize)
-	}
 	var workers sync.WaitGroup
 	for range n {
 		w := &copyWorker{pool: p}
@@ -121,6 +121,22 @@ func newCopyPool(n int) *copyPool {
 		close(p.writes)
 	}()
 	return p
+}
+
+// buffer returns a free chunk buffer, making one while fewer than
+// cap(bufs) exist.
+func (p *copyPool) buffer() []byte {
+	select {
+	case b := <-p.bufs:
+		return b
+	default:
+	}
+	for n := p.made.Load(); n < int32(cap(p.bufs)); n = p.made.Load() {
+		if p.made.CompareAndSwap(n, n+1) {
+			return populated(chunkSize)
+		}
+	}
+	return <-p.bufs
 }
 
 // close stops the workers and the writer once every chunk sent is done.
@@ -257,7 +273,7 @@ func (w *copyWorker) copy(c *chunk) {
 	if s.failed.Load() {
 		return
 	}
-	c.buf = <-w.pool.bufs
+	c.buf = w.pool.buffer()
 	off := 0
 	for i := range c.runs {
 		c.runs[i].data = c.buf[off : off+c.runs[i].n]
