@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/internal/testproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,16 +32,14 @@ func requireRoot(t *testing.T) {
 // buildC compiles testdata/NAME.c into a temporary binary.
 func buildC(t *testing.T, name string, flags ...string) string {
 	t.Helper()
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("gcc not found: workloads are built from testdata/*.c")
-	}
-	bin := filepath.Join(t.TempDir(), name)
-	args := append([]string{"-O1", "-Wall", "-o", bin, filepath.Join("testdata", name+".c")}, flags...)
-	if out, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", name, err, out)
-	}
-	return bin
+	return testproc.BuildC(t, filepath.Join("testdata", name+".c"), append([]string{"-O1", "-Wall"}, flags...)...)
+}
+
+// buildThreads compiles the threads workload, which the restore tests
+// share (with their own ready word).
+func buildThreads(t *testing.T) string {
+	t.Helper()
+	return testproc.BuildC(t, testproc.ThreadsC, "-O1", "-Wall", "-pthread")
 }
 
 // workload is a started test process that printed its "ready ..." line.
@@ -53,7 +52,23 @@ type workload struct {
 
 func startWorkload(t *testing.T, bin string, args ...string) *workload {
 	t.Helper()
+	return startWorkloadAttr(t, nil, bin, args...)
+}
+
+// startWorkloadAs is startWorkload with the workload running as uid (and
+// gid) instead of root.
+func startWorkloadAs(t *testing.T, uid uint32, bin string, args ...string) *workload {
+	t.Helper()
+	return startWorkloadAttr(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}, bin, args...)
+}
+
+// startWorkloadAttr starts bin and waits (10 s at most) for its ready line.
+// At cleanup, unless finish ran, it kills every pid of that line, then the
+// root.
+func startWorkloadAttr(t *testing.T, attr *syscall.SysProcAttr, bin string, args ...string) *workload {
+	t.Helper()
 	w := &workload{cmd: exec.Command(bin, args...)}
+	w.cmd.SysProcAttr = attr
 	w.cmd.Stderr = &w.stderr
 	// A grandchild holding stderr open must not block Wait forever.
 	w.cmd.WaitDelay = 2 * time.Second
@@ -62,6 +77,9 @@ func startWorkload(t *testing.T, bin string, args ...string) *workload {
 		t.Fatal(err)
 	}
 	if err := w.cmd.Start(); err != nil {
+		if attr != nil && attr.Credential != nil {
+			t.Fatalf("start %s as uid %d: %v", bin, attr.Credential.Uid, err)
+		}
 		t.Fatalf("start %s: %v", bin, err)
 	}
 	t.Cleanup(func() {
@@ -497,8 +515,8 @@ func TestDumpRefusesPipeAndLeavesTreeRunning(t *testing.T) {
 
 func TestDumpThreadsAndSignalState(t *testing.T) {
 	requireRoot(t)
-	bin := buildC(t, "threads", "-pthread")
-	w := startWorkload(t, bin)
+	bin := buildThreads(t)
+	w := startWorkload(t, bin, "ready")
 	pid, tid1, tid2 := w.pid(t, 1), w.pid(t, 2), w.pid(t, 3)
 	alt := w.addr(t, 4)
 
@@ -574,8 +592,8 @@ func TestDumpThreadsAndSignalState(t *testing.T) {
 
 func TestDumpKillsTree(t *testing.T) {
 	requireRoot(t)
-	bin := buildC(t, "threads", "-pthread")
-	w := startWorkload(t, bin)
+	bin := buildThreads(t)
+	w := startWorkload(t, bin, "ready")
 	pid := w.pid(t, 1)
 	dir := filepath.Join(t.TempDir(), "img")
 	if err := Run(Options{PID: pid, Dir: dir, Log: testLogger(t)}); err != nil {

@@ -1,19 +1,14 @@
 package dump
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -262,47 +257,4 @@ func TestDumpAsOtherUser(t *testing.T) {
 		}
 	}
 	w.finish(t)
-}
-
-// startWorkloadAs is startWorkload with the workload running as uid (and
-// gid) instead of root.
-func startWorkloadAs(t *testing.T, uid uint32, bin string, args ...string) *workload {
-	t.Helper()
-	w := &workload{cmd: exec.Command(bin, args...)}
-	w.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-	w.cmd.Stderr = &w.stderr
-	w.cmd.WaitDelay = 2 * time.Second
-	out, err := w.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.cmd.Start(); err != nil {
-		t.Fatalf("start %s as uid %d: %v", bin, uid, err)
-	}
-	t.Cleanup(func() {
-		if !w.done {
-			for i := 1; i < len(w.fields); i++ {
-				if pid, err := strconv.Atoi(w.fields[i]); err == nil && pid > 0 {
-					unix.Kill(pid, unix.SIGKILL)
-				}
-			}
-			w.cmd.Process.Kill()
-			w.cmd.Wait()
-		}
-	})
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(out).ReadString('\n')
-		line <- s
-	}()
-	select {
-	case s := <-line:
-		w.fields = strings.Fields(s)
-		if len(w.fields) == 0 || w.fields[0] != "ready" {
-			t.Fatalf("%s: bad ready line %q; stderr: %s", bin, s, w.stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s: not ready after 10s", bin)
-	}
-	return w
 }

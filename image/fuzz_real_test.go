@@ -2,9 +2,7 @@ package image
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
-	"sort"
 	"testing"
 )
 
@@ -15,23 +13,12 @@ import (
 // synthetic sample of the other fuzz targets.
 func realDump(t testing.TB) (names []string, files map[string][]byte) {
 	t.Helper()
-	dir := filepath.Join("testdata", "realdump")
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files = map[string][]byte{}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[e.Name()] = b
-		if e.Name() != ManifestName {
-			names = append(names, e.Name())
+	all, files := readFiles(t, filepath.Join("testdata", "realdump"))
+	for _, n := range all {
+		if n != ManifestName {
+			names = append(names, n)
 		}
 	}
-	sort.Strings(names)
 	// The pages files are not stored: stand in zeros of the size the
 	// manifest records, so pagemaps check out against them.
 	var m manifest
@@ -67,24 +54,7 @@ func TestRealDumpDecodes(t *testing.T) {
 // never panic.
 func FuzzDecodeRealDump(f *testing.F) {
 	names, files := realDump(f)
-	for i, n := range names {
-		f.Add(uint8(i), files[n])
-	}
-	f.Fuzz(func(t *testing.T, idx uint8, data []byte) {
-		name := names[int(idx)%len(names)]
-		m := make(map[string][]byte, len(files))
-		for k, v := range files {
-			m[k] = v
-		}
-		m[name] = data
-		r := memReader(m)
-		tree, err := r.Tree()
-		if (tree == nil) == (err == nil) {
-			t.Fatalf("%s: tree %v, err %v", name, tree != nil, err)
-		}
-		if err != nil {
-			return
-		}
+	fuzzOneFile(f, names, files, func(t *testing.T, r *Reader, tree *Tree) {
 		for _, task := range tree.Tasks {
 			runs, _, err := r.pageRuns(pagemapName(task.PID))
 			if err != nil && runs != nil {

@@ -64,6 +64,13 @@ func smallSample(t testing.TB) string {
 // sampleFiles reads every file of a freshly written small sample image.
 func sampleFiles(t testing.TB) (dir string, names []string, files map[string][]byte) {
 	dir = smallSample(t)
+	names, files = readFiles(t, dir)
+	return dir, names, files
+}
+
+// readFiles reads every file of dir: their names, sorted, and contents.
+func readFiles(t testing.TB, dir string) (names []string, files map[string][]byte) {
+	t.Helper()
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +85,7 @@ func sampleFiles(t testing.TB) (dir string, names []string, files map[string][]b
 		names = append(names, e.Name())
 	}
 	sort.Strings(names)
-	return dir, names, files
+	return names, files
 }
 
 // memReader is a Reader over in-memory metadata files (no checksums).
@@ -100,11 +107,24 @@ func FuzzDecodeTree(f *testing.F) {
 			meta = append(meta, n)
 		}
 	}
-	for i, n := range meta {
+	fuzzOneFile(f, meta, files, func(t *testing.T, r *Reader, tree *Tree) {
+		for _, task := range tree.Tasks {
+			if _, _, err := r.pageRuns(pagemapName(task.PID)); err != nil {
+				continue
+			}
+		}
+	})
+}
+
+// fuzzOneFile seeds f with each of names' files and fuzzes one at a time:
+// the fuzzed bytes replace that file of an otherwise valid image, and Tree
+// must return an error or a tree, never panic. A tree is handed to check.
+func fuzzOneFile(f *testing.F, names []string, files map[string][]byte, check func(t *testing.T, r *Reader, tree *Tree)) {
+	for i, n := range names {
 		f.Add(uint8(i), files[n])
 	}
 	f.Fuzz(func(t *testing.T, idx uint8, data []byte) {
-		name := meta[int(idx)%len(meta)]
+		name := names[int(idx)%len(names)]
 		m := make(map[string][]byte, len(files))
 		for k, v := range files {
 			m[k] = v
@@ -116,11 +136,7 @@ func FuzzDecodeTree(f *testing.F) {
 			t.Fatalf("%s: tree %v, err %v", name, tree != nil, err)
 		}
 		if err == nil {
-			for _, task := range tree.Tasks {
-				if _, _, err := r.pageRuns(pagemapName(task.PID)); err != nil {
-					continue
-				}
-			}
+			check(t, r, tree)
 		}
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,23 +13,15 @@ import (
 
 	"github.com/mmcr/mmcr/dump"
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/internal/testproc"
 )
 
 // treePssKiB sums the Pss of every task of the tree.
 func treePssKiB(t *testing.T, pids []int) int64 {
 	t.Helper()
-	var sum int64
-	for _, pid := range pids {
-		b, err := os.ReadFile("/proc/" + itoa(pid) + "/smaps_rollup")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(l); len(f) >= 2 && f[0] == "Pss:" {
-				n, _ := strconv.ParseInt(f[1], 10, 64)
-				sum += n
-			}
-		}
+	sum, err := testproc.PssKiB(pids)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return sum
 }

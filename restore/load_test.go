@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mmcr/mmcr/dump"
+	"github.com/mmcr/mmcr/internal/testproc"
 )
 
 // loadCase is one workload dumped and restored over and over.
@@ -65,7 +66,7 @@ func measure(t *testing.T) usage {
 	ents, _ := os.ReadDir("/proc/self/fd")
 	threads, _ := strconv.Atoi(statusValue("/proc/self/status", "Threads"))
 	return usage{fds: len(ents) - 1, goroutines: runtime.NumGoroutine(), threads: threads,
-		children: len(childrenOf(os.Getpid())), heapMiB: float64(ms.HeapInuse) / (1 << 20)}
+		children: len(testproc.Children(os.Getpid())), heapMiB: float64(ms.HeapInuse) / (1 << 20)}
 }
 
 func statusValue(path, key string) string {
@@ -76,21 +77,6 @@ func statusValue(path, key string) string {
 		}
 	}
 	return ""
-}
-
-// childrenOf lists pid's children (every thread's).
-func childrenOf(pid int) []int {
-	var out []int
-	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	for _, tk := range tasks {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, tk.Name()))
-		for _, f := range strings.Fields(string(b)) {
-			n, _ := strconv.Atoi(f)
-			out = append(out, n)
-		}
-	}
-	sort.Ints(out)
-	return out
 }
 
 func loadRounds(t *testing.T, bin string, c loadCase) {

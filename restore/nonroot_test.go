@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mmcr/mmcr/internal/testproc"
 )
 
 // nobody is the unprivileged uid (and gid) the non-root tests run as.
@@ -67,8 +69,8 @@ func newNonRootEnv(t *testing.T) *nonRootEnv {
 	if out, err := exec.Command(setcap, "cap_checkpoint_restore,cap_sys_ptrace+ep", e.capped).CombinedOutput(); err != nil {
 		t.Skipf("setcap on %s failed (filesystem without security xattrs?): %v: %s", e.capped, err, out)
 	}
-	if out, err := exec.Command("gcc", "-O1", "-o", e.memtree, filepath.Join("testdata", "memtree.c")).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
+	if err := testproc.CompileC("gcc", e.memtree, filepath.Join("testdata", "memtree.c"), "-O1"); err != nil {
+		t.Fatal(err)
 	}
 	if err := os.Mkdir(e.work, 0o700); err != nil {
 		t.Fatal(err)

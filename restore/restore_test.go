@@ -18,6 +18,7 @@ import (
 
 	"github.com/mmcr/mmcr/dump"
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/internal/testproc"
 )
 
 func TestMain(m *testing.M) {
@@ -26,17 +27,10 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == StubArg {
 		os.Exit(1)
 	}
-	// Killed trees are reparented to us and reaped at once, so their
-	// pids are free for the restore.
-	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-	// fds inherited from whatever started us must not reach the workloads.
-	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
-		for _, e := range ents {
-			if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
-				unix.CloseOnExec(fd)
-			}
-		}
-	}
+	// Killed trees are reparented to us and reaped (waitGone), so their
+	// pids are free for the restore. Best effort, as is the next step.
+	testproc.BecomeSubreaper()
+	testproc.CloseOnExecAbove2()
 	os.Exit(m.Run())
 }
 
@@ -47,17 +41,10 @@ func needRoot(t *testing.T) {
 	}
 }
 
+// buildC compiles testdata/NAME.c into a temporary binary.
 func buildC(t *testing.T, name string) string {
 	t.Helper()
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("gcc not found")
-	}
-	bin := filepath.Join(t.TempDir(), name)
-	out, err := exec.Command("gcc", "-O1", "-Wall", "-pthread", "-o", bin, filepath.Join("testdata", name+".c")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	return bin
+	return testproc.BuildC(t, filepath.Join("testdata", name+".c"), "-O1", "-Wall", "-pthread")
 }
 
 // waitGone waits until every pid is reaped (we are their subreaper).
@@ -415,7 +402,7 @@ func TestRestoreDetachedPidFile(t *testing.T) {
 
 func TestRestoreThreads(t *testing.T) {
 	needRoot(t)
-	bin := buildC(t, "threads")
+	bin := testproc.BuildC(t, testproc.ThreadsC, "-O1", "-Wall", "-pthread")
 	code, out := dumpRestore(t, bin)
 	if code != 0 || !strings.Contains(out, "PASS") {
 		t.Fatalf("restored workload: exit %d, output %q", code, out)

@@ -10,6 +10,8 @@
  * "FAIL: <first reason>".
  *
  * No pipes or sockets (mmcr refuses them): fds 0-2 are what the harness gave.
+ * The pidfile, ready files and SIGTERM handling are workload.h's, shared
+ * with the e2e workloads.
  */
 #ifndef BENCH_H
 #define BENCH_H
@@ -34,7 +36,6 @@
 #define PAGE 4096UL
 #define MiB (1024UL * 1024UL)
 
-static volatile sig_atomic_t got_term;
 static int nfail;
 static char first_fail[512];
 
@@ -62,22 +63,7 @@ __attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt,
 	_exit(3);
 }
 
-static void on_term(int sig)
-{
-	(void)sig;
-	got_term = 1;
-}
-
-/* install_term sets the SIGTERM handler; forked children inherit it. */
-static void install_term(void)
-{
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGTERM, &sa, NULL))
-		die("sigaction: %s", strerror(errno));
-}
+#include "../../internal/testproc/testdata/workload.h"
 
 /*
  * wait_term sleeps until SIGTERM. nanosleep in a loop rather than pause():
@@ -92,47 +78,6 @@ static void wait_term(void)
 	}
 	if (!got_term)
 		failf("no SIGTERM within an hour");
-}
-
-static void write_pidfile(void)
-{
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-	int fd = open("pidfile.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, buf, n) != n)
-		die("write pidfile.tmp: %s", strerror(errno));
-	close(fd);
-	if (rename("pidfile.tmp", "pidfile"))
-		die("rename pidfile: %s", strerror(errno));
-}
-
-/* mark_ready and wait_ready: a child tells its parent its setup is done. */
-static void mark_ready(void)
-{
-	char name[64];
-	snprintf(name, sizeof(name), "ready.%d", (int)getpid());
-	int fd = open(name, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		die("create %s: %s", name, strerror(errno));
-	close(fd);
-}
-
-static void wait_ready(pid_t pid)
-{
-	char name[64];
-	struct stat st;
-	snprintf(name, sizeof(name), "ready.%d", (int)pid);
-	for (int i = 0; i < 6000; i++) {
-		if (stat(name, &st) == 0) {
-			unlink(name);
-			return;
-		}
-		int status;
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			die("child %d died during setup (status 0x%x)", (int)pid, status);
-		usleep(5000);
-	}
-	die("child %d not ready after 30s", (int)pid);
 }
 
 /* term_and_reap sends SIGTERM to the children and folds their exit statuses in. */
@@ -160,20 +105,9 @@ static void term_and_reap(const pid_t *kids, int n)
 __attribute__((noreturn)) static void finish(void)
 {
 	char buf[700];
-	int n;
-	if (nfail)
-		n = snprintf(buf, sizeof(buf), "FAIL: %s (%d failures)\n", first_fail, nfail);
-	else
-		n = snprintf(buf, sizeof(buf), "PASS\n");
-	if (n >= (int)sizeof(buf))
-		n = sizeof(buf) - 1;
-	int fd = open("result.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd >= 0) {
-		if (write(fd, buf, n) != n)
-			nfail++;
-		close(fd);
-		rename("result.tmp", "result");
-	}
+	int n = format_verdict(buf, sizeof(buf), nfail, first_fail);
+	if (write_result(buf, n))
+		nfail++;
 	_exit(nfail ? 1 : 0);
 }
 

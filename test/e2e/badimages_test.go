@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mmcr/mmcr/internal/testproc"
 )
 
 // damage is one way to break an image directory.
@@ -108,11 +110,12 @@ func takePid(t *testing.T, pid int, dir string) int {
 		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
 			t.Fatalf("write ns_last_pid: %v", err)
 		}
-		p, _, err := startProc(procSpec{path: "/bin/sleep", args: []string{"300"}, dir: dir,
-			stdout: os.DevNull, stderr: os.DevNull})
+		s, err := testproc.Start(testproc.Spec{Path: "/bin/sleep", Args: []string{"300"}, Dir: dir,
+			Stdout: os.DevNull, Stderr: os.DevNull})
 		if err != nil {
 			t.Fatal(err)
 		}
+		p := s.Pid
 		if p == pid {
 			for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
 				if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p)); strings.TrimSpace(string(comm)) == "sleep" {
@@ -122,7 +125,7 @@ func takePid(t *testing.T, pid int, dir string) int {
 			t.Fatalf("sleep (pid %d) did not exec", p)
 		}
 		unix.Kill(p, unix.SIGKILL)
-		waitGone([]int{p}, 5*time.Second)
+		testproc.WaitGone([]int{p}, 5*time.Second)
 	}
 	return 0
 }
@@ -219,13 +222,13 @@ func (e *env) expectRestoreFailure(t *testing.T, name, img string, pids []int) {
 	} else {
 		t.Logf("mmcr restore: %s", s)
 	}
-	if left := waitGone(pids, 5*time.Second); len(left) > 0 {
+	if left := testproc.WaitGone(pids, 5*time.Second); len(left) > 0 {
 		t.Errorf("after the failed restore, processes with the dumped pids exist: %s", describePids(left))
 	}
 	if left := waitNoDescendants(5 * time.Second); len(left) > 0 {
 		t.Errorf("after the failed restore, processes are left running: %s", describePids(left))
 	}
-	killDescendants()
+	testproc.KillDescendants()
 }
 
 func runBadImages(t *testing.T, sc scenario) {
@@ -317,7 +320,7 @@ func runBadImages(t *testing.T, sc scenario) {
 					others = append(others, p)
 				}
 			}
-			if left := waitGone(others, 5*time.Second); len(left) > 0 {
+			if left := testproc.WaitGone(others, 5*time.Second); len(left) > 0 {
 				t.Errorf("after the failed restore, processes with the dumped pids exist: %s", describePids(left))
 			}
 			unix.Kill(holder, unix.SIGKILL)
@@ -332,7 +335,7 @@ func runBadImages(t *testing.T, sc scenario) {
 	// caused by the damage.
 	t.Run("pristine", func(t *testing.T) {
 		e.in(t, func() {
-			mark := reaper.mark()
+			mark := testproc.Mark()
 			e.restore("restore-pristine", e.img, root)
 			e.compareTree(root, before, "pristine restore")
 			e.verdict(root, mark)

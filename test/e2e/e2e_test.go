@@ -8,13 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/mmcr/mmcr/internal/testproc"
 )
 
 // scenarioMode says what the checkpoint subtest of a scenario does.
@@ -156,15 +155,12 @@ func testMain(m *testing.M) int {
 		skipReason = "e2e tests need gcc to build the C workloads (apt-get install gcc libc6-dev)"
 		return m.Run()
 	}
-	// Whatever started us may have left fds open without close-on-exec
-	// (a pipe from a CI runner): they would leak into every workload, and
-	// pipes are fds mmcr refuses to dump.
-	if err := closeOnExecAll(); err != nil {
+	if err := testproc.CloseOnExecAbove2(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
 	}
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: PR_SET_CHILD_SUBREAPER: %v\n", err)
+	if err := testproc.BecomeSubreaper(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
 	}
 	buildDir, err := os.MkdirTemp("", "mmcr-e2e-bin-")
@@ -178,32 +174,13 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	// From here on nothing may use os/exec: the reaper owns all children.
-	go reaper.loop()
+	testproc.StartReaping()
 	setDeadline()
 	code := m.Run()
-	if killed := killDescendants(); len(killed) > 0 {
+	if killed := testproc.KillDescendants(); len(killed) > 0 {
 		fmt.Fprintf(os.Stderr, "e2e: killed leftover processes %v\n", killed)
 	}
 	return code
-}
-
-// closeOnExecAll sets FD_CLOEXEC on every fd above 2 of the test process.
-func closeOnExecAll() error {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return err
-	}
-	for _, ent := range ents {
-		fd, err := strconv.Atoi(ent.Name())
-		if err != nil || fd <= 2 {
-			continue
-		}
-		// The fd of the directory read above is gone by now: EBADF is fine.
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && err != unix.EBADF {
-			return fmt.Errorf("set close-on-exec on fd %d: %w", fd, err)
-		}
-	}
-	return nil
 }
 
 // touchSources reads every Go and C source of the module. go test records

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mmcr/mmcr/internal/testproc"
 )
 
 // env is one subtest's temp dir and what to show when it fails.
@@ -42,7 +44,7 @@ func newEnv(t *testing.T, sc scenario) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if killed := killDescendants(); len(killed) > 0 {
+		if killed := testproc.KillDescendants(); len(killed) > 0 {
 			t.Logf("killed leftover processes: %v", killed)
 		}
 		if t.Failed() {
@@ -97,32 +99,18 @@ func (e *env) start() int {
 	errp := filepath.Join(e.dir, fmt.Sprintf("workload%d.stderr", e.starts))
 	e.show(out, errp)
 	path, args, _ := workloadCmd(e.sc)
-	pid, mark, err := startProc(procSpec{
-		path: path, args: args, dir: e.run,
-		env:    []string{"PATH=/usr/bin:/bin", "LC_ALL=C"},
-		stdout: out, stderr: errp, setsid: true,
+	s, err := testproc.Start(testproc.Spec{
+		Path: path, Args: args, Dir: e.run,
+		Env:    []string{"PATH=/usr/bin:/bin", "LC_ALL=C"},
+		Stdout: out, Stderr: errp, Setsid: true,
 	})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.startMark = mark
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		b, err := os.ReadFile(filepath.Join(e.run, "pidfile"))
-		if err == nil {
-			got, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-			if got != pid {
-				e.t.Fatalf("workload pidfile says %q, started pid %d", b, pid)
-			}
-			break
-		}
-		if ws, ok := reaper.exited(pid, mark); ok {
-			e.t.Fatalf("workload %d exited during setup: %s", pid, describeStatus(ws))
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("workload %d wrote no pidfile within 30s", pid)
-		}
-		time.Sleep(10 * time.Millisecond)
+	pid := s.Pid
+	e.startMark = s.Mark
+	if err := testproc.WaitPidfile(e.run, s, 30*time.Second); err != nil {
+		e.t.Fatal(err)
 	}
 	time.Sleep(150 * time.Millisecond) // let every task settle into its wait
 	return pid
@@ -134,7 +122,7 @@ func (e *env) start() int {
 func (e *env) snapshot(root int) map[int]taskSnap {
 	e.t.Helper()
 	snap := map[int]taskSnap{}
-	for _, pid := range descendants(root) {
+	for _, pid := range testproc.Descendants(root) {
 		m, err := readMaps(pid)
 		if err != nil {
 			e.t.Fatalf("read maps of %d: %v", pid, err)
@@ -233,7 +221,7 @@ func (e *env) compareTree(root int, before map[int]taskSnap, what string) {
 // rootParent (when not 0) instead of the one it had at dump.
 func (e *env) compareTreeParent(root, rootParent int, before map[int]taskSnap, what string) {
 	e.t.Helper()
-	now := descendants(root)
+	now := testproc.Descendants(root)
 	if fmt.Sprint(now) != fmt.Sprint(pidsOf(before)) {
 		e.t.Errorf("%s: tree has pids %v, before dump %v", what, now, pidsOf(before))
 	}
@@ -282,20 +270,21 @@ func (e *env) verdict(root int, since uint64) {
 	if timeout == 0 {
 		timeout = 60 * time.Second
 	}
-	ws, ok := reaper.waitExit(root, since, capped(timeout))
+	ex, ok := testproc.WaitExit(root, since, capped(timeout))
+	ws := ex.Status
 	if !ok {
-		e.t.Fatalf("root %d did not exit within %v of SIGTERM; tree: %s", root, timeout, describePids(descendants(root)))
+		e.t.Fatalf("root %d did not exit within %v of SIGTERM; tree: %s", root, timeout, describePids(testproc.Descendants(root)))
 	}
 	b, err := os.ReadFile(resultPath)
 	if err != nil {
-		e.t.Fatalf("workload root %d exited (%s) without a verdict: %v", root, describeStatus(ws), err)
+		e.t.Fatalf("workload root %d exited (%s) without a verdict: %v", root, testproc.DescribeStatus(ws), err)
 	}
 	res := strings.TrimSpace(string(b))
 	if res != "PASS" {
 		e.t.Fatalf("workload verdict: %s", res)
 	}
 	if !ws.Exited() || ws.ExitStatus() != 0 {
-		e.t.Fatalf("workload root passed but exited with %s", describeStatus(ws))
+		e.t.Fatalf("workload root passed but exited with %s", testproc.DescribeStatus(ws))
 	}
 }
 
@@ -322,13 +311,14 @@ func (e *env) mmcrTimeout(timeout time.Duration, name string, args ...string) mm
 	logf := filepath.Join(e.dir, name+".log")
 	e.show(out, errp, logf)
 	args = append(args, "-vv", "--log-file", logf)
-	pid, mark, err := startProc(procSpec{path: mmcrBin, args: args, dir: e.dir, stdout: out, stderr: errp})
+	s, err := testproc.Start(testproc.Spec{Path: mmcrBin, Args: args, Dir: e.dir, Stdout: out, Stderr: errp})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ws, ok := reaper.waitExit(pid, mark, capped(timeout))
+	ex, ok := testproc.WaitExit(s.Pid, s.Mark, capped(timeout))
+	ws := ex.Status
 	if !ok {
-		unix.Kill(pid, unix.SIGKILL)
+		unix.Kill(s.Pid, unix.SIGKILL)
 		e.t.Fatalf("mmcr %s did not finish within %v", strings.Join(args, " "), timeout)
 	}
 	b, _ := os.ReadFile(errp)
@@ -339,7 +329,7 @@ func (e *env) dump(root int, extra ...string) {
 	e.t.Helper()
 	args := append([]string{"dump", "-t", strconv.Itoa(root), "-D", e.img}, extra...)
 	if r := e.mmcr("dump", args...); !r.ok() {
-		e.t.Fatalf("mmcr dump failed (%s): %s", describeStatus(r.status), firstLine(r.stderr))
+		e.t.Fatalf("mmcr dump failed (%s): %s", testproc.DescribeStatus(r.status), firstLine(r.stderr))
 	}
 }
 
@@ -349,7 +339,7 @@ func (e *env) restore(name, img string, root int) {
 	pidfile := filepath.Join(e.dir, name+".pid")
 	r := e.mmcr(name, "restore", "-D", img, "-d", "--pidfile", pidfile)
 	if !r.ok() {
-		e.t.Fatalf("mmcr restore failed (%s): %s", describeStatus(r.status), firstLine(r.stderr))
+		e.t.Fatalf("mmcr restore failed (%s): %s", testproc.DescribeStatus(r.status), firstLine(r.stderr))
 	}
 	b, err := os.ReadFile(pidfile)
 	if err != nil {
@@ -358,7 +348,7 @@ func (e *env) restore(name, img string, root int) {
 	if got, _ := strconv.Atoi(strings.TrimSpace(string(b))); got != root {
 		e.t.Fatalf("restore pidfile says %q, the dumped root was %d", b, root)
 	}
-	if !alive(root) {
+	if !testproc.Alive(root) {
 		e.t.Fatalf("restored root %d is not running after mmcr restore -d returned", root)
 	}
 }
@@ -366,7 +356,7 @@ func (e *env) restore(name, img string, root int) {
 // expectGone checks that the dumped tree is gone and its pids are free.
 func (e *env) expectGone(pids []int, what string) {
 	e.t.Helper()
-	if left := waitGone(pids, 10*time.Second); len(left) > 0 {
+	if left := testproc.WaitGone(pids, 10*time.Second); len(left) > 0 {
 		e.t.Fatalf("%s: still present 10s later: %s", what, describePids(left))
 	}
 }

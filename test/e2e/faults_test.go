@@ -25,6 +25,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mmcr/mmcr/internal/testproc"
+
 	"github.com/mmcr/mmcr/image"
 )
 
@@ -53,16 +55,17 @@ func (e *env) startMmcr(name string, args ...string) *asyncMmcr {
 	logf := filepath.Join(e.dir, name+".log")
 	e.show(errp, logf)
 	args = append(args, "-vv", "--log-file", logf)
-	pid, mark, err := startProc(procSpec{path: mmcrBin, args: args, dir: e.dir, stdout: out, stderr: errp})
+	s, err := testproc.Start(testproc.Spec{Path: mmcrBin, Args: args, Dir: e.dir, Stdout: out, Stderr: errp})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return &asyncMmcr{pid: pid, mark: mark, stderr: errp, log: logf, name: name, args: strings.Join(args, " ")}
+	return &asyncMmcr{pid: s.Pid, mark: s.Mark, stderr: errp, log: logf, name: name, args: strings.Join(args, " ")}
 }
 
 func (m *asyncMmcr) wait(t *testing.T, timeout time.Duration) mmcrResult {
 	t.Helper()
-	ws, ok := reaper.waitExit(m.pid, m.mark, capped(timeout))
+	ex, ok := testproc.WaitExit(m.pid, m.mark, capped(timeout))
+	ws := ex.Status
 	if !ok {
 		unix.Kill(m.pid, unix.SIGKILL)
 		t.Fatalf("mmcr %s did not finish within %v", m.args, timeout)
@@ -77,7 +80,7 @@ func (m *asyncMmcr) waitLog(substr string, timeout time.Duration) bool {
 		if b, _ := os.ReadFile(m.log); bytes.Contains(b, []byte(substr)) {
 			return true
 		}
-		if _, done := reaper.exited(m.pid, m.mark); done {
+		if _, done := testproc.Exited(m.pid, m.mark); done {
 			return false
 		}
 	}
@@ -183,7 +186,7 @@ func TestFaults(t *testing.T) {
 					line := firstLine(r.stderr)
 					t.Logf("%s: %s", what, line)
 					if !strings.Contains(line, "interrupted by") || r.status.ExitStatus() != 1 {
-						t.Errorf("%s: mmcr %s: %s, want exit 1 saying 'interrupted by'", what, describeStatus(r.status), line)
+						t.Errorf("%s: mmcr %s: %s, want exit 1 saying 'interrupted by'", what, testproc.DescribeStatus(r.status), line)
 					}
 					expectNoCompleteImage(t, dir, what)
 					if ents, _ := os.ReadDir(dir); len(ents) != 0 {
@@ -220,7 +223,7 @@ func TestFaults(t *testing.T) {
 			expectNoCompleteImage(t, dir, "SIGKILL during page copy")
 			rr := e.mmcr("restore-killed-image", "restore", "-D", dir, "-d")
 			if rr.ok() || !strings.Contains(rr.stderr, "incomplete") {
-				t.Errorf("restore of the killed dump's leftovers: %s: %s, want a refusal saying incomplete", describeStatus(rr.status), firstLine(rr.stderr))
+				t.Errorf("restore of the killed dump's leftovers: %s: %s, want a refusal saying incomplete", testproc.DescribeStatus(rr.status), firstLine(rr.stderr))
 			}
 			os.RemoveAll(dir)
 		})
@@ -234,7 +237,7 @@ func TestFaults(t *testing.T) {
 		line := firstLine(r.stderr)
 		t.Logf("%s: %s", name, line)
 		if r.ok() || !strings.Contains(line, want) || strings.Contains(strings.TrimSpace(r.stderr), "\n") {
-			t.Errorf("%s: mmcr %s: %q, want one line saying %q", name, describeStatus(r.status), line, want)
+			t.Errorf("%s: mmcr %s: %q, want one line saying %q", name, testproc.DescribeStatus(r.status), line, want)
 		}
 		expectNoCompleteImage(t, dir, name)
 		e.expectUntouched(root, before, name)
@@ -288,23 +291,23 @@ func TestFaults(t *testing.T) {
 			sameDir := e.startMmcr("dump-second-dir", "dump", "-t", strconv.Itoa(root), "-D", dir, "--leave-running")
 			restoring := e.startMmcr("restore-while-dumping", "restore", "-D", dir, "-d")
 			rTree, rDir, rRestore := sameTree.wait(t, 60*time.Second), sameDir.wait(t, 60*time.Second), restoring.wait(t, 60*time.Second)
-			if _, done := reaper.exited(first.pid, first.mark); done {
+			if _, done := testproc.Exited(first.pid, first.mark); done {
 				t.Skipf("the first dump (%v) finished before the others were refused: no overlap to check", full)
 			}
 			if want := fmt.Sprintf("is already traced by %d (another mmcr?)", first.pid); rTree.ok() || !strings.Contains(rTree.stderr, want) {
-				t.Errorf("second dump of the same tree: %s: %s, want a refusal saying %q", describeStatus(rTree.status), firstLine(rTree.stderr), want)
+				t.Errorf("second dump of the same tree: %s: %s, want a refusal saying %q", testproc.DescribeStatus(rTree.status), firstLine(rTree.stderr), want)
 			}
 			if _, err := os.Stat(filepath.Join(e.dir, "img-second")); err == nil {
 				t.Errorf("the refused dump left its image dir")
 			}
 			if rDir.ok() || !strings.Contains(rDir.stderr, "locked by another mmcr") {
-				t.Errorf("second dump into the same dir: %s: %s, want a refusal saying it is locked", describeStatus(rDir.status), firstLine(rDir.stderr))
+				t.Errorf("second dump into the same dir: %s: %s, want a refusal saying it is locked", testproc.DescribeStatus(rDir.status), firstLine(rDir.stderr))
 			}
 			if rRestore.ok() || !strings.Contains(rRestore.stderr, "locked by another mmcr") {
-				t.Errorf("restore of the dir being dumped: %s: %s, want a refusal saying it is locked", describeStatus(rRestore.status), firstLine(rRestore.stderr))
+				t.Errorf("restore of the dir being dumped: %s: %s, want a refusal saying it is locked", testproc.DescribeStatus(rRestore.status), firstLine(rRestore.stderr))
 			}
 			if r := first.wait(t, 90*time.Second); !r.ok() {
-				t.Fatalf("first dump disturbed: %s: %s", describeStatus(r.status), firstLine(r.stderr))
+				t.Fatalf("first dump disturbed: %s: %s", testproc.DescribeStatus(r.status), firstLine(r.stderr))
 			}
 			if _, err := image.Open(dir); err != nil {
 				t.Errorf("first dump's image: %v", err)
@@ -342,7 +345,7 @@ func TestFaults(t *testing.T) {
 	t.Run("interrupted-restores", func(t *testing.T) {
 		e.in(t, func() {
 			t0 := time.Now()
-			mark := reaper.mark()
+			mark := testproc.Mark()
 			e.restore("restore-timed", img, root)
 			rdur := time.Since(t0)
 			e.compareTree(root, before, "restore")
@@ -354,7 +357,7 @@ func TestFaults(t *testing.T) {
 					sig = unix.SIGINT
 				}
 				delay := time.Duration(rand.Int64N(int64(rdur)))
-				mark := reaper.mark()
+				mark := testproc.Mark()
 				m := e.startMmcr(fmt.Sprintf("restore-int-%d", i), "restore", "-D", img, "-d")
 				time.Sleep(delay)
 				unix.Kill(m.pid, sig)
@@ -362,12 +365,12 @@ func TestFaults(t *testing.T) {
 				what := fmt.Sprintf("restore, %v after %v", sig, delay.Round(time.Millisecond))
 				// Signaled with the tree running: the signal came after the
 				// restore had finished and mmcr had stopped catching signals.
-				if r.ok() || (r.status.Signaled() && alive(root)) {
+				if r.ok() || (r.status.Signaled() && testproc.Alive(root)) {
 					t.Logf("%s: restore had finished", what)
 					e.compareTree(root, before, what)
 					e.verdict(root, mark)
 				} else {
-					t.Logf("%s: %s: %s", what, describeStatus(r.status), firstLine(r.stderr))
+					t.Logf("%s: %s: %s", what, testproc.DescribeStatus(r.status), firstLine(r.stderr))
 					if r.status.Exited() && !strings.Contains(r.stderr, "interrupted by") {
 						t.Errorf("%s: %s, want 'interrupted by'", what, firstLine(r.stderr))
 					}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mmcr/mmcr/internal/testproc"
 )
 
 func runBaseline(t *testing.T, sc scenario) {
@@ -29,7 +31,7 @@ func runRestore(t *testing.T, sc scenario) {
 	before := e.snapshot(root)
 	e.dump(root)
 	e.expectGone(pidsOf(before), "dumped tree (dump must kill it)")
-	mark := reaper.mark()
+	mark := testproc.Mark()
 	e.restore("restore", e.img, root)
 	e.compareTree(root, before, "after restore")
 	e.verdict(root, mark)
@@ -57,7 +59,7 @@ func runLeaveRunning(t *testing.T, sc scenario) {
 	e.expectGone(pidsOf(before), "original tree after its verdict")
 	for i := 1; i <= 2; i++ {
 		name := fmt.Sprintf("restore%d", i)
-		mark := reaper.mark()
+		mark := testproc.Mark()
 		e.restore(name, e.img, root)
 		e.compareTree(root, before, name)
 		e.verdict(root, mark)
@@ -78,11 +80,12 @@ func runForeground(t *testing.T, sc scenario) {
 	pidfile := filepath.Join(e.dir, "restore.pid")
 	out, errp, logf := filepath.Join(e.dir, "restore.stdout"), filepath.Join(e.dir, "restore.stderr"), filepath.Join(e.dir, "restore.log")
 	e.show(out, errp, logf, filepath.Join(e.run, "result"))
-	mmcrPid, mark, err := startProc(procSpec{path: mmcrBin, dir: e.dir, stdout: out, stderr: errp,
-		args: []string{"restore", "-D", e.img, "--pidfile", pidfile, "-vv", "--log-file", logf}})
+	s, err := testproc.Start(testproc.Spec{Path: mmcrBin, Dir: e.dir, Stdout: out, Stderr: errp,
+		Args: []string{"restore", "-D", e.img, "--pidfile", pidfile, "-vv", "--log-file", logf}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	mmcrPid, mark := s.Pid, s.Mark
 	for end := time.Now().Add(capped(90 * time.Second)); ; {
 		if b, err := os.ReadFile(pidfile); err == nil && len(b) > 0 {
 			got, _ := strconv.Atoi(strings.TrimSpace(string(b)))
@@ -93,8 +96,8 @@ func runForeground(t *testing.T, sc scenario) {
 				t.Fatalf("restore pidfile says %q, the dumped root was %d", b, root)
 			}
 		}
-		if ws, ok := reaper.exited(mmcrPid, mark); ok {
-			t.Fatalf("mmcr restore (foreground) exited before the tree ran: %s: %s", describeStatus(ws), firstLine(tail(errp, 5)))
+		if ex, ok := testproc.Exited(mmcrPid, mark); ok {
+			t.Fatalf("mmcr restore (foreground) exited before the tree ran: %s: %s", testproc.DescribeStatus(ex.Status), firstLine(tail(errp, 5)))
 		}
 		if time.Now().After(end) {
 			t.Fatalf("mmcr restore (foreground) wrote no pidfile within 90s")
@@ -104,18 +107,19 @@ func runForeground(t *testing.T, sc scenario) {
 	// The restored tasks may still be finishing their own setup: wait
 	// until every dumped pid exists again.
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		if len(waitGone(pids, 0)) == len(pids) {
+		if len(testproc.WaitGone(pids, 0)) == len(pids) {
 			break
 		}
 	}
 	e.compareTreeParent(root, mmcrPid, before, "after foreground restore")
-	if _, ok := reaper.exited(mmcrPid, mark); ok {
+	if _, ok := testproc.Exited(mmcrPid, mark); ok {
 		t.Fatalf("mmcr restore (foreground) exited while the restored root runs")
 	}
 	if err := unix.Kill(root, unix.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM root %d: %v", root, err)
 	}
-	ws, ok := reaper.waitExit(mmcrPid, mark, capped(60*time.Second))
+	ex, ok := testproc.WaitExit(mmcrPid, mark, capped(60*time.Second))
+	ws := ex.Status
 	if !ok {
 		t.Fatalf("mmcr restore (foreground) did not exit within 60s of the root's SIGTERM")
 	}
@@ -127,9 +131,9 @@ func runForeground(t *testing.T, sc scenario) {
 		t.Fatalf("workload verdict: %s", res)
 	}
 	if !ws.Exited() || ws.ExitStatus() != 0 {
-		t.Fatalf("root passed (exit 0) but mmcr restore exited with %s", describeStatus(ws))
+		t.Fatalf("root passed (exit 0) but mmcr restore exited with %s", testproc.DescribeStatus(ws))
 	}
-	if left := waitGone(pids, 5*time.Second); len(left) > 0 {
+	if left := testproc.WaitGone(pids, 5*time.Second); len(left) > 0 {
 		t.Errorf("restored tasks left after mmcr exited: %s", describePids(left))
 	}
 }

@@ -11,7 +11,8 @@
  * exit codes (0 = pass) into their own verdict.
  *
  * No pipes or sockets: fds 0-2 are what the driver gave (/dev/null, files),
- * readiness is signalled by files in the run directory.
+ * readiness is signalled by files in the run directory (workload.h, shared
+ * with the benchmark's workloads).
  */
 #ifndef E2E_COMMON_H
 #define E2E_COMMON_H
@@ -38,7 +39,6 @@
 static const char *who = "root";
 static int nfail;
 static char first_fail[600];
-static volatile sig_atomic_t got_term;
 
 static void out_line(const char *kind, const char *fmt, va_list ap)
 {
@@ -90,22 +90,7 @@ __attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt,
 	_exit(3);
 }
 
-static void on_term(int sig)
-{
-	(void)sig;
-	got_term = 1;
-}
-
-/* install_term sets the SIGTERM handler (no SA_RESTART: blocking calls see EINTR). */
-static void install_term(void)
-{
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGTERM, &sa, NULL))
-		die("sigaction SIGTERM: %s", strerror(errno));
-}
+#include "../../../internal/testproc/testdata/workload.h"
 
 static double mono_now(void)
 {
@@ -126,51 +111,6 @@ static void wait_term(void)
 			return;
 		}
 	}
-}
-
-/* write_pidfile publishes the root pid: the driver starts once it exists. */
-static void write_pidfile(void)
-{
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-	int fd = open("pidfile.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		die("open pidfile.tmp: %s", strerror(errno));
-	if (write(fd, buf, n) != n)
-		die("write pidfile.tmp: %s", strerror(errno));
-	close(fd);
-	if (rename("pidfile.tmp", "pidfile"))
-		die("rename pidfile: %s", strerror(errno));
-}
-
-/* mark_ready tells the parent this task has finished its setup. */
-static void mark_ready(void)
-{
-	char name[64];
-	snprintf(name, sizeof(name), "ready.%d", (int)getpid());
-	int fd = open(name, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		die("create %s: %s", name, strerror(errno));
-	close(fd);
-}
-
-/* wait_ready waits (30 s at most) until child pid has called mark_ready. */
-static void wait_ready(pid_t pid)
-{
-	char name[64];
-	struct stat st;
-	snprintf(name, sizeof(name), "ready.%d", (int)pid);
-	for (int i = 0; i < 3000; i++) {
-		if (stat(name, &st) == 0) {
-			unlink(name);
-			return;
-		}
-		int status;
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			die("child %d died during setup (status 0x%x)", (int)pid, status);
-		usleep(10000);
-	}
-	die("child %d not ready after 30s", (int)pid);
 }
 
 /*
@@ -236,21 +176,9 @@ static void reap_kids(const pid_t *kids, const char *const *names, int n)
 __attribute__((noreturn)) static void finish(void)
 {
 	char buf[800];
-	int n;
-	if (nfail)
-		n = snprintf(buf, sizeof(buf), "FAIL: %s (%d failures)\n", first_fail, nfail);
-	else
-		n = snprintf(buf, sizeof(buf), "PASS\n");
-	if (n >= (int)sizeof(buf))
-		n = sizeof(buf) - 1;
+	int n = format_verdict(buf, sizeof(buf), nfail, first_fail);
 	logf_("verdict: %.*s", n - 1, buf);
-	int fd = open("result.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd >= 0) {
-		ssize_t w = write(fd, buf, n);
-		(void)w;
-		close(fd);
-		rename("result.tmp", "result");
-	}
+	write_result(buf, n);
 	_exit(nfail ? 1 : 0);
 }
 

@@ -1,7 +1,16 @@
-/* threads: three threads, each with its own TLS pattern, one with a
- * sigaltstack, one with SIGUSR1 blocked; an armed ITIMER_REAL, a soft
- * RLIMIT_NOFILE of 123, umask 027, a pending SIGUSR1 on the masked thread.
- * Prints READY, sleeps until SIGTERM, checks everything, prints PASS/FAIL. */
+/*
+ * threads: per-thread and per-process state, for the dump and the restore
+ * tests. Three threads, each with its own TLS pattern: the main one, one
+ * with a sigaltstack (named "altstack"), one with SIGUSR1 blocked and
+ * pending. An ITIMER_REAL armed far in the future, a SIGUSR2 handler with
+ * SA_RESTART, a soft RLIMIT_NOFILE of 123, umask 027.
+ *
+ * Prints "WORD PID TID1 TID2 ALTSTACK" when every thread is up, WORD being
+ * argv[1] (default READY: each test package has its own ready line). On
+ * SIGTERM every thread checks that nothing changed (a dump that left the
+ * tree running, or a restore, must keep it all); prints PASS or FAIL lines
+ * and exits 0 iff all held.
+ */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -26,18 +35,22 @@ static char altstack[64 * 1024];
 static volatile int bad;
 static __thread unsigned long tls[64];
 
-static void sleep_loop(void) {
+static void sleep_loop(void)
+{
 	struct timespec ts = {0, 2000000};
 	while (!term)
 		nanosleep(&ts, NULL);
 }
 
-static void tls_fill(unsigned long seed) {
+static void tls_fill(unsigned long seed)
+{
 	for (int i = 0; i < 64; i++)
 		tls[i] = seed * 1000 + i;
 }
 
-static void tls_check(const char *who, unsigned long seed, int idx) {
+/* tls_check checks the calling thread's TLS pattern, name and tid. */
+static void tls_check(const char *who, unsigned long seed, int idx, const char *comm)
+{
 	for (int i = 0; i < 64; i++)
 		if (tls[i] != seed * 1000 + i) {
 			printf("FAIL %s: tls[%d] = %lu\n", who, i, tls[i]);
@@ -46,8 +59,8 @@ static void tls_check(const char *who, unsigned long seed, int idx) {
 		}
 	char name[16] = {0};
 	prctl(PR_GET_NAME, name);
-	if (strcmp(name, "threads") != 0) {
-		printf("FAIL %s: comm %s\n", who, name);
+	if (strcmp(name, comm) != 0) {
+		printf("FAIL %s: comm %s, want %s\n", who, name, comm);
 		bad++;
 	}
 	if ((pid_t)syscall(SYS_gettid) != tids[idx]) {
@@ -56,10 +69,18 @@ static void tls_check(const char *who, unsigned long seed, int idx) {
 	}
 }
 
-static void *with_altstack(void *arg) {
+static void *with_altstack(void *arg)
+{
 	(void)arg;
 	stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack, .ss_flags = 0};
-	sigaltstack(&ss, NULL);
+	if (sigaltstack(&ss, NULL)) {
+		printf("FAIL sigaltstack\n");
+		bad++;
+	}
+	if (pthread_setname_np(pthread_self(), "altstack")) {
+		printf("FAIL pthread_setname_np\n");
+		bad++;
+	}
 	tids[1] = (pid_t)syscall(SYS_gettid);
 	tls_fill(1);
 	pthread_barrier_wait(&barrier);
@@ -70,11 +91,12 @@ static void *with_altstack(void *arg) {
 		printf("FAIL altstack %p %zu\n", now.ss_sp, now.ss_size);
 		bad++;
 	}
-	tls_check("altstack thread", 1, 1);
+	tls_check("altstack thread", 1, 1, "altstack");
 	return NULL;
 }
 
-static void *with_mask(void *arg) {
+static void *with_mask(void *arg)
+{
 	(void)arg;
 	sigset_t s;
 	sigemptyset(&s);
@@ -95,11 +117,15 @@ static void *with_mask(void *arg) {
 		printf("FAIL pending SIGUSR1 lost\n");
 		bad++;
 	}
-	tls_check("mask thread", 2, 2);
+	tls_check("mask thread", 2, 2, "threads");
 	return NULL;
 }
 
-int main(void) {
+int main(int argc, char **argv)
+{
+	const char *word = argc > 1 ? argv[1] : "READY";
+	/* Only stdio: fds leaked by whoever started the test are not ours to dump. */
+	close_range(3, ~0U, 0);
 	umask(027);
 	struct sigaction sa = {0};
 	sa.sa_handler = on_term;
@@ -116,6 +142,7 @@ int main(void) {
 	tids[0] = getpid();
 	tls_fill(7);
 
+	/* Only the main thread takes SIGTERM. */
 	sigset_t s, old;
 	sigemptyset(&s);
 	sigaddset(&s, SIGTERM);
@@ -127,13 +154,13 @@ int main(void) {
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_barrier_wait(&barrier);
 	syscall(SYS_tgkill, getpid(), tids[2], SIGUSR1);
-	printf("READY %d %d %d\n", getpid(), tids[1], tids[2]);
+	printf("%s %d %d %d %lx\n", word, getpid(), tids[1], tids[2], (unsigned long)altstack);
 	fflush(stdout);
 	sleep_loop();
-	/* Wake the others: they only see term after their next nanosleep. */
+	/* The others see term after their next nanosleep. */
 	pthread_join(a, NULL);
 	pthread_join(b, NULL);
-	tls_check("main", 7, 0);
+	tls_check("main", 7, 0, "threads");
 	getrlimit(RLIMIT_NOFILE, &rl);
 	if (rl.rlim_cur != 123) {
 		printf("FAIL rlimit %lu\n", (unsigned long)rl.rlim_cur);
@@ -149,7 +176,9 @@ int main(void) {
 		printf("FAIL umask %o\n", m);
 		bad++;
 	}
-	if (!bad)
+	if (bad)
+		fprintf(stderr, "threads: check failed (%d)\n", bad);
+	else
 		printf("PASS\n");
 	fflush(stdout);
 	return bad ? 1 : 0;

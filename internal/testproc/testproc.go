@@ -1,0 +1,317 @@
+// Package testproc starts, waits for and kills the processes of mmcr's
+// tests, its end-to-end suite and its benchmark: C workloads built with
+// gcc, mmcr itself, and whatever trees they leave behind.
+//
+// A driver that makes itself a child subreaper (BecomeSubreaper) gets every
+// orphan below it: a dumped tree's children, a restored tree once mmcr
+// exits. pid 1 reaps slowly in this sandbox and a restore needs the dumped
+// pids free, so such a driver reaps at once with StartReaping. From then on
+// one goroutine waits for any child: nothing else may wait (os/exec's Wait
+// would lose the race), so processes are started with Start and waited for
+// with WaitExit.
+package testproc
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mmcr/mmcr/internal/childreaper"
+)
+
+// CloseOnExecAbove2 sets FD_CLOEXEC on every fd of this process above 2.
+// Whatever started us may leave fds open without it (this sandbox hands
+// children a pipe on fd 251 and /dev/null on fd 10, a CI runner its own
+// pipes): they would leak into every workload, and mmcr refuses to dump
+// pipes.
+func CloseOnExecAbove2() error {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, ent := range ents {
+		fd, err := strconv.Atoi(ent.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		// The fd of the directory read above is gone by now: EBADF is fine.
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && err != unix.EBADF {
+			return fmt.Errorf("set close-on-exec on fd %d: %w", fd, err)
+		}
+	}
+	return nil
+}
+
+// BecomeSubreaper makes this process the parent of every orphan below it,
+// so that killed or dumped trees are reaped here, at once, and their pids
+// are free for a restore.
+func BecomeSubreaper() error {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("PR_SET_CHILD_SUBREAPER: %w", err)
+	}
+	return nil
+}
+
+// reaper is the process's one reaper: it waits for any child.
+var reaper = childreaper.New()
+
+// StartReaping starts reaping every child; later calls do nothing.
+func StartReaping() { reaper.Start() }
+
+// Mark returns a point in time: Exited(pid, mark) ignores earlier exits of
+// the same pid (a dumped task and its restored copy share the pid).
+func Mark() uint64 { return reaper.Mark() }
+
+// Exited reports pid's first exit after since, if it was reaped.
+func Exited(pid int, since uint64) (childreaper.Exit, bool) { return reaper.Exited(pid, since) }
+
+// WaitExit waits up to timeout for pid to exit after since.
+func WaitExit(pid int, since uint64, timeout time.Duration) (childreaper.Exit, bool) {
+	return reaper.WaitExit(pid, since, timeout)
+}
+
+// DescribeStatus says how a process ended, for failure messages.
+func DescribeStatus(ws unix.WaitStatus) string {
+	switch {
+	case ws.Exited():
+		return fmt.Sprintf("exit code %d", ws.ExitStatus())
+	case ws.Signaled():
+		return fmt.Sprintf("killed by signal %d (%v)", int(ws.Signal()), ws.Signal())
+	}
+	return fmt.Sprintf("status 0x%x", int(ws))
+}
+
+// Spec is a process to start: stdin /dev/null, stdout and stderr to the
+// named files. Only fds 0-2 are passed: nothing else the driver holds
+// reaches the process.
+type Spec struct {
+	Path   string
+	Args   []string // without argv[0]
+	Dir    string
+	Env    []string // nil: this process's environment
+	Stdout string
+	Stderr string
+	Append bool // append to Stdout and Stderr instead of truncating them
+	Setsid bool
+}
+
+// Started is a running process: its pid, the reaper mark taken just
+// before it was forked and when it was.
+type Started struct {
+	Pid  int
+	Mark uint64
+	At   time.Time
+}
+
+// Start starts p with ForkExec (not os/exec: the reaper owns all children).
+func Start(p Spec) (Started, error) {
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return Started{}, err
+	}
+	defer devnull.Close()
+	mode := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if p.Append {
+		mode = os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	}
+	out, err := os.OpenFile(p.Stdout, mode, 0o644)
+	if err != nil {
+		return Started{}, err
+	}
+	defer out.Close()
+	errf, err := os.OpenFile(p.Stderr, mode, 0o644)
+	if err != nil {
+		return Started{}, err
+	}
+	defer errf.Close()
+	env := p.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	mark := Mark()
+	at := time.Now()
+	pid, err := syscall.ForkExec(p.Path, append([]string{p.Path}, p.Args...), &syscall.ProcAttr{
+		Dir:   p.Dir,
+		Env:   env,
+		Files: []uintptr{devnull.Fd(), out.Fd(), errf.Fd()},
+		Sys:   &syscall.SysProcAttr{Setsid: p.Setsid},
+	})
+	if err != nil {
+		return Started{}, fmt.Errorf("start %s: %w", p.Path, err)
+	}
+	return Started{pid, mark, at}, nil
+}
+
+// WaitPidfile waits up to timeout for s, a workload started in dir, to
+// write dir/pidfile: workloads write it (atomically, by rename) once every
+// task of their tree is ready. It fails at once if s exits first.
+func WaitPidfile(dir string, s Started, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "pidfile"))
+		if err == nil {
+			if got := strings.TrimSpace(string(b)); got != strconv.Itoa(s.Pid) {
+				return fmt.Errorf("workload pidfile says %q, started pid %d", got, s.Pid)
+			}
+			return nil
+		}
+		if e, ok := Exited(s.Pid, s.Mark); ok {
+			return fmt.Errorf("workload %d exited during setup: %s", s.Pid, DescribeStatus(e.Status))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("workload %d wrote no pidfile within %v", s.Pid, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Children lists the children of pid, of every thread, sorted.
+func Children(pid int) []int {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+// Descendants returns root and every process below it, sorted.
+func Descendants(root int) []int {
+	out := []int{root}
+	for i := 0; i < len(out); i++ {
+		out = append(out, Children(out[i])...)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// Alive reports whether pid exists (a zombie's pid is still taken).
+func Alive(pid int) bool { return unix.Kill(pid, 0) != unix.ESRCH }
+
+// WaitGone waits up to timeout until none of pids exists and returns
+// those left.
+func WaitGone(pids []int, timeout time.Duration) []int {
+	deadline := time.Now().Add(timeout)
+	for {
+		var left []int
+		for _, p := range pids {
+			if Alive(p) {
+				left = append(left, p)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// KillDescendants SIGKILLs every process below this one, by pid (never by
+// name: other people's processes share the machine), until none is left
+// (reaped) or 10 s pass. It returns what it killed.
+func KillDescendants() []int {
+	self := os.Getpid()
+	var killed []int
+	seen := map[int]bool{}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ds := Descendants(self)
+		if len(ds) <= 1 {
+			break
+		}
+		for _, pid := range ds {
+			if pid == self {
+				continue
+			}
+			if !seen[pid] {
+				seen[pid] = true
+				killed = append(killed, pid)
+			}
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return killed
+}
+
+// CompileC runs gcc -o out src flags... (flags after src, so that -l
+// libraries resolve). Drivers build their workloads with it before they
+// start reaping: it uses os/exec.
+func CompileC(gcc, out, src string, flags ...string) error {
+	args := append([]string{"-o", out, src}, flags...)
+	if b, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("gcc %s: %v\n%s", src, err, b)
+	}
+	return nil
+}
+
+// BuildC compiles the C workload src into a temporary binary named after
+// it (a workload may check its own comm) and returns its path. Without gcc
+// the test is skipped: the workloads cannot exist.
+func BuildC(t testing.TB, src string, flags ...string) string {
+	t.Helper()
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("gcc not found: the workloads are built from C sources")
+	}
+	bin := filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(src), ".c"))
+	if err := CompileC(gcc, bin, src, flags...); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// PssKiB sums the Pss of every task of pids from /proc/PID/smaps_rollup:
+// memory shared copy-on-write counts once for the tree, so a restore that
+// loses the sharing shows.
+func PssKiB(pids []int) (int64, error) {
+	var sum int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		if err != nil {
+			return 0, err
+		}
+		found := false
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "Pss:"); ok {
+				f := strings.Fields(v)
+				if len(f) == 0 {
+					break
+				}
+				n, err := strconv.ParseInt(f[0], 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("smaps_rollup of %d: Pss %q: %w", pid, v, err)
+				}
+				sum += n
+				found = true
+				break
+			}
+		}
+		if !found {
+			return 0, fmt.Errorf("smaps_rollup of %d has no Pss line", pid)
+		}
+	}
+	return sum, nil
+}
+
+// ThreadsC is the threads workload (testdata/threads.c here) that the dump
+// and the restore tests share, as a path from either package's directory.
+const ThreadsC = "../internal/testproc/testdata/threads.c"
