@@ -85,7 +85,7 @@ type copyPool struct {
 	// made counts the buffers made so far: they are made on demand, up
 	// to cap(bufs), so that a small dump populates no more than it uses.
 	made atomic.Int32
-	wg     sync.WaitGroup
+	wg   sync.WaitGroup
 }
 
 // newCopyPool starts n workers; n <= 0 means one per CPU, at most 4.
