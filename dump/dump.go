@@ -22,14 +22,15 @@
 //     and they stay short and early, before the long page copy.
 //  3. pages: private pages per task through process_vm_readv (through
 //     /proc/PID/mem when the tree has several tasks: it does not break
-//     copy-on-write sharing); a page a child still shares with its parent
-//     is recorded as the parent's, not stored again (cow.go); shared
-//     objects once each through their map_files fd; ghosts of deleted files.
+//     copy-on-write sharing), copied by a worker per CPU (copy.go); a page
+//     a child still shares with its parent is recorded as the parent's,
+//     not stored again (cow.go); shared objects once each through their
+//     map_files fd; ghosts of deleted files.
 //  4. commit the metadata and, last, the manifest; then kill the tree or
 //     detach it.
 //
 // On any failure, including a cancellation of Options.Ctx (checked
-// between steps and page batches; mmcr cancels on SIGINT/SIGTERM), the
+// between steps and page chunks; mmcr cancels on SIGINT/SIGTERM), the
 // image is removed and every thread is detached exactly as it was found.
 //
 // Who may be dumped is the kernel's decision (see access.go): the seize is
