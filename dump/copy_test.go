@@ -39,20 +39,28 @@ func (p patternSource) read(_ *copyWorker, runs []chunkRun) error {
 	return nil
 }
 
+// newPageWriter creates an image in dir (removed at the end of the test
+// unless committed) and task 1's page writer.
+func newPageWriter(t *testing.T, dir string) (*image.Writer, *image.PageWriter) {
+	t.Helper()
+	w, err := image.Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Abort() })
+	pw, err := w.Pages(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, pw
+}
+
 // Chunks copied by several workers land in address order, zero pages
 // dropped except where kept, and the manifest's checksums (joined from
 // the workers' pieces) match the files.
 func TestPageStream(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "img")
-	w, err := image.Create(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Abort()
-	pw, err := w.Pages(1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, pw := newPageWriter(t, dir)
 	pool := newCopyPool(3)
 	defer pool.close()
 	src := patternSource{zero: map[uint64]bool{}}
@@ -145,21 +153,13 @@ func TestPageStream(t *testing.T) {
 // A chunk that fails to read fails the stream with its error, and neither
 // the chunks after it nor finish hang.
 func TestPageStreamReadError(t *testing.T) {
-	w, err := image.Create(filepath.Join(t.TempDir(), "img"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Abort()
-	pw, err := w.Pages(1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, pw := newPageWriter(t, filepath.Join(t.TempDir(), "img"))
 	pool := newCopyPool(2)
 	defer pool.close()
 	fail := uint64(0x100000) + 5*chunkSize + 3*image.PageSize
 	s := pool.stream(pw, patternSource{failAt: fail}, nil)
 	addErr := s.add(0x100000, 40*chunkSize, false, false)
-	_, err = s.finish(addErr)
+	_, err := s.finish(addErr)
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("injected read failure")) {
 		t.Fatalf("finish: %v, want the injected read failure", err)
 	}

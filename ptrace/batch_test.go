@@ -151,17 +151,7 @@ func TestBatch(t *testing.T) {
 // TestRunBatchPutsBack runs a batch with the package-level RunBatch in a
 // stub: a table of many round trips, registers and mask as before.
 func TestRunBatchPutsBack(t *testing.T) {
-	requireRoot(t)
-	lockThread(t)
-	pid, err := StartStub("/bin/true", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = Kill(pid); _, _ = Wait(pid) })
-	r, err := NewRemote(pid, vdsoInsn(t, pid))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pid, r := stubRemote(t)
 	area := batchArea(t, r, 4)
 	if err := SetSigMask(pid, 1<<(unix.SIGUSR1-1)); err != nil {
 		t.Fatal(err)

@@ -173,6 +173,24 @@ func vdsoInsn(t *testing.T, pid int) uint64 {
 	return insn
 }
 
+// stubRemote starts a stopped stub (root, on a locked thread), killed at
+// the end of the test, and a Remote on it that runs syscalls from its vdso.
+func stubRemote(t *testing.T) (int, *Remote) {
+	t.Helper()
+	requireRoot(t)
+	lockThread(t)
+	pid, err := StartStub("/bin/true", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Kill(pid); _, _ = Wait(pid) })
+	r, err := NewRemote(pid, vdsoInsn(t, pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid, r
+}
+
 func procState(t *testing.T, pid int) string {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -702,17 +720,7 @@ func TestStubClone3(t *testing.T) {
 // TestRemoteKeepsState checks that a remote arch_prctl(ARCH_SET_FS) is
 // not undone by the next remote syscall, and is undone by Restore.
 func TestRemoteKeepsState(t *testing.T) {
-	requireRoot(t)
-	lockThread(t)
-	pid, err := StartStub("/bin/true", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = Kill(pid); _, _ = Wait(pid) })
-	r, err := NewRemote(pid, vdsoInsn(t, pid))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pid, r := stubRemote(t)
 	page := remoteMmap(t, r, pageSize, unix.PROT_READ|unix.PROT_WRITE)
 	const archSetFS, archGetFS = 0x1002, 0x1003
 	if _, err := r.Syscall(unix.SYS_ARCH_PRCTL, archSetFS, page); err != nil {
@@ -821,17 +829,7 @@ func TestSignalsAndPeek(t *testing.T) {
 }
 
 func TestMemForceAndVM(t *testing.T) {
-	requireRoot(t)
-	lockThread(t)
-	pid, err := StartStub("/bin/true", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = Kill(pid); _, _ = Wait(pid) })
-	r, err := NewRemote(pid, vdsoInsn(t, pid))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pid, r := stubRemote(t)
 	const npages = 8
 	addr := remoteMmap(t, r, npages*pageSize, unix.PROT_READ|unix.PROT_WRITE)
 
@@ -871,7 +869,7 @@ func TestMemForceAndVM(t *testing.T) {
 	// transferred, then an error naming the first unmapped address.
 	big := make([]byte, 2*pageSize)
 	end := addr + npages*pageSize
-	err = ReadVM(pid, [][]byte{big}, []unix.RemoteIovec{{Base: uintptr(end - pageSize), Len: len(big)}})
+	err := ReadVM(pid, [][]byte{big}, []unix.RemoteIovec{{Base: uintptr(end - pageSize), Len: len(big)}})
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%#x", end)) {
 		t.Fatalf("ReadVM past the end: %v", err)
 	}
