@@ -304,9 +304,15 @@ func (w *copyWorker) copy(c *chunk) {
 	w.pool.writes <- c
 }
 
-// write stores c's data at its place in the pages file.
+// write stores c's data at its place in the pages file. A panic becomes
+// the stream's error: on this goroutine it would end mmcr mid-dump.
 func (c *chunk) write() {
 	s := c.s
+	defer func() {
+		if r := recover(); r != nil {
+			s.setErr(fmt.Errorf("internal error writing pages: %v", r))
+		}
+	}()
 	if s.failed.Load() {
 		return
 	}
