@@ -127,8 +127,16 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 			scratch+offSigactions+(sig-1)*sigactionSize, 8)
 	}
 	addThreadQueries(&b, scratch)
+	// Last, so that a kernel without it (before 6.3: EINVAL) fails no
+	// other query: such a task has no MDWE flags.
+	iMDWE := b.Add("prctl(PR_GET_MDWE)", unix.SYS_PRCTL, unix.PR_GET_MDWE, 0, 0, 0, 0)
 	if err := r.RunBatch(area, &b); err != nil {
-		return taskErr(pid, "remote syscalls", err)
+		var be *ptrace.BatchError
+		if !errors.As(err, &be) || be.Index != iMDWE || !errors.Is(err, unix.EINVAL) {
+			return taskErr(pid, "remote syscalls", err)
+		}
+	} else {
+		t.Mm.MDWE = uint32(b.Result(iMDWE))
 	}
 	t.Mm.Brk = b.Result(iBrk)
 	t.Mm.Dumpable = int32(b.Result(iDumpable))

@@ -439,7 +439,7 @@ func mmFromEntry(t *Tree, name string, me *mm.MmEntry, et *extTask, task *Task, 
 		StartBrk: me.GetMmStartBrk(), Brk: me.GetMmBrk(), StartStack: me.GetMmStartStack(),
 		ArgStart: me.GetMmArgStart(), ArgEnd: me.GetMmArgEnd(), EnvStart: me.GetMmEnvStart(), EnvEnd: me.GetMmEnvEnd(),
 		Auxv: me.GetMmSavedAuxv(), ExeFileID: me.GetExeFileId(), Dumpable: me.GetDumpable(),
-		THPDisabled: me.GetThpDisabled()}
+		THPDisabled: me.GetThpDisabled(), MDWE: et.MDWE}
 	if len(me.GetAios()) > 0 {
 		return fileErr(name, ErrUnsupported, "AIO rings are not supported")
 	}

@@ -278,7 +278,7 @@ func (w *Writer) writeTree(t *Tree) error {
 	}
 
 	for _, task := range t.Tasks {
-		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs}
+		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs, MDWE: task.Mm.MDWE}
 		for _, r := range task.ParentPages {
 			et.ParentPages = append(et.ParentPages, [2]uint64{r.Start, r.End})
 		}

@@ -145,6 +145,9 @@ type Mm struct {
 	ExeFileID          uint32
 	Dumpable           int32
 	THPDisabled        bool
+	// MDWE is prctl(PR_GET_MDWE): memory-deny-write-execute flags the
+	// task set on itself (Linux 6.3+; 0 on older kernels).
+	MDWE uint32
 }
 
 // VMAKind says what backs a VMA and how restore recreates it.

@@ -68,6 +68,12 @@ func (rs *restorer) restoreState(tk *task) error {
 	if err := rs.restoreThreads(tk, c); err != nil {
 		return fmt.Errorf("task %d: threads: %w", t.PID, err)
 	}
+	// Memory-deny-write-execute, last: it cannot be cleared once set, and
+	// every task's memory (its children's too) is in place by now; release
+	// only unmaps the restorer area.
+	if m := t.Mm.MDWE; m != 0 {
+		c.add(fmt.Sprintf("prctl(PR_SET_MDWE, %#x)", m), unix.SYS_PRCTL, unix.PR_SET_MDWE, uint64(m), 0, 0, 0)
+	}
 	return c.run()
 }
 
