@@ -13,9 +13,10 @@ import (
 // The scratch area mapped into each task for its remote syscalls: three
 // pages. The first holds ptrace's batch loop, written through
 // /proc/PID/mem; the others hold the answers (one slot per signal's
-// sigaction, one per itimer, one for a sigaltstack and one for
-// PR_GET_TID_ADDRESS) and the batch table, big enough for a task's whole
-// batch. See mapScratch for its protections.
+// sigaction, one per itimer, one for a sigaltstack, one each for
+// PR_GET_TID_ADDRESS, PR_GET_PDEATHSIG and PR_GET_CHILD_SUBREAPER) and the
+// batch table, big enough for a task's whole batch. See mapScratch for
+// its protections.
 const (
 	sigactionSize = 32 // handler, flags, restorer, mask
 	itimerSize    = 32 // struct itimerval
@@ -28,7 +29,9 @@ const (
 	offItimers    = offSigactions + numSignals*sigactionSize         // +2048
 	offAltStack   = offItimers + 3*itimerSize                        // +2144
 	offTIDAddr    = offAltStack + stackTSize                         // +2168: PR_GET_TID_ADDRESS's answer
-	answersEnd    = offTIDAddr + 8                                   // +2176
+	offPdeathSig  = offTIDAddr + 8                                   // +2176: PR_GET_PDEATHSIG's (an int)
+	offSubreaper  = offPdeathSig + 4                                 // +2180: PR_GET_CHILD_SUBREAPER's (an int)
+	answersEnd    = offSubreaper + 4                                 // +2184
 	offTable      = offData + 2304                                   // batch table, to the end
 	tableMax      = (scratchSize - offTable) / ptrace.BatchEntrySize // 92
 )
@@ -127,6 +130,7 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 			scratch+offSigactions+(sig-1)*sigactionSize, 8)
 	}
 	addThreadQueries(&b, scratch)
+	b.Add("prctl(PR_GET_CHILD_SUBREAPER)", unix.SYS_PRCTL, unix.PR_GET_CHILD_SUBREAPER, scratch+offSubreaper)
 	// Last, so that a kernel without it (before 6.3: EINVAL) fails no
 	// other query: such a task has no MDWE flags.
 	iMDWE := b.Add("prctl(PR_GET_MDWE)", unix.SYS_PRCTL, unix.PR_GET_MDWE, 0, 0, 0, 0)
@@ -159,6 +163,7 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 			ValueUsec:    int64(le.Uint64(b[16:]))*1e6 + int64(le.Uint64(b[24:])),
 		}
 	}
+	t.ChildSubreaper = le.Uint32(page[offSubreaper-offData:]) != 0
 	if len(t.Threads) > 0 {
 		threadAnswers(page, t.Threads[0])
 	}
@@ -203,10 +208,12 @@ func mapScratch(r *ptrace.Remote, seccomp bool) (uint64, error) {
 }
 
 // addThreadQueries adds what only a thread can tell of itself: its
-// sigaltstack and its clear_child_tid address (prctl PR_GET_TID_ADDRESS).
+// sigaltstack, its clear_child_tid address (prctl PR_GET_TID_ADDRESS) and
+// its parent-death signal (PR_GET_PDEATHSIG).
 func addThreadQueries(b *ptrace.Batch, scratch uint64) {
 	b.Add("sigaltstack", unix.SYS_SIGALTSTACK, 0, scratch+offAltStack)
 	b.Add("prctl(PR_GET_TID_ADDRESS)", unix.SYS_PRCTL, unix.PR_GET_TID_ADDRESS, scratch+offTIDAddr)
+	b.Add("prctl(PR_GET_PDEATHSIG)", unix.SYS_PRCTL, unix.PR_GET_PDEATHSIG, scratch+offPdeathSig)
 }
 
 // threadAnswers decodes addThreadQueries' answers from the scratch data
@@ -216,6 +223,7 @@ func threadAnswers(page []byte, th *image.Thread) {
 	b := page[offAltStack-offData:]
 	th.AltStack = image.SigAltStack{SP: le.Uint64(b), Flags: int32(le.Uint32(b[8:])), Size: le.Uint64(b[16:])}
 	th.ClearTID = le.Uint64(page[offTIDAddr-offData:])
+	th.PdeathSig = le.Uint32(page[offPdeathSig-offData:])
 }
 
 // threadRemote runs addThreadQueries in thread th (not the leader) and

@@ -342,7 +342,11 @@ func threadFromCore(name string, ce *criu_core.CoreEntry, tid int, xsave []byte)
 		return nil, fileErr(name, ErrUnsupported, "32-bit (compat) task")
 	}
 	th := &Thread{TID: tid, Xsave: xsave, SigMask: tc.GetBlkSigset(), Comm: tc.GetComm(),
-		ClearTID: ti.GetClearTidAddr(), RobustList: tc.GetFutexRla(), RobustListLen: tc.GetFutexRlaLen()}
+		ClearTID: ti.GetClearTidAddr(), RobustList: tc.GetFutexRla(), RobustListLen: tc.GetFutexRlaLen(),
+		PdeathSig: tc.GetPdeathSig()}
+	if th.PdeathSig > 64 {
+		return nil, fileErr(name, ErrCorrupt, "parent-death signal %d", th.PdeathSig)
+	}
 	if len(xsave) == 0 {
 		th.Xsave = nil
 	}
@@ -407,6 +411,7 @@ func taskFromCore(name string, ce *criu_core.CoreEntry, task *Task) error {
 		return fileErr(name, ErrUnsupported, "task state %d (only live tasks are supported)", st)
 	}
 	task.Comm, task.Personality = tc.GetComm(), tc.GetPersonality()
+	task.ChildSubreaper = tc.GetChildSubreaper()
 	if c := ce.GetThreadCore().GetCreds(); c != nil {
 		if err := credsFrom(name, c, &task.Creds); err != nil {
 			return err

@@ -492,8 +492,9 @@ func coreEntry(task *Task, th *Thread, leader bool) *criu_core.CoreEntry {
 			BlkSigset: proto.Uint64(th.SigMask),
 			Sas: &criu_core.ThreadSasEntry{SsSp: proto.Uint64(th.AltStack.SP), SsSize: proto.Uint64(th.AltStack.Size),
 				SsFlags: proto.Uint32(uint32(th.AltStack.Flags))},
-			SignalsP: sigQueue(th.Pending),
-			Creds:    credsEntry(&task.Creds),
+			SignalsP:  sigQueue(th.Pending),
+			Creds:     credsEntry(&task.Creds),
+			PdeathSig: proto.Uint32(th.PdeathSig),
 		},
 	}
 	if th.Comm != "" {
@@ -512,7 +513,8 @@ func coreEntry(task *Task, th *Thread, leader bool) *criu_core.CoreEntry {
 		BlkSigset: proto.Uint64(th.SigMask), Comm: proto.String(task.Comm),
 		Timers: &timer.TaskTimersEntry{Real: itimer(task.Itimers[0]), Virt: itimer(task.Itimers[1]),
 			Prof: itimer(task.Itimers[2])},
-		SignalsS: sigQueue(task.SharedPending),
+		SignalsS:       sigQueue(task.SharedPending),
+		ChildSubreaper: proto.Bool(task.ChildSubreaper),
 	}
 	if len(task.Rlimits) > 0 {
 		tc.Rlimits = &criu_core.TaskRlimitsEntry{}

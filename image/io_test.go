@@ -42,6 +42,7 @@ func sampleTree() *Tree {
 			Rseq:     Rseq{Addr: 0x7f0000003000 + salt, Len: 32, Sig: 0x53053053},
 			Comm:     fmt.Sprintf("worker-%d", salt),
 			ClearTID: 0x7f00000052d0 + salt<<12, RobustList: 0x7f00000052e0 + salt<<12, RobustListLen: 24,
+			PdeathSig: uint32(salt) * 9, // 0, SIGKILL, SIGUSR2
 		}
 	}
 	sas := make([]SigAction, 64)
@@ -81,7 +82,8 @@ func sampleTree() *Tree {
 	}
 	root := &Task{
 		PID: 100, PPID: 1, PGID: 100, SID: 90, Comm: "prog",
-		Threads: []*Thread{mkThread(100, 0), mkThread(101, 1), mkThread(105, 2)},
+		Threads:        []*Thread{mkThread(100, 0), mkThread(101, 1), mkThread(105, 2)},
+		ChildSubreaper: true,
 		Mm: Mm{StartCode: 0x400000, EndCode: 0x401000, StartData: 0x401000, EndData: 0x402000, StartBrk: 0x500000,
 			Brk: 0x510000, StartStack: 0x7ffd00020000, ArgStart: 1, ArgEnd: 2, EnvStart: 3, EnvEnd: 4,
 			Auxv: []uint64{33, 0x7ffd00106000, 6, 4096, 0, 0}, ExeFileID: 1, Dumpable: 1, THPDisabled: true, MDWE: 1},

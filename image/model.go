@@ -34,6 +34,9 @@ type Task struct {
 	Threads []*Thread
 
 	Mm Mm
+	// ChildSubreaper is prctl(PR_SET_CHILD_SUBREAPER): orphans below the
+	// task are reparented to it rather than to init.
+	ChildSubreaper bool
 	// VMAs sorted by Start, not overlapping, as in /proc/PID/maps.
 	VMAs []*VMA
 
@@ -91,6 +94,9 @@ type Thread struct {
 	// holding robust mutexes. Head 0: none registered.
 	RobustList    uint64
 	RobustListLen uint32
+	// PdeathSig is the signal the thread gets when its parent dies
+	// (prctl PR_SET_PDEATHSIG; per thread); 0: none.
+	PdeathSig uint32
 }
 
 // SigInfo is a raw 128-byte kernel siginfo_t, as PTRACE_PEEKSIGINFO gives it.

@@ -68,6 +68,9 @@ func (rs *restorer) restoreState(tk *task) error {
 	if err := rs.restoreThreads(tk, c); err != nil {
 		return fmt.Errorf("task %d: threads: %w", t.PID, err)
 	}
+	if t.ChildSubreaper {
+		c.add("child subreaper", unix.SYS_PRCTL, unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	}
 	// Memory-deny-write-execute, last: it cannot be cleared once set, and
 	// every task's memory (its children's too) is in place by now; release
 	// only unmaps the restorer area.
@@ -500,6 +503,7 @@ func (rs *restorer) restoreThreads(tk *task, leader *calls) error {
 		if err := rs.restoreCreds(tk, thr, c); err != nil {
 			return fmt.Errorf("thread %d: credentials: %w", thr.tid, err)
 		}
+		rs.restorePdeathSig(tk, thr, c)
 		if i > 0 {
 			// The error names the thread and the syscall.
 			if err := c.run(); err != nil {
@@ -514,6 +518,23 @@ func (rs *restorer) restoreThreads(tk *task, leader *calls) error {
 		}
 	}
 	return nil
+}
+
+// restorePdeathSig adds the thread's parent-death signal, after its
+// credentials (a change of ids clears it). The root's is left out: its
+// parent is not part of the image, and the signal would fire when
+// whatever runs mmcr restore exits.
+func (rs *restorer) restorePdeathSig(tk *task, thr *thread, c *calls) {
+	s := thr.th.PdeathSig
+	if s == 0 {
+		return
+	}
+	if tk.parent == nil {
+		rs.log.Warn("parent-death signal not restored: the root's parent is not in the image",
+			"pid", tk.t.PID, "tid", thr.tid, "signal", s)
+		return
+	}
+	c.add(fmt.Sprintf("parent-death signal %d", s), unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uint64(s), 0, 0, 0)
 }
 
 func (rs *restorer) restoreThread(tk *task, thr *thread, c *calls) error {

@@ -83,6 +83,7 @@ var scenarios = []scenario{
 	{name: "simd-fpu", src: "simd.c", cflags: avx2Flags()},
 	{name: "signals", src: "signals.c"},
 	{name: "mdwe", src: "mdwe.c"},
+	{name: "pdeath-subreaper", src: "pdeath.c"},
 	{name: "blocking-syscalls", src: "blocking.c"},
 	{name: "leave-running", src: "simple.c", mode: modeLeaveRunning},
 	{name: "bad-images", src: "simple.c", mode: modeBadImages},

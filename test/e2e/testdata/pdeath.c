@@ -1,0 +1,64 @@
+/*
+ * pdeath: process attributes that live in the kernel, not in memory, and
+ * that orphans and dying parents depend on: the root is a child subreaper
+ * (PR_SET_CHILD_SUBREAPER) and its child asked for SIGUSR1 when its
+ * parent dies (PR_SET_PDEATHSIG). After restore both must still be set.
+ * (A root's parent-death signal is not restored: its parent is not in
+ * the image.)
+ */
+#include "common.h"
+#include <sys/prctl.h>
+
+#define LEN (32 * PAGE)
+
+static void check_pdeath(const char *what)
+{
+	int sig = -1;
+	if (prctl(PR_GET_PDEATHSIG, &sig, 0, 0, 0))
+		failf("%s: PR_GET_PDEATHSIG: %s", what, strerror(errno));
+	else if (sig != SIGUSR1)
+		failf("%s: parent-death signal %d, want SIGUSR1 (%d)", what, sig, SIGUSR1);
+}
+
+static void check_subreaper(const char *what)
+{
+	int on = -1;
+	if (prctl(PR_GET_CHILD_SUBREAPER, &on, 0, 0, 0))
+		failf("%s: PR_GET_CHILD_SUBREAPER: %s", what, strerror(errno));
+	else if (on != 1)
+		failf("%s: child subreaper %d, want 1", what, on);
+}
+
+static void child(void)
+{
+	signal(SIGUSR1, SIG_IGN);
+	if (prctl(PR_SET_PDEATHSIG, SIGUSR1, 0, 0, 0))
+		die("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
+	uint8_t *mine = xmmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, "child");
+	fill(mine, LEN, 51, 0);
+	check_pdeath("child before dump");
+	mark_ready();
+	wait_term();
+	check(mine, LEN, 51, 0, "child anon");
+	check_pdeath("child after restore");
+}
+
+int main(void)
+{
+	install_term();
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
+		die("prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
+	uint8_t *anon = xmmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, "anon");
+	fill(anon, LEN, 50, 0);
+
+	pid_t kids[1];
+	const char *names[1] = {"child"};
+	kids[0] = spawn("child", child);
+	write_pidfile();
+	wait_term();
+	forward_term(kids, 1);
+	check(anon, LEN, 50, 0, "root anon");
+	check_subreaper("root after restore");
+	reap_kids(kids, names, 1);
+	finish();
+}
