@@ -24,6 +24,10 @@ type op struct {
 	nr   uintptr
 	args [6]uint64
 	what string
+	// want, when check is set, is the result later entries rely on (the
+	// fd number an open returns, predicted by the caller).
+	want  uint64
+	check bool
 }
 
 // batch collects syscalls that need no result from each other.
@@ -46,6 +50,11 @@ func (rs *restorer) runBatch(tk *task, b *batch) error {
 	area := ptrace.BatchArea{Code: rs.area + batchCodeOff, Table: rs.area + batchTableOff, Max: batchMax}
 	if err := ptrace.RunBatch(tk.t.PID, area, &pb); err != nil {
 		return fmt.Errorf("task %d: %w", tk.t.PID, err)
+	}
+	for i, o := range b.ops {
+		if got := pb.Result(i); o.check && got != o.want {
+			return fmt.Errorf("task %d: %s returned %d, not the %d the entries after it relied on", tk.t.PID, o.what, got, o.want)
+		}
 	}
 	return nil
 }

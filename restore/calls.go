@@ -37,6 +37,14 @@ func (rs *restorer) callsIn(tid int) *calls {
 // add appends syscall nr; what names it in an error.
 func (c *calls) add(what string, nr uintptr, args ...uint64) { c.b.add(what, nr, args...) }
 
+// addWant is add for a syscall whose result later entries rely on: run
+// fails if it returns anything but want.
+func (c *calls) addWant(what string, want uint64, nr uintptr, args ...uint64) {
+	c.b.add(what, nr, args...)
+	last := &c.b.ops[len(c.b.ops)-1]
+	last.want, last.check = want, true
+}
+
 // arg puts b into the scratch and returns its address in the task. When
 // the scratch is full, what was gathered so far runs first.
 func (c *calls) arg(b []byte) (uint64, error) {

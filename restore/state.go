@@ -227,7 +227,7 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 		}
 		what := fmt.Sprintf("fd %d: %s", fd.Num, path)
 		tmp := lowest()
-		c.add(what+": open", unix.SYS_OPENAT, atFDCWD, p, flags|unix.O_CLOEXEC, 0)
+		c.addWant(what+": open", tmp, unix.SYS_OPENAT, atFDCWD, p, flags|unix.O_CLOEXEC, 0)
 		if tmp == num {
 			arg := uint64(0)
 			if cloexec {
