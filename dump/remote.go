@@ -119,6 +119,7 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 	var b ptrace.Batch
 	iBrk := b.Add("brk(0)", unix.SYS_BRK, 0)
 	iDumpable := b.Add("prctl(PR_GET_DUMPABLE)", unix.SYS_PRCTL, unix.PR_GET_DUMPABLE)
+	iSecurebits := b.Add("prctl(PR_GET_SECUREBITS)", unix.SYS_PRCTL, unix.PR_GET_SECUREBITS)
 	for which := uint64(0); which < 3; which++ {
 		b.Add(fmt.Sprintf("getitimer(%d)", which), unix.SYS_GETITIMER, which, scratch+offItimers+which*itimerSize)
 	}
@@ -144,6 +145,7 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 	}
 	t.Mm.Brk = b.Result(iBrk)
 	t.Mm.Dumpable = int32(b.Result(iDumpable))
+	t.Creds.Securebits = uint32(b.Result(iSecurebits))
 	page := make([]byte, answersEnd-offData)
 	if err := readScratch(pid, scratch+offData, page); err != nil {
 		return taskErr(pid, fmt.Sprintf("read scratch area at %#x", scratch), err)

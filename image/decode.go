@@ -384,7 +384,8 @@ func capFromWords(name string, w []uint32) (uint64, error) {
 
 func credsFrom(name string, c *creds.CredsEntry, out *Creds) error {
 	*out = Creds{UID: c.GetUid(), EUID: c.GetEuid(), SUID: c.GetSuid(), FSUID: c.GetFsuid(),
-		GID: c.GetGid(), EGID: c.GetEgid(), SGID: c.GetSgid(), FSGID: c.GetFsgid(), Groups: c.GetGroups()}
+		GID: c.GetGid(), EGID: c.GetEgid(), SGID: c.GetSgid(), FSGID: c.GetFsgid(), Groups: c.GetGroups(),
+		Securebits: c.GetSecbits()}
 	var err error
 	for _, p := range []struct {
 		dst *uint64

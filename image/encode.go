@@ -466,7 +466,7 @@ func credsEntry(c *Creds) *creds.CredsEntry {
 		Uid: proto.Uint32(c.UID), Gid: proto.Uint32(c.GID), Euid: proto.Uint32(c.EUID), Egid: proto.Uint32(c.EGID),
 		Suid: proto.Uint32(c.SUID), Sgid: proto.Uint32(c.SGID), Fsuid: proto.Uint32(c.FSUID), Fsgid: proto.Uint32(c.FSGID),
 		CapInh: capWords(c.CapInh), CapPrm: capWords(c.CapPrm), CapEff: capWords(c.CapEff), CapBnd: capWords(c.CapBnd),
-		Secbits: proto.Uint32(0), Groups: c.Groups,
+		Secbits: proto.Uint32(c.Securebits), Groups: c.Groups,
 	}
 }
 

@@ -102,7 +102,7 @@ func sampleTree() *Tree {
 		},
 		CwdFileID: 4, RootFileID: 4,
 		Creds: Creds{UID: 1, EUID: 2, SUID: 3, FSUID: 4, GID: 5, EGID: 6, SGID: 7, FSGID: 8, Groups: []uint32{10, 20},
-			CapInh: 1, CapPrm: 0x1ffffffffff, CapEff: 0x1ffffffffff, CapBnd: 0x1ffffffffff, CapAmb: 0x400, NoNewPrivs: true},
+			CapInh: 1, CapPrm: 0x1ffffffffff, CapEff: 0x1ffffffffff, CapBnd: 0x1ffffffffff, CapAmb: 0x400, NoNewPrivs: true, Securebits: 0x15},
 		Umask: 0o22, Personality: 0x0040000, Rlimits: rl, SigActions: sas,
 		Itimers:       [3]Itimer{{IntervalUsec: 1500000, ValueUsec: 2999999}, {IntervalUsec: 0, ValueUsec: 10}, {IntervalUsec: 7, ValueUsec: 0}},
 		SharedPending: []SigInfo{si, si2},

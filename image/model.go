@@ -137,6 +137,9 @@ type Creds struct {
 	CapInh, CapPrm, CapEff uint64
 	CapBnd, CapAmb         uint64
 	NoNewPrivs             bool
+	// Securebits is prctl(PR_GET_SECUREBITS): SECBIT_NOROOT and friends,
+	// with their lock bits.
+	Securebits uint32
 }
 
 // Mm holds the mm_struct fields restore sets with PR_SET_MM_MAP.

@@ -648,6 +648,7 @@ func (rs *restorer) restoreCreds(tk *task, thr *thread, c *calls) error {
 	// mmcr lacks. Anything that does change goes to the kernel, which
 	// refuses what the thread may not do.
 	cur := rs.stubStatus
+	secbits, keepCaps := rs.securebitsPlan(tk, rootAll)
 	if !slices.Equal(sortedGroups(cur.Groups), sortedGroups(cr.Groups)) {
 		c.add("credentials: setgroups", unix.SYS_SETGROUPS, uint64(len(cr.Groups)), groups)
 	}
@@ -667,6 +668,11 @@ func (rs *restorer) restoreCreds(tk *task, thr *thread, c *calls) error {
 					unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, capNr, 0, 0, 0)
 			}
 		}
+		if secbits {
+			// While CAP_SETPCAP is still effective; the lock bits it may
+			// set leave keep-caps free (securebitsPlan).
+			c.add(fmt.Sprintf("credentials: securebits %#x", cr.Securebits), unix.SYS_PRCTL, unix.PR_SET_SECUREBITS, uint64(cr.Securebits), 0, 0, 0)
+		}
 		c.add("credentials: keep capabilities", unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0, 0, 0)
 		c.add("credentials: setresgid", unix.SYS_SETRESGID, uint64(cr.GID), uint64(cr.EGID), uint64(cr.SGID))
 		c.add("credentials: setresuid", unix.SYS_SETRESUID, uint64(cr.UID), uint64(cr.EUID), uint64(cr.SUID))
@@ -675,7 +681,7 @@ func (rs *restorer) restoreCreds(tk *task, thr *thread, c *calls) error {
 		c.add("credentials: setfsuid", sysSetfsuid, uint64(cr.FSUID))
 		// capset's header is the first 8 bytes, the two data structs follow.
 		c.add("credentials: capset", unix.SYS_CAPSET, capData, capData+8)
-		c.add("credentials: keep capabilities off", unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 0, 0, 0, 0)
+		c.add("credentials: keep capabilities as dumped", unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, keepCaps, 0, 0, 0)
 		for capNr := uint64(0); capNr <= uint64(capLastCap()); capNr++ {
 			if cr.CapAmb&(1<<capNr) != 0 {
 				c.add(fmt.Sprintf("credentials: raise ambient capability %d", capNr),
@@ -683,10 +689,44 @@ func (rs *restorer) restoreCreds(tk *task, thr *thread, c *calls) error {
 			}
 		}
 	}
+	if secbits && rootAll {
+		c.add(fmt.Sprintf("credentials: securebits %#x", cr.Securebits), unix.SYS_PRCTL, unix.PR_SET_SECUREBITS, uint64(cr.Securebits), 0, 0, 0)
+	}
 	if cr.NoNewPrivs {
 		c.add("credentials: no_new_privs", unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 	}
 	return nil
+}
+
+// Securebits (linux/securebits.h).
+const (
+	secbitKeepCaps          = 1 << 4
+	secbitKeepCapsLocked    = 1 << 5
+	secbitNoCapAmbientRaise = 1 << 6
+)
+
+// securebitsPlan says whether restoreCreds sets the task's securebits
+// (the stub has mmcr's, which exec kept but for keep-caps) and what
+// keep-caps ends as. With the task's ids changed, they are set before
+// the ids, while CAP_SETPCAP is effective; two combinations cannot be
+// set that way and are left as the stub's, with a warning: keep-caps
+// locked (the ids change needs keep-caps on, then as dumped), and
+// ambient raising forbidden for a task with ambient capabilities (they
+// are raised after).
+func (rs *restorer) securebitsPlan(tk *task, rootAll bool) (set bool, keepCaps uint64) {
+	cr := &tk.t.Creds
+	s := cr.Securebits
+	keepCaps = uint64(s&secbitKeepCaps) >> 4
+	stub, err := unix.PrctlRetInt(unix.PR_GET_SECUREBITS, 0, 0, 0, 0)
+	if err == nil && uint32(stub)&^secbitKeepCaps == s {
+		return false, keepCaps
+	}
+	if !rootAll && (s&secbitKeepCapsLocked != 0 || (s&secbitNoCapAmbientRaise != 0 && cr.CapAmb != 0)) {
+		rs.log.Warn("securebits not restored: this combination cannot be set with changed ids",
+			"pid", tk.t.PID, "securebits", fmt.Sprintf("%#x", s))
+		return false, keepCaps
+	}
+	return true, keepCaps
 }
 
 // sortedGroups returns a sorted copy of a group list.

@@ -1,5 +1,5 @@
-/* creds: groups {100, 200}, no_new_privs, RLIMIT_NOFILE 64 with fd 100
- * open, and either ("uid") uids 2001/2002/2003 and gids 1001/1002/1003, or
+/* creds: groups {100, 200}, no_new_privs, securebits NOROOT|NOROOT_LOCKED,
+ * RLIMIT_NOFILE 64 with fd 100 open, and either ("uid") uids 2001/2002/2003 and gids 1001/1002/1003, or
  * ("caps") uid 0 without CAP_NET_RAW, CAP_SYS_BOOT out of the bounding set
  * and CAP_KILL inheritable and ambient. Prints READY, then after SIGTERM
  * checks it is all still so: PASS or FAIL. */
@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <linux/capability.h>
+#include <linux/securebits.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -30,7 +31,9 @@ int main(int argc, char **argv) {
 	sigaction(SIGTERM, &sa, NULL);
 	gid_t groups[] = {100, 200};
 	int fd = open("/dev/null", O_RDONLY);
-	if (setgroups(2, groups) || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || dup2(fd, 100) != 100) {
+	const int secbits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED;
+	if (setgroups(2, groups) || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || dup2(fd, 100) != 100 ||
+	    prctl(PR_SET_SECUREBITS, secbits, 0, 0, 0)) {
 		printf("FAIL setup\n");
 		return 1;
 	}
@@ -69,6 +72,10 @@ int main(int argc, char **argv) {
 	int n = getgroups(8, got);
 	if (n != 2 || got[0] != 100 || got[1] != 200) {
 		printf("FAIL groups (%d)\n", n);
+		bad = 1;
+	}
+	if (prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) != secbits) {
+		printf("FAIL securebits %#x want %#x\n", prctl(PR_GET_SECUREBITS, 0, 0, 0, 0), secbits);
 		bad = 1;
 	}
 	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) {

@@ -2,12 +2,15 @@
  * pdeath: process attributes that live in the kernel, not in memory, and
  * that orphans and dying parents depend on: the root is a child subreaper
  * (PR_SET_CHILD_SUBREAPER) and its child asked for SIGUSR1 when its
- * parent dies (PR_SET_PDEATHSIG). After restore both must still be set.
+ * parent dies (PR_SET_PDEATHSIG); both run as root with every capability
+ * and securebits NO_SETUID_FIXUP (PR_SET_SECUREBITS, inherited by the
+ * child). After restore all of it must still be set.
  * (A root's parent-death signal is not restored: its parent is not in
  * the image.)
  */
 #include "common.h"
 #include <sys/prctl.h>
+#include <linux/securebits.h>
 
 #define LEN (32 * PAGE)
 
@@ -29,6 +32,13 @@ static void check_subreaper(const char *what)
 		failf("%s: child subreaper %d, want 1", what, on);
 }
 
+static void check_securebits(const char *what)
+{
+	int got = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
+	if (got != SECBIT_NO_SETUID_FIXUP)
+		failf("%s: securebits %#x, want %#x", what, got, SECBIT_NO_SETUID_FIXUP);
+}
+
 static void child(void)
 {
 	signal(SIGUSR1, SIG_IGN);
@@ -41,6 +51,7 @@ static void child(void)
 	wait_term();
 	check(mine, LEN, 51, 0, "child anon");
 	check_pdeath("child after restore");
+	check_securebits("child after restore");
 }
 
 int main(void)
@@ -48,6 +59,8 @@ int main(void)
 	install_term();
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
 		die("prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
+	if (prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0))
+		die("prctl(PR_SET_SECUREBITS): %s", strerror(errno));
 	uint8_t *anon = xmmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, "anon");
 	fill(anon, LEN, 50, 0);
 
@@ -59,6 +72,7 @@ int main(void)
 	forward_term(kids, 1);
 	check(anon, LEN, 50, 0, "root anon");
 	check_subreaper("root after restore");
+	check_securebits("root after restore");
 	reap_kids(kids, names, 1);
 	finish();
 }
