@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mmcr/mmcr/internal/testproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -215,8 +216,8 @@ func prepare(cfg config) (*env, error) {
 	if err := closeOnExecAll(); err != nil {
 		return nil, err
 	}
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return nil, fmt.Errorf("PR_SET_CHILD_SUBREAPER: %w", err)
+	if err := testproc.BecomeSubreaper(); err != nil {
+		return nil, err
 	}
 	work, err := os.MkdirTemp(cfg.baseDir, "mmcr-bench-")
 	if err != nil {
@@ -256,9 +257,9 @@ func prepare(cfg config) (*env, error) {
 		go func() {
 			defer wg.Done()
 			src := filepath.Join(root, "bench", "workloads", w+".c")
-			if b, err := exec.Command(gcc, "-O2", "-Wall", "-Wextra", "-o", out, src).CombinedOutput(); err != nil {
+			if err := testproc.CompileC(gcc, out, src, "-O2", "-Wall", "-Wextra"); err != nil {
 				mu.Lock()
-				errs = append(errs, fmt.Errorf("gcc %s: %v\n%s", src, err, b))
+				errs = append(errs, err)
 				mu.Unlock()
 			}
 		}()
@@ -470,7 +471,7 @@ func (e *env) runOnce(c caseSpec, dir string, i int) (oneRun, error) {
 		return one, err
 	}
 	root := s.pid
-	if err := waitPidfile(run, s); err != nil {
+	if err := testproc.WaitPidfile(run, testproc.Started{Pid: s.pid, Mark: s.mark, At: s.at}, 2*time.Minute); err != nil {
 		return one, fmt.Errorf("%v (stderr: %s)", err, tail(werr))
 	}
 	pids, err := waitTasks(root, c.Tasks)
@@ -540,27 +541,6 @@ func (e *env) runOnce(c caseSpec, dir string, i int) (oneRun, error) {
 		}
 	}
 	return one, verdict(run, root, mark, wout)
-}
-
-// waitPidfile waits for the workload's pid file (the workload is ready).
-func waitPidfile(run string, s started) error {
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		b, err := os.ReadFile(filepath.Join(run, "pidfile"))
-		if err == nil {
-			if got := strings.TrimSpace(string(b)); got != itoa(int64(s.pid)) {
-				return fmt.Errorf("workload pidfile says %q, started pid %d", got, s.pid)
-			}
-			return nil
-		}
-		if ev, ok := reaper.exited(s.pid, s.mark); ok {
-			return fmt.Errorf("workload %d exited during setup: %s", s.pid, describeStatus(ev.status))
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("workload %d wrote no pidfile within 2 minutes", s.pid)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // waitTasks waits until the tree under root has n tasks and returns them.

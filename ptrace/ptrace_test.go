@@ -899,22 +899,12 @@ func TestMemForceAndVM(t *testing.T) {
 }
 
 func TestUnexpectedStop(t *testing.T) {
-	requireRoot(t)
-	lockThread(t)
-	pid, err := StartStub("/bin/true", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = Kill(pid); _, _ = Wait(pid) })
+	pid, r := stubRemote(t)
 	// Point Insn at a page of zeros: the task faults (SIGSEGV, which the
 	// blocked mask cannot hold back) before any syscall stop.
-	r, err := NewRemote(pid, vdsoInsn(t, pid))
-	if err != nil {
-		t.Fatal(err)
-	}
 	page := remoteMmap(t, r, pageSize, unix.PROT_READ)
 	bad := &Remote{TID: pid, Insn: page, saved: r.saved, restore: r.restore, last: r.last, mask: r.mask}
-	_, err = bad.Syscall(unix.SYS_GETPID)
+	_, err := bad.Syscall(unix.SYS_GETPID)
 	var se *StopError
 	if !errors.As(err, &se) || !errors.Is(err, ErrUnexpectedStop) || se.Regs == nil || se.Stop.Signal() != unix.SIGSEGV {
 		t.Fatalf("syscall from a page of zeros: %v", err)
