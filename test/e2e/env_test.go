@@ -112,6 +112,7 @@ func (e *env) start() int {
 	if err := testproc.WaitPidfile(e.run, s, 30*time.Second); err != nil {
 		e.t.Fatal(err)
 	}
+	e.t.Logf("workload %d started %s, ready %s", pid, s.At.Format("15:04:05.000"), time.Now().Format("15:04:05.000"))
 	time.Sleep(150 * time.Millisecond) // let every task settle into its wait
 	return pid
 }
@@ -266,6 +267,7 @@ func (e *env) verdict(root int, since uint64) {
 	if err := unix.Kill(root, unix.SIGTERM); err != nil {
 		e.t.Fatalf("SIGTERM root %d: %v", root, err)
 	}
+	sent := time.Now()
 	timeout := e.sc.verdict
 	if timeout == 0 {
 		timeout = 60 * time.Second
@@ -273,7 +275,13 @@ func (e *env) verdict(root int, since uint64) {
 	ex, ok := testproc.WaitExit(root, since, capped(timeout))
 	ws := ex.Status
 	if !ok {
-		e.t.Fatalf("root %d did not exit within %v of SIGTERM; tree: %s", root, timeout, describePids(testproc.Descendants(root)))
+		pids := testproc.Descendants(root)
+		var threads strings.Builder
+		for _, p := range pids {
+			threads.WriteString(threadReport(p))
+		}
+		e.t.Fatalf("root %d did not exit within %v of SIGTERM (sent %s); tree: %s; threads:%s", root, timeout,
+			sent.Format("15:04:05.000"), describePids(pids), threads.String())
 	}
 	b, err := os.ReadFile(resultPath)
 	if err != nil {
@@ -321,6 +329,7 @@ func (e *env) mmcrTimeout(timeout time.Duration, name string, args ...string) mm
 		unix.Kill(s.Pid, unix.SIGKILL)
 		e.t.Fatalf("mmcr %s did not finish within %v", strings.Join(args, " "), timeout)
 	}
+	e.t.Logf("%s: mmcr %s ran %s..%s", name, args[0], s.At.Format("15:04:05.000"), ex.At.Format("15:04:05.000"))
 	b, _ := os.ReadFile(errp)
 	return mmcrResult{status: ws, stderr: string(b)}
 }

@@ -148,3 +148,39 @@ func tail(path string, n int) string {
 	}
 	return pre + strings.Join(lines, "\n")
 }
+
+// threadReport describes every thread of pid for a hang: its state, CPU
+// time, what it waits in, and its signal masks. A restored task that never
+// answers SIGTERM either blocks it (SigBlk), never saw it (SigPnd/ShdPnd),
+// or spins (state R, utime growing, syscall "running").
+func threadReport(pid int) string {
+	tids, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return fmt.Sprintf("task %d: %v", pid, err)
+	}
+	var b strings.Builder
+	for _, d := range tids {
+		dir := fmt.Sprintf("/proc/%d/task/%s/", pid, d.Name())
+		comm, _ := os.ReadFile(dir + "comm")
+		fmt.Fprintf(&b, "\n  tid %s (%s)", d.Name(), strings.TrimSpace(string(comm)))
+		if st, err := os.ReadFile(dir + "stat"); err == nil {
+			if i := bytes.LastIndexByte(st, ')'); i >= 0 {
+				if f := strings.Fields(string(st[i+1:])); len(f) > 12 {
+					fmt.Fprintf(&b, " state %s utime %s stime %s", f[0], f[11], f[12])
+				}
+			}
+		}
+		wchan, _ := os.ReadFile(dir + "wchan")
+		sc, _ := os.ReadFile(dir + "syscall")
+		fmt.Fprintf(&b, " wchan %q syscall %q", wchan, strings.TrimSpace(string(sc)))
+		status, _ := os.ReadFile(dir + "status")
+		for _, l := range strings.Split(string(status), "\n") {
+			for _, k := range []string{"SigPnd:", "ShdPnd:", "SigBlk:", "SigIgn:", "SigCgt:"} {
+				if strings.HasPrefix(l, k) {
+					fmt.Fprintf(&b, " %s %s", k, strings.TrimSpace(l[len(k):]))
+				}
+			}
+		}
+	}
+	return b.String()
+}
