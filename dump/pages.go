@@ -175,8 +175,16 @@ func (d *dumper) dumpSharedObject(o *image.SharedObject) error {
 
 // queueObjectData queues the data of o, holes skipped (SEEK_DATA and
 // SEEK_HOLE), into s.
+//
+// An object with a block allocated for every page has no hole, and its
+// SEEK_HOLE would walk every page (~6 ms per 256 MiB) before the first
+// chunk is queued: it is queued whole at once instead. That is safe even
+// if the count were off: a hole reads as zeros, and zero pages are dropped.
 func queueObjectData(o *image.SharedObject, f *os.File, s *pageStream) error {
 	size := int64(o.Size)
+	if size > 0 && allocatedBytes(f) >= (size+image.PageSize-1)&^(image.PageSize-1) {
+		return s.add(0, uint64(size), false, false) // as the walk would: up to the size
+	}
 	for off := int64(0); off < size; {
 		data, err := f.Seek(off, unix.SEEK_DATA)
 		if errors.Is(err, unix.ENXIO) {
@@ -200,6 +208,16 @@ func queueObjectData(o *image.SharedObject, f *os.File, s *pageStream) error {
 		off = hole
 	}
 	return nil
+}
+
+// allocatedBytes is the storage f's blocks take (st_blocks), 0 when fstat
+// fails: the caller then looks for holes.
+func allocatedBytes(f *os.File) int64 {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil {
+		return 0
+	}
+	return st.Blocks * 512
 }
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
