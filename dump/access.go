@@ -96,17 +96,6 @@ func tracerOf(pid, tid int) (int, error) {
 	return strconv.Atoi(v)
 }
 
-// notTraced fails when another process already traces thread tid: a
-// debugger, or a second mmcr dumping the same tree. Two tracers cannot
-// share a task, and waiting for the other would freeze the tree longer.
-func notTraced(pid, tid int) error {
-	tp, err := tracerOf(pid, tid)
-	if err != nil || tp == 0 {
-		return nil // gone or unreadable: the seize says what is wrong
-	}
-	return fmt.Errorf("pid %d is already traced by %d (another mmcr?)", tid, processOf(tp))
-}
-
 // processOf returns the process (thread group) of thread tid: TracerPid
 // names the tracing thread, a user knows the process.
 func processOf(tid int) int {

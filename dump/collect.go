@@ -2,7 +2,10 @@ package dump
 
 import (
 	"fmt"
+	"os"
+	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/mapfiles"
@@ -15,19 +18,124 @@ import (
 // numRlimits is RLIMIT_CPU (0) ... RLIMIT_RTTIME (15).
 const numRlimits = 16
 
-// collectTask gathers everything about one frozen task but its pages.
-// /proc and ptrace state come first; the remote syscalls, which map a
-// scratch page into the task, come last and leave nothing behind.
-func (d *dumper) collectTask(pid int) (*image.Task, error) {
+// collectTasks gathers everything about every frozen task but its pages,
+// in tree order, into d.tree.
+//
+// A task is collected in two parts: what /proc tells (collectProc: smaps,
+// map_files, fds, links), on a goroutine of its own, and what only the
+// tracer can ask (collectTraced: registers, remote syscalls), on this
+// locked thread. The /proc part of the next task runs while this thread
+// waits for the current one's remote syscalls: with several tasks the two
+// parts overlap instead of adding up.
+func (d *dumper) collectTasks() error {
+	// Also what makes the overlap safe: no task's /proc view can show the
+	// scratch page of another task's remote syscalls.
+	if err := checkSharedMM(d.order); err != nil {
+		return err
+	}
+	type procPart struct {
+		t       *image.Task
+		seccomp bool
+		err     error
+	}
+	parts := make(chan procPart, 1)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(parts)
+		for _, pid := range d.order {
+			var p procPart
+			if p.err = d.canceled(); p.err == nil {
+				p.t, p.seccomp, p.err = d.collectProcSafe(pid)
+			}
+			select {
+			case parts <- p:
+			case <-stop:
+				return
+			}
+			if p.err != nil {
+				return
+			}
+		}
+	}()
+	// The goroutine fills d.files and d.shm: it must be done before the
+	// caller goes on, also after a failure.
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	for p := range parts {
+		if p.err != nil {
+			return p.err
+		}
+		if err := d.canceled(); err != nil {
+			return err
+		}
+		if err := d.collectTraced(p.t, p.seccomp); err != nil {
+			return err
+		}
+		d.tree.Tasks = append(d.tree.Tasks, p.t)
+	}
+	return nil
+}
+
+// collectProcSafe is collectProc with a panic turned into an error, as on
+// the dump's own goroutine, for Run to undo the dump.
+func (d *dumper) collectProcSafe(pid int) (t *image.Task, seccomp bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = taskErr(pid, "collect", fmt.Errorf("internal error: %v", r))
+		}
+	}()
+	return d.collectProc(pid)
+}
+
+// checkSharedMM refuses tasks that share one address space (clone with
+// CLONE_VM but not CLONE_THREAD, a vfork child before its exec): restore
+// would give each its own copy. kcmp orders tasks by mm, so sorting finds
+// the sharers with O(n log n) calls.
+func checkSharedMM(pids []int) error {
+	const kcmpVM = 1
+	var kerr error
+	cmp := func(a, b int) int {
+		r, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(a), uintptr(b), kcmpVM, 0, 0, 0)
+		if e != 0 {
+			if kerr == nil {
+				kerr = fmt.Errorf("compare the address spaces of tasks %d and %d: %w", a, b, os.NewSyscallError("kcmp", e))
+			}
+			return 0
+		}
+		return [...]int{0, -1, 1, 0}[r&3]
+	}
+	sorted := slices.Clone(pids)
+	slices.SortFunc(sorted, cmp)
+	for i := 1; i < len(sorted) && kerr == nil; i++ {
+		if cmp(sorted[i-1], sorted[i]) == 0 && kerr == nil {
+			a, b := min(sorted[i-1], sorted[i]), max(sorted[i-1], sorted[i])
+			return fmt.Errorf("tasks %d and %d share one address space (clone with CLONE_VM, or a vfork child before exec): %w",
+				a, b, ErrUnsupported)
+		}
+	}
+	return kerr
+}
+
+// collectProc gathers what /proc and map_files tell of a frozen task: it
+// needs no ptrace, so it may run on any goroutine (collectTasks runs it
+// ahead of the tracer), but it fills d.files, d.shm, d.shmSrc and the fd
+// lists: one collectProc at a time, and nothing else touching those. seccomp says whether the task has a
+// seccomp filter (the remote syscalls take care with those).
+func (d *dumper) collectProc(pid int) (t *image.Task, seccomp bool, err error) {
 	st, err := d.fs.Stat(pid)
 	if err != nil {
-		return nil, taskErr(pid, "read stat", err)
+		return nil, false, taskErr(pid, "read stat", err)
 	}
 	status, err := d.fs.Status(pid)
 	if err != nil {
-		return nil, taskErr(pid, "read status", err)
+		return nil, false, taskErr(pid, "read status", err)
 	}
-	t := &image.Task{
+	t = &image.Task{
 		PID:  pid,
 		PPID: st.PPID,
 		PGID: st.PGID,
@@ -40,30 +148,20 @@ func (d *dumper) collectTask(pid int) (*image.Task, error) {
 
 	maps, err := d.fs.Mappings(pid)
 	if err != nil {
-		return nil, taskErr(pid, "read vmas", err)
+		return nil, false, taskErr(pid, "read vmas", err)
 	}
 	if t.VMAs, err = d.collectVMAs(pid, maps); err != nil {
-		return nil, taskErr(pid, "read vmas", err)
+		return nil, false, taskErr(pid, "read vmas", err)
 	}
-
 	for _, tid := range d.threads[pid] {
-		th, err := collectThread(tid)
-		if err == nil {
-			th.Comm, err = d.fs.ThreadComm(pid, tid)
-		}
+		comm, err := d.fs.ThreadComm(pid, tid)
 		if err != nil {
-			return nil, taskErr(pid, "read thread "+strconv.Itoa(tid), err)
+			return nil, false, taskErr(pid, "read thread "+strconv.Itoa(tid), err)
 		}
-		t.Threads = append(t.Threads, th)
+		t.Threads = append(t.Threads, &image.Thread{TID: tid, Comm: comm})
 	}
-	shared, err := ptrace.PeekSigInfo(pid, true)
-	if err != nil {
-		return nil, taskErr(pid, "read shared pending signals", err)
-	}
-	t.SharedPending = toSigInfo(shared)
-
 	if err := d.collectMm(t, st, status); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	t.Creds = image.Creds{
 		UID: status.UID[0], EUID: status.UID[1], SUID: status.UID[2], FSUID: status.UID[3],
@@ -75,26 +173,48 @@ func (d *dumper) collectTask(pid int) (*image.Task, error) {
 	}
 	t.Umask = status.Umask
 	if t.Personality, err = d.fs.Personality(pid); err != nil {
-		return nil, taskErr(pid, "read personality", err)
+		return nil, false, taskErr(pid, "read personality", err)
 	}
 	if t.Rlimits, err = readRlimits(pid); err != nil {
-		return nil, taskErr(pid, "read rlimits", err)
+		return nil, false, taskErr(pid, "read rlimits", err)
 	}
 	if t.CwdFileID, err = d.linkFile(pid, "cwd"); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if t.RootFileID, err = d.linkFile(pid, "root"); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if t.FDs, err = d.collectFDs(pid); err != nil {
-		return nil, taskErr(pid, "dump fds", err)
+		return nil, false, taskErr(pid, "dump fds", err)
 	}
-	if err := d.collectRemote(t, status.Seccomp != 0); err != nil {
-		return nil, err
+	return t, status.Seccomp != 0, nil
+}
+
+// collectTraced gathers what only the tracer can ask of t (collectProc
+// filled the rest): each thread's registers and signal state, the shared
+// pending signals, and the answers of the remote syscalls. It runs on the
+// dump's locked thread.
+func (d *dumper) collectTraced(t *image.Task, seccomp bool) error {
+	pid := t.PID
+	for i, th := range t.Threads {
+		regs, err := collectThread(th.TID)
+		if err != nil {
+			return taskErr(pid, "read thread "+strconv.Itoa(th.TID), err)
+		}
+		regs.Comm = th.Comm
+		t.Threads[i] = regs
+	}
+	shared, err := ptrace.PeekSigInfo(pid, true)
+	if err != nil {
+		return taskErr(pid, "read shared pending signals", err)
+	}
+	t.SharedPending = toSigInfo(shared)
+	if err := d.collectRemote(t, seccomp); err != nil {
+		return err
 	}
 	d.log.Debug("task collected", "pid", pid, "comm", t.Comm, "threads", len(t.Threads),
 		"vmas", len(t.VMAs), "fds", len(t.FDs))
-	return t, nil
+	return nil
 }
 
 // collectVMAs classifies every mapping and resolves what backs it: a File

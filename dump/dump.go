@@ -236,15 +236,8 @@ func (d *dumper) run() error {
 	// happen early and briefly, so an mmcr killed with SIGKILL during the
 	// long page copy leaves no task mid-syscall (the kernel detaches the
 	// tracees, which then run on untouched).
-	for _, pid := range d.order {
-		if err := d.canceled(); err != nil {
-			return err
-		}
-		t, err := d.collectTask(pid)
-		if err != nil {
-			return err
-		}
-		d.tree.Tasks = append(d.tree.Tasks, t)
+	if err := d.collectTasks(); err != nil {
+		return err
 	}
 	phase("collect")
 	for _, t := range d.tree.Tasks {

@@ -258,3 +258,23 @@ func TestDumpAsOtherUser(t *testing.T) {
 	}
 	w.finish(t)
 }
+
+// TestDumpRefusesSharedMM: two processes of the tree sharing one address
+// space (clone with CLONE_VM, a vfork child before its exec) cannot be
+// restored as they were; the dump says so, naming both, and leaves the
+// tree as it was.
+func TestDumpRefusesSharedMM(t *testing.T) {
+	requireRoot(t)
+	w := startWorkload(t, buildC(t, "sharedvm"))
+	parent, child := w.pid(t, 1), w.pid(t, 2)
+	before := map[int][]mapsLine{parent: readMaps(t, parent), child: readMaps(t, child)}
+	dir := filepath.Join(t.TempDir(), "img")
+	err := Run(Options{PID: parent, Dir: dir})
+	want := fmt.Sprintf("tasks %d and %d share one address space", parent, child)
+	if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("dump: %v; want %q", err, want)
+	}
+	untouched(t, before, "after the refused dump")
+	noImage(t, dir, "after the refused dump")
+	w.finish(t)
+}

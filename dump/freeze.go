@@ -65,9 +65,8 @@ func (d *dumper) scan() (grew bool, err error) {
 		var live []int
 		for _, tid := range tids {
 			if !d.seizedSet[tid] {
-				if err := notTraced(pid, tid); err != nil {
-					return taskErr(pid, "seize thread "+strconv.Itoa(tid), err)
-				}
+				// A thread another process traces refuses the seize with
+				// EPERM at once (explainSeize names the tracer): no wait.
 				st, err := ptrace.SeizeStop(tid)
 				if err != nil {
 					if tid != pid && threadGone(pid, tid) {
@@ -76,7 +75,7 @@ func (d *dumper) scan() (grew bool, err error) {
 					if tid == pid && pid != d.opts.PID && processGone(pid) {
 						return nil
 					}
-					return taskErr(pid, "seize thread "+strconv.Itoa(tid), d.explainSeize(pid, err))
+					return taskErr(pid, "seize thread "+strconv.Itoa(tid), d.explainSeize(pid, tid, err))
 				}
 				d.seizedSet[tid] = true
 				d.seized = append(d.seized, tid)
@@ -115,13 +114,13 @@ func (d *dumper) scan() (grew bool, err error) {
 
 // explainSeize turns the usual seize failures into something a user can
 // act on.
-func (d *dumper) explainSeize(pid int, err error) error {
+func (d *dumper) explainSeize(pid, tid int, err error) error {
 	if st, serr := d.fs.Stat(pid); serr == nil && st.State == 'Z' {
 		return fmt.Errorf("task is a zombie (its parent has not reaped it): %w", err)
 	}
 	if errors.Is(err, unix.EPERM) {
-		if tp, terr := tracerOf(pid, pid); terr == nil && tp != 0 {
-			return fmt.Errorf("pid %d is already traced by %d (another mmcr?): %w", pid, processOf(tp), err)
+		if tp, terr := tracerOf(pid, tid); terr == nil && tp != 0 {
+			return fmt.Errorf("pid %d is already traced by %d (another mmcr?): %w", tid, processOf(tp), err)
 		}
 		return explainDenied(pid, err)
 	}
