@@ -16,8 +16,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/mmcr/mmcr/check"
 	"github.com/mmcr/mmcr/dump"
 	"github.com/mmcr/mmcr/image"
@@ -32,7 +30,7 @@ func main() {
 	if len(os.Args) == 2 && os.Args[1] == stubArg {
 		os.Exit(1)
 	}
-	os.Exit(run(os.Args))
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
 
 // exitError carries an exit status that is not a failure of mmcr itself
@@ -41,20 +39,14 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
-func run(args []string) int {
-	app := &cli.App{
-		Name:                   "mmcr",
-		Usage:                  "checkpoint and restore Linux process trees, memory first",
-		UseShortOptionHandling: true,
-		HideHelpCommand:        true,
-		Commands: []*cli.Command{
-			dumpCommand(),
-			restoreCommand(),
-			showCommand(),
-			checkCommand(),
-		},
+// run runs mmcr with args (os.Args) and returns its exit status. Help
+// and usage go to stdout and stderr, and so does the one-line error.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) < 2 {
+		usage(stderr)
+		return 2
 	}
-	err := app.Run(args)
+	err := dispatch(args[1:], stdout)
 	if err == nil {
 		return 0
 	}
@@ -63,20 +55,54 @@ func run(args []string) int {
 		return ee.code
 	}
 	// One line, always: a user's script greps it, a person reads it.
-	fmt.Fprintf(os.Stderr, "mmcr: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
+	fmt.Fprintf(stderr, "mmcr: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
 	return 1
 }
 
-var logFlags = []cli.Flag{
-	&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log more (repeat: -vv for debug)", Count: new(int)},
-	&cli.StringFlag{Name: "log-file", Usage: "write the log to `FILE` instead of stderr"},
+// commands are mmcr's subcommands, in the order help lists them.
+var commands = []command{
+	{
+		name:     "dump",
+		summary:  "checkpoint the process tree rooted at PID into an image directory",
+		synopsis: "mmcr dump -t PID -D DIR [--leave-running] [-v...] [--log-file F]",
+		options:  func() options { return new(dumpOptions) },
+	},
+	{
+		name:     "restore",
+		summary:  "bring a dumped process tree back, running, with its original pids",
+		synopsis: "mmcr restore -D DIR [-d|--restore-detached] [--pidfile F] [--trust-images] [-v...] [--log-file F]",
+		options:  func() options { return new(restoreOptions) },
+	},
+	{
+		name:     "show",
+		summary:  "print what an image directory holds: the tree, every VMA, page counts",
+		synopsis: "mmcr show -D DIR [--json]",
+		options:  func() options { return new(showOptions) },
+	},
+	{
+		name:     "check",
+		summary:  "check that this kernel has what mmcr relies on",
+		synopsis: "mmcr check",
+		options:  func() options { return new(checkOptions) },
+	},
+}
+
+// logOptions are the logging flags of dump and restore.
+type logOptions struct {
+	verbose counter
+	file    string
+}
+
+func (o *logOptions) define(f *flags) {
+	f.add(&o.verbose, "", "log more (repeat: -vv for debug)", "verbose", "v")
+	f.string(&o.file, "FILE", "write the log to FILE instead of stderr", "log-file")
 }
 
 // newLogger builds the logger -v/-vv and --log-file ask for. The returned
 // closer closes the log file, if any.
-func newLogger(c *cli.Context) (*slog.Logger, func(), error) {
+func newLogger(o logOptions) (*slog.Logger, func(), error) {
 	level := slog.LevelWarn
-	switch n := c.Count("verbose"); {
+	switch n := o.verbose; {
 	case n == 1:
 		level = slog.LevelInfo
 	case n >= 2:
@@ -84,7 +110,7 @@ func newLogger(c *cli.Context) (*slog.Logger, func(), error) {
 	}
 	var w io.Writer = os.Stderr
 	closer := func() {}
-	if path := c.String("log-file"); path != "" {
+	if path := o.file; path != "" {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
 			return nil, nil, fmt.Errorf("open log file: %w", err)
@@ -126,127 +152,133 @@ func interruptible() (context.Context, func()) {
 	}
 }
 
-func dumpCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "dump",
-		Usage:     "checkpoint the process tree rooted at PID into an image directory",
-		UsageText: "mmcr dump -t PID -D DIR [--leave-running] [-v...] [--log-file F]",
-		Flags: append([]cli.Flag{
-			&cli.IntFlag{Name: "tree", Aliases: []string{"t"}, Usage: "`PID` of the tree's root", Required: true},
-			&cli.StringFlag{Name: "images-dir", Aliases: []string{"D"}, Usage: "image `DIR`", Required: true},
-			&cli.BoolFlag{Name: "leave-running", Aliases: []string{"R"}, Usage: "resume the tree after dumping instead of killing it"},
-		}, logFlags...),
-		Action: func(c *cli.Context) error {
-			log, closeLog, err := newLogger(c)
-			if err != nil {
-				return err
-			}
-			defer closeLog()
-			if c.Int("tree") <= 0 {
-				return fmt.Errorf("dump: invalid pid %d", c.Int("tree"))
-			}
-			ctx, stop := interruptible()
-			defer stop()
-			return dump.Run(dump.Options{
-				PID:          c.Int("tree"),
-				Dir:          c.String("images-dir"),
-				LeaveRunning: c.Bool("leave-running"),
-				Log:          log,
-				Ctx:          ctx,
-			})
-		},
-	}
+// dumpOptions are mmcr dump's flags.
+type dumpOptions struct {
+	log          logOptions
+	pid          int
+	dir          string
+	leaveRunning bool
 }
 
-func restoreCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "restore",
-		Usage:     "bring a dumped process tree back, running, with its original pids",
-		UsageText: "mmcr restore -D DIR [-d|--restore-detached] [--pidfile F] [--trust-images] [-v...] [--log-file F]",
-		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "images-dir", Aliases: []string{"D"}, Usage: "image `DIR`", Required: true},
-			&cli.BoolFlag{Name: "restore-detached", Aliases: []string{"d"}, Usage: "return once the tree runs instead of waiting for its root"},
-			&cli.StringFlag{Name: "pidfile", Usage: "write the restored root's pid to `FILE`"},
-			&cli.BoolFlag{Name: "trust-images", Usage: "restore even from an image dir owned by another user, writable by others, or holding symbolic links"},
-		}, logFlags...),
-		Action: func(c *cli.Context) error {
-			log, closeLog, err := newLogger(c)
-			if err != nil {
-				return err
-			}
-			defer closeLog()
-			ctx, stop := interruptible()
-			root, err := restore.Run(restore.Options{
-				Dir:         c.String("images-dir"),
-				Detached:    c.Bool("restore-detached"),
-				PidFile:     c.String("pidfile"),
-				TrustImages: c.Bool("trust-images"),
-				Log:         log,
-				Stdin:       os.Stdin,
-				Stdout:      os.Stdout,
-				Stderr:      os.Stderr,
-				Ctx:         ctx,
-			})
-			// The tree runs on its own now: signals take their default
-			// action on mmcr again.
-			stop()
-			if err != nil {
-				return err
-			}
-			if c.Bool("restore-detached") {
-				return nil
-			}
-			code, err := restore.Wait(root)
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return exitError{code}
-			}
-			return nil
-		},
-	}
+func (o *dumpOptions) define(f *flags) {
+	f.int(&o.pid, "PID", "PID of the tree's root", "tree", "t").require()
+	f.string(&o.dir, "DIR", "image DIR", "images-dir", "D").require()
+	f.bool(&o.leaveRunning, "resume the tree after dumping instead of killing it", "leave-running", "R")
+	o.log.define(f)
 }
 
-func showCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "show",
-		Usage:     "print what an image directory holds: the tree, every VMA, page counts",
-		UsageText: "mmcr show -D DIR [--json]",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "images-dir", Aliases: []string{"D"}, Usage: "image `DIR`", Required: true},
-			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
-		},
-		Action: func(c *cli.Context) error {
-			r, err := image.Open(c.String("images-dir"))
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			sum, err := image.Summarize(r)
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(sum)
-			}
-			return sum.WriteText(os.Stdout)
-		},
+func (o *dumpOptions) run() error {
+	log, closeLog, err := newLogger(o.log)
+	if err != nil {
+		return err
 	}
+	defer closeLog()
+	if o.pid <= 0 {
+		return fmt.Errorf("dump: invalid pid %d", o.pid)
+	}
+	ctx, stop := interruptible()
+	defer stop()
+	return dump.Run(dump.Options{
+		PID:          o.pid,
+		Dir:          o.dir,
+		LeaveRunning: o.leaveRunning,
+		Log:          log,
+		Ctx:          ctx,
+	})
 }
 
-func checkCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "check",
-		Usage:     "check that this kernel has what mmcr relies on",
-		UsageText: "mmcr check",
-		Action: func(c *cli.Context) error {
-			if !check.Run(os.Stdout) {
-				return errors.New("check: this machine lacks features mmcr needs (see above)")
-			}
-			return nil
-		},
+// restoreOptions are mmcr restore's flags. Without -d, run waits for the
+// restored root and passes its exit status on (exitError).
+type restoreOptions struct {
+	log         logOptions
+	dir         string
+	detached    bool
+	pidFile     string
+	trustImages bool
+}
+
+func (o *restoreOptions) define(f *flags) {
+	f.string(&o.dir, "DIR", "image DIR", "images-dir", "D").require()
+	f.bool(&o.detached, "return once the tree runs instead of waiting for its root", "restore-detached", "d")
+	f.string(&o.pidFile, "FILE", "write the restored root's pid to FILE", "pidfile")
+	f.bool(&o.trustImages, "restore even from an image dir owned by another user, writable by others, or holding symbolic links", "trust-images")
+	o.log.define(f)
+}
+
+func (o *restoreOptions) run() error {
+	log, closeLog, err := newLogger(o.log)
+	if err != nil {
+		return err
 	}
+	defer closeLog()
+	ctx, stop := interruptible()
+	root, err := restore.Run(restore.Options{
+		Dir:         o.dir,
+		Detached:    o.detached,
+		PidFile:     o.pidFile,
+		TrustImages: o.trustImages,
+		Log:         log,
+		Stdin:       os.Stdin,
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+		Ctx:         ctx,
+	})
+	// The tree runs on its own now: signals take their default
+	// action on mmcr again.
+	stop()
+	if err != nil {
+		return err
+	}
+	if o.detached {
+		return nil
+	}
+	code, err := restore.Wait(root)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitError{code}
+	}
+	return nil
+}
+
+// showOptions are mmcr show's flags.
+type showOptions struct {
+	dir  string
+	json bool
+}
+
+func (o *showOptions) define(f *flags) {
+	f.string(&o.dir, "DIR", "image DIR", "images-dir", "D").require()
+	f.bool(&o.json, "print JSON for scripts", "json")
+}
+
+func (o *showOptions) run() error {
+	r, err := image.Open(o.dir)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	sum, err := image.Summarize(r)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(sum)
+	}
+	return sum.WriteText(os.Stdout)
+}
+
+// checkOptions has no flags: check only takes --help.
+type checkOptions struct{}
+
+func (checkOptions) define(*flags) {}
+
+func (checkOptions) run() error {
+	if !check.Run(os.Stdout) {
+		return errors.New("check: this machine lacks features mmcr needs (see above)")
+	}
+	return nil
 }
