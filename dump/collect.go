@@ -111,8 +111,12 @@ func checkSharedMM(pids []int) error {
 	}
 	sorted := slices.Clone(pids)
 	slices.SortFunc(sorted, cmp)
-	for i := 1; i < len(sorted) && kerr == nil; i++ {
-		if cmp(sorted[i-1], sorted[i]) == 0 && kerr == nil {
+	for i := 1; i < len(sorted); i++ {
+		same := cmp(sorted[i-1], sorted[i]) == 0
+		if kerr != nil {
+			return kerr
+		}
+		if same {
 			a, b := min(sorted[i-1], sorted[i]), max(sorted[i-1], sorted[i])
 			return fmt.Errorf("tasks %d and %d share one address space (clone with CLONE_VM, or a vfork child before exec): %w",
 				a, b, ErrUnsupported)
@@ -121,11 +125,12 @@ func checkSharedMM(pids []int) error {
 	return kerr
 }
 
-// collectProc gathers what /proc and map_files tell of a frozen task: it
+// collectProc gathers what /proc and map_files tell of a frozen task. It
 // needs no ptrace, so it may run on any goroutine (collectTasks runs it
 // ahead of the tracer), but it fills d.files, d.shm, d.shmSrc and the fd
-// lists: one collectProc at a time, and nothing else touching those. seccomp says whether the task has a
-// seccomp filter (the remote syscalls take care with those).
+// lists: one collectProc at a time, and nothing else touching those.
+// seccomp says whether the task has a seccomp filter (the remote syscalls
+// take care with those).
 func (d *dumper) collectProc(pid int) (t *image.Task, seccomp bool, err error) {
 	st, err := d.fs.Stat(pid)
 	if err != nil {
