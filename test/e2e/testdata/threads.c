@@ -260,13 +260,25 @@ int main(void)
 	write_pidfile();
 	wait_term();
 
+	/*
+	 * Every thread must advance after restore. Each gets up to 5 s: on a
+	 * loaded machine a thread may wait that long for a CPU, but one that
+	 * is really stuck never advances.
+	 */
 	uint64_t before[NTHR];
 	for (int i = 0; i < NTHR; i++)
 		before[i] = thr[i].progress;
-	usleep(300 * 1000);
+	for (int tries = 0; tries < 500; tries++) {
+		int moved = 0;
+		for (int i = 0; i < NTHR; i++)
+			moved += thr[i].progress != before[i];
+		if (moved == NTHR)
+			break;
+		usleep(10 * 1000);
+	}
 	for (int i = 0; i < NTHR; i++)
 		if (thr[i].progress == before[i])
-			failf("thread %s (tid %d) made no progress in 300 ms after SIGTERM", names[i], (int)thr[i].tid);
+			failf("thread %s (tid %d) made no progress in 5 s after SIGTERM", names[i], (int)thr[i].tid);
 	for (int i = 0; i < NTHR; i++)
 		check_self_state(i);
 

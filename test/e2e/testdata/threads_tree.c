@@ -97,14 +97,26 @@ static void start_workers(void)
 	die("workers made no progress during setup");
 }
 
-/* moving checks that the given tasks' slots all advance within 300 ms. */
+/*
+ * moving checks that the given tasks' slots all advance, each within 5 s:
+ * on a loaded machine a worker may wait that long for a CPU, a stuck one
+ * never advances.
+ */
 static void moving(int first, int last)
 {
 	uint64_t before[NT][NW];
 	for (int t = first; t <= last; t++)
 		for (int w = 0; w < NW; w++)
 			before[t][w] = atomic_load(&sh->slot[t][w]);
-	usleep(300 * 1000);
+	for (int tries = 0; tries < 500; tries++) {
+		int still = 0;
+		for (int t = first; t <= last; t++)
+			for (int w = 0; w < NW; w++)
+				still += atomic_load(&sh->slot[t][w]) == before[t][w];
+		if (!still)
+			break;
+		usleep(10 * 1000);
+	}
 	for (int t = first; t <= last; t++)
 		for (int w = 0; w < NW; w++)
 			if (atomic_load(&sh->slot[t][w]) == before[t][w])
