@@ -163,8 +163,17 @@ func (d *dumper) collectProc(pid int) (t *image.Task, seccomp bool, err error) {
 		if err != nil {
 			return nil, false, taskErr(pid, "read thread "+strconv.Itoa(tid), err)
 		}
-		t.Threads = append(t.Threads, &image.Thread{TID: tid, Comm: comm})
+		sched, err := readSched(pid, tid)
+		if err != nil {
+			return nil, false, err
+		}
+		t.Threads = append(t.Threads, &image.Thread{TID: tid, Comm: comm, Sched: sched})
 	}
+	oom, err := d.fs.OomScoreAdj(pid)
+	if err != nil {
+		return nil, false, taskErr(pid, "read oom_score_adj", err)
+	}
+	t.OomScoreAdj = &oom
 	if err := d.collectMm(t, st, status); err != nil {
 		return nil, false, err
 	}
@@ -206,7 +215,7 @@ func (d *dumper) collectTraced(t *image.Task, seccomp bool) error {
 		if err != nil {
 			return taskErr(pid, "read thread "+strconv.Itoa(th.TID), err)
 		}
-		regs.Comm = th.Comm
+		regs.Comm, regs.Sched = th.Comm, th.Sched
 		t.Threads[i] = regs
 	}
 	shared, err := ptrace.PeekSigInfo(pid, true)

@@ -130,6 +130,14 @@ func TestCritValues(t *testing.T) {
 	if fp := core.GetThreadInfo().GetFpregs(); fp.GetMxcsr() != binary.LittleEndian.Uint32(raw[24:]) || len(fp.GetXmmSpace()) != 64 {
 		t.Errorf("fpregs: %v", fp)
 	}
+	if core.GetTc().OomScoreAdj == nil || core.GetTc().GetOomScoreAdj() != 0 {
+		t.Errorf("oom_score_adj as crit sees it: %v", core.GetTc().OomScoreAdj)
+	}
+	tc101 := decode("core-101.img", &criu_core.CoreEntry{}).Entries[0].Message.(*criu_core.CoreEntry).GetThreadCore()
+	if tc101.GetSchedPolicy() != SchedFIFO|SchedResetOnFork || tc101.GetSchedPrio() != 10 || tc101.GetSchedNice() != -3 {
+		t.Errorf("scheduling state as crit sees it: policy %#x prio %d nice %d",
+			tc101.GetSchedPolicy(), tc101.GetSchedPrio(), tc101.GetSchedNice())
+	}
 	mme := decode("mm-100.img", &mm.MmEntry{}).Entries[0].Message.(*mm.MmEntry)
 	if len(mme.GetVmas()) != len(tree.Tasks[0].VMAs) || mme.GetVmas()[3].GetShmid() != 1 {
 		t.Errorf("mm as crit sees it: %v", mme)

@@ -347,6 +347,16 @@ func threadFromCore(name string, ce *criu_core.CoreEntry, tid int, xsave []byte)
 	if th.PdeathSig > 64 {
 		return nil, fileErr(name, ErrCorrupt, "parent-death signal %d", th.PdeathSig)
 	}
+	// CRIU writes the three together; an image without them predates
+	// mmcr keeping them, and the thread's state stays unknown (nil).
+	if tc.SchedPolicy != nil {
+		th.Sched = &Sched{Policy: tc.GetSchedPolicy(), Prio: tc.GetSchedPrio(), Nice: tc.GetSchedNice()}
+		if err := th.Sched.check(); err != nil {
+			return nil, fileErr(name, ErrCorrupt, "%v", err)
+		}
+	} else if tc.SchedPrio != nil || tc.SchedNice != nil {
+		return nil, fileErr(name, ErrCorrupt, "real-time priority or nice without a scheduling policy")
+	}
 	if len(xsave) == 0 {
 		th.Xsave = nil
 	}
@@ -413,6 +423,13 @@ func taskFromCore(name string, ce *criu_core.CoreEntry, task *Task) error {
 	}
 	task.Comm, task.Personality = tc.GetComm(), tc.GetPersonality()
 	task.ChildSubreaper = tc.GetChildSubreaper()
+	if tc.OomScoreAdj != nil {
+		v := int(tc.GetOomScoreAdj())
+		if err := checkOomScoreAdj(v); err != nil {
+			return fileErr(name, ErrCorrupt, "%v", err)
+		}
+		task.OomScoreAdj = &v
+	}
 	if c := ce.GetThreadCore().GetCreds(); c != nil {
 		if err := credsFrom(name, c, &task.Creds); err != nil {
 			return err

@@ -151,6 +151,16 @@ func checkTree(t *Tree) error {
 				return fmt.Errorf("image: task %d: nil, bad or duplicate thread", task.PID)
 			}
 			seen[th.TID] = true
+			if th.Sched != nil {
+				if err := th.Sched.check(); err != nil {
+					return fmt.Errorf("image: task %d: thread %d: %w", task.PID, th.TID, err)
+				}
+			}
+		}
+		if task.OomScoreAdj != nil {
+			if err := checkOomScoreAdj(*task.OomScoreAdj); err != nil {
+				return fmt.Errorf("image: task %d: %w", task.PID, err)
+			}
 		}
 		if len(task.SigActions) > 64 || len(task.Rlimits) > 64 {
 			return fmt.Errorf("image: task %d: too many sigactions or rlimits", task.PID)
@@ -500,6 +510,11 @@ func coreEntry(task *Task, th *Thread, leader bool) *criu_core.CoreEntry {
 	if th.Comm != "" {
 		ce.ThreadCore.Comm = proto.String(th.Comm)
 	}
+	if s := th.Sched; s != nil {
+		ce.ThreadCore.SchedPolicy = proto.Uint32(s.Policy)
+		ce.ThreadCore.SchedPrio = proto.Uint32(s.Prio)
+		ce.ThreadCore.SchedNice = proto.Int32(s.Nice)
+	}
 	if th.Rseq.Addr != 0 || th.Rseq.Len != 0 || th.Rseq.Sig != 0 {
 		ce.ThreadCore.RseqEntry = &rseq.RseqEntry{RseqAbiPointer: proto.Uint64(th.Rseq.Addr),
 			RseqAbiSize: proto.Uint32(th.Rseq.Len), Signature: proto.Uint32(th.Rseq.Sig)}
@@ -515,6 +530,9 @@ func coreEntry(task *Task, th *Thread, leader bool) *criu_core.CoreEntry {
 			Prof: itimer(task.Itimers[2])},
 		SignalsS:       sigQueue(task.SharedPending),
 		ChildSubreaper: proto.Bool(task.ChildSubreaper),
+	}
+	if task.OomScoreAdj != nil {
+		tc.OomScoreAdj = proto.Int32(int32(*task.OomScoreAdj))
 	}
 	if len(task.Rlimits) > 0 {
 		tc.Rlimits = &criu_core.TaskRlimitsEntry{}

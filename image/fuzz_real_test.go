@@ -47,6 +47,10 @@ func TestRealDumpDecodes(t *testing.T) {
 	if _, _, err := r.pageRuns(pagemapName(tree.Tasks[0].PID)); err != nil {
 		t.Fatalf("pagemap: %v", err)
 	}
+	// Written before mmcr kept them: unknown, which restore leaves alone.
+	if task := tree.Tasks[0]; task.Threads[0].Sched != nil || task.OomScoreAdj != nil {
+		t.Fatalf("real dump without scheduling fields: sched %+v, oom_score_adj %v", task.Threads[0].Sched, task.OomScoreAdj)
+	}
 }
 
 // FuzzDecodeRealDump replaces one metadata file of the real dump with

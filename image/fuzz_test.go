@@ -109,6 +109,15 @@ func FuzzDecodeTree(f *testing.F) {
 	}
 	fuzzOneFile(f, meta, files, func(t *testing.T, r *Reader, tree *Tree) {
 		for _, task := range tree.Tasks {
+			// What decode lets through, restore hands to the kernel.
+			if v := task.OomScoreAdj; v != nil && checkOomScoreAdj(*v) != nil {
+				t.Fatalf("task %d: oom_score_adj %d decoded", task.PID, *v)
+			}
+			for _, th := range task.Threads {
+				if th.Sched != nil && th.Sched.check() != nil {
+					t.Fatalf("thread %d: scheduling state %+v decoded", th.TID, *th.Sched)
+				}
+			}
 			if _, _, err := r.pageRuns(pagemapName(task.PID)); err != nil {
 				continue
 			}

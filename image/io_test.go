@@ -29,6 +29,9 @@ func sampleTree() *Tree {
 	}
 	si2 := si
 	si2[0] = 10
+	// Thread 105 (salt 2) has no scheduling state, as in an image written
+	// before mmcr kept it; thread 100's is all zero but present.
+	scheds := []*Sched{{}, {Policy: SchedFIFO | SchedResetOnFork, Prio: 10, Nice: -3}, nil, {Policy: SchedIdle, Nice: 19}}
 	mkThread := func(tid int, salt uint64) *Thread {
 		return &Thread{
 			TID: tid,
@@ -43,6 +46,7 @@ func sampleTree() *Tree {
 			Comm:     fmt.Sprintf("worker-%d", salt),
 			ClearTID: 0x7f00000052d0 + salt<<12, RobustList: 0x7f00000052e0 + salt<<12, RobustListLen: 24,
 			PdeathSig: uint32(salt) * 9, // 0, SIGKILL, SIGUSR2
+			Sched:     scheds[salt],
 		}
 	}
 	sas := make([]SigAction, 64)
@@ -106,6 +110,7 @@ func sampleTree() *Tree {
 		Umask: 0o22, Personality: 0x0040000, Rlimits: rl, SigActions: sas,
 		Itimers:       [3]Itimer{{IntervalUsec: 1500000, ValueUsec: 2999999}, {IntervalUsec: 0, ValueUsec: 10}, {IntervalUsec: 7, ValueUsec: 0}},
 		SharedPending: []SigInfo{si, si2},
+		OomScoreAdj:   new(0), // present though zero; the child's is absent
 	}
 	child := &Task{
 		PID: 102, PPID: 100, PGID: 100, SID: 90, Comm: "child",
@@ -415,6 +420,8 @@ func TestCommitRejectsBadTree(t *testing.T) {
 		{"unknown exe", func(tr *Tree) { tr.Tasks[1].Mm.ExeFileID = 42 }, "unknown file 42"},
 		{"epoll of a missing fd", func(tr *Tree) { tr.Tasks[0].FDs[6].Epoll[1].FD = 5 }, "watches fd 5"},
 		{"eventfd without state", func(tr *Tree) { tr.Tasks[0].FDs[7].Eventfd = nil }, "eventfd state"},
+		{"deadline policy", func(tr *Tree) { tr.Tasks[0].Threads[1].Sched = &Sched{Policy: 6} }, "thread 101: scheduling policy 0x6"},
+		{"oom_score_adj out of range", func(tr *Tree) { tr.Tasks[1].OomScoreAdj = new(1001) }, "task 102: oom_score_adj 1001"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tree := sampleTree()

@@ -1,6 +1,10 @@
 package image
 
-import "golang.org/x/sys/unix"
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
 
 // This file holds the in-memory description of a dumped process tree: what
 // dump/ produces, what Writer encodes into CRIU images, what Reader decodes,
@@ -57,6 +61,11 @@ type Task struct {
 	// SharedPending are process-wide pending signals (raw siginfo).
 	SharedPending []SigInfo
 
+	// OomScoreAdj is /proc/PID/oom_score_adj, -1000..1000 (per process);
+	// nil in images written before mmcr kept it: restore then leaves the
+	// task's as it comes.
+	OomScoreAdj *int
+
 	// ParentPages are the pages of FromParent VMAs that were still shared
 	// copy-on-write with the parent at dump (one physical page in both
 	// tasks): their content is the parent's, stored once, in the parent's
@@ -97,6 +106,64 @@ type Thread struct {
 	// PdeathSig is the signal the thread gets when its parent dies
 	// (prctl PR_SET_PDEATHSIG; per thread); 0: none.
 	PdeathSig uint32
+	// Sched is the thread's scheduling state; nil in images written
+	// before mmcr kept it: restore then leaves the thread's as it comes.
+	Sched *Sched
+}
+
+// Sched is a thread's scheduling state, as CRIU's thread core keeps it.
+type Sched struct {
+	// Policy is what sched_getscheduler reports: SCHED_OTHER, SCHED_FIFO,
+	// SCHED_RR, SCHED_BATCH or SCHED_IDLE, with SCHED_RESET_ON_FORK OR'ed
+	// in when the thread's children are not to inherit a real-time policy
+	// or a negative nice value.
+	Policy uint32
+	// Prio is the real-time priority: 1..99 under SCHED_FIFO and
+	// SCHED_RR, 0 under the others.
+	Prio uint32
+	// Nice is -20..19, under every policy: the kernel keeps it for a
+	// real-time thread too, and uses it again if the thread leaves
+	// real-time.
+	Nice int32
+}
+
+// Scheduling policies an image may hold (linux/sched.h). SCHED_DEADLINE
+// and SCHED_EXT are not among them: dump refuses them.
+const (
+	SchedOther       = 0
+	SchedFIFO        = 1
+	SchedRR          = 2
+	SchedBatch       = 3
+	SchedIdle        = 5
+	SchedResetOnFork = 0x40000000
+)
+
+// check reports what makes s a state no thread can have, or nil.
+func (s *Sched) check() error {
+	switch s.Policy &^ SchedResetOnFork {
+	case SchedFIFO, SchedRR:
+		if s.Prio < 1 || s.Prio > 99 {
+			return fmt.Errorf("real-time priority %d under policy %d, want 1..99", s.Prio, s.Policy&^SchedResetOnFork)
+		}
+	case SchedOther, SchedBatch, SchedIdle:
+		if s.Prio != 0 {
+			return fmt.Errorf("real-time priority %d under policy %d, want 0", s.Prio, s.Policy&^SchedResetOnFork)
+		}
+	default:
+		return fmt.Errorf("scheduling policy %#x", s.Policy)
+	}
+	if s.Nice < -20 || s.Nice > 19 {
+		return fmt.Errorf("nice %d, want -20..19", s.Nice)
+	}
+	return nil
+}
+
+// checkOomScoreAdj reports an oom_score_adj outside the kernel's range.
+func checkOomScoreAdj(v int) error {
+	if v < -1000 || v > 1000 {
+		return fmt.Errorf("oom_score_adj %d, want -1000..1000", v)
+	}
+	return nil
 }
 
 // SigInfo is a raw 128-byte kernel siginfo_t, as PTRACE_PEEKSIGINFO gives it.

@@ -333,6 +333,9 @@ func TestSelf(t *testing.T) {
 	if _, err := Default.Personality(pid); err != nil {
 		t.Error(err)
 	}
+	if _, err := Default.OomScoreAdj(pid); err != nil {
+		t.Error(err)
+	}
 	f, err := os.Open("/dev/null")
 	if err != nil {
 		t.Fatal(err)

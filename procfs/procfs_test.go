@@ -135,6 +135,29 @@ func TestTasksFixture(t *testing.T) {
 	if err != nil || p != 0 {
 		t.Errorf("personality %v %v", p, err)
 	}
+	oom, err := fixture.OomScoreAdj(fixturePID)
+	if err != nil || oom != -500 {
+		t.Errorf("oom_score_adj %v %v", oom, err)
+	}
+}
+
+// TestOomScoreAdjBad: a value that is not a number in the kernel's range
+// is a parse error naming the file.
+func TestOomScoreAdjBad(t *testing.T) {
+	for _, content := range []string{"", "abc\n", "1001\n", "-1001\n", "12 34\n"} {
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, "7"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Join(dir, "7", "oom_score_adj")
+		if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := FS{Root: dir}.OomScoreAdj(7)
+		if !errors.Is(err, ErrParse) || !strings.Contains(err.Error(), name) {
+			t.Errorf("%q: %v, want a parse error naming %s", content, err, name)
+		}
+	}
 }
 
 func TestFDsFixture(t *testing.T) {

@@ -123,6 +123,20 @@ func (fs FS) Personality(pid int) (uint32, error) {
 	return uint32(v), nil
 }
 
+// OomScoreAdj reads /proc/PID/oom_score_adj (decimal, -1000..1000).
+func (fs FS) OomScoreAdj(pid int) (int, error) {
+	name := fs.path(pid, "oom_score_adj")
+	b, err := readFile(name)
+	if err != nil {
+		return 0, err
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || v < -1000 || v > 1000 {
+		return 0, fmt.Errorf("%s: %w: %q", name, ErrParse, b)
+	}
+	return v, nil
+}
+
 // FDs lists the open descriptors of pid with their fdinfo, sorted by
 // number. A descriptor closed between listing and reading is left out.
 func (fs FS) FDs(pid int) ([]FD, error) {

@@ -756,7 +756,8 @@ func fixupRegs(regs unix.PtraceRegs) unix.PtraceRegs {
 
 // release unmaps the restorer area in every task with the last remote
 // syscall, sets the dumped registers, xstate and signal mask at its exit
-// stop, and detaches every task, children first.
+// stop, then the scheduling state and oom_score_adj (restoreSched), and
+// detaches every task, children first.
 func (rs *restorer) release() error {
 	for _, tk := range rs.tasks {
 		// Threads other than the leader sit at the exit of their last
@@ -770,6 +771,11 @@ func (rs *restorer) release() error {
 			return fmt.Errorf("task %d: unmap restorer area: %w", tk.t.PID, err)
 		}
 		if err := setFinalState(tk.t.PID, tk.t.Threads[0]); err != nil {
+			return err
+		}
+	}
+	for _, tk := range rs.tasks {
+		if err := rs.restoreSched(tk); err != nil {
 			return err
 		}
 	}

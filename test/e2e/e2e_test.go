@@ -84,6 +84,7 @@ var scenarios = []scenario{
 	{name: "signals", src: "signals.c"},
 	{name: "mdwe", src: "mdwe.c"},
 	{name: "pdeath-subreaper", src: "pdeath.c"},
+	{name: "sched", src: "sched.c", cflags: []string{"-pthread"}},
 	{name: "blocking-syscalls", src: "blocking.c"},
 	{name: "leave-running", src: "simple.c", mode: modeLeaveRunning},
 	{name: "bad-images", src: "simple.c", mode: modeBadImages},
