@@ -125,8 +125,9 @@ func checkSharedMM(pids []int) error {
 	return kerr
 }
 
-// collectProc gathers what /proc and map_files tell of a frozen task. It
-// needs no ptrace, so it may run on any goroutine (collectTasks runs it
+// collectProc gathers what /proc, map_files and plain syscalls on its pid
+// (rlimits, scheduling) tell of a frozen task. It needs no ptrace, so it
+// may run on any goroutine (collectTasks runs it
 // ahead of the tracer), but it fills d.files, d.shm, d.shmSrc and the fd
 // lists: one collectProc at a time, and nothing else touching those.
 // seccomp says whether the task has a seccomp filter (the remote syscalls

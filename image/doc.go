@@ -23,9 +23,11 @@
 //	                           CRIU's fields reach), clear_tid_addr, thread_core
 //	                           (sigmask, sas, private pending signals, creds, rseq,
 //	                           futex_rla/futex_rla_len: the robust list, comm:
-//	                           the thread's own name); the leader's
+//	                           the thread's own name, pdeath_sig, sched_policy/
+//	                           sched_prio/sched_nice); the leader's
 //	                           also has tc (comm, personality, rlimits, sigactions,
-//	                           itimers, shared pending signals)
+//	                           itimers, shared pending signals, child_subreaper,
+//	                           oom_score_adj)
 //	mm-PID.img                 MmEntry with one VmaEntry per VMA. status: CRIU's
 //	                           VMA_AREA_*/VMA_{ANON,FILE}_{PRIVATE,SHARED} bits; shmid:
 //	                           the File ID for file VMAs, the SharedObject ID for
