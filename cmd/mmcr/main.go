@@ -22,12 +22,10 @@ import (
 	"github.com/mmcr/mmcr/restore"
 )
 
-// stubArg is the argument restore execs mmcr with to get a stub task. The
-// stub is stopped at exec and never runs; if it ever does, it just exits.
-const stubArg = "__restore-stub"
-
 func main() {
-	if len(os.Args) == 2 && os.Args[1] == stubArg {
+	// restore execs mmcr with restore.StubArg to get a stub task, stopped
+	// at exec and never run; if it ever runs, it just exits.
+	if len(os.Args) == 2 && os.Args[1] == restore.StubArg {
 		os.Exit(1)
 	}
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
