@@ -40,7 +40,8 @@ int main(void) {
 	}
 	close(ready[1]);
 	char x;
-	if (read(ready[0], &x, 1) != 1) return 2;
+	/* The byte, then EOF once the child has closed its end. */
+	if (read(ready[0], &x, 1) != 1 || read(ready[0], &x, 1) != 0) return 2;
 	close(ready[0]);
 	printf("ready %d %d\n", getpid(), child);
 	fflush(stdout);

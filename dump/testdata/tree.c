@@ -184,7 +184,9 @@ int main(int argc, char **argv) {
 	close(ready[1]);
 	fill_private(0);
 	char x;
-	if (read(ready[0], &x, 1) != 1) die("wait child");
+	// The child's byte, then EOF once it has closed the pipe: a dump must
+	// not meet the pipe as the child's fd 4.
+	if (read(ready[0], &x, 1) != 1 || read(ready[0], &x, 1) != 0) die("wait child");
 	close(ready[0]);
 	printf("ready %d %d %lx %lx %lx %lx %lx %lx %lx\n", getpid(), child, (unsigned long)priv,
 	       (unsigned long)shared, (unsigned long)cow, (unsigned long)deleted_map,

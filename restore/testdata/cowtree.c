@@ -115,7 +115,8 @@ static pid_t spawn(void (*body)(int), int *ready, int close_fd) {
 	}
 	close(p[1]);
 	char c;
-	if (read(p[0], &c, 1) != 1)
+	/* The byte, then EOF once the child has closed the pipe. */
+	if (read(p[0], &c, 1) != 1 || read(p[0], &c, 1) != 0)
 		*ready = 0;
 	close(p[0]);
 	return pid;

@@ -109,12 +109,16 @@ int main(int argc, char **argv) {
 	}
 	put(1, 0xb1);
 	put(4, 0xb4);
+	close(ready[1]);
+	/* Both bytes, then EOF once both have closed the pipe: pipes are
+	 * not dumped, so none may be open at READY. */
 	char c;
 	for (int i = 0; i < 2; i++)
 		if (read(ready[0], &c, 1) != 1)
 			return 2;
-	close(ready[0]); /* pipes are not dumped: gone before READY */
-	close(ready[1]);
+	if (read(ready[0], &c, 1) != 0)
+		return 2;
+	close(ready[0]);
 	printf("READY %d\n", kid);
 	fflush(stdout);
 	wait_term();
