@@ -110,6 +110,11 @@ var testHookAfterCreate func() error
 // before the first task is made: a test changes files under the restore.
 var testHookBeforeCreate func()
 
+// testHookBeforeRelease, when set by a test, runs once every task has its
+// state, before any is let go: a test queues a signal for the restored
+// tree while it is still stopped.
+var testHookBeforeRelease func()
+
 // restorer holds the state of one Run.
 type restorer struct {
 	opts   Options
@@ -296,6 +301,9 @@ func (rs *restorer) run() (int, error) {
 		return 0, err
 	}
 	phase("task state")
+	if testHookBeforeRelease != nil {
+		testHookBeforeRelease()
+	}
 	if err := rs.release(); err != nil {
 		return 0, err
 	}

@@ -518,3 +518,57 @@ func checkLocked(t *testing.T, tree *image.Tree) {
 		}
 	}
 }
+
+// TestRestoreSignalPendingAtRelease queues SIGTERM for the restored task
+// while it is still stopped: a task dumped inside a blocking syscall must
+// see it interrupt that syscall (EINTR, the handler has no SA_RESTART),
+// not run the handler and block in the syscall again. Both kinds of
+// restart: pause (-ERESTARTNOHAND) and waitpid (-ERESTARTSYS).
+func TestRestoreSignalPendingAtRelease(t *testing.T) {
+	needRoot(t)
+	bin := buildC(t, "eintr")
+	for _, mode := range []string{"pause", "wait"} {
+		t.Run(mode, func(t *testing.T) {
+			d := dumpWorkload(t, false, bin, mode)
+			testHookBeforeRelease = func() {
+				if err := unix.Kill(d.pids[0], unix.SIGTERM); err != nil {
+					t.Errorf("SIGTERM before release: %v", err)
+				}
+			}
+			defer func() { testHookBeforeRelease = nil }()
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			root, err := Run(Options{Dir: d.dir, Log: testLog(t), Stdin: w, Stdout: w, Stderr: w})
+			w.Close()
+			if err != nil {
+				t.Fatalf("restore: %v", err)
+			}
+			done := make(chan []byte)
+			go func() { b, _ := io.ReadAll(r); done <- b }()
+			exited := make(chan int)
+			go func() {
+				code, err := Wait(root)
+				if err != nil {
+					t.Error(err)
+				}
+				exited <- code
+			}()
+			var code int
+			select {
+			case code = <-exited:
+			case <-time.After(30 * time.Second):
+				// Its own watchdog should have ended it at 15 s.
+				unix.Kill(root, unix.SIGKILL)
+				<-exited
+				t.Fatalf("restored task %d still blocked 30 s after the SIGTERM", root)
+			}
+			out := <-done
+			if code != 0 || !strings.Contains(string(out), "PASS") {
+				t.Fatalf("restored task: exit %d, output %q", code, out)
+			}
+		})
+	}
+}

@@ -736,41 +736,41 @@ func sortedGroups(g []uint32) []uint32 {
 	return g
 }
 
-// fixupRegs turns the registers of a task stopped inside an interrupted
-// syscall into ones that restart it (or return -EINTR where the restart
-// block is lost), and marks them as not in a syscall.
-func fixupRegs(regs unix.PtraceRegs) unix.PtraceRegs {
-	if int64(regs.Orig_rax) >= 0 {
-		switch -int64(regs.Rax) {
-		case kernel.ERESTARTSYS, kernel.ERESTARTNOINTR, kernel.ERESTARTNOHAND:
-			regs.Rax = regs.Orig_rax
-			regs.Rip -= 2
-		case kernel.ERESTART_RESTARTBLOCK:
-			eintr := -int64(unix.EINTR)
-			regs.Rax = uint64(eintr)
-		}
+// finalRegs turns the dumped registers of a thread into the ones it is
+// let go with, from a signal-delivery-stop (ptrace.StopInSignal). A
+// thread interrupted in a syscall that restarts (-ERESTARTSYS,
+// -ERESTARTNOINTR, -ERESTARTNOHAND) keeps them as they are: the kernel
+// applies its own restart logic on the way out of that stop, EINTR for a
+// handler that runs first included. One interrupted with
+// -ERESTART_RESTARTBLOCK (nanosleep, poll...) would restart through the
+// restart block, which is not dumped: it returns -EINTR instead.
+func finalRegs(regs unix.PtraceRegs) unix.PtraceRegs {
+	if int64(regs.Orig_rax) >= 0 && -int64(regs.Rax) == kernel.ERESTART_RESTARTBLOCK {
+		eintr := -int64(unix.EINTR)
+		regs.Rax = uint64(eintr)
+		regs.Orig_rax = ^uint64(0)
 	}
-	regs.Orig_rax = ^uint64(0)
 	return regs
 }
 
 // release unmaps the restorer area in every task with the last remote
-// syscall, sets the dumped registers, xstate and signal mask at its exit
-// stop, then the scheduling state and oom_score_adj (restoreSched), and
+// syscall, sets the dumped registers, xstate and signal mask in a
+// signal-delivery-stop of each thread (setFinalState), then the scheduling state and oom_score_adj (restoreSched), and
 // detaches every task, children first.
 func (rs *restorer) release() error {
 	for _, tk := range rs.tasks {
 		// Threads other than the leader sit at the exit of their last
-		// remote syscall: new registers and they never return to the area.
+		// remote syscall: they leave it for their final stop and never
+		// return to the area.
 		for _, thr := range tk.threads[1:] {
-			if err := setFinalState(thr.tid, thr.th); err != nil {
+			if err := setFinalState(tk.t.PID, thr.tid, thr.th); err != nil {
 				return err
 			}
 		}
 		if _, err := tk.r.SyscallToExit(unix.SYS_MUNMAP, rs.area, restorerSize); err != nil {
 			return fmt.Errorf("task %d: unmap restorer area: %w", tk.t.PID, err)
 		}
-		if err := setFinalState(tk.t.PID, tk.t.Threads[0]); err != nil {
+		if err := setFinalState(tk.t.PID, tk.t.PID, tk.t.Threads[0]); err != nil {
 			return err
 		}
 	}
@@ -789,10 +789,14 @@ func (rs *restorer) release() error {
 	return nil
 }
 
-// setFinalState gives a stopped thread its dumped registers (fixed up for
-// an interrupted syscall), xstate and signal mask.
-func setFinalState(tid int, th *image.Thread) error {
-	regs := fixupRegs(th.Regs)
+// setFinalState moves stopped thread tid of task pid into a
+// signal-delivery-stop and gives it its dumped registers (finalRegs),
+// xstate and signal mask there.
+func setFinalState(pid, tid int, th *image.Thread) error {
+	if err := ptrace.StopInSignal(pid, tid); err != nil {
+		return fmt.Errorf("task %d: thread %d: stop for release: %w", pid, tid, err)
+	}
+	regs := finalRegs(th.Regs)
 	if err := ptrace.SetRegs(tid, &regs); err != nil {
 		return err
 	}
