@@ -9,10 +9,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/internal/testproc"
 )
 
 // countdownCtx is a context whose Err turns non-nil on its n-th call:
@@ -277,4 +279,44 @@ func TestDumpRefusesSharedMM(t *testing.T) {
 	untouched(t, before, "after the refused dump")
 	noImage(t, dir, "after the refused dump")
 	w.finish(t)
+}
+
+// TestDumpLeaveRunningSignalPending queues SIGTERM for a task while the
+// dump runs its remote syscalls (so it is pending, blocked, until the
+// task is let go): the task, left running inside a blocking syscall, must
+// see that syscall end with EINTR (its handler has no SA_RESTART), not run
+// the handler and block again. Both kinds of restart: pause
+// (-ERESTARTNOHAND) and waitpid (-ERESTARTSYS).
+func TestDumpLeaveRunningSignalPending(t *testing.T) {
+	requireRoot(t)
+	bin := testproc.BuildC(t, testproc.EintrC, "-O1", "-Wall")
+	for _, mode := range []string{"pause", "wait"} {
+		t.Run(mode, func(t *testing.T) {
+			w := startWorkload(t, bin, mode, "ready")
+			pid := w.pid(t, 1)
+			testHookRemote = func(p int, _ uint64) error {
+				if p == pid {
+					return unix.Kill(pid, unix.SIGTERM)
+				}
+				return nil
+			}
+			defer func() { testHookRemote = nil }()
+			if err := Run(Options{PID: pid, Dir: filepath.Join(t.TempDir(), "img"), LeaveRunning: true, Log: testLogger(t)}); err != nil {
+				t.Fatalf("dump: %v", err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- w.cmd.Wait() }()
+			select {
+			case err := <-exited:
+				// It exits 0 only once the syscall returned EINTR after its
+				// handler ran (1: another result, 3: its own watchdog).
+				w.done = true
+				if err != nil {
+					t.Fatalf("task after dump: %v; stderr: %s", err, w.stderr.String())
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("task %d still blocked 30 s after the SIGTERM", pid)
+			}
+		})
+	}
 }

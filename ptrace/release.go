@@ -6,7 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// StopInSignal moves stopped thread tid (of process pid) from whatever
+// StopInSignal moves stopped thread tid from whatever
 // ptrace stop it is in to a signal-delivery-stop, the one place where the
 // kernel applies its own syscall-restart logic to the registers a tracer
 // sets before letting the thread go.
@@ -28,12 +28,13 @@ import (
 // signal blocked; resuming or detaching with signal 0 discards it. The
 // caller sets the final registers, xstate and signal mask in the stop,
 // then detaches.
-func StopInSignal(pid, tid int) error {
+func StopInSignal(tid int) error {
 	if err := SetSigMask(tid, ^sigBit(unix.SIGTRAP)); err != nil {
 		return err
 	}
-	if err := unix.Tgkill(pid, tid, unix.SIGTRAP); err != nil {
-		return &TaskError{TID: tid, Op: "tgkill", Err: os.NewSyscallError("tgkill", err)}
+	// tkill: the thread by its id alone (tgkill would need its process's).
+	if _, _, e := unix.Syscall(unix.SYS_TKILL, uintptr(tid), uintptr(unix.SIGTRAP), 0); e != 0 {
+		return &TaskError{TID: tid, Op: "tkill", Err: os.NewSyscallError("tkill", e)}
 	}
 	for {
 		if err := Cont(tid, 0); err != nil {

@@ -1,6 +1,7 @@
 package ptrace
 
 import (
+	"errors"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -58,9 +59,10 @@ func (r *Remote) SavedSigMask() uint64 { return r.mask }
 // -ERESTART{SYS,NOINTR,NOHAND} syscall is re-entered, an
 // -ERESTART_RESTARTBLOCK one continues through restart_syscall. The kernel
 // only applies it on its signal path, which a task leaving a
-// syscall-exit stop does not always take, so Restore puts back registers
-// that need no fixup (orig_rax -1). A handler for a signal still pending
-// then sees a restarted syscall rather than EINTR, as after CRIU.
+// syscall-exit stop does not always take. Restore uses it only where it
+// cannot move the thread into a signal-delivery-stop (StopInSignal) to
+// put back the registers as they were: a handler for a signal still
+// pending then sees a restarted syscall rather than EINTR, as after CRIU.
 func restartFixup(regs unix.PtraceRegs) unix.PtraceRegs {
 	if int64(regs.Orig_rax) < 0 {
 		return regs
@@ -113,10 +115,22 @@ func (r *Remote) SyscallToExit(nr uintptr, args ...uint64) (uint64, error) {
 	return ret, err
 }
 
-// Restore puts back the registers (with the restart fixup described at
-// restartFixup) and the signal mask saved by NewRemote.
+// Restore puts back the registers and the signal mask saved by NewRemote.
+// It first moves the thread into a signal-delivery-stop (StopInSignal), so
+// that the registers of a syscall the thread was interrupted in go back
+// as they were and, when the thread is let go, the kernel restarts that
+// syscall or, for a signal that came meanwhile, ends it with EINTR, as it
+// would have without the remote syscalls. Where that stop cannot be had,
+// it puts back the registers with the restart fixup (restartFixup).
 func (r *Remote) Restore() error {
-	if err := SetRegs(r.TID, &r.restore); err != nil {
+	regs := &r.saved
+	if err := StopInSignal(r.TID); err != nil {
+		if errors.Is(err, ErrExited) {
+			return err
+		}
+		regs = &r.restore
+	}
+	if err := SetRegs(r.TID, regs); err != nil {
 		return err
 	}
 	return SetSigMask(r.TID, r.mask)

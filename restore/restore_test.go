@@ -526,7 +526,7 @@ func checkLocked(t *testing.T, tree *image.Tree) {
 // restart: pause (-ERESTARTNOHAND) and waitpid (-ERESTARTSYS).
 func TestRestoreSignalPendingAtRelease(t *testing.T) {
 	needRoot(t)
-	bin := buildC(t, "eintr")
+	bin := testproc.BuildC(t, testproc.EintrC, "-O1", "-Wall")
 	for _, mode := range []string{"pause", "wait"} {
 		t.Run(mode, func(t *testing.T) {
 			d := dumpWorkload(t, false, bin, mode)

@@ -793,7 +793,7 @@ func (rs *restorer) release() error {
 // signal-delivery-stop and gives it its dumped registers (finalRegs),
 // xstate and signal mask there.
 func setFinalState(pid, tid int, th *image.Thread) error {
-	if err := ptrace.StopInSignal(pid, tid); err != nil {
+	if err := ptrace.StopInSignal(tid); err != nil {
 		return fmt.Errorf("task %d: thread %d: stop for release: %w", pid, tid, err)
 	}
 	regs := finalRegs(th.Regs)

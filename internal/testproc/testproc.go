@@ -315,3 +315,7 @@ func PssKiB(pids []int) (int64, error) {
 // ThreadsC is the threads workload (testdata/threads.c here) that the dump
 // and the restore tests share, as a path from either package's directory.
 const ThreadsC = "../internal/testproc/testdata/threads.c"
+
+// EintrC is the workload of a signal already pending when a traced task
+// is let go (testdata/eintr.c), shared by the dump and restore tests.
+const EintrC = "../internal/testproc/testdata/eintr.c"

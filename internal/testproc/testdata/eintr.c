@@ -4,9 +4,10 @@
 // would have without the checkpoint, not run and leave the syscall to
 // block again.
 //
-// Usage: eintr pause|wait. pause: the task waits in pause()
+// Usage: eintr pause|wait [WORD]. pause: the task waits in pause()
 // (-ERESTARTNOHAND); wait: in waitpid() for a child that never exits
-// (-ERESTARTSYS). Prints "READY", then on SIGTERM "PASS" and exits 0 once
+// (-ERESTARTSYS). Prints "WORD PID" (default READY: each test package has
+// its own ready line), then on SIGTERM "PASS" and exits 0 once
 // the syscall returned EINTR; a watchdog armed before it blocks prints
 // FAIL and exits 3 after 15 s (a syscall that blocked again after the
 // handler).
@@ -32,8 +33,10 @@ static void on_alarm(int sig)
 
 int main(int argc, char **argv)
 {
-	if (argc != 2 || (strcmp(argv[1], "pause") && strcmp(argv[1], "wait")))
+	if (argc < 2 || (strcmp(argv[1], "pause") && strcmp(argv[1], "wait")))
 		return 2;
+	const char *word = argc > 2 ? argv[2] : "READY";
+	close_range(3, ~0U, 0); /* nothing but stdio: a dump refuses pipes */
 	struct sigaction sa = {0};
 	sa.sa_handler = on_term; /* no SA_RESTART */
 	sigaction(SIGTERM, &sa, NULL);
@@ -50,7 +53,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGALRM, on_alarm);
 	alarm(15);
-	printf("READY\n");
+	printf("%s %d\n", word, (int)getpid());
 	fflush(stdout);
 	int r, err;
 	if (kid < 0)
