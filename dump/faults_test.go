@@ -294,6 +294,13 @@ func TestDumpLeaveRunningSignalPending(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			w := startWorkload(t, bin, mode, "ready")
 			pid := w.pid(t, 1)
+			nr := unix.SYS_PAUSE
+			if mode == "wait" {
+				nr = unix.SYS_WAIT4
+			}
+			if err := testproc.WaitInSyscall(pid, nr, 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
 			testHookRemote = func(p int, _ uint64) error {
 				if p == pid {
 					return unix.Kill(pid, unix.SIGTERM)
@@ -315,7 +322,10 @@ func TestDumpLeaveRunningSignalPending(t *testing.T) {
 					t.Fatalf("task after dump: %v; stderr: %s", err, w.stderr.String())
 				}
 			case <-time.After(30 * time.Second):
-				t.Fatalf("task %d still blocked 30 s after the SIGTERM", pid)
+				st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+				sc, _ := os.ReadFile(fmt.Sprintf("/proc/%d/syscall", pid))
+				status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+				t.Fatalf("task %d still blocked 30 s after the SIGTERM: stat %s syscall %s status %s", pid, st, sc, status)
 			}
 		})
 	}

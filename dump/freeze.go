@@ -140,12 +140,23 @@ func processGone(pid int) bool {
 }
 
 // detachAll detaches every seized thread, leaving it to run on (or stay
-// in the group-stop it was in). Threads that have exited are skipped. It
+// in the group-stop it was in), the last seized first: children before
+// their parents, so that no parent runs while a child it may kill or wait
+// for is still traced (a traced child's exit goes to its tracer, and its
+// parent's wait would hang until the tracer let go of it). A thread that
+// exited anyway is collected, which hands its exit to its parent. It
 // returns the first real failure.
 func (d *dumper) detachAll() error {
 	var first error
-	for _, tid := range d.seized {
-		if err := ptrace.Detach(tid); err != nil && !errors.Is(err, unix.ESRCH) {
+	for i := len(d.seized) - 1; i >= 0; i-- {
+		tid := d.seized[i]
+		err := ptrace.Detach(tid)
+		if errors.Is(err, unix.ESRCH) {
+			var ws unix.WaitStatus
+			unix.Wait4(tid, &ws, unix.WALL|unix.WNOHANG, nil)
+			continue
+		}
+		if err != nil {
 			d.log.Warn("detach", "tid", tid, "err", err)
 			if first == nil {
 				first = fmt.Errorf("detach thread %d: %w", tid, err)

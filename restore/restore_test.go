@@ -92,6 +92,13 @@ type dumped struct {
 // Unless leave, the tree is killed and reaped.
 func dumpWorkload(t *testing.T, leave bool, bin string, args ...string) *dumped {
 	t.Helper()
+	return dumpWorkloadWhen(t, leave, nil, bin, args...)
+}
+
+// dumpWorkloadWhen is dumpWorkload that also waits for ready(root), when
+// set, between the READY line and the dump.
+func dumpWorkloadWhen(t *testing.T, leave bool, ready func(root int) error, bin string, args ...string) *dumped {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -105,6 +112,13 @@ func dumpWorkload(t *testing.T, leave bool, bin string, args ...string) *dumped 
 		cmd.Process.Kill()
 		cmd.Wait()
 		t.Fatalf("workload did not get ready: %q %v", line, err)
+	}
+	if ready != nil {
+		if err := ready(cmd.Process.Pid); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal(err)
+		}
 	}
 	d := &dumped{dir: filepath.Join(t.TempDir(), "img"), cmd: cmd}
 	d.before = treeMaps(t, cmd.Process.Pid)
@@ -529,7 +543,12 @@ func TestRestoreSignalPendingAtRelease(t *testing.T) {
 	bin := testproc.BuildC(t, testproc.EintrC, "-O1", "-Wall")
 	for _, mode := range []string{"pause", "wait"} {
 		t.Run(mode, func(t *testing.T) {
-			d := dumpWorkload(t, false, bin, mode)
+			nr := unix.SYS_PAUSE
+			if mode == "wait" {
+				nr = unix.SYS_WAIT4
+			}
+			inSyscall := func(pid int) error { return testproc.WaitInSyscall(pid, nr, 10*time.Second) }
+			d := dumpWorkloadWhen(t, false, inSyscall, bin, mode)
 			testHookBeforeRelease = func() {
 				if err := unix.Kill(d.pids[0], unix.SIGTERM); err != nil {
 					t.Errorf("SIGTERM before release: %v", err)

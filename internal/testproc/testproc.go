@@ -319,3 +319,23 @@ const ThreadsC = "../internal/testproc/testdata/threads.c"
 // EintrC is the workload of a signal already pending when a traced task
 // is let go (testdata/eintr.c), shared by the dump and restore tests.
 const EintrC = "../internal/testproc/testdata/eintr.c"
+
+// WaitInSyscall waits until pid's main thread sleeps in syscall nr
+// (/proc/PID/syscall), up to timeout: a test that means to checkpoint a
+// task inside a blocking syscall must not catch it on its way there.
+func WaitInSyscall(pid, nr int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	path := fmt.Sprintf("/proc/%d/syscall", pid)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			if f := strings.Fields(string(b)); len(f) > 0 && f[0] == strconv.Itoa(nr) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("task %d not in syscall %d after %v (%s: %q, %v)", pid, nr, timeout, path, b, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
