@@ -916,3 +916,34 @@ func TestUnexpectedStop(t *testing.T) {
 	// The fault is discarded by resuming with sig 0; the good Remote still works.
 	checkGetpid(t, r, pid)
 }
+
+// TestStopInSignal: a thread stopped at a syscall exit ends in a
+// signal-delivery-stop for SIGTRAP; one that already has a SIGTRAP of its
+// own pending is stopped with another signal, and keeps its SIGTRAP.
+func TestStopInSignal(t *testing.T) {
+	for _, ownTrap := range []bool{false, true} {
+		pid, r := stubRemote(t)
+		want := unix.SIGTRAP
+		if ownTrap {
+			// Blocked (NewRemote blocks all), so it stays pending.
+			if _, err := r.Syscall(unix.SYS_TGKILL, uint64(pid), uint64(pid), uint64(unix.SIGTRAP)); err != nil {
+				t.Fatal(err)
+			}
+			want = unix.SIGSTKFLT
+		}
+		if err := StopInSignal(pid); err != nil {
+			t.Fatalf("own SIGTRAP %v: %v", ownTrap, err)
+		}
+		si, err := GetSigInfo(pid)
+		if err != nil || unix.Signal(si.Signo) != want {
+			t.Fatalf("own SIGTRAP %v: stopped for signal %d (%v), want %v", ownTrap, si.Signo, err, want)
+		}
+		private, err := PeekSigInfo(pid, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ownTrap && (len(private) != 1 || SigInfoSigno(&private[0]) != int(unix.SIGTRAP)) {
+			t.Errorf("the thread's own SIGTRAP is no longer pending: %d pending", len(private))
+		}
+	}
+}

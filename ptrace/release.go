@@ -1,14 +1,14 @@
 package ptrace
 
 import (
+	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
 )
 
-// StopInSignal moves stopped thread tid from whatever
-// ptrace stop it is in to a signal-delivery-stop, the one place where the
-// kernel applies its own syscall-restart logic to the registers a tracer
+// StopInSignal moves stopped thread tid from whatever ptrace stop it is in
+// to a signal-delivery-stop, the one place where the kernel applies its own syscall-restart logic to the registers a tracer
 // sets before letting the thread go.
 //
 // Why it matters: a thread checkpointed inside a blocking syscall has
@@ -24,16 +24,22 @@ import (
 // interrupted syscall (EINTR, or a restart under SA_RESTART, as the
 // kernel decides), and with none pending the kernel rewinds rip itself.
 //
-// The stop comes from a SIGTRAP sent to the thread with every other
-// signal blocked; resuming or detaching with signal 0 discards it. The
-// caller sets the final registers, xstate and signal mask in the stop,
-// then detaches.
+// The stop comes from a signal sent to the thread alone with every other
+// signal blocked; resuming or detaching with signal 0 discards it. It is
+// SIGTRAP, or the first of a few rarely used signals the thread does not
+// already have pending itself: a standard signal is queued once, so one
+// the program had pending would be the one discarded. The caller sets the
+// final registers, xstate and signal mask in the stop, then detaches.
 func StopInSignal(tid int) error {
-	if err := SetSigMask(tid, ^sigBit(unix.SIGTRAP)); err != nil {
+	sig, err := unpendingSignal(tid)
+	if err != nil {
+		return err
+	}
+	if err := SetSigMask(tid, ^sigBit(sig)); err != nil {
 		return err
 	}
 	// tkill: the thread by its id alone (tgkill would need its process's).
-	if _, _, e := unix.Syscall(unix.SYS_TKILL, uintptr(tid), uintptr(unix.SIGTRAP), 0); e != 0 {
+	if _, _, e := unix.Syscall(unix.SYS_TKILL, uintptr(tid), uintptr(sig), 0); e != 0 {
 		return &TaskError{TID: tid, Op: "tkill", Err: os.NewSyscallError("tkill", e)}
 	}
 	for {
@@ -47,9 +53,32 @@ func StopInSignal(tid int) error {
 		if st.Event() != 0 {
 			continue // a group-stop or an interrupt on the way: go on
 		}
-		if st.IsSignalDelivery() && st.Signal() == unix.SIGTRAP {
+		if st.IsSignalDelivery() && st.Signal() == sig {
 			return nil
 		}
-		return newStopError(tid, st, "signal-delivery-stop for SIGTRAP")
+		return newStopError(tid, st, "signal-delivery-stop for "+unix.SignalName(sig))
 	}
+}
+
+// stopSignals are what StopInSignal may send, in order of preference.
+var stopSignals = []unix.Signal{unix.SIGTRAP, unix.SIGSTKFLT, unix.SIGPWR, unix.SIGXCPU}
+
+// unpendingSignal returns the first of stopSignals not pending in thread
+// tid's own queue (its process's queue does not matter: tkill queues on
+// the thread, and the thread's queue is dequeued first).
+func unpendingSignal(tid int) (unix.Signal, error) {
+	infos, err := PeekSigInfo(tid, false)
+	if err != nil {
+		return 0, err
+	}
+	pending := map[unix.Signal]bool{}
+	for _, si := range infos {
+		pending[unix.Signal(SigInfoSigno(&si))] = true
+	}
+	for _, sig := range stopSignals {
+		if !pending[sig] {
+			return sig, nil
+		}
+	}
+	return 0, &TaskError{TID: tid, Op: "stop for release", Err: fmt.Errorf("signals %v all pending already", stopSignals)}
 }
