@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,28 +11,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/internal/testproc"
 )
-
-// startSleeper starts a process that only sleeps, killed at cleanup.
-func startSleeper(t *testing.T) int {
-	t.Helper()
-	cmd := exec.Command("sleep", "600")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	return cmd.Process.Pid
-}
 
 // TestReadSched: readSched says what the kernel was told, the nice value
 // of a real-time thread and the reset-on-fork flag included, and refuses
 // SCHED_DEADLINE naming the thread and its task.
 func TestReadSched(t *testing.T) {
 	requireRoot(t) // real-time policies need CAP_SYS_NICE
-	pid := startSleeper(t)
+	pid := testproc.Sleeper(t)
 	if err := unix.Setpriority(unix.PRIO_PROCESS, pid, 4); err != nil {
 		t.Fatal(err)
 	}

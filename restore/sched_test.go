@@ -13,22 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/internal/testproc"
 	"github.com/mmcr/mmcr/procfs"
 )
-
-// sleeper starts a process that only sleeps, killed and reaped at cleanup.
-func sleeper(t *testing.T) int {
-	t.Helper()
-	cmd := exec.Command("sleep", "600")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	return cmd.Process.Pid
-}
 
 // schedTask is a one-thread task of pid for restoreSched.
 func schedTask(pid int, s *image.Sched, oom *int) *task {
@@ -65,7 +52,7 @@ func schedOf(t *testing.T, pid int) (image.Sched, int) {
 // fields (written before mmcr kept them) keep what they have: neither nice
 // 0 nor SCHED_OTHER nor oom_score_adj 0 is forced on them.
 func TestRestoreSchedAbsent(t *testing.T) {
-	pid := sleeper(t)
+	pid := testproc.Sleeper(t)
 	// The highest values: anybody may set them on his own process.
 	if err := unix.SchedSetAttr(pid, &unix.SchedAttr{Policy: unix.SCHED_BATCH, Nice: 19}, 0); err != nil {
 		t.Fatal(err)
@@ -87,7 +74,7 @@ func TestRestoreSchedAbsent(t *testing.T) {
 // the nice value of a real-time thread included.
 func TestRestoreSched(t *testing.T) {
 	needRoot(t)
-	pid := sleeper(t)
+	pid := testproc.Sleeper(t)
 	rs := &restorer{log: testLog(t)}
 	for _, tc := range []struct {
 		s   image.Sched
@@ -125,7 +112,7 @@ func TestRestoreSched(t *testing.T) {
 // them from its effective set.
 func TestRestoreSchedWithoutRights(t *testing.T) {
 	needRoot(t)
-	pid := sleeper(t)
+	pid := testproc.Sleeper(t)
 	before, _ := schedOf(t, pid) // this test's own, inherited
 	if before.Policy != image.SchedOther || before.Nice <= -5 {
 		t.Skipf("this test runs under %+v; it needs SCHED_OTHER above nice -5", before)

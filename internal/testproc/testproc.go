@@ -339,3 +339,18 @@ func WaitInSyscall(pid, nr int, timeout time.Duration) error {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Sleeper starts a process that only sleeps, killed and waited for at
+// cleanup. It uses os/exec: not for drivers that reap with StartReaping.
+func Sleeper(t testing.TB) int {
+	t.Helper()
+	cmd := exec.Command("sleep", "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd.Process.Pid
+}
