@@ -21,12 +21,13 @@ const numRlimits = 16
 // collectTasks gathers everything about every frozen task but its pages,
 // in tree order, into d.tree.
 //
-// A task is collected in two parts: what /proc tells (collectProc: smaps,
+// A task is collected in two parts: what /proc tells (collectProc: maps,
 // map_files, fds, links), on a goroutine of its own, and what only the
 // tracer can ask (collectTraced: registers, remote syscalls), on this
 // locked thread. The /proc part of the next task runs while this thread
 // waits for the current one's remote syscalls: with several tasks the two
-// parts overlap instead of adding up.
+// parts overlap instead of adding up. A task's smaps (its VmFlags) is read
+// after both, in the background (vmflags.go).
 func (d *dumper) collectTasks() error {
 	// Also what makes the overlap safe: no task's /proc view can show the
 	// scratch page of another task's remote syscalls.
@@ -76,6 +77,7 @@ func (d *dumper) collectTasks() error {
 		if err := d.collectTraced(p.t, p.seccomp); err != nil {
 			return err
 		}
+		d.startVmFlags(p.t)
 		d.tree.Tasks = append(d.tree.Tasks, p.t)
 	}
 	return nil
@@ -152,7 +154,8 @@ func (d *dumper) collectProc(pid int) (t *image.Task, seccomp bool, err error) {
 		d.log.Warn("task has a seccomp filter; it is not dumped", "pid", pid, "mode", status.Seccomp)
 	}
 
-	maps, err := d.fs.Mappings(pid)
+	// maps, not smaps: the VmFlags come later (vmflags.go).
+	maps, err := d.fs.Maps(pid)
 	if err != nil {
 		return nil, false, taskErr(pid, "read vmas", err)
 	}
@@ -237,7 +240,7 @@ func (d *dumper) collectTraced(t *image.Task, seccomp bool) error {
 func (d *dumper) collectVMAs(pid int, maps []procfs.Mapping) ([]*image.VMA, error) {
 	vmas := make([]*image.VMA, 0, len(maps))
 	for _, m := range maps {
-		v, err := classify(m)
+		v, err := classifyLine(m)
 		if err != nil {
 			return nil, err
 		}

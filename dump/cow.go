@@ -26,7 +26,8 @@ type cowDeduper struct {
 	shared      uint64 // pages of task found shared so far
 }
 
-// start prepares for task t (dumped after its parent: tree order).
+// start prepares for task t (dumped after its parent: tree order). Its
+// errors name the task.
 func (c *cowDeduper) start(d *dumper, t *image.Task) error {
 	c.done()
 	c.task = t
@@ -41,14 +42,23 @@ func (c *cowDeduper) start(d *dumper, t *image.Task) error {
 	if c.parent == nil {
 		return nil
 	}
-	var err error
-	if c.child, err = d.fs.OpenPagemap(t.PID); err != nil {
+	// Inheritable compares the VMAs' VmFlags.
+	if err := d.applyVmFlags(c.parent); err != nil {
 		c.parent = nil
 		return err
 	}
+	if err := d.applyVmFlags(t); err != nil {
+		c.parent = nil
+		return err
+	}
+	var err error
+	if c.child, err = d.fs.OpenPagemap(t.PID); err != nil {
+		c.parent = nil
+		return taskErr(t.PID, "open pagemaps", err)
+	}
 	if c.pmap, err = d.fs.OpenPagemap(c.parent.PID); err != nil {
 		c.done()
-		return err
+		return taskErr(t.PID, "open pagemaps", err)
 	}
 	return nil
 }

@@ -123,6 +123,8 @@ type dumper struct {
 	pool    *copyPool // page-copy workers (copy.go)
 	// cow finds the private pages a task shares with its parent.
 	cow cowDeduper
+	// vmFlags is each task's smaps, read while pages are copied (vmflags.go).
+	vmFlags map[int]*vmFlagsRead
 }
 
 // vmaRef names one VMA of one task: its map_files link.
@@ -160,6 +162,7 @@ func Run(opts Options) (err error) {
 		files:     newFileTable(),
 		shm:       shmem.NewRegistry(),
 		shmSrc:    make(map[uint32]vmaRef),
+		vmFlags:   make(map[int]*vmFlagsRead),
 	}
 	restoreCaps, err := lowerPrivileges()
 	if err != nil {
@@ -239,6 +242,7 @@ func (d *dumper) run() error {
 	// happen early and briefly, so an mmcr killed with SIGKILL during the
 	// long page copy leaves no task mid-syscall (the kernel detaches the
 	// tracees, which then run on untouched).
+	defer d.waitVmFlags()
 	if err := d.collectTasks(); err != nil {
 		return err
 	}
@@ -248,10 +252,18 @@ func (d *dumper) run() error {
 			return err
 		}
 		if err := d.dumpPrivatePages(t); err != nil {
+			// A mapping the VmFlags refuse (a device, hugetlb) may have
+			// failed the copy first: the refusal says what is wrong.
+			if ferr := d.applyVmFlags(t); ferr != nil {
+				return ferr
+			}
 			return err
 		}
 	}
 	phase("private pages")
+	if err := d.applyAllVmFlags(); err != nil {
+		return err
+	}
 	if err := d.checkMemfdFDs(); err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func (d *dumper) dumpPrivatePages(t *image.Task) error {
 		return taskErr(pid, "open page writer", err)
 	}
 	if err := d.cow.start(d, t); err != nil {
-		return taskErr(pid, "open pagemaps", err)
+		return err
 	}
 	defer d.cow.done()
 	src := taskMemory{pid: pid}

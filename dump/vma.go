@@ -28,13 +28,26 @@ const deletedSuffix = " (deleted)"
 // madvise bits. FileID and ShmID are left for the caller, which resolves
 // the map_files link. It refuses mappings restore cannot recreate.
 func classify(m procfs.Mapping) (*image.VMA, error) {
+	v, err := classifyLine(m)
+	if err != nil {
+		return nil, err
+	}
+	if err := applyVmFlags(v, m.VmFlags); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// classifyLine is classify from what a line of /proc/PID/maps says: the
+// kind, protection and MAP_SHARED or MAP_PRIVATE. The rest comes from
+// smaps' VmFlags (applyVmFlags), whose page walk dump leaves for later.
+func classifyLine(m procfs.Mapping) (*image.VMA, error) {
 	v := &image.VMA{
-		Start:   m.Start,
-		End:     m.End,
-		Pgoff:   m.Pgoff,
-		Prot:    m.Prot,
-		Name:    m.Path,
-		VmFlags: append([]string(nil), m.VmFlags...),
+		Start: m.Start,
+		End:   m.End,
+		Pgoff: m.Pgoff,
+		Prot:  m.Prot,
+		Name:  m.Path,
 	}
 	p := m.Path
 	switch {
@@ -78,7 +91,15 @@ func classify(m procfs.Mapping) (*image.VMA, error) {
 	case image.KindPrivateAnon, image.KindSharedAnon, image.KindHeap, image.KindStack:
 		v.Flags |= unix.MAP_ANONYMOUS
 	}
-	for _, f := range m.VmFlags {
+	return v, nil
+}
+
+// applyVmFlags records smaps' VmFlags of v (which classifyLine made) and
+// what restore derives from them: MAP_GROWSDOWN, MAP_NORESERVE and the
+// madvise advice. It refuses hugetlb, device and PFN mappings.
+func applyVmFlags(v *image.VMA, flags []string) error {
+	v.VmFlags = append([]string(nil), flags...)
+	for _, f := range flags {
 		switch f {
 		case "gd":
 			v.Flags |= unix.MAP_GROWSDOWN
@@ -89,13 +110,13 @@ func classify(m procfs.Mapping) (*image.VMA, error) {
 			v.Madv |= 1 << adv
 		}
 	}
-	if hasFlag(m.VmFlags, "ht") {
-		return nil, fmt.Errorf("vma %x-%x (%s): hugetlb mapping: %w", m.Start, m.End, p, ErrUnsupported)
+	if hasFlag(flags, "ht") {
+		return fmt.Errorf("vma %x-%x (%s): hugetlb mapping: %w", v.Start, v.End, v.Name, ErrUnsupported)
 	}
-	if !special(v.Kind) && (hasFlag(m.VmFlags, "io") || hasFlag(m.VmFlags, "pf")) {
-		return nil, fmt.Errorf("vma %x-%x (%s): device or PFN mapping: %w", m.Start, m.End, p, ErrUnsupported)
+	if !special(v.Kind) && (hasFlag(flags, "io") || hasFlag(flags, "pf")) {
+		return fmt.Errorf("vma %x-%x (%s): device or PFN mapping: %w", v.Start, v.End, v.Name, ErrUnsupported)
 	}
-	return v, nil
+	return nil
 }
 
 // memfdName returns NAME of "/memfd:NAME (deleted)".
