@@ -42,6 +42,28 @@ func buildThreads(t *testing.T) string {
 	return testproc.BuildC(t, testproc.ThreadsC, "-O1", "-Wall", "-pthread")
 }
 
+// dumpLeaveRunning dumps the single-task tree of pid into a temporary
+// directory, leaving it running, and returns the open image and its task.
+func dumpLeaveRunning(t *testing.T, pid int) (*image.Reader, *image.Task) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "img")
+	if err := Run(Options{PID: pid, Dir: dir, LeaveRunning: true, Log: testLogger(t)}); err != nil {
+		t.Fatalf("dump: %v", err)
+	}
+	r, err := image.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := r.Tree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tree.Tasks) != 1 {
+		t.Fatalf("image has %d tasks, want 1", len(tree.Tasks))
+	}
+	return r, tree.Tasks[0]
+}
+
 // workload is a started test process that printed its "ready ..." line.
 type workload struct {
 	cmd    *exec.Cmd
@@ -520,20 +542,7 @@ func TestDumpThreadsAndSignalState(t *testing.T) {
 	pid, tid1, tid2 := w.pid(t, 1), w.pid(t, 2), w.pid(t, 3)
 	alt := w.addr(t, 4)
 
-	dir := filepath.Join(t.TempDir(), "img")
-	if err := Run(Options{PID: pid, Dir: dir, LeaveRunning: true, Log: testLogger(t)}); err != nil {
-		t.Fatalf("dump: %v", err)
-	}
-	r, err := image.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	tree, err := r.Tree()
-	if err != nil {
-		t.Fatal(err)
-	}
-	task := tree.Tasks[0]
+	_, task := dumpLeaveRunning(t, pid)
 	if len(task.Threads) != 3 || task.Threads[0].TID != pid {
 		t.Fatalf("threads %d, leader %d", len(task.Threads), task.Threads[0].TID)
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -74,20 +73,7 @@ func TestDumpSched(t *testing.T) {
 	if err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte("250"), 0); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "img")
-	if err := Run(Options{PID: pid, Dir: dir, LeaveRunning: true, Log: testLogger(t)}); err != nil {
-		t.Fatalf("dump: %v", err)
-	}
-	r, err := image.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	tree, err := r.Tree()
-	if err != nil {
-		t.Fatal(err)
-	}
-	task := tree.Tasks[0]
+	_, task := dumpLeaveRunning(t, pid)
 	if task.OomScoreAdj == nil || *task.OomScoreAdj != 250 {
 		t.Errorf("oom_score_adj %v, want 250", task.OomScoreAdj)
 	}

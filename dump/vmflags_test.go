@@ -32,20 +32,7 @@ func TestDumpVmFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "img")
-	if err := Run(Options{PID: pid, Dir: dir, LeaveRunning: true, Log: testLogger(t)}); err != nil {
-		t.Fatalf("dump: %v", err)
-	}
-	r, err := image.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	tree, err := r.Tree()
-	if err != nil {
-		t.Fatal(err)
-	}
-	task := tree.Tasks[0]
+	r, task := dumpLeaveRunning(t, pid)
 	runs, pagesFile, err := r.Pages(task.PID)
 	if err != nil {
 		t.Fatal(err)
