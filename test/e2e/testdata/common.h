@@ -172,6 +172,28 @@ static void reap_kids(const pid_t *kids, const char *const *names, int n)
 	}
 }
 
+/*
+ * serve_one_child is the root's part of a one-child workload: it forks the
+ * child "child" running fn, says it is ready, sleeps until SIGTERM and
+ * passes the signal on. The root then checks its own memory and calls
+ * reap_one_child(kid).
+ */
+static pid_t serve_one_child(void (*fn)(void))
+{
+	pid_t kid = spawn("child", fn);
+	write_pidfile();
+	wait_term();
+	forward_term(&kid, 1);
+	return kid;
+}
+
+/* reap_one_child waits for serve_one_child's child and folds its status into the verdict. */
+static void reap_one_child(pid_t kid)
+{
+	static const char *const names[1] = {"child"};
+	reap_kids(&kid, names, 1);
+}
+
 /* finish writes the root's verdict to ./result and stdout and exits. */
 __attribute__((noreturn)) static void finish(void)
 {

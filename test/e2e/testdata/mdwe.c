@@ -54,14 +54,9 @@ int main(void)
 	fill(anon, LEN, 40, 0);
 	check_mdwe("root before dump");
 
-	pid_t kids[1];
-	const char *names[1] = {"child"};
-	kids[0] = spawn("child", child);
-	write_pidfile();
-	wait_term();
-	forward_term(kids, 1);
+	pid_t kid = serve_one_child(child);
 	check(anon, LEN, 40, 0, "root anon");
 	check_mdwe("root after restore");
-	reap_kids(kids, names, 1);
+	reap_one_child(kid);
 	finish();
 }

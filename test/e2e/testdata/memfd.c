@@ -66,17 +66,12 @@ int main(void)
 	ctl = (struct ctl *)(m + (NP - 1) * PAGE);
 	fill(mp + PAGE, PAGE, 402, 0);
 
-	pid_t kids[1];
-	const char *names[1] = {"child"};
-	kids[0] = spawn("child", child);
-	write_pidfile();
-	wait_term();
-	forward_term(kids, 1);
+	pid_t kid = serve_one_child(child);
 	verify(0);
 	check(mp, PAGE, 400, 0, "memfd private map page 0");
 	check(mp + PAGE, PAGE, 402, 0, "memfd private map page 1 (private copy)");
 	check(mp + 2 * PAGE, 2 * PAGE, 400, 2 * PAGE / 8, "memfd private map pages 2-3");
-	reap_kids(kids, names, 1);
+	reap_one_child(kid);
 	struct stat st;
 	if (map_files_stat(mp, 4 * PAGE, &st, "memfd private map") && (st.st_ino != ctl->ino[0] || st.st_dev != ctl->dev[0]))
 		failf("memfd private map is inode %lu, shared map inode %llu", (unsigned long)st.st_ino,

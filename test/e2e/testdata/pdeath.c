@@ -64,15 +64,10 @@ int main(void)
 	uint8_t *anon = xmmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, "anon");
 	fill(anon, LEN, 50, 0);
 
-	pid_t kids[1];
-	const char *names[1] = {"child"};
-	kids[0] = spawn("child", child);
-	write_pidfile();
-	wait_term();
-	forward_term(kids, 1);
+	pid_t kid = serve_one_child(child);
 	check(anon, LEN, 50, 0, "root anon");
 	check_subreaper("root after restore");
 	check_securebits("root after restore");
-	reap_kids(kids, names, 1);
+	reap_one_child(kid);
 	finish();
 }

@@ -32,16 +32,11 @@ int main(void)
 	close(fd);
 	fill(fmap + 3 * PAGE, PAGE, 23, 0);
 
-	pid_t kids[1];
-	const char *names[1] = {"child"};
-	kids[0] = spawn("child", child);
-	write_pidfile();
-	wait_term();
-	forward_term(kids, 1);
+	pid_t kid = serve_one_child(child);
 	check(anon, LEN, 20, 0, "root anon");
 	check(fmap, 3 * PAGE, 22, 0, "backing.dat pages 0-2");
 	check(fmap + 3 * PAGE, PAGE, 23, 0, "backing.dat page 3 (private copy)");
 	check(fmap + 4 * PAGE, FLEN - 4 * PAGE, 22, 4 * PAGE / 8, "backing.dat pages 4-15");
-	reap_kids(kids, names, 1);
+	reap_one_child(kid);
 	finish();
 }
