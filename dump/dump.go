@@ -147,10 +147,6 @@ func Run(opts Options) (err error) {
 	if opts.Ctx == nil {
 		opts.Ctx = context.Background()
 	}
-	// The image's protobuf encoders are built while the tree is frozen
-	// and collected, on the CPU the tracer leaves idle (image.Prewarm).
-	go image.Prewarm()
-
 	runtime.LockOSThread()
 	d := &dumper{
 		log:       opts.Log,

@@ -3,48 +3,42 @@ package image
 import (
 	"bytes"
 	"encoding/json"
-
-	core_x86 "github.com/checkpoint-restore/go-criu/v7/crit/images/core-x86"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/creds"
-	criu_core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
-	fsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/fs"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/inventory"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/mm"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/siginfo"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/timer"
-	"golang.org/x/sys/unix"
-	"google.golang.org/protobuf/proto"
+	"strconv"
 )
 
-// decodeOne decodes a single-entry image file.
-func (r *Reader) decodeOne(name, magicName string, m proto.Message) error {
+// decodeOne decodes a single-entry image file with decode.
+func (r *Reader) decodeOne(name, magicName string, decode func(b []byte) error) error {
 	data, err := r.readMeta(name)
 	if err != nil {
 		return err
 	}
-	return decodeOneBytes(name, data, magicName, m)
+	return decodeOneBytes(name, data, magicName, decode)
 }
 
-func decodeOneBytes(name string, data []byte, magicName string, m proto.Message) error {
+func decodeOneBytes(name string, data []byte, magicName string, decode func(b []byte) error) error {
 	d, err := newImgDecoder(name, data, magicName)
 	if err != nil {
 		return err
 	}
-	return d.one(m)
+	return d.one(decode)
 }
 
-// decodeAll decodes every entry of an image, each into a fresh mk().
-func decodeAll[T proto.Message](name string, data []byte, magicName string, mk func() T) ([]T, error) {
+// message is what decodeAll decodes an image's entries into.
+type message[T any] interface {
+	*T
+	decode(b []byte) error
+}
+
+// decodeAll decodes every entry of an image, each into a fresh T.
+func decodeAll[T any, PT message[T]](name string, data []byte, magicName string) ([]*T, error) {
 	d, err := newImgDecoder(name, data, magicName)
 	if err != nil {
 		return nil, err
 	}
-	var out []T
+	var out []*T
 	for {
-		m := mk()
-		ok, err := d.next(m)
+		m := new(T)
+		ok, err := d.next(PT(m).decode)
 		if err != nil {
 			return nil, err
 		}
@@ -74,14 +68,14 @@ func decodeExt(data []byte) (*extImage, error) {
 
 // readTree decodes every metadata image into a Tree.
 func (r *Reader) readTree() (*Tree, error) {
-	var inv inventory.InventoryEntry
-	if err := r.decodeOne(inventoryName, "INVENTORY", &inv); err != nil {
+	var inv inventoryMsg
+	if err := r.decodeOne(inventoryName, "INVENTORY", inv.decode); err != nil {
 		return nil, err
 	}
-	if v := inv.GetImgVersion(); v != criuImagesV1_1 {
+	if v := inv.imgVersion; v != criuImagesV1_1 {
 		return nil, fileErr(inventoryName, ErrUnsupported, "image version %d (this mmcr reads %d)", v, criuImagesV1_1)
 	}
-	if inv.GetNsPerId() {
+	if inv.nsPerID {
 		return nil, fileErr(inventoryName, ErrUnsupported, "per-id namespace images are not supported")
 	}
 	extData, err := r.readMeta(ExtName)
@@ -96,7 +90,7 @@ func (r *Reader) readTree() (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps, err := decodeAll(pstreeName, psData, "PSTREE", func() *pstree.PstreeEntry { return &pstree.PstreeEntry{} })
+	ps, err := decodeAll[pstreeMsg](pstreeName, psData, "PSTREE")
 	if err != nil {
 		return nil, err
 	}
@@ -110,16 +104,16 @@ func (r *Reader) readTree() (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	fes, err := decodeAll(filesName, filesData, "FILES", func() *fdinfo.FileEntry { return &fdinfo.FileEntry{} })
+	fes, err := decodeAll[fileMsg](filesName, filesData, "FILES")
 	if err != nil {
 		return nil, err
 	}
-	byID := map[uint32]*fdinfo.FileEntry{}
+	byID := map[uint32]*fileMsg{}
 	for _, fe := range fes {
-		if _, dup := byID[fe.GetId()]; dup {
-			return nil, fileErr(filesName, ErrCorrupt, "file id %d twice", fe.GetId())
+		if _, dup := byID[fe.id]; dup {
+			return nil, fileErr(filesName, ErrCorrupt, "file id %d twice", fe.id)
 		}
-		byID[fe.GetId()] = fe
+		byID[fe.id] = fe
 	}
 
 	t := &Tree{}
@@ -129,12 +123,12 @@ func (r *Reader) readTree() (*Tree, error) {
 		if ef.ID != id || fe == nil {
 			return nil, fileErr(filesName, ErrCorrupt, "file %d missing", id)
 		}
-		if fe.GetType() != fdinfo.FdTypes_REG || fe.GetReg() == nil {
-			return nil, fileErr(filesName, ErrUnsupported, "file %d is of type %v", id, fe.GetType())
+		if fe.typ != fdTypeReg || fe.reg == nil {
+			return nil, fileErr(filesName, ErrUnsupported, "file %d is of type %s", id, fdTypeName(fe.typ))
 		}
-		reg := fe.GetReg()
-		t.Files = append(t.Files, &File{ID: id, Path: reg.GetName(), Dev: ef.Dev, Ino: ef.Ino, Mode: reg.GetMode(),
-			Size: int64(reg.GetSize()), MtimeNsec: ef.MtimeNsec, UID: ef.UID, GID: ef.GID,
+		reg := fe.reg
+		t.Files = append(t.Files, &File{ID: id, Path: reg.name, Dev: ef.Dev, Ino: ef.Ino, Mode: reg.mode,
+			Size: int64(reg.size), MtimeNsec: ef.MtimeNsec, UID: ef.UID, GID: ef.GID,
 			Deleted: ef.Deleted, Renamed: ef.Renamed})
 	}
 	for i, es := range ext.SharedObjects {
@@ -153,8 +147,8 @@ func (r *Reader) readTree() (*Tree, error) {
 			return nil, err
 		}
 		if i == 0 {
-			if pe.GetPpid() != 0 {
-				return nil, fileErr(pstreeName, ErrCorrupt, "root task %d has ppid %d, want 0", task.PID, pe.GetPpid())
+			if pe.ppid != 0 {
+				return nil, fileErr(pstreeName, ErrCorrupt, "root task %d has ppid %d, want 0", task.PID, pe.ppid)
 			}
 			task.PPID = ext.RootPPID
 		}
@@ -166,15 +160,15 @@ func (r *Reader) readTree() (*Tree, error) {
 	return t, nil
 }
 
-func (r *Reader) readTask(t *Tree, pe *pstree.PstreeEntry, et *extTask, byID map[uint32]*fdinfo.FileEntry,
+func (r *Reader) readTask(t *Tree, pe *pstreeMsg, et *extTask, byID map[uint32]*fileMsg,
 	seenTID map[uint32]bool) (*Task, error) {
-	pid := int(pe.GetPid())
-	task := &Task{PID: pid, PPID: int(pe.GetPpid()), PGID: int(pe.GetPgid()), SID: int(pe.GetSid())}
+	pid := int(pe.pid)
+	task := &Task{PID: pid, PPID: int(pe.ppid), PGID: int(pe.pgid), SID: int(pe.sid)}
 	if et.PID != pid {
 		return nil, fileErr(ExtName, ErrCorrupt, "task %d where pstree.img has %d", et.PID, pid)
 	}
-	tids := pe.GetThreads()
-	if len(tids) == 0 || tids[0] != pe.GetPid() {
+	tids := pe.threads
+	if len(tids) == 0 || tids[0] != pe.pid {
 		return nil, fileErr(pstreeName, ErrCorrupt, "task %d: first thread is not the leader", pid)
 	}
 	if len(tids) != len(et.Threads) {
@@ -189,8 +183,8 @@ func (r *Reader) readTask(t *Tree, pe *pstree.PstreeEntry, et *extTask, byID map
 			return nil, fileErr(ExtName, ErrCorrupt, "task %d: thread %d where pstree.img has %d", pid, et.Threads[i].TID, tid)
 		}
 		name := coreName(int(tid))
-		var ce criu_core.CoreEntry
-		if err := r.decodeOne(name, "CORE", &ce); err != nil {
+		var ce coreMsg
+		if err := r.decodeOne(name, "CORE", ce.decode); err != nil {
 			return nil, err
 		}
 		th, err := threadFromCore(name, &ce, int(tid), et.Threads[i].Xsave)
@@ -209,19 +203,19 @@ func (r *Reader) readTask(t *Tree, pe *pstree.PstreeEntry, et *extTask, byID map
 		task.ParentPages = append(task.ParentPages, Range{r[0], r[1]})
 	}
 
-	var me mm.MmEntry
-	if err := r.decodeOne(mmName(pid), "MM", &me); err != nil {
+	var me mmMsg
+	if err := r.decodeOne(mmName(pid), "MM", me.decode); err != nil {
 		return nil, err
 	}
 	if err := mmFromEntry(t, mmName(pid), &me, et, task, byID); err != nil {
 		return nil, err
 	}
 
-	var fse fsimg.FsEntry
-	if err := r.decodeOne(fsName(pid), "FS", &fse); err != nil {
+	var fse fsMsg
+	if err := r.decodeOne(fsName(pid), "FS", fse.decode); err != nil {
 		return nil, err
 	}
-	task.CwdFileID, task.RootFileID, task.Umask = fse.GetCwdId(), fse.GetRootId(), fse.GetUmask()
+	task.CwdFileID, task.RootFileID, task.Umask = fse.cwdID, fse.rootID, fse.umask
 	for _, id := range []uint32{task.CwdFileID, task.RootFileID} {
 		if id != 0 && t.FileByID(id) == nil {
 			return nil, fileErr(fsName(pid), ErrCorrupt, "refers to unknown file %d", id)
@@ -233,7 +227,7 @@ func (r *Reader) readTask(t *Tree, pe *pstree.PstreeEntry, et *extTask, byID map
 	if err != nil {
 		return nil, err
 	}
-	fdis, err := decodeAll(name, data, "FDINFO", func() *fdinfo.FdinfoEntry { return &fdinfo.FdinfoEntry{} })
+	fdis, err := decodeAll[fdinfoMsg](name, data, "FDINFO")
 	if err != nil {
 		return nil, err
 	}
@@ -256,49 +250,47 @@ func (r *Reader) readTask(t *Tree, pe *pstree.PstreeEntry, et *extTask, byID map
 	return task, nil
 }
 
-func fdFromEntry(t *Tree, name string, fdi *fdinfo.FdinfoEntry, efd *extFD, byID map[uint32]*fdinfo.FileEntry) (*FD, error) {
-	if int(fdi.GetFd()) != efd.Num || efd.Num < 0 {
-		return nil, fileErr(ExtName, ErrCorrupt, "fd %d where %s has %d", efd.Num, name, fdi.GetFd())
+func fdFromEntry(t *Tree, name string, fdi *fdinfoMsg, efd *extFD, byID map[uint32]*fileMsg) (*FD, error) {
+	if int(fdi.fd) != efd.Num || efd.Num < 0 {
+		return nil, fileErr(ExtName, ErrCorrupt, "fd %d where %s has %d", efd.Num, name, fdi.fd)
 	}
 	kind, ok := fdKindByName(efd.Kind)
 	if !ok {
 		return nil, fileErr(ExtName, ErrUnsupported, "fd %d of kind %q", efd.Num, efd.Kind)
 	}
 	fd := &FD{Num: efd.Num, Kind: kind, FileID: efd.FileID, ExternalType: efd.ExternalType}
-	fe := byID[fdi.GetId()]
-	if fe == nil || fe.GetType() != fdi.GetType() {
-		return nil, fileErr(name, ErrCorrupt, "fd %d refers to missing file %d", efd.Num, fdi.GetId())
+	fe := byID[fdi.id]
+	if fe == nil || fe.typ != fdi.typ {
+		return nil, fileErr(name, ErrCorrupt, "fd %d refers to missing file %d", efd.Num, fdi.id)
 	}
-	switch fdi.GetType() {
-	case fdinfo.FdTypes_REG:
-		if kind > FDCharDev || fe.GetReg() == nil {
+	switch fdi.typ {
+	case fdTypeReg:
+		if kind > FDCharDev || fe.reg == nil {
 			return nil, fileErr(name, ErrCorrupt, "fd %d: regular file entry for a %s fd", efd.Num, efd.Kind)
 		}
 		if t.FileByID(fd.FileID) == nil {
 			return nil, fileErr(ExtName, ErrCorrupt, "fd %d refers to unknown file %d", efd.Num, fd.FileID)
 		}
-		fd.Flags = int(fe.GetReg().GetFlags())
-		fd.Pos = int64(fe.GetReg().GetPos())
+		fd.Flags = int(fe.reg.flags)
+		fd.Pos = int64(fe.reg.pos)
 		if efd.Flags != 0 || efd.Pos != 0 {
 			return nil, fileErr(ExtName, ErrCorrupt, "fd %d: flags/pos given twice", efd.Num)
 		}
-	case fdinfo.FdTypes_EVENTFD:
-		e := fe.GetEfd()
+	case fdTypeEventfd:
+		e := fe.efd
 		if kind != FDEventfd || e == nil || fd.FileID != 0 {
 			return nil, fileErr(name, ErrCorrupt, "fd %d: eventfd file entry for a %s fd", efd.Num, efd.Kind)
 		}
-		fd.Flags = int(e.GetFlags())
-		fd.Eventfd = &Eventfd{Count: e.GetCounter(), Semaphore: efd.EventfdSemaphore}
-	case fdinfo.FdTypes_EVENTPOLL:
-		e := fe.GetEpfd()
+		fd.Flags = int(e.flags)
+		fd.Eventfd = &Eventfd{Count: e.counter, Semaphore: efd.EventfdSemaphore}
+	case fdTypeEventpoll:
+		e := fe.epfd
 		if kind != FDEpoll || e == nil || fd.FileID != 0 {
 			return nil, fileErr(name, ErrCorrupt, "fd %d: eventpoll file entry for a %s fd", efd.Num, efd.Kind)
 		}
-		fd.Flags = int(e.GetFlags())
-		for _, tg := range e.GetTfd() {
-			fd.Epoll = append(fd.Epoll, EpollTarget{FD: int(tg.GetTfd()), Events: tg.GetEvents(), Data: tg.GetData()})
-		}
-	case fdinfo.FdTypes_EXT:
+		fd.Flags = int(e.flags)
+		fd.Epoll = e.tfds
+	case fdTypeExt:
 		if kind != FDExternal {
 			return nil, fileErr(name, ErrCorrupt, "fd %d: external file entry for a %s fd", efd.Num, efd.Kind)
 		}
@@ -307,75 +299,46 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfo.FdinfoEntry, efd *extFD, byID
 			return nil, fileErr(ExtName, ErrCorrupt, "fd %d refers to unknown file %d", efd.Num, fd.FileID)
 		}
 	default:
-		return nil, fileErr(name, ErrUnsupported, "fd %d of type %v", efd.Num, fdi.GetType())
+		return nil, fileErr(name, ErrUnsupported, "fd %d of type %s", efd.Num, fdTypeName(fdi.typ))
 	}
 	if efd.EventfdSemaphore && kind != FDEventfd {
 		return nil, fileErr(ExtName, ErrCorrupt, "fd %d: eventfd_semaphore on a %s fd", efd.Num, efd.Kind)
 	}
-	if fdi.GetFlags()&fdCloexec != 0 {
+	if fdi.flags&fdCloexec != 0 {
 		fd.Flags |= oCloexec
 	}
 	return fd, nil
 }
 
-func sigsFromQueue(name string, q *siginfo.SignalQueueEntry) ([]SigInfo, error) {
-	var out []SigInfo
-	for _, s := range q.GetSignals() {
-		if len(s.GetSiginfo()) != len(SigInfo{}) {
-			return nil, fileErr(name, ErrCorrupt, "siginfo of %d bytes", len(s.GetSiginfo()))
-		}
-		out = append(out, SigInfo(s.GetSiginfo()))
+func threadFromCore(name string, ce *coreMsg, tid int, xsave []byte) (*Thread, error) {
+	if ce.mtype != marchX86_64 {
+		return nil, fileErr(name, ErrUnsupported, "architecture %s (this mmcr reads x86_64)", marchName(ce.mtype))
 	}
-	return out, nil
-}
-
-func threadFromCore(name string, ce *criu_core.CoreEntry, tid int, xsave []byte) (*Thread, error) {
-	if ce.GetMtype() != criu_core.CoreEntry_X86_64 {
-		return nil, fileErr(name, ErrUnsupported, "architecture %v (this mmcr reads x86_64)", ce.GetMtype())
-	}
-	ti, tc := ce.GetThreadInfo(), ce.GetThreadCore()
-	if ti == nil || ti.GetGpregs() == nil || tc == nil {
+	ti, tc := ce.ti, ce.thc
+	if ti == nil || tc == nil {
 		return nil, fileErr(name, ErrCorrupt, "no registers or thread core")
 	}
-	g := ti.GetGpregs()
-	if g.GetMode() != core_x86.UserX86RegsMode_NATIVE {
+	if ti.mode != regsModeNative {
 		return nil, fileErr(name, ErrUnsupported, "32-bit (compat) task")
 	}
-	th := &Thread{TID: tid, Xsave: xsave, SigMask: tc.GetBlkSigset(), Comm: tc.GetComm(),
-		ClearTID: ti.GetClearTidAddr(), RobustList: tc.GetFutexRla(), RobustListLen: tc.GetFutexRlaLen(),
-		PdeathSig: tc.GetPdeathSig()}
+	th := &Thread{TID: tid, Xsave: xsave, SigMask: tc.blkSigset, Comm: tc.comm,
+		ClearTID: ti.clearTIDAddr, RobustList: tc.futexRla, RobustListLen: tc.futexRlaLen,
+		PdeathSig: tc.pdeathSig, Regs: ti.regs, AltStack: tc.sas, Pending: tc.pending, Rseq: tc.rseq}
 	if th.PdeathSig > 64 {
 		return nil, fileErr(name, ErrCorrupt, "parent-death signal %d", th.PdeathSig)
 	}
 	// CRIU writes the three together; an image without them predates
 	// mmcr keeping them, and the thread's state stays unknown (nil).
-	if tc.SchedPolicy != nil {
-		th.Sched = &Sched{Policy: tc.GetSchedPolicy(), Prio: tc.GetSchedPrio(), Nice: tc.GetSchedNice()}
+	if tc.sched != nil {
+		th.Sched = tc.sched
 		if err := th.Sched.check(); err != nil {
 			return nil, fileErr(name, ErrCorrupt, "%v", err)
 		}
-	} else if tc.SchedPrio != nil || tc.SchedNice != nil {
+	} else if tc.schedPrioOrNice {
 		return nil, fileErr(name, ErrCorrupt, "real-time priority or nice without a scheduling policy")
 	}
 	if len(xsave) == 0 {
 		th.Xsave = nil
-	}
-	th.Regs = unix.PtraceRegs{
-		R15: g.GetR15(), R14: g.GetR14(), R13: g.GetR13(), R12: g.GetR12(), Rbp: g.GetBp(), Rbx: g.GetBx(),
-		R11: g.GetR11(), R10: g.GetR10(), R9: g.GetR9(), R8: g.GetR8(), Rax: g.GetAx(), Rcx: g.GetCx(),
-		Rdx: g.GetDx(), Rsi: g.GetSi(), Rdi: g.GetDi(), Orig_rax: g.GetOrigAx(), Rip: g.GetIp(), Cs: g.GetCs(),
-		Eflags: g.GetFlags(), Rsp: g.GetSp(), Ss: g.GetSs(), Fs_base: g.GetFsBase(), Gs_base: g.GetGsBase(),
-		Ds: g.GetDs(), Es: g.GetEs(), Fs: g.GetFs(), Gs: g.GetGs(),
-	}
-	if sas := tc.GetSas(); sas != nil {
-		th.AltStack = SigAltStack{SP: sas.GetSsSp(), Flags: int32(sas.GetSsFlags()), Size: sas.GetSsSize()}
-	}
-	var err error
-	if th.Pending, err = sigsFromQueue(name, tc.GetSignalsP()); err != nil {
-		return nil, err
-	}
-	if rs := tc.GetRseqEntry(); rs != nil {
-		th.Rseq = Rseq{Addr: rs.GetRseqAbiPointer(), Len: rs.GetRseqAbiSize(), Sig: rs.GetSignature()}
 	}
 	return th, nil
 }
@@ -392,15 +355,15 @@ func capFromWords(name string, w []uint32) (uint64, error) {
 	return 0, fileErr(name, ErrCorrupt, "capability set of %d words", len(w))
 }
 
-func credsFrom(name string, c *creds.CredsEntry, out *Creds) error {
-	*out = Creds{UID: c.GetUid(), EUID: c.GetEuid(), SUID: c.GetSuid(), FSUID: c.GetFsuid(),
-		GID: c.GetGid(), EGID: c.GetEgid(), SGID: c.GetSgid(), FSGID: c.GetFsgid(), Groups: c.GetGroups(),
-		Securebits: c.GetSecbits()}
+func credsFrom(name string, c *credsMsg, out *Creds) error {
+	id := &c.ids // uid gid euid egid suid sgid fsuid fsgid
+	*out = Creds{UID: id[0], GID: id[1], EUID: id[2], EGID: id[3], SUID: id[4], SGID: id[5], FSUID: id[6], FSGID: id[7],
+		Groups: c.groups, Securebits: c.secbits}
 	var err error
 	for _, p := range []struct {
 		dst *uint64
 		w   []uint32
-	}{{&out.CapInh, c.GetCapInh()}, {&out.CapPrm, c.GetCapPrm()}, {&out.CapEff, c.GetCapEff()}, {&out.CapBnd, c.GetCapBnd()}} {
+	}{{&out.CapInh, c.capInh}, {&out.CapPrm, c.capPrm}, {&out.CapEff, c.capEff}, {&out.CapBnd, c.capBnd}} {
 		if *p.dst, err = capFromWords(name, p.w); err != nil {
 			return err
 		}
@@ -408,77 +371,65 @@ func credsFrom(name string, c *creds.CredsEntry, out *Creds) error {
 	return nil
 }
 
-func itimerFrom(e *timer.ItimerEntry) Itimer {
-	return Itimer{IntervalUsec: int64(e.GetIsec()*1e6 + e.GetIusec()), ValueUsec: int64(e.GetVsec()*1e6 + e.GetVusec())}
-}
-
 // taskFromCore fills the task-wide fields from the leader's core.
-func taskFromCore(name string, ce *criu_core.CoreEntry, task *Task) error {
-	tc := ce.GetTc()
+func taskFromCore(name string, ce *coreMsg, task *Task) error {
+	tc := ce.tc
 	if tc == nil {
 		return fileErr(name, ErrCorrupt, "leader core without task core")
 	}
-	if st := tc.GetTaskState(); st != taskAlive {
+	if st := tc.taskState; st != taskAlive {
 		return fileErr(name, ErrUnsupported, "task state %d (only live tasks are supported)", st)
 	}
-	task.Comm, task.Personality = tc.GetComm(), tc.GetPersonality()
-	task.ChildSubreaper = tc.GetChildSubreaper()
-	if tc.OomScoreAdj != nil {
-		v := int(tc.GetOomScoreAdj())
+	task.Comm, task.Personality = tc.comm, tc.personality
+	task.ChildSubreaper = tc.childSubreaper
+	if tc.oomScoreAdj != nil {
+		v := int(*tc.oomScoreAdj)
 		if err := checkOomScoreAdj(v); err != nil {
 			return fileErr(name, ErrCorrupt, "%v", err)
 		}
 		task.OomScoreAdj = &v
 	}
-	if c := ce.GetThreadCore().GetCreds(); c != nil {
+	if c := ce.thc.creds; c != nil {
 		if err := credsFrom(name, c, &task.Creds); err != nil {
 			return err
 		}
 	}
-	for _, rl := range tc.GetRlimits().GetRlimits() {
-		task.Rlimits = append(task.Rlimits, unix.Rlimit{Cur: rl.GetCur(), Max: rl.GetMax()})
+	task.Rlimits = tc.rlimits
+	if len(tc.sigactions) > 64 {
+		return fileErr(name, ErrCorrupt, "%d sigactions", len(tc.sigactions))
 	}
-	if len(tc.GetSigactions()) > 64 {
-		return fileErr(name, ErrCorrupt, "%d sigactions", len(tc.GetSigactions()))
-	}
-	for _, sa := range tc.GetSigactions() {
-		task.SigActions = append(task.SigActions, SigAction{Handler: sa.GetSigaction(), Flags: sa.GetFlags(),
-			Restorer: sa.GetRestorer(), Mask: sa.GetMask()})
-	}
-	if tm := tc.GetTimers(); tm != nil {
-		task.Itimers = [3]Itimer{itimerFrom(tm.GetReal()), itimerFrom(tm.GetVirt()), itimerFrom(tm.GetProf())}
-		if len(tm.GetPosix()) > 0 {
+	task.SigActions = tc.sigactions
+	if tc.timers != nil {
+		task.Itimers = *tc.timers
+		if tc.posixTimers > 0 {
 			return fileErr(name, ErrUnsupported, "POSIX timers are not supported")
 		}
 	}
-	var err error
-	task.SharedPending, err = sigsFromQueue(name, tc.GetSignalsS())
-	return err
+	task.SharedPending = tc.sharedPending
+	return nil
 }
 
-func mmFromEntry(t *Tree, name string, me *mm.MmEntry, et *extTask, task *Task, byID map[uint32]*fdinfo.FileEntry) error {
-	task.Mm = Mm{StartCode: me.GetMmStartCode(), EndCode: me.GetMmEndCode(),
-		StartData: me.GetMmStartData(), EndData: me.GetMmEndData(),
-		StartBrk: me.GetMmStartBrk(), Brk: me.GetMmBrk(), StartStack: me.GetMmStartStack(),
-		ArgStart: me.GetMmArgStart(), ArgEnd: me.GetMmArgEnd(), EnvStart: me.GetMmEnvStart(), EnvEnd: me.GetMmEnvEnd(),
-		Auxv: me.GetMmSavedAuxv(), ExeFileID: me.GetExeFileId(), Dumpable: me.GetDumpable(),
-		THPDisabled: me.GetThpDisabled(), MDWE: et.MDWE}
-	if len(me.GetAios()) > 0 {
+func mmFromEntry(t *Tree, name string, me *mmMsg, et *extTask, task *Task, byID map[uint32]*fileMsg) error {
+	f := &me.fields // mm_start_code .. mm_env_end
+	task.Mm = Mm{StartCode: f[0], EndCode: f[1], StartData: f[2], EndData: f[3], StartStack: f[4],
+		StartBrk: f[5], Brk: f[6], ArgStart: f[7], ArgEnd: f[8], EnvStart: f[9], EnvEnd: f[10],
+		Auxv: me.auxv, ExeFileID: me.exeID, Dumpable: me.dump, THPDisabled: me.thpOff, MDWE: et.MDWE}
+	if me.aios > 0 {
 		return fileErr(name, ErrUnsupported, "AIO rings are not supported")
 	}
 	if id := task.Mm.ExeFileID; id != 0 && t.FileByID(id) == nil {
 		return fileErr(name, ErrCorrupt, "exe refers to unknown file %d", id)
 	}
-	vmas := me.GetVmas()
+	vmas := me.vmas
 	if len(vmas) != len(et.VMAs) {
 		return fileErr(ExtName, ErrCorrupt, "task %d: %d VMAs, %s has %d", task.PID, len(et.VMAs), name, len(vmas))
 	}
 	var prevEnd uint64
-	for i, ve := range vmas {
-		ev := &et.VMAs[i]
-		kind, err := kindOf(ve.GetStatus())
+	for i := range vmas {
+		ve, ev := &vmas[i], &et.VMAs[i]
+		kind, err := kindOf(ve.status)
 		if err != nil {
-			return fileErr(name, ErrUnsupported, "VMA %#x-%#x: %v", ve.GetStart(), ve.GetEnd(), err)
+			return fileErr(name, ErrUnsupported, "VMA %#x-%#x: %v", ve.start, ve.end, err)
 		}
 		if ev.VvarVclock {
 			if kind != KindVVAR {
@@ -486,8 +437,8 @@ func mmFromEntry(t *Tree, name string, me *mm.MmEntry, et *extTask, task *Task, 
 			}
 			kind = KindVVARVclock
 		}
-		v := &VMA{Start: ve.GetStart(), End: ve.GetEnd(), Pgoff: ve.GetPgoff(), Prot: ve.GetProt(),
-			Flags: ve.GetFlags(), Kind: kind, Madv: ve.GetMadv(), VmFlags: ev.VmFlags,
+		v := &VMA{Start: ve.start, End: ve.end, Pgoff: ve.pgoff, Prot: ve.prot,
+			Flags: ve.flags, Kind: kind, Madv: ve.madv, VmFlags: ev.VmFlags,
 			FileID: ev.FileID, ShmID: ev.ShmID, Name: ev.Name, FromParent: ev.FromParent}
 		if (v.FileID != 0 && t.FileByID(v.FileID) == nil) || (v.ShmID != 0 && t.SharedObjectByID(v.ShmID) == nil) {
 			return fileErr(ExtName, ErrCorrupt, "VMA %#x-%#x refers to unknown file %d or object %d", v.Start, v.End, v.FileID, v.ShmID)
@@ -499,7 +450,7 @@ func mmFromEntry(t *Tree, name string, me *mm.MmEntry, et *extTask, task *Task, 
 			return fileErr(name, ErrCorrupt, "bad VMA %#x-%#x", v.Start, v.End)
 		}
 		prevEnd = v.End
-		shmid := ve.GetShmid()
+		shmid := ve.shmid
 		if shmid > 1<<32-1 {
 			return fileErr(name, ErrCorrupt, "VMA %#x-%#x: shmid %d", v.Start, v.End, shmid)
 		}
@@ -511,10 +462,10 @@ func mmFromEntry(t *Tree, name string, me *mm.MmEntry, et *extTask, task *Task, 
 			}
 		case KindMemfd:
 			fe := byID[uint32(shmid)]
-			if fe == nil || fe.GetType() != fdinfo.FdTypes_MEMFD || fe.GetMemfd() == nil {
+			if fe == nil || fe.typ != fdTypeMemfd || fe.memfd == nil {
 				return fileErr(name, ErrCorrupt, "memfd VMA %#x-%#x refers to file %d, not a memfd", v.Start, v.End, shmid)
 			}
-			v.ShmID = fe.GetMemfd().GetInodeId()
+			v.ShmID = fe.memfd.inodeID
 			if so := t.SharedObjectByID(v.ShmID); so == nil || !so.Memfd {
 				return fileErr(name, ErrCorrupt, "memfd VMA %#x-%#x refers to unknown memfd %d", v.Start, v.End, v.ShmID)
 			}
@@ -527,4 +478,28 @@ func mmFromEntry(t *Tree, name string, me *mm.MmEntry, et *extTask, task *Task, 
 		task.VMAs = append(task.VMAs, v)
 	}
 	return nil
+}
+
+// fdTypeName names a CRIU fd_types value, as errors did through go-criu.
+func fdTypeName(v int32) string {
+	names := [...]string{"UND", "REG", "PIPE", "FIFO", "INETSK", "UNIXSK", "EVENTFD", "EVENTPOLL", "INOTIFY",
+		"SIGNALFD", "PACKETSK", "TTY", "FANOTIFY", "NETLINKSK", "NS", "TUNF", "EXT", "TIMERFD", "MEMFD", "BPFMAP"}
+	switch {
+	case v >= 0 && int(v) < len(names):
+		return names[v]
+	case v == 65534:
+		return "CTL_TTY"
+	case v == 65535:
+		return "AUTOFS_PIPE"
+	}
+	return strconv.Itoa(int(v))
+}
+
+// marchName names a core_entry.march value.
+func marchName(v int32) string {
+	names := [...]string{"UNKNOWN", "X86_64", "ARM", "AARCH64", "PPC64", "S390", "MIPS"}
+	if v >= 0 && int(v) < len(names) {
+		return names[v]
+	}
+	return strconv.Itoa(int(v))
 }

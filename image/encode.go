@@ -8,31 +8,8 @@ import (
 	"slices"
 	"syscall"
 
-	core_x86 "github.com/checkpoint-restore/go-criu/v7/crit/images/core-x86"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/creds"
-	criu_core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
-	criu_sa "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-sa"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/eventfd"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/eventpoll"
-	ext_file "github.com/checkpoint-restore/go-criu/v7/crit/images/ext-file"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/fown"
-	fsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/fs"
-	ghost_file "github.com/checkpoint-restore/go-criu/v7/crit/images/ghost-file"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/inventory"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/memfd"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/mm"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
-	remap_file_path "github.com/checkpoint-restore/go-criu/v7/crit/images/remap-file-path"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/rlimit"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/rseq"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/siginfo"
-	crtime "github.com/checkpoint-restore/go-criu/v7/crit/images/time"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/timer"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/vma"
 	"golang.org/x/sys/unix"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // CRIU constants the images carry.
@@ -223,18 +200,13 @@ func taskPID(t *Task) any {
 // writeTree writes every metadata image of t.
 func (w *Writer) writeTree(t *Tree) error {
 	root := uint32(t.Tasks[0].PID)
-	var ps []proto.Message
+	var ps [][]byte
 	for i, task := range t.Tasks {
 		ppid := uint32(task.PPID)
 		if i == 0 {
 			ppid = 0 // CRIU's mark of the root; its real parent is in the extension file
 		}
-		e := &pstree.PstreeEntry{Pid: proto.Uint32(uint32(task.PID)), Ppid: proto.Uint32(ppid),
-			Pgid: proto.Uint32(uint32(task.PGID)), Sid: proto.Uint32(uint32(task.SID))}
-		for _, th := range task.Threads {
-			e.Threads = append(e.Threads, uint32(th.TID))
-		}
-		ps = append(ps, e)
+		ps = append(ps, pstreeEntry(task, ppid))
 	}
 	if err := w.writeImage(pstreeName, "PSTREE", ps...); err != nil {
 		return err
@@ -252,12 +224,9 @@ func (w *Writer) writeTree(t *Tree) error {
 
 	// files.img: first the files of the tree (id = File.ID), then one entry
 	// per file descriptor (its own open file description: flags, pos).
-	var files []proto.Message
+	var files [][]byte
 	for _, f := range t.Files {
-		files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_REG.Enum(), Id: proto.Uint32(f.ID),
-			Reg: &regfile.RegFileEntry{Id: proto.Uint32(f.ID), Flags: proto.Uint32(0), Pos: proto.Uint64(0),
-				Fown: zeroFown(), Name: proto.String(f.Path), Size: proto.Uint64(uint64(f.Size)),
-				Mode: proto.Uint32(f.Mode)}})
+		files = append(files, regFileEntry(f.ID, 0, 0, f.Path, uint64(f.Size), f.Mode))
 	}
 	nextID := uint32(len(t.Files)) + 1
 
@@ -266,7 +235,7 @@ func (w *Writer) writeTree(t *Tree) error {
 	// its pagemap-shmem image. mmcr uses the SharedObject ID for both the
 	// inode id and the shmid.
 	memfdFile := map[uint32]uint32{}
-	var inodes []proto.Message
+	var inodes [][]byte
 	for _, so := range t.SharedObjects {
 		if !so.Memfd {
 			continue
@@ -274,12 +243,8 @@ func (w *Writer) writeTree(t *Tree) error {
 		id := nextID
 		nextID++
 		memfdFile[so.ID] = id
-		files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_MEMFD.Enum(), Id: proto.Uint32(id),
-			Memfd: &memfd.MemfdFileEntry{Id: proto.Uint32(id), Flags: proto.Uint32(unix.O_RDWR), Pos: proto.Uint64(0),
-				Fown: zeroFown(), InodeId: proto.Uint32(so.ID)}})
-		inodes = append(inodes, &memfd.MemfdInodeEntry{Name: proto.String("memfd:" + so.Name), Uid: proto.Uint32(0),
-			Gid: proto.Uint32(0), Size: proto.Uint64(so.Size), Shmid: proto.Uint32(so.ID), Seals: proto.Uint32(0),
-			InodeId: proto.Uint64(uint64(so.ID))})
+		files = append(files, memfdFileEntry(id, so.ID))
+		inodes = append(inodes, memfdInodeEntry(so))
 	}
 	if len(inodes) > 0 {
 		if err := w.writeImage(memfdInodeName, "MEMFD_INODE", inodes...); err != nil {
@@ -293,7 +258,7 @@ func (w *Writer) writeTree(t *Tree) error {
 			et.ParentPages = append(et.ParentPages, [2]uint64{r.Start, r.End})
 		}
 		// ids-PID.img: crit's explore commands find fdinfo-FILES_ID.img through it.
-		if err := w.writeImage(idsName(task.PID), "IDS", kobjIDs(uint32(task.PID))); err != nil {
+		if err := w.writeImage(idsName(task.PID), "IDS", encodeMsg(func(e *protoEnc) { kobjIDs(e, uint32(task.PID)) })); err != nil {
 			return err
 		}
 		for i, th := range task.Threads {
@@ -302,50 +267,36 @@ func (w *Writer) writeTree(t *Tree) error {
 				return err
 			}
 		}
-		me := &mm.MmEntry{
-			MmStartCode: proto.Uint64(task.Mm.StartCode), MmEndCode: proto.Uint64(task.Mm.EndCode),
-			MmStartData: proto.Uint64(task.Mm.StartData), MmEndData: proto.Uint64(task.Mm.EndData),
-			MmStartStack: proto.Uint64(task.Mm.StartStack),
-			MmStartBrk:   proto.Uint64(task.Mm.StartBrk), MmBrk: proto.Uint64(task.Mm.Brk),
-			MmArgStart: proto.Uint64(task.Mm.ArgStart), MmArgEnd: proto.Uint64(task.Mm.ArgEnd),
-			MmEnvStart: proto.Uint64(task.Mm.EnvStart), MmEnvEnd: proto.Uint64(task.Mm.EnvEnd),
-			ExeFileId: proto.Uint32(task.Mm.ExeFileID), MmSavedAuxv: task.Mm.Auxv,
-			Dumpable: proto.Int32(task.Mm.Dumpable), ThpDisabled: proto.Bool(task.Mm.THPDisabled),
-		}
-		for _, v := range task.VMAs {
+		// The VMAs' shmid field: what it names depends on the kind; the
+		// extension file keeps the FileID or ShmID it cannot carry.
+		shmids := make([]uint64, len(task.VMAs))
+		for i, v := range task.VMAs {
 			ev := extVMA{Name: v.Name, VmFlags: v.VmFlags, VvarVclock: v.Kind == KindVVARVclock, FromParent: v.FromParent}
 			if v.FromParent {
 				ext.Version = extVersionCOW
 			}
-			var shmid uint64
 			switch v.Kind {
 			case KindPrivateFile, KindSharedFile:
-				shmid = uint64(v.FileID)
+				shmids[i] = uint64(v.FileID)
 				ev.ShmID = v.ShmID
 			case KindSharedAnon:
-				shmid = uint64(v.ShmID)
+				shmids[i] = uint64(v.ShmID)
 				ev.FileID = v.FileID
 			case KindMemfd:
-				shmid = uint64(memfdFile[v.ShmID])
+				shmids[i] = uint64(memfdFile[v.ShmID])
 				ev.FileID = v.FileID
 			default:
 				ev.FileID, ev.ShmID = v.FileID, v.ShmID
 			}
 			et.VMAs = append(et.VMAs, ev)
-			me.Vmas = append(me.Vmas, &vma.VmaEntry{Start: proto.Uint64(v.Start), End: proto.Uint64(v.End),
-				Pgoff: proto.Uint64(v.Pgoff), Shmid: proto.Uint64(shmid), Prot: proto.Uint32(v.Prot),
-				Flags: proto.Uint32(v.Flags), Status: proto.Uint32(vmaStatus(v.Kind)), Fd: proto.Int64(-1),
-				Madv: proto.Uint64(v.Madv)})
 		}
-		if err := w.writeImage(mmName(task.PID), "MM", me); err != nil {
+		if err := w.writeImage(mmName(task.PID), "MM", mmEntry(task, shmids)); err != nil {
 			return err
 		}
-		fse := &fsimg.FsEntry{CwdId: proto.Uint32(task.CwdFileID), RootId: proto.Uint32(task.RootFileID),
-			Umask: proto.Uint32(task.Umask)}
-		if err := w.writeImage(fsName(task.PID), "FS", fse); err != nil {
+		if err := w.writeImage(fsName(task.PID), "FS", fsEntry(task)); err != nil {
 			return err
 		}
-		var fdis []proto.Message
+		var fdis [][]byte
 		// The file entry id of each fd: an epoll's targets name theirs.
 		fdIDs := make(map[int]uint32, len(task.FDs))
 		for i, fd := range task.FDs {
@@ -355,46 +306,32 @@ func (w *Writer) writeTree(t *Tree) error {
 			id := nextID
 			nextID++
 			efd := extFD{Num: fd.Num, Kind: fd.Kind.String(), FileID: fd.FileID, ExternalType: fd.ExternalType}
-			fdi := &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Fd: proto.Uint32(uint32(fd.Num)), Flags: proto.Uint32(0)}
-			if fd.Flags&oCloexec != 0 {
-				fdi.Flags = proto.Uint32(fdCloexec)
-			}
+			flags := uint32(fd.Flags) &^ oCloexec // the open file description's; FD_CLOEXEC is the fd's
+			var typ int32
 			switch fd.Kind {
 			case FDEventfd:
-				fdi.Type = fdinfo.FdTypes_EVENTFD.Enum()
+				typ = fdTypeEventfd
 				efd.EventfdSemaphore = fd.Eventfd.Semaphore
-				files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_EVENTFD.Enum(), Id: proto.Uint32(id),
-					Efd: &eventfd.EventfdFileEntry{Id: proto.Uint32(id), Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec),
-						Fown: zeroFown(), Counter: proto.Uint64(fd.Eventfd.Count)}})
+				files = append(files, eventfdFileEntry(id, flags, fd.Eventfd.Count))
 			case FDEpoll:
-				fdi.Type = fdinfo.FdTypes_EVENTPOLL.Enum()
-				ep := &eventpoll.EventpollFileEntry{Id: proto.Uint32(id), Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec),
-					Fown: zeroFown()}
-				for _, tg := range fd.Epoll {
-					ep.Tfd = append(ep.Tfd, &eventpoll.EventpollTfdEntry{Id: proto.Uint32(fdIDs[tg.FD]),
-						Tfd: proto.Uint32(uint32(tg.FD)), Events: proto.Uint32(tg.Events), Data: proto.Uint64(tg.Data)})
-				}
-				files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_EVENTPOLL.Enum(), Id: proto.Uint32(id), Epfd: ep})
+				typ = fdTypeEventpoll
+				files = append(files, eventpollFileEntry(id, flags, fd.Epoll, fdIDs))
 			case FDExternal:
-				fdi.Type = fdinfo.FdTypes_EXT.Enum()
+				typ = fdTypeExt
 				efd.Flags, efd.Pos = fd.Flags, fd.Pos
-				files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_EXT.Enum(), Id: proto.Uint32(id),
-					Ext: &ext_file.ExtFileEntry{Id: proto.Uint32(id), Fown: zeroFown()}})
+				files = append(files, extFileEntry(id))
 			default:
-				fdi.Type = fdinfo.FdTypes_REG.Enum()
+				typ = fdTypeReg
 				var path string
 				var size uint64
 				var mode uint32
 				if f := t.FileByID(fd.FileID); f != nil {
 					path, size, mode = f.Path, uint64(f.Size), f.Mode
 				}
-				files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_REG.Enum(), Id: proto.Uint32(id),
-					Reg: &regfile.RegFileEntry{Id: proto.Uint32(id), Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec),
-						Pos: proto.Uint64(uint64(fd.Pos)), Fown: zeroFown(), Name: proto.String(path),
-						Size: proto.Uint64(size), Mode: proto.Uint32(mode)}})
+				files = append(files, regFileEntry(id, flags, uint64(fd.Pos), path, size, mode))
 			}
 			et.FDs = append(et.FDs, efd)
-			fdis = append(fdis, fdi)
+			fdis = append(fdis, fdinfoEntry(id, fd, typ))
 		}
 		if err := w.writeImage(fdinfoName(task.PID), "FDINFO", fdis...); err != nil {
 			return err
@@ -406,12 +343,11 @@ func (w *Writer) writeTree(t *Tree) error {
 	}
 
 	// remap-fpath.img tells CRIU tools which files have ghost content.
-	var remaps []proto.Message
+	var remaps [][]byte
 	w.mu.Lock()
 	for _, f := range t.Files {
 		if w.ghosts[f.ID] {
-			remaps = append(remaps, &remap_file_path.RemapFilePathEntry{OrigId: proto.Uint32(f.ID),
-				RemapId: proto.Uint32(f.ID), RemapType: remap_file_path.RemapType_GHOST.Enum()})
+			remaps = append(remaps, remapGhostEntry(f.ID))
 		}
 	}
 	w.mu.Unlock()
@@ -424,13 +360,7 @@ func (w *Writer) writeTree(t *Tree) error {
 	// The inventory and the extension file go last: a directory with an
 	// inventory but no extension file is then not an interrupted mmcr dump
 	// but someone else's (CRIU's) image, and Open can say so.
-	inv := &inventory.InventoryEntry{
-		ImgVersion:  proto.Uint32(criuImagesV1_1),
-		FdinfoPerId: proto.Bool(true),
-		RootIds:     kobjIDs(root),
-		Lsmtype:     inventory.Lsmtype_NO_LSM.Enum(),
-	}
-	if err := w.writeImage(inventoryName, "INVENTORY", inv); err != nil {
+	if err := w.writeImage(inventoryName, "INVENTORY", inventoryEntry(root)); err != nil {
 		return err
 	}
 	data, err := json.MarshalIndent(&ext, "", " ")
@@ -440,112 +370,354 @@ func (w *Writer) writeTree(t *Tree) error {
 	return w.writeWhole(ExtName, append(data, '\n'))
 }
 
-func zeroFown() *fown.FownEntry {
-	z := proto.Uint32(0)
-	return &fown.FownEntry{Uid: z, Euid: z, Signum: z, PidType: z, Pid: z}
+// CRIU enum values the images carry.
+const (
+	fdTypeReg       = 1  // fd_types REG
+	fdTypeEventfd   = 6  // fd_types EVENTFD
+	fdTypeEventpoll = 7  // fd_types EVENTPOLL
+	fdTypeExt       = 16 // fd_types EXT
+	fdTypeMemfd     = 18 // fd_types MEMFD
+	marchX86_64     = 1  // core_entry.march X86_64
+	regsModeNative  = 1  // user_x86_regs_mode NATIVE
+	regsModeCompat  = 2  // user_x86_regs_mode COMPAT
+	remapGhost      = 1  // remap_type GHOST
+	lsmNone         = 0  // lsmtype NO_LSM
+)
+
+// The functions below encode one CRIU message each, field by field in
+// field-number order; the numbers are those of CRIU's images/*.proto (as
+// go-criu's crit/images carries them). Fields mmcr does not set are absent.
+
+// encodeMsg returns the message fill encodes.
+func encodeMsg(fill func(e *protoEnc)) []byte {
+	var e protoEnc
+	fill(&e)
+	return e.b
 }
 
-func kobjIDs(pid uint32) *criu_core.TaskKobjIdsEntry {
-	return &criu_core.TaskKobjIdsEntry{VmId: proto.Uint32(pid), FilesId: proto.Uint32(pid),
-		FsId: proto.Uint32(pid), SighandId: proto.Uint32(pid)}
+// pstreeEntry: pstree_entry.
+func pstreeEntry(task *Task, ppid uint32) []byte {
+	var e protoEnc
+	e.uint32(1, uint32(task.PID))
+	e.uint32(2, ppid)
+	e.uint32(3, uint32(task.PGID))
+	e.uint32(4, uint32(task.SID))
+	for _, th := range task.Threads {
+		e.uint32(5, uint32(th.TID)) // threads
+	}
+	return e.b
 }
 
-func sigQueue(sigs []SigInfo) *siginfo.SignalQueueEntry {
+// zeroFown: a fown_entry of zeros (no F_SETOWN owner).
+func zeroFown(e *protoEnc) {
+	for num := range protowire.Number(5) {
+		e.uint32(num+1, 0) // uid, euid, signum, pid_type, pid
+	}
+}
+
+// regFileEntry: file_entry {type REG, reg_file_entry}.
+func regFileEntry(id, flags uint32, pos uint64, path string, size uint64, mode uint32) []byte {
+	var e protoEnc
+	e.int32(1, fdTypeReg)
+	e.uint32(2, id)
+	e.message(3, func(e *protoEnc) {
+		e.uint32(1, id)
+		e.uint32(2, flags)
+		e.uint64(3, pos)
+		e.message(5, zeroFown)
+		e.string(6, path)
+		e.uint64(8, size)
+		e.uint32(10, mode)
+	})
+	return e.b
+}
+
+// memfdFileEntry: file_entry {type MEMFD, memfd_file_entry}.
+func memfdFileEntry(id, inode uint32) []byte {
+	var e protoEnc
+	e.int32(1, fdTypeMemfd)
+	e.uint32(2, id)
+	e.message(20, func(e *protoEnc) {
+		e.uint32(1, id)
+		e.uint32(2, unix.O_RDWR) // flags
+		e.uint64(3, 0)           // pos
+		e.message(4, zeroFown)
+		e.uint32(5, inode)
+	})
+	return e.b
+}
+
+// memfdInodeEntry: memfd_inode_entry; inode_id and shmid are the object's ID.
+func memfdInodeEntry(so *SharedObject) []byte {
+	var e protoEnc
+	e.string(1, "memfd:"+so.Name)
+	e.uint32(2, 0) // uid
+	e.uint32(3, 0) // gid
+	e.uint64(4, so.Size)
+	e.uint32(5, so.ID) // shmid
+	e.uint32(6, 0)     // seals
+	e.uint64(7, uint64(so.ID))
+	return e.b
+}
+
+// eventfdFileEntry: file_entry {type EVENTFD, eventfd_file_entry}.
+func eventfdFileEntry(id, flags uint32, count uint64) []byte {
+	var e protoEnc
+	e.int32(1, fdTypeEventfd)
+	e.uint32(2, id)
+	e.message(8, func(e *protoEnc) {
+		e.uint32(1, id)
+		e.uint32(2, flags)
+		e.message(3, zeroFown)
+		e.uint64(4, count)
+	})
+	return e.b
+}
+
+// eventpollFileEntry: file_entry {type EVENTPOLL, eventpoll_file_entry with
+// an eventpoll_tfd_entry per target}; fdIDs maps a target fd to its file id.
+func eventpollFileEntry(id, flags uint32, targets []EpollTarget, fdIDs map[int]uint32) []byte {
+	var e protoEnc
+	e.int32(1, fdTypeEventpoll)
+	e.uint32(2, id)
+	e.message(9, func(e *protoEnc) {
+		e.uint32(1, id)
+		e.uint32(2, flags)
+		e.message(3, zeroFown)
+		for _, tg := range targets {
+			e.message(4, func(e *protoEnc) {
+				e.uint32(1, fdIDs[tg.FD])
+				e.uint32(2, uint32(tg.FD))
+				e.uint32(3, tg.Events)
+				e.uint64(4, tg.Data)
+			})
+		}
+	})
+	return e.b
+}
+
+// extFileEntry: file_entry {type EXT, ext_file_entry}.
+func extFileEntry(id uint32) []byte {
+	var e protoEnc
+	e.int32(1, fdTypeExt)
+	e.uint32(2, id)
+	e.message(15, func(e *protoEnc) {
+		e.uint32(1, id)
+		e.message(5, zeroFown)
+	})
+	return e.b
+}
+
+// fdinfoEntry: fdinfo_entry.
+func fdinfoEntry(id uint32, fd *FD, typ int32) []byte {
+	var flags uint32
+	if fd.Flags&oCloexec != 0 {
+		flags = fdCloexec
+	}
+	var e protoEnc
+	e.uint32(1, id)
+	e.uint32(2, flags)
+	e.int32(3, typ)
+	e.uint32(4, uint32(fd.Num))
+	return e.b
+}
+
+// remapGhostEntry: remap_file_path_entry of a ghost file.
+func remapGhostEntry(id uint32) []byte {
+	var e protoEnc
+	e.uint32(1, id) // orig_id
+	e.uint32(2, id) // remap_id
+	e.int32(3, remapGhost)
+	return e.b
+}
+
+// inventoryEntry: inventory_entry.
+func inventoryEntry(root uint32) []byte {
+	var e protoEnc
+	e.uint32(1, criuImagesV1_1)
+	e.bool(2, true) // fdinfo_per_id
+	e.message(3, func(e *protoEnc) { kobjIDs(e, root) })
+	e.int32(6, lsmNone)
+	return e.b
+}
+
+// kobjIDs: task_kobj_ids_entry, every id the PID.
+func kobjIDs(e *protoEnc, pid uint32) {
+	e.uint32(1, pid) // vm_id
+	e.uint32(2, pid) // files_id
+	e.uint32(3, pid) // fs_id
+	e.uint32(4, pid) // sighand_id
+}
+
+// fsEntry: fs_entry.
+func fsEntry(task *Task) []byte {
+	var e protoEnc
+	e.uint32(1, task.CwdFileID)
+	e.uint32(2, task.RootFileID)
+	e.uint32(3, task.Umask)
+	return e.b
+}
+
+// mmEntry: mm_entry with a vma_entry per VMA (shmids[i] is VMA i's shmid).
+func mmEntry(task *Task, shmids []uint64) []byte {
+	m := &task.Mm
+	var e protoEnc
+	for i, v := range []uint64{m.StartCode, m.EndCode, m.StartData, m.EndData, m.StartStack,
+		m.StartBrk, m.Brk, m.ArgStart, m.ArgEnd, m.EnvStart, m.EnvEnd} {
+		e.uint64(protowire.Number(i+1), v) // mm_start_code .. mm_env_end
+	}
+	e.uint32(12, m.ExeFileID)
+	e.uint64s(13, m.Auxv) // mm_saved_auxv
+	for i, v := range task.VMAs {
+		e.message(14, func(e *protoEnc) {
+			e.uint64(1, v.Start)
+			e.uint64(2, v.End)
+			e.uint64(3, v.Pgoff)
+			e.uint64(4, shmids[i])
+			e.uint32(5, v.Prot)
+			e.uint32(6, v.Flags)
+			e.uint32(7, vmaStatus(v.Kind))
+			e.sint64(8, -1) // fd: none at restore time
+			e.uint64(9, v.Madv)
+		})
+	}
+	e.int32(15, m.Dumpable)
+	e.bool(17, m.THPDisabled)
+	return e.b
+}
+
+// sigQueue: a signal_queue_entry field, absent when there is no signal.
+func sigQueue(e *protoEnc, num protowire.Number, sigs []SigInfo) {
 	if len(sigs) == 0 {
-		return nil
+		return
 	}
-	q := &siginfo.SignalQueueEntry{}
-	for i := range sigs {
-		q.Signals = append(q.Signals, &siginfo.SiginfoEntry{Siginfo: append([]byte(nil), sigs[i][:]...)})
-	}
-	return q
+	e.message(num, func(e *protoEnc) {
+		for i := range sigs {
+			e.message(1, func(e *protoEnc) { e.bytes(1, sigs[i][:]) }) // siginfo_entry
+		}
+	})
 }
 
-func itimer(it Itimer) *timer.ItimerEntry {
-	return &timer.ItimerEntry{
-		Isec: proto.Uint64(uint64(it.IntervalUsec / 1e6)), Iusec: proto.Uint64(uint64(it.IntervalUsec % 1e6)),
-		Vsec: proto.Uint64(uint64(it.ValueUsec / 1e6)), Vusec: proto.Uint64(uint64(it.ValueUsec % 1e6)),
-	}
+// itimer: an itimer_entry field.
+func itimer(e *protoEnc, num protowire.Number, it Itimer) {
+	e.message(num, func(e *protoEnc) {
+		e.uint64(1, uint64(it.IntervalUsec/1e6))
+		e.uint64(2, uint64(it.IntervalUsec%1e6))
+		e.uint64(3, uint64(it.ValueUsec/1e6))
+		e.uint64(4, uint64(it.ValueUsec%1e6))
+	})
 }
 
 // capWords splits a capability set into CRIU's two 32-bit words.
 func capWords(c uint64) []uint32 { return []uint32{uint32(c), uint32(c >> 32)} }
 
-func credsEntry(c *Creds) *creds.CredsEntry {
-	return &creds.CredsEntry{
-		Uid: proto.Uint32(c.UID), Gid: proto.Uint32(c.GID), Euid: proto.Uint32(c.EUID), Egid: proto.Uint32(c.EGID),
-		Suid: proto.Uint32(c.SUID), Sgid: proto.Uint32(c.SGID), Fsuid: proto.Uint32(c.FSUID), Fsgid: proto.Uint32(c.FSGID),
-		CapInh: capWords(c.CapInh), CapPrm: capWords(c.CapPrm), CapEff: capWords(c.CapEff), CapBnd: capWords(c.CapBnd),
-		Secbits: proto.Uint32(c.Securebits), Groups: c.Groups,
+// credsEntry: creds_entry.
+func credsEntry(e *protoEnc, c *Creds) {
+	for i, v := range []uint32{c.UID, c.GID, c.EUID, c.EGID, c.SUID, c.SGID, c.FSUID, c.FSGID} {
+		e.uint32(protowire.Number(i+1), v)
+	}
+	e.uint32s(9, capWords(c.CapInh))
+	e.uint32s(10, capWords(c.CapPrm))
+	e.uint32s(11, capWords(c.CapEff))
+	e.uint32s(12, capWords(c.CapBnd))
+	e.uint32(13, c.Securebits)
+	e.uint32s(14, c.Groups)
+}
+
+// coreEntry builds core-TID.img: a core_entry. The leader's carries the
+// task-wide part (tc).
+func coreEntry(task *Task, th *Thread, leader bool) []byte {
+	var e protoEnc
+	e.int32(1, marchX86_64)
+	e.message(2, func(e *protoEnc) { threadInfo(e, th) })
+	if leader {
+		e.message(3, func(e *protoEnc) { taskCore(e, task, th) })
+	}
+	e.message(5, func(e *protoEnc) { threadCore(e, task, th) })
+	return e.b
+}
+
+// threadInfo: thread_info_x86.
+func threadInfo(e *protoEnc, th *Thread) {
+	e.uint64(1, th.ClearTID)
+	e.message(2, func(e *protoEnc) { // user_x86_regs_entry
+		r := &th.Regs
+		for i, v := range []uint64{r.R15, r.R14, r.R13, r.R12, r.Rbp, r.Rbx, r.R11, r.R10, r.R9, r.R8,
+			r.Rax, r.Rcx, r.Rdx, r.Rsi, r.Rdi, r.Orig_rax, r.Rip, r.Cs, r.Eflags, r.Rsp, r.Ss,
+			r.Fs_base, r.Gs_base, r.Ds, r.Es, r.Fs, r.Gs} {
+			e.uint64(protowire.Number(i+1), v)
+		}
+		e.int32(28, regsModeNative)
+	})
+	e.message(3, func(e *protoEnc) { fpregsEntry(e, th.Xsave) })
+}
+
+// threadCore: thread_core_entry.
+func threadCore(e *protoEnc, task *Task, th *Thread) {
+	e.uint64(1, th.RobustList)
+	e.uint32(2, th.RobustListLen)
+	if s := th.Sched; s != nil {
+		e.sint32(3, s.Nice)
+		e.uint32(4, s.Policy)
+		e.uint32(5, s.Prio)
+	}
+	e.uint64(6, th.SigMask)
+	e.message(7, func(e *protoEnc) { // thread_sas_entry
+		e.uint64(1, th.AltStack.SP)
+		e.uint64(2, th.AltStack.Size)
+		e.uint32(3, uint32(th.AltStack.Flags))
+	})
+	e.uint32(8, th.PdeathSig)
+	sigQueue(e, 9, th.Pending)
+	e.message(10, func(e *protoEnc) { credsEntry(e, &task.Creds) })
+	if th.Comm != "" {
+		e.string(13, th.Comm)
+	}
+	if rs := th.Rseq; rs.Addr != 0 || rs.Len != 0 || rs.Sig != 0 {
+		e.message(15, func(e *protoEnc) { // rseq_entry
+			e.uint64(1, rs.Addr)
+			e.uint32(2, rs.Len)
+			e.uint32(3, rs.Sig)
+		})
 	}
 }
 
-// coreEntry builds core-TID.img. The leader's carries the task-wide part (tc).
-func coreEntry(task *Task, th *Thread, leader bool) *criu_core.CoreEntry {
-	r := &th.Regs
-	gp := &core_x86.UserX86RegsEntry{
-		R15: proto.Uint64(r.R15), R14: proto.Uint64(r.R14), R13: proto.Uint64(r.R13), R12: proto.Uint64(r.R12),
-		Bp: proto.Uint64(r.Rbp), Bx: proto.Uint64(r.Rbx), R11: proto.Uint64(r.R11), R10: proto.Uint64(r.R10),
-		R9: proto.Uint64(r.R9), R8: proto.Uint64(r.R8), Ax: proto.Uint64(r.Rax), Cx: proto.Uint64(r.Rcx),
-		Dx: proto.Uint64(r.Rdx), Si: proto.Uint64(r.Rsi), Di: proto.Uint64(r.Rdi), OrigAx: proto.Uint64(r.Orig_rax),
-		Ip: proto.Uint64(r.Rip), Cs: proto.Uint64(r.Cs), Flags: proto.Uint64(r.Eflags), Sp: proto.Uint64(r.Rsp),
-		Ss: proto.Uint64(r.Ss), FsBase: proto.Uint64(r.Fs_base), GsBase: proto.Uint64(r.Gs_base),
-		Ds: proto.Uint64(r.Ds), Es: proto.Uint64(r.Es), Fs: proto.Uint64(r.Fs), Gs: proto.Uint64(r.Gs),
-		Mode: core_x86.UserX86RegsMode_NATIVE.Enum(),
-	}
-	ce := &criu_core.CoreEntry{
-		Mtype: criu_core.CoreEntry_X86_64.Enum(),
-		ThreadInfo: &core_x86.ThreadInfoX86{ClearTidAddr: proto.Uint64(th.ClearTID), Gpregs: gp,
-			Fpregs: fpregsEntry(th.Xsave)},
-		ThreadCore: &criu_core.ThreadCoreEntry{
-			FutexRla: proto.Uint64(th.RobustList), FutexRlaLen: proto.Uint32(th.RobustListLen),
-			BlkSigset: proto.Uint64(th.SigMask),
-			Sas: &criu_core.ThreadSasEntry{SsSp: proto.Uint64(th.AltStack.SP), SsSize: proto.Uint64(th.AltStack.Size),
-				SsFlags: proto.Uint32(uint32(th.AltStack.Flags))},
-			SignalsP:  sigQueue(th.Pending),
-			Creds:     credsEntry(&task.Creds),
-			PdeathSig: proto.Uint32(th.PdeathSig),
-		},
-	}
-	if th.Comm != "" {
-		ce.ThreadCore.Comm = proto.String(th.Comm)
-	}
-	if s := th.Sched; s != nil {
-		ce.ThreadCore.SchedPolicy = proto.Uint32(s.Policy)
-		ce.ThreadCore.SchedPrio = proto.Uint32(s.Prio)
-		ce.ThreadCore.SchedNice = proto.Int32(s.Nice)
-	}
-	if th.Rseq.Addr != 0 || th.Rseq.Len != 0 || th.Rseq.Sig != 0 {
-		ce.ThreadCore.RseqEntry = &rseq.RseqEntry{RseqAbiPointer: proto.Uint64(th.Rseq.Addr),
-			RseqAbiSize: proto.Uint32(th.Rseq.Len), Signature: proto.Uint32(th.Rseq.Sig)}
-	}
-	if !leader {
-		return ce
-	}
-	tc := &criu_core.TaskCoreEntry{
-		TaskState: proto.Uint32(taskAlive), ExitCode: proto.Uint32(0),
-		Personality: proto.Uint32(task.Personality), Flags: proto.Uint32(0),
-		BlkSigset: proto.Uint64(th.SigMask), Comm: proto.String(task.Comm),
-		Timers: &timer.TaskTimersEntry{Real: itimer(task.Itimers[0]), Virt: itimer(task.Itimers[1]),
-			Prof: itimer(task.Itimers[2])},
-		SignalsS:       sigQueue(task.SharedPending),
-		ChildSubreaper: proto.Bool(task.ChildSubreaper),
-	}
-	if task.OomScoreAdj != nil {
-		tc.OomScoreAdj = proto.Int32(int32(*task.OomScoreAdj))
-	}
+// taskCore: task_core_entry (the leader's th gives blk_sigset).
+func taskCore(e *protoEnc, task *Task, th *Thread) {
+	e.uint32(1, taskAlive)
+	e.uint32(2, 0) // exit_code
+	e.uint32(3, task.Personality)
+	e.uint32(4, 0) // flags
+	e.uint64(5, th.SigMask)
+	e.string(6, task.Comm)
+	e.message(7, func(e *protoEnc) { // task_timers_entry
+		itimer(e, 1, task.Itimers[0])
+		itimer(e, 2, task.Itimers[1])
+		itimer(e, 3, task.Itimers[2])
+	})
 	if len(task.Rlimits) > 0 {
-		tc.Rlimits = &criu_core.TaskRlimitsEntry{}
-		for _, rl := range task.Rlimits {
-			tc.Rlimits.Rlimits = append(tc.Rlimits.Rlimits, &rlimit.RlimitEntry{Cur: proto.Uint64(rl.Cur), Max: proto.Uint64(rl.Max)})
-		}
+		e.message(8, func(e *protoEnc) { // task_rlimits_entry
+			for _, rl := range task.Rlimits {
+				e.message(1, func(e *protoEnc) {
+					e.uint64(1, rl.Cur)
+					e.uint64(2, rl.Max)
+				})
+			}
+		})
+	}
+	sigQueue(e, 10, task.SharedPending)
+	if task.OomScoreAdj != nil {
+		e.int32(14, int32(*task.OomScoreAdj))
 	}
 	for _, sa := range task.SigActions {
-		tc.Sigactions = append(tc.Sigactions, &criu_sa.SaEntry{Sigaction: proto.Uint64(sa.Handler),
-			Flags: proto.Uint64(sa.Flags), Restorer: proto.Uint64(sa.Restorer), Mask: proto.Uint64(sa.Mask)})
+		e.message(15, func(e *protoEnc) { // sa_entry
+			e.uint64(1, sa.Handler)
+			e.uint64(2, sa.Flags)
+			e.uint64(3, sa.Restorer)
+			e.uint64(4, sa.Mask)
+		})
 	}
-	ce.Tc = tc
-	return ce
+	e.bool(18, task.ChildSubreaper)
 }
 
 // xsave layout (the standard, non-compacted format of NT_X86_XSTATE).
@@ -565,51 +737,49 @@ func u32s(b []byte) []uint32 {
 	return out
 }
 
-// fpregsEntry fills CRIU's fpregs from the raw xsave area as far as CRIU's
-// fields reach (fxsave part, xstate_bv, AVX upper halves). The exact bytes
-// are kept in the extension file.
-func fpregsEntry(x []byte) *core_x86.UserX86FpregsEntry {
+// fpregsEntry writes CRIU's user_x86_fpregs_entry from the raw xsave area
+// as far as CRIU's fields reach (fxsave part, xstate_bv, AVX upper
+// halves...). The exact bytes are kept in the extension file.
+func fpregsEntry(e *protoEnc, x []byte) {
 	var fx [fxsaveSize]byte
 	copy(fx[:], x)
 	le := binary.LittleEndian
-	e := &core_x86.UserX86FpregsEntry{
-		Cwd: proto.Uint32(uint32(le.Uint16(fx[0:]))), Swd: proto.Uint32(uint32(le.Uint16(fx[2:]))),
-		Twd: proto.Uint32(uint32(le.Uint16(fx[4:]))), Fop: proto.Uint32(uint32(le.Uint16(fx[6:]))),
-		Rip: proto.Uint64(le.Uint64(fx[8:])), Rdp: proto.Uint64(le.Uint64(fx[16:])),
-		Mxcsr: proto.Uint32(le.Uint32(fx[24:])), MxcsrMask: proto.Uint32(le.Uint32(fx[28:])),
-		StSpace: u32s(fx[32:160]), XmmSpace: u32s(fx[160:416]), Padding: u32s(fx[416:512]),
+	e.uint32(1, uint32(le.Uint16(fx[0:]))) // cwd
+	e.uint32(2, uint32(le.Uint16(fx[2:]))) // swd
+	e.uint32(3, uint32(le.Uint16(fx[4:]))) // twd
+	e.uint32(4, uint32(le.Uint16(fx[6:]))) // fop
+	e.uint64(5, le.Uint64(fx[8:]))         // rip
+	e.uint64(6, le.Uint64(fx[16:]))        // rdp
+	e.uint32(7, le.Uint32(fx[24:]))        // mxcsr
+	e.uint32(8, le.Uint32(fx[28:]))        // mxcsr_mask
+	e.uint32s(9, u32s(fx[32:160]))         // st_space
+	e.uint32s(10, u32s(fx[160:416]))       // xmm_space
+	e.uint32s(11, u32s(fx[416:512]))       // padding
+	if len(x) < xsaveMinSize {
+		return
 	}
-	if len(x) >= xsaveMinSize {
-		bv := le.Uint64(x[xsaveHdrOff:])
-		xs := &core_x86.UserX86XsaveEntry{XstateBv: proto.Uint64(bv)}
-		// Components at their standard-format offsets (what NT_X86_XSTATE
-		// uses), when present.
-		part := func(bit uint, off, size int) []byte {
-			if bv&(1<<bit) == 0 || len(x) < off+size {
-				return nil
-			}
-			return x[off : off+size]
+	bv := le.Uint64(x[xsaveHdrOff:])
+	// Components at their standard-format offsets (what NT_X86_XSTATE
+	// uses), when present.
+	part := func(bit uint, off, size int) []byte {
+		if bv&(1<<bit) == 0 || len(x) < off+size {
+			return nil
 		}
-		if b := part(2, ymmhOff, ymmhSize); b != nil {
-			xs.YmmhSpace = u32s(b)
-		}
-		xs.BndregState = u64s(part(3, 960, 64))
-		xs.BndcsrState = u64s(part(4, 1024, 64))
-		xs.OpmaskReg = u64s(part(5, 1088, 64))
-		xs.ZmmUpper = u64s(part(6, 1152, 512))
-		xs.Hi16Zmm = u64s(part(7, 1664, 1024))
-		if b := part(9, 2688, 8); b != nil {
-			xs.Pkru = u32s(b)
-		}
-		e.Xsave = xs
+		return x[off : off+size]
 	}
-	return e
+	e.message(13, func(e *protoEnc) { // user_x86_xsave_entry
+		e.uint64(1, bv)
+		e.uint32s(2, u32s(part(2, ymmhOff, ymmhSize))) // ymmh_space
+		e.uint64s(3, u64s(part(3, 960, 64)))           // bndreg_state
+		e.uint64s(4, u64s(part(4, 1024, 64)))          // bndcsr_state
+		e.uint64s(5, u64s(part(5, 1088, 64)))          // opmask_reg
+		e.uint64s(6, u64s(part(6, 1152, 512)))         // zmm_upper
+		e.uint64s(7, u64s(part(7, 1664, 1024)))        // hi16_zmm
+		e.uint32s(8, u32s(part(9, 2688, 8)))           // pkru
+	})
 }
 
 func u64s(b []byte) []uint64 {
-	if b == nil {
-		return nil
-	}
 	out := make([]uint64, len(b)/8)
 	for i := range out {
 		out[i] = binary.LittleEndian.Uint64(b[8*i:])
@@ -617,35 +787,41 @@ func u64s(b []byte) []uint64 {
 	return out
 }
 
-func ghostEntry(st fs.FileInfo, size int64) *ghost_file.GhostFileEntry {
-	ge := &ghost_file.GhostFileEntry{Uid: proto.Uint32(0), Gid: proto.Uint32(0),
-		Mode: proto.Uint32(uint32(st.Mode().Perm()) | syscall.S_IFREG), Size: proto.Uint64(uint64(size)),
-		Chunks: proto.Bool(false)}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		ge.Uid, ge.Gid, ge.Mode = proto.Uint32(sys.Uid), proto.Uint32(sys.Gid), proto.Uint32(sys.Mode)
-		ge.Ino = proto.Uint64(sys.Ino)
-		ge.Mtim = &crtime.Timeval{TvSec: proto.Uint64(uint64(sys.Mtim.Sec)), TvUsec: proto.Uint64(uint64(sys.Mtim.Nsec / 1000))}
-		ge.Atim = &crtime.Timeval{TvSec: proto.Uint64(uint64(sys.Atim.Sec)), TvUsec: proto.Uint64(uint64(sys.Atim.Nsec / 1000))}
+// ghostEntry: ghost_file_entry of a deleted file of size bytes.
+func ghostEntry(st fs.FileInfo, size int64, chunked bool) []byte {
+	uid, gid, mode := uint32(0), uint32(0), uint32(st.Mode().Perm())|syscall.S_IFREG
+	sys, _ := st.Sys().(*syscall.Stat_t)
+	if sys != nil {
+		uid, gid, mode = sys.Uid, sys.Gid, sys.Mode
 	}
-	return ge
+	var e protoEnc
+	e.uint32(1, uid)
+	e.uint32(2, gid)
+	e.uint32(3, mode)
+	if sys != nil {
+		e.uint64(5, sys.Ino)
+		timeval(&e, 7, sys.Atim) // atim
+		timeval(&e, 8, sys.Mtim) // mtim
+	}
+	e.bool(9, chunked) // chunks
+	e.uint64(10, uint64(size))
+	return e.b
 }
 
-// decodeGhostHeader decodes the magic and GhostFileEntry at the start of a
-// ghost-file image and returns the entry and the header length.
-func decodeGhostHeader(name string, hdr []byte) (*ghost_file.GhostFileEntry, int, error) {
-	d, err := newImgDecoder(name, hdr, "GHOST_FILE")
-	if err != nil {
-		return nil, 0, err
-	}
-	sz, ok := d.u32()
-	if !ok || int(sz) > len(d.data)-d.off {
-		return nil, 0, fileErr(name, ErrCorrupt, "truncated ghost header")
-	}
-	ge := &ghost_file.GhostFileEntry{}
-	if err := proto.Unmarshal(d.data[d.off:d.off+int(sz)], ge); err != nil {
-		return nil, 0, fileErr(name, ErrCorrupt, "ghost header: %v", err)
-	}
-	return ge, d.off + int(sz), nil
+// timeval: a timeval field (microseconds, as CRIU).
+func timeval(e *protoEnc, num protowire.Number, ts syscall.Timespec) {
+	e.message(num, func(e *protoEnc) {
+		e.uint64(1, uint64(ts.Sec))
+		e.uint64(2, uint64(ts.Nsec/1000))
+	})
+}
+
+// ghostChunkEntry: ghost_chunk_entry.
+func ghostChunkEntry(s segment) []byte {
+	var e protoEnc
+	e.uint64(1, uint64(s.len))
+	e.uint64(2, uint64(s.off))
+	return e.b
 }
 
 // checkFDKind checks what an fd's kind needs: an eventfd its state, an

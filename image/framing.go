@@ -3,24 +3,49 @@ package image
 import (
 	"bufio"
 	"encoding/binary"
+	"fmt"
 	"io"
-
-	"github.com/checkpoint-restore/go-criu/v7/magic"
-	"google.golang.org/protobuf/proto"
 )
 
 // CRIU image framing: an optional 4-byte "image class" magic (IMG_COMMON for
 // every image but the inventory), the image's own 4-byte magic, then entries,
 // each a little-endian uint32 length followed by that many bytes of protobuf.
 
-var magics = magic.LoadMagic()
+// CRIU's magic numbers (criu/include/magic.h) of the images mmcr writes or
+// reads. Others are only named in errors.
+var magics = map[string]uint32{
+	"IMG_COMMON":  0x54564319,
+	"IMG_SERVICE": 0x55105940,
+	"INVENTORY":   0x58313116,
+	"PSTREE":      0x50273030,
+	"CORE":        0x55053847,
+	"IDS":         0x54432030,
+	"MM":          0x57492820,
+	"FS":          0x51403912,
+	"FDINFO":      0x56213732,
+	"FILES":       0x56303138,
+	"MEMFD_INODE": 0x48453499,
+	"REMAP_FPATH": 0x59133954,
+	"PAGEMAP":     0x56084025,
+	"GHOST_FILE":  0x52583605,
+}
 
 func magicOf(name string) uint32 {
-	v, ok := magics.ByName[name]
+	v, ok := magics[name]
 	if !ok {
 		panic("image: unknown CRIU magic " + name) // programming error: names are constants
 	}
-	return uint32(v)
+	return v
+}
+
+// magicNameOf names a magic number, if it is one mmcr knows.
+func magicNameOf(v uint32) (string, bool) {
+	for name, m := range magics {
+		if m == v {
+			return name, true
+		}
+	}
+	return "", false
 }
 
 var (
@@ -34,7 +59,6 @@ const maxEntrySize = 64 << 20
 // imgEncoder writes one CRIU image into w.
 type imgEncoder struct {
 	w   io.Writer
-	buf []byte
 	err error
 }
 
@@ -49,17 +73,15 @@ func newImgEncoder(w io.Writer, magicName string) *imgEncoder {
 	return e
 }
 
-// put appends one size-prefixed entry.
-func (e *imgEncoder) put(m proto.Message) error {
+// put appends one size-prefixed entry, an encoded message.
+func (e *imgEncoder) put(b []byte) error {
 	if e.err != nil {
 		return e.err
 	}
-	b, err := proto.MarshalOptions{}.MarshalAppend(e.buf[:0], m)
-	if err != nil {
-		e.err = err
-		return err
+	if len(b) > maxEntrySize {
+		e.err = fmt.Errorf("entry of %d bytes is too large", len(b))
+		return e.err
 	}
-	e.buf = b
 	var sz [4]byte
 	binary.LittleEndian.PutUint32(sz[:], uint32(len(b)))
 	if _, err := e.w.Write(sz[:]); err != nil {
@@ -91,7 +113,7 @@ func newImgDecoder(name string, data []byte, magicName string) (*imgDecoder, err
 		}
 	}
 	if m != want {
-		if got, known := magics.ByValue[uint64(m)]; known {
+		if got, known := magicNameOf(m); known {
 			return nil, fileErr(name, ErrBadMagic, "holds a %s image, want %s", got, magicName)
 		}
 		return nil, fileErr(name, ErrBadMagic, "bad magic 0x%08x, want %s", m, magicName)
@@ -108,8 +130,9 @@ func (d *imgDecoder) u32() (uint32, bool) {
 	return v, true
 }
 
-// next decodes the next entry into m. It returns false at a clean end of data.
-func (d *imgDecoder) next(m proto.Message) (bool, error) {
+// next decodes the next entry with decode. It returns false at a clean
+// end of data.
+func (d *imgDecoder) next(decode func(b []byte) error) (bool, error) {
 	if d.off == len(d.data) {
 		return false, nil
 	}
@@ -122,15 +145,15 @@ func (d *imgDecoder) next(m proto.Message) (bool, error) {
 	}
 	b := d.data[d.off : d.off+int(sz)]
 	d.off += int(sz)
-	if err := proto.Unmarshal(b, m); err != nil {
+	if err := decode(b); err != nil {
 		return false, fileErr(d.name, ErrCorrupt, "entry at offset %d: %v", d.off-int(sz)-4, err)
 	}
 	return true, nil
 }
 
-// one decodes exactly one entry into m (trailing data is an error).
-func (d *imgDecoder) one(m proto.Message) error {
-	ok, err := d.next(m)
+// one decodes exactly one entry with decode (trailing data is an error).
+func (d *imgDecoder) one(decode func(b []byte) error) error {
+	ok, err := d.next(decode)
 	if err != nil {
 		return err
 	}

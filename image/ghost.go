@@ -8,9 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	ghost_file "github.com/checkpoint-restore/go-criu/v7/crit/images/ghost-file"
 	"golang.org/x/sys/unix"
-	"google.golang.org/protobuf/proto"
 )
 
 // A ghost-file image holds a deleted file's content, CRIU's way: the
@@ -80,9 +78,7 @@ func (w *Writer) Ghost(fileID uint32, f *os.File, size int64) error {
 		return fmt.Errorf("image: ghost of file %d: %w", fileID, err)
 	}
 	enc := newImgEncoder(hf, "GHOST_FILE")
-	ge := ghostEntry(st, size)
-	ge.Chunks = proto.Bool(chunked)
-	if err := enc.put(ge); err != nil {
+	if err := enc.put(ghostEntry(st, size, chunked)); err != nil {
 		return fail(err)
 	}
 	if !chunked {
@@ -90,7 +86,7 @@ func (w *Writer) Ghost(fileID uint32, f *os.File, size int64) error {
 	}
 	for _, s := range segs {
 		if chunked {
-			if err := enc.put(&ghost_file.GhostChunkEntry{Len: proto.Uint64(uint64(s.len)), Off: proto.Uint64(uint64(s.off))}); err != nil {
+			if err := enc.put(ghostChunkEntry(s)); err != nil {
 				return fail(err)
 			}
 		}
@@ -147,11 +143,11 @@ func readGhostLayout(name string, ra io.ReaderAt, fileSize int64) ([]ghostChunk,
 	if err != nil {
 		return nil, 0, err
 	}
-	size := int64(ge.GetSize())
+	size := int64(ge.size)
 	if size < 0 {
-		return nil, 0, fileErr(name, ErrCorrupt, "ghost size %d", ge.GetSize())
+		return nil, 0, fileErr(name, ErrCorrupt, "ghost size %d", ge.size)
 	}
-	if !ge.GetChunks() {
+	if !ge.chunks {
 		if int64(hlen)+size != fileSize {
 			return nil, 0, fileErr(name, ErrCorrupt, "ghost content of %d bytes does not fill the file", size)
 		}
@@ -175,14 +171,14 @@ func readGhostLayout(name string, ra io.ReaderAt, fileSize int64) ([]ghostChunk,
 		if _, err := ra.ReadAt(eb, pos+4); err != nil {
 			return nil, 0, fileErr(name, ErrCorrupt, "truncated chunk at %d", pos)
 		}
-		var ce ghost_file.GhostChunkEntry
-		if err := proto.Unmarshal(eb, &ce); err != nil {
+		var ce ghostChunk
+		if err := decodeGhostChunk(eb, &ce); err != nil {
 			return nil, 0, fileErr(name, ErrCorrupt, "chunk at %d: %v", pos, err)
 		}
-		off, n := int64(ce.GetOff()), int64(ce.GetLen())
+		off, n := ce.off, ce.len
 		pos += 4 + sz
 		if off < next || n <= 0 || off+n > size || off+n < off || n > fileSize-pos {
-			return nil, 0, fileErr(name, ErrCorrupt, "chunk %d+%d out of place", ce.GetOff(), ce.GetLen())
+			return nil, 0, fileErr(name, ErrCorrupt, "chunk %d+%d out of place", uint64(ce.off), uint64(ce.len))
 		}
 		chunks = append(chunks, ghostChunk{off, n, pos})
 		pos += n
@@ -230,3 +226,21 @@ func (g *ghostReader) Read(p []byte) (int, error) {
 }
 
 func (g *ghostReader) Close() error { return g.closer.Close() }
+
+// decodeGhostHeader decodes the magic and ghost_file_entry at the start of
+// a ghost-file image and returns the entry and the header length.
+func decodeGhostHeader(name string, hdr []byte) (*ghostMsg, int, error) {
+	d, err := newImgDecoder(name, hdr, "GHOST_FILE")
+	if err != nil {
+		return nil, 0, err
+	}
+	sz, ok := d.u32()
+	if !ok || int(sz) > len(d.data)-d.off {
+		return nil, 0, fileErr(name, ErrCorrupt, "truncated ghost header")
+	}
+	var ge ghostMsg
+	if err := ge.decode(d.data[d.off : d.off+int(sz)]); err != nil {
+		return nil, 0, fileErr(name, ErrCorrupt, "ghost header: %v", err)
+	}
+	return &ge, d.off + int(sz), nil
+}

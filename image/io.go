@@ -14,9 +14,7 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	"golang.org/x/sys/unix"
-	"google.golang.org/protobuf/proto"
 )
 
 // File names (CRIU's where CRIU has the image).
@@ -238,7 +236,7 @@ func (w *Writer) finish(hf *hashFile) error {
 
 // writeImage writes one whole CRIU image of entries. Metadata images are
 // small: each is encoded in memory and written with one write.
-func (w *Writer) writeImage(name, magicName string, entries ...proto.Message) error {
+func (w *Writer) writeImage(name, magicName string, entries ...[]byte) error {
 	var buf bytes.Buffer
 	enc := newImgEncoder(&buf, magicName)
 	for _, m := range entries {
@@ -504,12 +502,17 @@ func (pw *PageWriter) Close() error {
 	if err := w.finish(pw.out); err != nil {
 		return pw.fail(err)
 	}
-	entries := []proto.Message{&pagemap.PagemapHead{PagesId: proto.Uint32(pw.pagesID)}}
+	var head protoEnc
+	head.uint32(1, pw.pagesID) // pagemap_head.pages_id
+	entries := [][]byte{head.b}
 	for _, r := range pw.runs {
 		for a, left := r.Addr, r.Len/PageSize; left > 0; {
 			n := min(left, maxRunPages)
-			entries = append(entries, &pagemap.PagemapEntry{Vaddr: proto.Uint64(a),
-				NrPages: proto.Uint32(uint32(n)), Flags: proto.Uint32(pePresent)})
+			var e protoEnc         // pagemap_entry
+			e.uint64(1, a)         // vaddr
+			e.uint32(2, uint32(n)) // nr_pages
+			e.uint32(4, pePresent) // flags
+			entries = append(entries, e.b)
 			a += n * PageSize
 			left -= n
 		}
@@ -789,8 +792,8 @@ func decodePagemap(name string, data []byte) ([]PageRun, uint32, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	var head pagemap.PagemapHead
-	ok, err := d.next(&head)
+	var pagesID uint32
+	ok, err := d.next(func(b []byte) error { return decodePagemapHead(b, &pagesID) })
 	if err != nil {
 		return nil, 0, err
 	}
@@ -801,21 +804,21 @@ func decodePagemap(name string, data []byte) ([]PageRun, uint32, error) {
 	var off int64
 	var next uint64
 	for {
-		var e pagemap.PagemapEntry
-		ok, err := d.next(&e)
+		var e pagemapEntry
+		ok, err := d.next(e.decode)
 		if err != nil {
 			return nil, 0, err
 		}
 		if !ok {
 			break
 		}
-		if e.GetInParent() || e.GetFlags()&peParent != 0 {
+		if e.inParent || e.flags&peParent != 0 {
 			return nil, 0, fileErr(name, ErrUnsupported, "pages in a parent image (incremental dump) are not supported")
 		}
-		if e.GetFlags()&peLazy != 0 {
+		if e.flags&peLazy != 0 {
 			return nil, 0, fileErr(name, ErrUnsupported, "lazy pages are not supported")
 		}
-		addr, n := e.GetVaddr(), uint64(e.GetNrPages())
+		addr, n := e.vaddr, uint64(e.nrPages)
 		end := addr + n*PageSize
 		if addr%PageSize != 0 || n == 0 || end < addr || addr < next {
 			return nil, 0, fileErr(name, ErrCorrupt, "bad pagemap entry %#x+%d pages", addr, n)
@@ -828,7 +831,7 @@ func decodePagemap(name string, data []byte) ([]PageRun, uint32, error) {
 		off += int64(n * PageSize)
 		next = end
 	}
-	return runs, head.GetPagesId(), nil
+	return runs, pagesID, nil
 }
 
 // Close releases the reader. It holds no open files; pages files handed out

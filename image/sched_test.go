@@ -53,7 +53,7 @@ func TestDecodeSched(t *testing.T) {
 	} {
 		t.Run(tc.what, func(t *testing.T) {
 			var ce criu_core.CoreEntry
-			if err := decodeOneBytes(name, files[name], "CORE", &ce); err != nil {
+			if err := decodeOneBytes(name, files[name], "CORE", protoInto(&ce)); err != nil {
 				t.Fatal(err)
 			}
 			tc.mangle(&ce)

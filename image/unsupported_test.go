@@ -11,18 +11,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-func encodeImage(t *testing.T, magicName string, entries ...proto.Message) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	enc := newImgEncoder(&buf, magicName)
-	for _, m := range entries {
-		if err := enc.put(m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return buf.Bytes()
-}
-
 // TestUnsupportedByName: images using CRIU features mmcr does not handle
 // are refused with ErrUnsupported and the feature named.
 func TestUnsupportedByName(t *testing.T) {
@@ -39,7 +27,7 @@ func TestUnsupportedByName(t *testing.T) {
 		}, "parent image", func(r *Reader) error { _, _, err := r.pageRuns(pagemapName(100)); return err }},
 		{"sysv ipc vma", func(m map[string][]byte) {
 			var me mm.MmEntry
-			if err := decodeOneBytes("mm-102.img", m["mm-102.img"], "MM", &me); err != nil {
+			if err := decodeOneBytes("mm-102.img", m["mm-102.img"], "MM", protoInto(&me)); err != nil {
 				t.Fatal(err)
 			}
 			me.Vmas[0].Status = proto.Uint32(vmaAreaRegular | vmaAreaSysVIPC)

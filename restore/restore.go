@@ -185,9 +185,6 @@ func Run(opts Options) (rootPID int, err error) {
 	if opts.Ctx == nil {
 		opts.Ctx = context.Background()
 	}
-	// The image's protobuf decoders are built while the image directory is
-	// checked, on another CPU (image.Prewarm).
-	go image.Prewarm()
 	if err := dumpableForTasks(); err != nil {
 		return 0, fmt.Errorf("restore: %w", err)
 	}
