@@ -1,5 +1,6 @@
-// Package image is mmcr's on-disk format: CRIU image files (through
-// go-criu's crit/images protobuf types and magic numbers) plus one mmcr
+// Package image is mmcr's on-disk format: CRIU image files (CRIU's
+// protobuf messages, encoded and decoded by hand with protowire: see
+// wire.go; go-criu's types serve the tests as the reference) plus one mmcr
 // extension file and a manifest. It does no kernel calls: dump/ hands it a
 // Tree and streams pages, restore/ gets the same Tree back.
 //
