@@ -21,6 +21,25 @@ func TestMedian(t *testing.T) {
 	}
 }
 
+// TestPairedRatio: the median of run-by-run ratios, over the runs both
+// cases have.
+func TestPairedRatio(t *testing.T) {
+	for _, tc := range []struct {
+		a, b []int64
+		want float64
+	}{
+		{nil, nil, 0},
+		{[]int64{10}, []int64{5}, 2},
+		{[]int64{10, 30, 8}, []int64{10, 10, 4}, 2},          // 1, 3, 2
+		{[]int64{10, 30, 8, 99}, []int64{10, 10, 4}, 2},      // the fourth run has no pair
+		{[]int64{10, 12, 30, 8}, []int64{10, 4, 10, 4}, 2.5}, // 1, 3, 3, 2: even count
+	} {
+		if got := pairedRatio(tc.a, tc.b); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("pairedRatio(%v, %v) = %g, want %g", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
 // TestCowBytes: the COW case's expected bytes are the parent's pages plus
 // each child's ~1%, and the children's pages are disjoint.
 func TestCowBytes(t *testing.T) {
@@ -217,16 +236,15 @@ func BenchmarkDumpRestore(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer os.RemoveAll(dir)
-			if _, err := e.references(dir, c.DataBytes); err != nil { // warm-up
+			if _, err := e.timeWrite(dir, c.DataBytes); err != nil { // warm-up
+				b.Fatal(err)
+			}
+			if _, _, err := e.timeReads(dir, c.DataBytes); err != nil {
 				b.Fatal(err)
 			}
 			var dump, restore, write, read int64
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				ref, err := e.references(dir, c.DataBytes)
-				if err != nil {
-					b.Fatal(err)
-				}
 				one, err := e.runOnce(c, dir, i)
 				if err != nil {
 					killDescendants()
@@ -234,8 +252,8 @@ func BenchmarkDumpRestore(b *testing.B) {
 				}
 				dump += one.dump.wall.Nanoseconds()
 				restore += one.restore.wall.Nanoseconds()
-				write += ref.write
-				read += min(ref.read, ref.readPVW)
+				write += one.refWrite
+				read += min(one.refReadPlain, one.refReadPVW)
 			}
 			n := float64(b.N) * 1e6
 			b.ReportMetric(float64(dump)/n, "dump-ms")

@@ -64,7 +64,9 @@ func buildRows(p plan, results []*caseResult) []row {
 		by[r.Name] = r
 	}
 	var rows []row
-	add := func(name string, cases []string, value, ref float64, refName, unit string, lo, hi float64) {
+	// paired, when > 0, is the row's ratio as the median of per-run
+	// ratios (see caseResult.DumpRatio); else it is value/ref.
+	addPaired := func(name string, cases []string, value, ref, paired float64, refName, unit string, lo, hi float64) {
 		rw := row{Name: name, Value: value, Ref: ref, RefName: refName, Unit: unit, TargetLo: lo, TargetHi: hi}
 		for _, c := range cases {
 			r := by[c]
@@ -75,7 +77,10 @@ func buildRows(p plan, results []*caseResult) []row {
 				rw.Verdict = "error"
 			}
 		}
-		if ref > 0 {
+		switch {
+		case paired > 0:
+			rw.Ratio = paired
+		case ref > 0:
 			rw.Ratio = value / ref
 		}
 		switch {
@@ -98,6 +103,9 @@ func buildRows(p plan, results []*caseResult) []row {
 		}
 		rows = append(rows, rw)
 	}
+	add := func(name string, cases []string, value, ref float64, refName, unit string, lo, hi float64) {
+		addPaired(name, cases, value, ref, 0, refName, unit, lo, hi)
+	}
 	get := func(name string) *caseResult {
 		if r := by[name]; r != nil {
 			return r
@@ -113,21 +121,25 @@ func buildRows(p plan, results []*caseResult) []row {
 		if c == p.big {
 			hi = 1.3
 		}
-		add("dump "+c, []string{c}, msf(r.DumpNs), msf(r.RefWriteNs), "dd to tmpfs", "ms", 0, hi)
+		addPaired("dump "+c, []string{c}, msf(r.DumpNs), msf(r.RefWriteNs), r.DumpRatio, "dd to tmpfs", "ms", 0, hi)
 		add("dump "+c+" vs a bare copy", []string{c}, msf(r.DumpNs), msf(r.RefCopyNs), "process_vm_readv+write", "ms", 0, 0)
-		add("restore "+c, []string{c}, msf(r.RestoreNs), msf(r.RefReadNs), "tmpfs file to anon", "ms", 0, hi)
+		addPaired("restore "+c, []string{c}, msf(r.RestoreNs), msf(r.RefReadNs), r.RestoreRatio, "tmpfs file to anon", "ms", 0, hi)
 	}
 	add("peak RSS dump "+p.big, []string{p.big}, float64(big.DumpMaxRSS)/1024, 64, "64 MiB", "MiB", 0, 1)
 	add("peak RSS restore "+p.big, []string{p.big}, float64(big.RestoreMaxRSS)/1024, 64, "64 MiB", "MiB", 0, 1)
 
 	// The shared tree must cost about one copy of its bytes.
 	st := get(p.sharedTree)
-	add("dump "+p.sharedTree, []string{p.sharedTree, p.mid}, msf(st.DumpNs), msf(mid.DumpNs), "mmcr dump "+p.mid, "ms", 0, 1.3)
-	add("restore "+p.sharedTree, []string{p.sharedTree, p.mid}, msf(st.RestoreNs), msf(mid.RestoreNs), "mmcr restore "+p.mid, "ms", 0, 1.3)
+	addPaired("dump "+p.sharedTree, []string{p.sharedTree, p.mid}, msf(st.DumpNs), msf(mid.DumpNs),
+		pairedRatio(st.DumpRunsNs, mid.DumpRunsNs), "mmcr dump "+p.mid, "ms", 0, 1.3)
+	addPaired("restore "+p.sharedTree, []string{p.sharedTree, p.mid}, msf(st.RestoreNs), msf(mid.RestoreNs),
+		pairedRatio(st.RestoreRunsNs, mid.RestoreRunsNs), "mmcr restore "+p.mid, "ms", 0, 1.3)
 
 	// Unpopulated memory costs nothing.
-	add("dump "+p.sparse, []string{p.sparse, p.small}, msf(sparse.DumpNs), msf(small.DumpNs), "mmcr dump "+p.small, "ms", 0, 1.5)
-	add("restore "+p.sparse, []string{p.sparse, p.small}, msf(sparse.RestoreNs), msf(small.RestoreNs), "mmcr restore "+p.small, "ms", 0, 1.5)
+	addPaired("dump "+p.sparse, []string{p.sparse, p.small}, msf(sparse.DumpNs), msf(small.DumpNs),
+		pairedRatio(sparse.DumpRunsNs, small.DumpRunsNs), "mmcr dump "+p.small, "ms", 0, 1.5)
+	addPaired("restore "+p.sparse, []string{p.sparse, p.small}, msf(sparse.RestoreNs), msf(small.RestoreNs),
+		pairedRatio(sparse.RestoreRunsNs, small.RestoreRunsNs), "mmcr restore "+p.small, "ms", 0, 1.5)
 
 	// VMA scaling: time per VMA against the smallest count's.
 	if len(p.vmas) > 0 {
@@ -179,8 +191,8 @@ func buildRows(p plan, results []*caseResult) []row {
 	// grows with the task count (no target in the issue: information).
 	for _, c := range p.tasks {
 		r := get(c)
-		add("dump "+c, []string{c}, msf(r.DumpNs), msf(r.RefWriteNs), "dd to tmpfs", "ms", 0, 0)
-		add("restore "+c, []string{c}, msf(r.RestoreNs), msf(r.RefReadNs), "tmpfs file to anon", "ms", 0, 0)
+		addPaired("dump "+c, []string{c}, msf(r.DumpNs), msf(r.RefWriteNs), r.DumpRatio, "dd to tmpfs", "ms", 0, 0)
+		addPaired("restore "+c, []string{c}, msf(r.RestoreNs), msf(r.RefReadNs), r.RestoreRatio, "tmpfs file to anon", "ms", 0, 0)
 	}
 	if len(p.tasks) >= 3 {
 		perTask := func(ns0, ns1 int64, r0, r1 *caseResult) float64 {
@@ -204,11 +216,24 @@ func buildRows(p plan, results []*caseResult) []row {
 
 	// Copy-on-write after fork.
 	cw := get(p.cow)
-	add("dump "+p.cow, []string{p.cow}, msf(cw.DumpNs), msf(cw.RefWriteNs), "dd to tmpfs", "ms", 0, 0)
-	add("restore "+p.cow, []string{p.cow}, msf(cw.RestoreNs), msf(cw.RefReadNs), "tmpfs file to anon", "ms", 0, 0)
+	addPaired("dump "+p.cow, []string{p.cow}, msf(cw.DumpNs), msf(cw.RefWriteNs), cw.DumpRatio, "dd to tmpfs", "ms", 0, 0)
+	addPaired("restore "+p.cow, []string{p.cow}, msf(cw.RestoreNs), msf(cw.RefReadNs), cw.RestoreRatio, "tmpfs file to anon", "ms", 0, 0)
 	add("image size "+p.cow, []string{p.cow}, float64(cw.ImageBytes)/mib, float64(cw.DataBytes)/mib, "shared+modified pages", "MiB", 0, 1.1)
 	add("restored Pss "+p.cow, []string{p.cow}, float64(cw.PssAfterKiB)/1024, float64(cw.PssBeforeKiB)/1024, "Pss before dump", "MiB", 0.9, 1.1)
 	return rows
+}
+
+// pairedRatio is the median of a[i]/b[i] over the runs both cases have:
+// runPlan runs the cases in turn, so run i of one case and run i of
+// another are neighbours in time. 0 when there is none.
+func pairedRatio(a, b []int64) float64 {
+	var rs []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] > 0 {
+			rs = append(rs, float64(a[i])/float64(b[i]))
+		}
+	}
+	return medianFloat(rs)
 }
 
 func fmtVal(v float64, unit string) string {
@@ -226,9 +251,15 @@ func fmtVal(v float64, unit string) string {
 	return fmt.Sprintf("%g %s", v, unit)
 }
 
+// ratioNote says how the ratios are taken.
+const ratioNote = "The cases run in turn, one run of each at a time; dd and the read references are timed right " +
+	"next to each dump and restore. Ratios against dd or read and between two cases are the medians of the runs' " +
+	"own ratios; the others (per VMA, per task, sizes) are ratios of medians."
+
 // printTable writes the summary rows and a per-case detail table.
 func printTable(w io.Writer, rep *report, markdown bool) {
-	fmt.Fprintf(w, "mmcr benchmark (%s mode, median of %d runs) on %s\n\n", rep.Mode, rep.Runs, rep.Machine)
+	fmt.Fprintf(w, "mmcr benchmark (%s mode, median of %d runs) on %s\n", rep.Mode, rep.Runs, rep.Machine)
+	fmt.Fprintf(w, "%s\n\n", ratioNote)
 	if markdown {
 		fmt.Fprintln(w, "| case | mmcr median | reference median | ratio | target | result |")
 		fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- |")

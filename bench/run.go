@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,9 +59,18 @@ type caseResult struct {
 	ImageBytes    int64 `json:"image_bytes"`
 	PssBeforeKiB  int64 `json:"pss_before_kib,omitempty"`
 	PssAfterKiB   int64 `json:"pss_after_kib,omitempty"`
-	// Every verified run's times, in run order, to judge the noise.
-	DumpRunsNs    []int64 `json:"dump_runs_ns"`
-	RestoreRunsNs []int64 `json:"restore_runs_ns"`
+	// Every verified run's times, in run order, to judge the noise, and
+	// the references timed next to them in the same run.
+	DumpRunsNs     []int64 `json:"dump_runs_ns"`
+	RestoreRunsNs  []int64 `json:"restore_runs_ns"`
+	RefWriteRunsNs []int64 `json:"ref_write_runs_ns"`
+	RefReadRunsNs  []int64 `json:"ref_read_runs_ns"` // the faster way, per run
+	// DumpRatio and RestoreRatio are the medians of the runs' own ratios,
+	// dump/dd and restore/read: each run's reference is timed right next
+	// to its mmcr (see runOnce), so a slow spell of the machine weighs on
+	// both sides of one ratio instead of on one side of the medians.
+	DumpRatio    float64 `json:"dump_ratio"`
+	RestoreRatio float64 `json:"restore_ratio"`
 }
 
 func (r *caseResult) ok() bool { return len(r.Errors) == 0 && r.Runs > 0 && r.Verified == r.Runs }
@@ -290,19 +300,33 @@ func (e *env) logf(format string, args ...any) {
 	}
 }
 
-// runPlan runs every case of p (or those cfg.only names) in order.
+// runPlan runs every case of p (or those cfg.only names): one run of each
+// case in turn, cfg.runs times over, so that a slow spell of the machine
+// falls on runs of several cases instead of on all runs of one (the
+// report compares cases with each other too).
 func (e *env) runPlan(p plan) []*caseResult {
-	var out []*caseResult
+	var runs []*caseRun
 	for _, c := range p.cases {
-		if e.cfg.only != nil && !e.cfg.only[c.Name] {
-			continue
+		if e.cfg.only == nil || e.cfg.only[c.Name] {
+			runs = append(runs, e.startCase(c))
 		}
-		r := e.runCase(c)
+	}
+	for i := 0; i < e.cfg.runs; i++ {
+		for _, cr := range runs {
+			e.runCaseOnce(cr, i)
+		}
+	}
+	var out []*caseResult
+	for _, cr := range runs {
+		r := cr.finish()
+		if !e.cfg.keep {
+			os.RemoveAll(cr.dir)
+		}
 		status := "ok"
 		if !r.ok() {
 			status = fmt.Sprintf("verified %d/%d, errors: %s", r.Verified, r.Runs, strings.Join(r.Errors, "; "))
 		}
-		e.logf("%-18s dump %8s  restore %8s  dd %8s  read %8s  (%s)", c.Name, ms(r.DumpNs), ms(r.RestoreNs),
+		e.logf("%-18s dump %8s  restore %8s  dd %8s  read %8s  (%s)", r.Name, ms(r.DumpNs), ms(r.RestoreNs),
 			ms(r.RefWriteNs), ms(r.RefReadNs), status)
 		out = append(out, r)
 	}
@@ -311,65 +335,93 @@ func (e *env) runPlan(p plan) []*caseResult {
 
 func ms(ns int64) string { return fmt.Sprintf("%.1fms", float64(ns)/1e6) }
 
-// runCase measures c: per run the references, then dump and restore of a
-// fresh workload, whose restored tree must verify its memory.
-func (e *env) runCase(c caseSpec) *caseResult {
-	r := &caseResult{caseSpec: c}
-	dir := filepath.Join(e.work, c.Name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		r.Errors = append(r.Errors, err.Error())
-		return r
+// caseRun is one case's runs so far.
+type caseRun struct {
+	r                                                                    *caseResult
+	dir                                                                  string
+	stopped                                                              bool // a reference failed: the case runs no more
+	dumps, restores, writes, reads, readsPlain, readsPVW, copies, images []int64
+	dumpRatios, restoreRatios                                            []float64
+}
+
+// startCase makes c's directory and warms its references once (page cache
+// of dd, tmpfs allocation paths); a quick run measures overheads and skips
+// the warming.
+func (e *env) startCase(c caseSpec) *caseRun {
+	cr := &caseRun{r: &caseResult{caseSpec: c}, dir: filepath.Join(e.work, c.Name)}
+	fail := func(err error) *caseRun {
+		cr.r.Errors = append(cr.r.Errors, err.Error())
+		cr.stopped = true
+		return cr
 	}
-	defer func() {
-		if !e.cfg.keep {
-			os.RemoveAll(dir)
-		}
-	}()
-	// Warm the references once (page cache of dd, tmpfs allocation
-	// paths); a quick run measures overheads and skips it.
+	if err := os.MkdirAll(cr.dir, 0o755); err != nil {
+		return fail(err)
+	}
 	if !e.cfg.quick {
-		if _, err := e.references(dir, c.DataBytes); err != nil {
-			r.Errors = append(r.Errors, err.Error())
-			return r
+		if _, err := e.timeWrite(cr.dir, c.DataBytes); err != nil {
+			return fail(err)
+		}
+		if _, _, err := e.timeReads(cr.dir, c.DataBytes); err != nil {
+			return fail(err)
+		}
+		if _, err := e.timeCopy(cr.dir, c.DataBytes); err != nil {
+			return fail(err)
 		}
 	}
-	var dumps, restores, writes, reads, readsPVW, copies []int64
-	var images []int64
-	for i := 0; i < e.cfg.runs; i++ {
-		ref, err := e.references(dir, c.DataBytes)
-		if err != nil {
-			r.Errors = append(r.Errors, err.Error())
-			break
-		}
-		writes, reads, readsPVW = append(writes, ref.write), append(reads, ref.read), append(readsPVW, ref.readPVW)
-		copies = append(copies, ref.copy)
-		one, err := e.runOnce(c, dir, i)
-		r.Runs++
-		if err != nil {
-			r.Errors = append(r.Errors, fmt.Sprintf("run %d: %v", i+1, err))
-			if killed := killDescendants(); len(killed) > 0 {
-				e.logf("%s run %d: killed %v", c.Name, i+1, killed)
-			}
-			continue
-		}
-		r.Verified++
-		dumps, restores = append(dumps, one.dump.wall.Nanoseconds()), append(restores, one.restore.wall.Nanoseconds())
-		images = append(images, one.imageBytes)
-		r.DumpMaxRSS = max(r.DumpMaxRSS, one.dump.maxRSSKiB)
-		r.RestoreMaxRSS = max(r.RestoreMaxRSS, one.restore.maxRSSKiB)
-		if c.Pss {
-			// Keep the first run's Pss pair: one consistent before/after.
-			if r.PssBeforeKiB == 0 {
-				r.PssBeforeKiB, r.PssAfterKiB = one.pssBefore, one.pssAfter
-			}
-		}
+	return cr
+}
+
+// runCaseOnce is run i of a case: the bare-copy reference, then dump and
+// restore of a fresh workload with dd and the read references timed next
+// to them; the restored tree must verify its memory.
+func (e *env) runCaseOnce(cr *caseRun, i int) {
+	r := cr.r
+	if cr.stopped {
+		return
 	}
-	r.DumpNs, r.RestoreNs = median(dumps), median(restores)
-	r.DumpRunsNs, r.RestoreRunsNs = dumps, restores
-	r.RefWriteNs, r.RefReadPlainNs, r.RefReadPVWNs = median(writes), median(reads), median(readsPVW)
-	r.RefReadNs = min(r.RefReadPlainNs, r.RefReadPVWNs)
-	r.RefCopyNs = median(copies)
-	r.ImageBytes = median(images)
+	cp, err := e.timeCopy(cr.dir, r.DataBytes)
+	if err != nil {
+		r.Errors = append(r.Errors, err.Error())
+		cr.stopped = true
+		return
+	}
+	cr.copies = append(cr.copies, cp)
+	one, err := e.runOnce(r.caseSpec, cr.dir, i)
+	r.Runs++
+	if err != nil {
+		r.Errors = append(r.Errors, fmt.Sprintf("run %d: %v", i+1, err))
+		if killed := killDescendants(); len(killed) > 0 {
+			e.logf("%s run %d: killed %v", r.Name, i+1, killed)
+		}
+		return
+	}
+	r.Verified++
+	read := min(one.refReadPlain, one.refReadPVW)
+	cr.dumps, cr.restores = append(cr.dumps, one.dump.wall.Nanoseconds()), append(cr.restores, one.restore.wall.Nanoseconds())
+	cr.writes, cr.reads = append(cr.writes, one.refWrite), append(cr.reads, read)
+	cr.readsPlain, cr.readsPVW = append(cr.readsPlain, one.refReadPlain), append(cr.readsPVW, one.refReadPVW)
+	cr.dumpRatios = append(cr.dumpRatios, float64(one.dump.wall.Nanoseconds())/float64(one.refWrite))
+	cr.restoreRatios = append(cr.restoreRatios, float64(one.restore.wall.Nanoseconds())/float64(read))
+	cr.images = append(cr.images, one.imageBytes)
+	r.DumpMaxRSS = max(r.DumpMaxRSS, one.dump.maxRSSKiB)
+	r.RestoreMaxRSS = max(r.RestoreMaxRSS, one.restore.maxRSSKiB)
+	if r.Pss && r.PssBeforeKiB == 0 {
+		// Keep the first run's Pss pair: one consistent before/after.
+		r.PssBeforeKiB, r.PssAfterKiB = one.pssBefore, one.pssAfter
+	}
+}
+
+// finish sets the case's medians from its runs.
+func (cr *caseRun) finish() *caseResult {
+	r := cr.r
+	r.DumpNs, r.RestoreNs = median(cr.dumps), median(cr.restores)
+	r.DumpRunsNs, r.RestoreRunsNs = cr.dumps, cr.restores
+	r.RefWriteRunsNs, r.RefReadRunsNs = cr.writes, cr.reads
+	r.RefWriteNs, r.RefReadPlainNs, r.RefReadPVWNs = median(cr.writes), median(cr.readsPlain), median(cr.readsPVW)
+	r.RefReadNs = median(cr.reads)
+	r.RefCopyNs = median(cr.copies)
+	r.ImageBytes = median(cr.images)
+	r.DumpRatio, r.RestoreRatio = medianFloat(cr.dumpRatios), medianFloat(cr.restoreRatios)
 	return r
 }
 
@@ -385,53 +437,80 @@ func median(v []int64) int64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// refTimes is one measurement of the references, in ns.
-type refTimes struct{ write, read, readPVW, copy int64 }
+func medianFloat(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(v))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
 
-// references times dd writing n bytes of /dev/zero into a tmpfs file, then
-// the reader filling fresh anonymous memory from that file both ways, then
-// the copier copying n bytes of a child's memory into a tmpfs file, and
-// removes the files.
-func (e *env) references(dir string, n int64) (refTimes, error) {
-	var t refTimes
-	f := filepath.Join(dir, "ref.dat")
-	defer os.Remove(f)
+// refFile is the reference data file in a case's directory: dd writes
+// it, the reader reads it back.
+func refFile(dir string) string { return filepath.Join(dir, "ref.dat") }
+
+// timeWrite times dd writing n bytes of /dev/zero into a new tmpfs file,
+// the dump's reference; the file stays for timeReads.
+func (e *env) timeWrite(dir string, n int64) (int64, error) {
+	f := refFile(dir)
 	os.Remove(f)
 	logOut, logErr := filepath.Join(dir, "ref.stdout"), filepath.Join(dir, "ref.stderr")
 	w, err := runTimed(procSpec{path: e.dd, dir: dir, stdout: logOut, stderr: logErr,
 		args: []string{"if=/dev/zero", "of=" + f, "bs=1M", "count=" + itoa(n), "iflag=count_bytes", "status=none"}}, 5*time.Minute)
 	if err != nil {
-		return t, err
+		return 0, err
 	}
 	if !w.ok() {
-		return t, fmt.Errorf("dd reference failed: %s (%s)", describeStatus(w.status), tail(logErr))
+		return 0, fmt.Errorf("dd reference failed: %s (%s)", describeStatus(w.status), tail(logErr))
 	}
-	t.write = w.wall.Nanoseconds()
+	return w.wall.Nanoseconds(), nil
+}
+
+// timeReads times the reader filling fresh anonymous memory from the file
+// timeWrite left, both ways (read() straight into it, and read() into a
+// reused buffer plus process_vm_writev: see workloads/reader.c), the
+// restore's reference; then it removes the file.
+func (e *env) timeReads(dir string, n int64) (plain, pvw int64, err error) {
+	f := refFile(dir)
+	defer os.Remove(f)
+	logOut, logErr := filepath.Join(dir, "ref.stdout"), filepath.Join(dir, "ref.stderr")
 	for _, mode := range []string{"read", "pvw"} {
 		rd, err := runTimed(procSpec{path: e.bins["reader"], args: []string{f, itoa(n), mode}, dir: dir, stdout: logOut, stderr: logErr}, 5*time.Minute)
 		if err != nil {
-			return t, err
+			return 0, 0, err
 		}
 		if !rd.ok() {
-			return t, fmt.Errorf("reader reference (%s) failed: %s (%s)", mode, describeStatus(rd.status), tail(logErr))
+			return 0, 0, fmt.Errorf("reader reference (%s) failed: %s (%s)", mode, describeStatus(rd.status), tail(logErr))
 		}
 		if mode == "read" {
-			t.read = rd.wall.Nanoseconds()
+			plain = rd.wall.Nanoseconds()
 		} else {
-			t.readPVW = rd.wall.Nanoseconds()
+			pvw = rd.wall.Nanoseconds()
 		}
 	}
-	// The copier, both ways; the faster counts.
+	return plain, pvw, nil
+}
+
+// timeCopy times the copier copying n bytes of a child's memory into a
+// tmpfs file, one thread and a two-thread pipeline; the faster counts.
+func (e *env) timeCopy(dir string, n int64) (int64, error) {
+	f := refFile(dir)
+	defer os.Remove(f)
+	logErr := filepath.Join(dir, "ref.stderr")
+	var best int64
 	for _, mode := range []string{"loop", "pipe"} {
 		os.Remove(f)
-		cpOut := filepath.Join(dir, "copier.stdout") // its time alone: not appended to ref.stdout
+		cpOut := filepath.Join(dir, "copier.stdout") // its time alone
 		os.Remove(cpOut)
 		cp, err := runTimed(procSpec{path: e.bins["copier"], args: []string{f, itoa(n), mode}, dir: dir, stdout: cpOut, stderr: logErr}, 5*time.Minute)
 		if err != nil {
-			return t, err
+			return 0, err
 		}
 		if !cp.ok() {
-			return t, fmt.Errorf("copier reference (%s) failed: %s (%s)", mode, describeStatus(cp.status), tail(logErr))
+			return 0, fmt.Errorf("copier reference (%s) failed: %s (%s)", mode, describeStatus(cp.status), tail(logErr))
 		}
 		out, err := os.ReadFile(cpOut)
 		var ns int64
@@ -439,13 +518,13 @@ func (e *env) references(dir string, n int64) (refTimes, error) {
 			ns, err = strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
 		}
 		if err != nil {
-			return t, fmt.Errorf("copier reference (%s): no time on its stdout: %v", mode, err)
+			return 0, fmt.Errorf("copier reference (%s): no time on its stdout: %v", mode, err)
 		}
-		if t.copy == 0 || ns < t.copy {
-			t.copy = ns
+		if best == 0 || ns < best {
+			best = ns
 		}
 	}
-	return t, nil
+	return best, nil
 }
 
 // oneRun is what one dump and restore of a case measured.
@@ -453,6 +532,9 @@ type oneRun struct {
 	dump, restore       runResult
 	imageBytes          int64
 	pssBefore, pssAfter int64
+	// The references, timed right before the dump (dd) and between the
+	// dump and the restore (the reader).
+	refWrite, refReadPlain, refReadPVW int64
 }
 
 // runOnce starts the workload, dumps it (timed), restores it (timed),
@@ -485,6 +567,9 @@ func (e *env) runOnce(c caseSpec, dir string, i int) (oneRun, error) {
 		}
 	}
 
+	if one.refWrite, err = e.timeWrite(run, c.DataBytes); err != nil {
+		return one, err
+	}
 	verbose := []string{}
 	if e.cfg.debug {
 		verbose = []string{"-vv"}
@@ -502,6 +587,9 @@ func (e *env) runOnce(c caseSpec, dir string, i int) (oneRun, error) {
 		return one, fmt.Errorf("dumped tasks %v still exist 10s after mmcr dump returned", left)
 	}
 	if one.imageBytes, err = diskBytes(img); err != nil {
+		return one, err
+	}
+	if one.refReadPlain, one.refReadPVW, err = e.timeReads(run, c.DataBytes); err != nil {
 		return one, err
 	}
 
