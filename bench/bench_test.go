@@ -236,15 +236,16 @@ func BenchmarkDumpRestore(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer os.RemoveAll(dir)
-			if _, err := e.timeWrite(dir, c.DataBytes); err != nil { // warm-up
-				b.Fatal(err)
-			}
-			if _, _, err := e.timeReads(dir, c.DataBytes); err != nil {
+			if _, err := e.references(dir, c.DataBytes); err != nil { // warm-up
 				b.Fatal(err)
 			}
 			var dump, restore, write, read int64
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
+				ref, err := e.references(dir, c.DataBytes)
+				if err != nil {
+					b.Fatal(err)
+				}
 				one, err := e.runOnce(c, dir, i)
 				if err != nil {
 					killDescendants()
@@ -252,8 +253,8 @@ func BenchmarkDumpRestore(b *testing.B) {
 				}
 				dump += one.dump.wall.Nanoseconds()
 				restore += one.restore.wall.Nanoseconds()
-				write += one.refWrite
-				read += min(one.refReadPlain, one.refReadPVW)
+				write += ref.write
+				read += min(ref.readPlain, ref.readPVW)
 			}
 			n := float64(b.N) * 1e6
 			b.ReportMetric(float64(dump)/n, "dump-ms")

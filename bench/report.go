@@ -252,9 +252,9 @@ func fmtVal(v float64, unit string) string {
 }
 
 // ratioNote says how the ratios are taken.
-const ratioNote = "The cases run in turn, one run of each at a time; dd and the read references are timed right " +
-	"next to each dump and restore. Ratios against dd or read and between two cases are the medians of the runs' " +
-	"own ratios; the others (per VMA, per task, sizes) are ratios of medians."
+const ratioNote = "The cases run in turn, one run of each at a time, each run timing its references just before " +
+	"its workload starts. Ratios against dd or read and between two cases are the medians of the runs' own " +
+	"ratios; the others (per VMA, per task, sizes) are ratios of medians."
 
 // printTable writes the summary rows and a per-case detail table.
 func printTable(w io.Writer, rep *report, markdown bool) {
