@@ -1,6 +1,8 @@
 package dump
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -156,4 +158,42 @@ func TestApplyVmFlagsChanged(t *testing.T) {
 		}
 	}
 	d.waitVmFlags()
+}
+
+// TestDumpRefusesHugetlb: a hugetlb mapping, known as one only from its
+// VmFlags ("ht"), which dump reads while the pages are copied, is still
+// refused by name, and the failed dump leaves the task running untouched
+// with no image.
+func TestDumpRefusesHugetlb(t *testing.T) {
+	requireRoot(t)
+	const knob = "/proc/sys/vm/nr_hugepages"
+	old, err := os.ReadFile(knob)
+	if err != nil {
+		t.Skipf("no hugetlb here: %v", err)
+	}
+	// One page for the workload, one spare.
+	if n, _ := strconv.Atoi(strings.TrimSpace(string(old))); n < 2 {
+		if err := os.WriteFile(knob, []byte("2"), 0); err != nil {
+			t.Skipf("cannot reserve huge pages: %v", err)
+		}
+		t.Cleanup(func() { os.WriteFile(knob, old, 0) })
+	}
+	// The kernel reserves what it can find: a fragmented memory may give
+	// fewer pages than asked.
+	if free, _ := statusField("/proc/meminfo", "HugePages_Free"); strings.TrimSpace(free) == "0" {
+		t.Skip("no free huge page")
+	}
+	w := startWorkload(t, buildC(t, "hugetlb"))
+	pid := w.pid(t, 1)
+	before := map[int][]mapsLine{pid: readMaps(t, pid)}
+	dir := filepath.Join(t.TempDir(), "img")
+	err = Run(Options{PID: pid, Dir: dir, Log: testLogger(t)})
+	want := fmt.Sprintf("vma %s-", w.fields[2])
+	if err == nil || !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "hugetlb mapping") ||
+		!strings.Contains(err.Error(), want) {
+		t.Fatalf("dump: %v; want a refusal of the hugetlb mapping naming %q", err, want)
+	}
+	untouched(t, before, "after the refused dump")
+	noImage(t, dir, "after the refused dump")
+	w.finish(t)
 }
