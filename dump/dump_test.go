@@ -541,6 +541,11 @@ func TestDumpThreadsAndSignalState(t *testing.T) {
 	w := startWorkload(t, bin, "ready")
 	pid, tid1, tid2 := w.pid(t, 1), w.pid(t, 2), w.pid(t, 3)
 	alt := w.addr(t, 4)
+	// The leader's timer slack, as only root may set another task's; the
+	// other threads keep what they were created with.
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/timerslack_ns", pid), []byte("123456"), 0); err != nil {
+		t.Fatal(err)
+	}
 
 	_, task := dumpLeaveRunning(t, pid)
 	if len(task.Threads) != 3 || task.Threads[0].TID != pid {
@@ -585,6 +590,12 @@ func TestDumpThreadsAndSignalState(t *testing.T) {
 	}
 	if c := byTID[pid].Comm; c != task.Comm || c == "" {
 		t.Errorf("name of leader: %q, task %q", c, task.Comm)
+	}
+	if ns := byTID[pid].TimerSlackNs; ns != 123456 {
+		t.Errorf("timer slack of leader: %d ns, want 123456", ns)
+	}
+	if ns := byTID[tid1].TimerSlackNs; ns == 0 || ns == 123456 {
+		t.Errorf("timer slack of %d: %d ns, want its own (the default)", tid1, ns)
 	}
 	// glibc registers every thread's tid word (in its struct pthread, at
 	// the thread pointer) as clear_child_tid, and a robust list head.

@@ -130,7 +130,7 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 		b.Add(fmt.Sprintf("rt_sigaction(%d)", sig), unix.SYS_RT_SIGACTION, sig, 0,
 			scratch+offSigactions+(sig-1)*sigactionSize, 8)
 	}
-	addThreadQueries(&b, scratch)
+	leaderQueries := addThreadQueries(&b, scratch)
 	b.Add("prctl(PR_GET_CHILD_SUBREAPER)", unix.SYS_PRCTL, unix.PR_GET_CHILD_SUBREAPER, scratch+offSubreaper)
 	// Last, so that a kernel without it (before 6.3: EINVAL) fails no
 	// other query: such a task has no MDWE flags.
@@ -167,15 +167,16 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 	}
 	t.ChildSubreaper = le.Uint32(page[offSubreaper-offData:]) != 0
 	if len(t.Threads) > 0 {
-		threadAnswers(page, t.Threads[0])
+		threadAnswers(page, &b, leaderQueries, t.Threads[0])
 	}
 
-	// sigaltstack and clear_child_tid are per thread: the leader's came
-	// with the batch above, other threads run their own through their own
-	// Remote (sharing the scratch area: one mm).
+	// sigaltstack, clear_child_tid, the parent-death signal and the timer
+	// slack are per thread: the leader's came with the batch above, other
+	// threads run their own through their own Remote (sharing the scratch
+	// area: one mm).
 	for _, th := range t.Threads[min(1, len(t.Threads)):] {
 		if err := threadRemote(th, insn, area, scratch); err != nil {
-			return taskErr(pid, fmt.Sprintf("sigaltstack and clear_child_tid of thread %d", th.TID), err)
+			return taskErr(pid, fmt.Sprintf("per-thread state of thread %d", th.TID), err)
 		}
 	}
 	return nil
@@ -209,23 +210,30 @@ func mapScratch(r *ptrace.Remote, seccomp bool) (uint64, error) {
 	return addr, nil
 }
 
+// threadQueries are the indexes in a batch of addThreadQueries' queries
+// that answer in their return value.
+type threadQueries struct{ timerSlack int }
+
 // addThreadQueries adds what only a thread can tell of itself: its
-// sigaltstack, its clear_child_tid address (prctl PR_GET_TID_ADDRESS) and
-// its parent-death signal (PR_GET_PDEATHSIG).
-func addThreadQueries(b *ptrace.Batch, scratch uint64) {
+// sigaltstack, its clear_child_tid address (prctl PR_GET_TID_ADDRESS),
+// its parent-death signal (PR_GET_PDEATHSIG) and its timer slack
+// (PR_GET_TIMERSLACK).
+func addThreadQueries(b *ptrace.Batch, scratch uint64) threadQueries {
 	b.Add("sigaltstack", unix.SYS_SIGALTSTACK, 0, scratch+offAltStack)
 	b.Add("prctl(PR_GET_TID_ADDRESS)", unix.SYS_PRCTL, unix.PR_GET_TID_ADDRESS, scratch+offTIDAddr)
 	b.Add("prctl(PR_GET_PDEATHSIG)", unix.SYS_PRCTL, unix.PR_GET_PDEATHSIG, scratch+offPdeathSig)
+	return threadQueries{timerSlack: b.Add("prctl(PR_GET_TIMERSLACK)", unix.SYS_PRCTL, unix.PR_GET_TIMERSLACK)}
 }
 
-// threadAnswers decodes addThreadQueries' answers from the scratch data
-// page (read from offData).
-func threadAnswers(page []byte, th *image.Thread) {
+// threadAnswers decodes addThreadQueries' answers: from the scratch data
+// page (read from offData) and from b's results.
+func threadAnswers(page []byte, b *ptrace.Batch, q threadQueries, th *image.Thread) {
 	le := binary.LittleEndian
-	b := page[offAltStack-offData:]
-	th.AltStack = image.SigAltStack{SP: le.Uint64(b), Flags: int32(le.Uint32(b[8:])), Size: le.Uint64(b[16:])}
+	as := page[offAltStack-offData:]
+	th.AltStack = image.SigAltStack{SP: le.Uint64(as), Flags: int32(le.Uint32(as[8:])), Size: le.Uint64(as[16:])}
 	th.ClearTID = le.Uint64(page[offTIDAddr-offData:])
 	th.PdeathSig = le.Uint32(page[offPdeathSig-offData:])
+	th.TimerSlackNs = b.Result(q.timerSlack)
 }
 
 // threadRemote runs addThreadQueries in thread th (not the leader) and
@@ -241,7 +249,7 @@ func threadRemote(th *image.Thread, insn uint64, area ptrace.BatchArea, scratch 
 		}
 	}()
 	var b ptrace.Batch
-	addThreadQueries(&b, scratch)
+	q := addThreadQueries(&b, scratch)
 	if err := r.RunBatch(area, &b); err != nil {
 		return err
 	}
@@ -249,7 +257,7 @@ func threadRemote(th *image.Thread, insn uint64, area ptrace.BatchArea, scratch 
 	if err := readScratch(th.TID, scratch+offData, page); err != nil {
 		return err
 	}
-	threadAnswers(page, th)
+	threadAnswers(page, &b, q, th)
 	return nil
 }
 

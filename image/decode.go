@@ -191,6 +191,7 @@ func (r *Reader) readTask(t *Tree, pe *pstreeMsg, et *extTask, byID map[uint32]*
 		if err != nil {
 			return nil, err
 		}
+		th.TimerSlackNs = et.Threads[i].TimerSlackNs
 		task.Threads = append(task.Threads, th)
 		if i == 0 {
 			if err := taskFromCore(name, &ce, task); err != nil {

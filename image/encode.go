@@ -262,7 +262,7 @@ func (w *Writer) writeTree(t *Tree) error {
 			return err
 		}
 		for i, th := range task.Threads {
-			et.Threads = append(et.Threads, extThread{TID: th.TID, Xsave: th.Xsave})
+			et.Threads = append(et.Threads, extThread{TID: th.TID, Xsave: th.Xsave, TimerSlackNs: th.TimerSlackNs})
 			if err := w.writeImage(coreName(th.TID), "CORE", coreEntry(task, th, i == 0)); err != nil {
 				return err
 			}

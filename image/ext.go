@@ -59,6 +59,8 @@ type extTask struct {
 type extThread struct {
 	TID   int    `json:"tid"`
 	Xsave []byte `json:"xsave"` // the raw NT_X86_XSTATE regset, base64
+	// TimerSlackNs is Thread.TimerSlackNs (CRIU keeps no timer slack).
+	TimerSlackNs uint64 `json:"timer_slack_ns,omitempty"`
 }
 
 type extVMA struct {

@@ -47,6 +47,8 @@ func sampleTree() *Tree {
 			ClearTID: 0x7f00000052d0 + salt<<12, RobustList: 0x7f00000052e0 + salt<<12, RobustListLen: 24,
 			PdeathSig: uint32(salt) * 9, // 0, SIGKILL, SIGUSR2
 			Sched:     scheds[salt],
+			// 0 (salt 0: an older image), then 50 µs (the default), ...
+			TimerSlackNs: salt * 50000,
 		}
 	}
 	sas := make([]SigAction, 64)

@@ -146,7 +146,7 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 			return nil
 		}
 		for i, th := range task.Threads {
-			et.Threads = append(et.Threads, extThread{TID: th.TID, Xsave: th.Xsave})
+			et.Threads = append(et.Threads, extThread{TID: th.TID, Xsave: th.Xsave, TimerSlackNs: th.TimerSlackNs})
 			if err := w.writeImage(coreName(th.TID), "CORE", legacyCoreEntry(task, th, i == 0)); err != nil {
 				return nil
 			}

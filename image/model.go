@@ -109,6 +109,10 @@ type Thread struct {
 	// Sched is the thread's scheduling state; nil in images written
 	// before mmcr kept it: restore then leaves the thread's as it comes.
 	Sched *Sched
+	// TimerSlackNs is the thread's timer slack (prctl PR_GET_TIMERSLACK):
+	// how late the kernel may fire its timers to batch wakeups. 0: not
+	// recorded (an older image) or none (a real-time thread).
+	TimerSlackNs uint64
 }
 
 // Sched is a thread's scheduling state, as CRIU's thread core keeps it.

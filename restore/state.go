@@ -572,6 +572,12 @@ func (rs *restorer) restoreThread(tk *task, thr *thread, c *calls) error {
 	if r := thr.th.Rseq; r.Addr != 0 {
 		c.add("rseq", unix.SYS_RSEQ, r.Addr, uint64(r.Len), 0, uint64(r.Sig))
 	}
+	// How late the kernel may fire the thread's timers, to batch wakeups
+	// (PR_SET_TIMERSLACK; 50 µs unless the thread or an ancestor chose
+	// otherwise). 0: not recorded, or a real-time thread's, which has none.
+	if ns := thr.th.TimerSlackNs; ns != 0 {
+		c.add(fmt.Sprintf("timer slack %d ns", ns), unix.SYS_PRCTL, unix.PR_SET_TIMERSLACK, ns, 0, 0, 0)
+	}
 	// A thread may queue a signal with any si_code only to itself.
 	for i := range thr.th.Pending {
 		si := &thr.th.Pending[i]

@@ -8,16 +8,22 @@
  *   child     forked: SCHED_RR priority 5 with SCHED_RESET_ON_FORK (nice 7
  *             from its parent), its own oom_score_adj 200
  *
+ * Timer slack (prctl PR_SET_TIMERSLACK, per thread): the root's main thread
+ * sets 123 µs (the child inherits it at fork), the idle thread 777 µs; the
+ * FIFO thread keeps what the kernel gives a real-time thread.
+ *
  * Every thread records what the kernel says of it once it is set up: its
  * policy as sched_getscheduler reports it (reset-on-fork included), its
  * real-time priority (sched_getattr) and nice value (getpriority, which
- * a real-time thread has too), and its process's /proc/self/oom_score_adj.
+ * a real-time thread has too), its timer slack, and its process's
+ * /proc/self/oom_score_adj.
  * After SIGTERM the child checks itself and the root checks each of its
  * threads by tid (restore keeps tids), naming anything that changed.
  */
 #include "common.h"
 #include <pthread.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
@@ -26,6 +32,9 @@
 #define NICE 7
 #define FIFO_PRIO 10
 #define RR_PRIO 5
+
+#define ROOT_SLACK 123000UL
+#define IDLE_SLACK 777000UL
 
 #define FLAG_RESET_ON_FORK 0x01 /* SCHED_FLAG_RESET_ON_FORK, linux/sched.h */
 
@@ -162,14 +171,33 @@ struct thr {
 	pthread_t pt;
 	volatile pid_t tid;
 	struct state at_start;
+	unsigned long slack_set, slack_at_start; /* slack_set 0: leave it */
 	volatile int ready;
 };
 
 static struct thr thr[2] = {
 	{.name = "fifo", .policy = SCHED_FIFO, .prio = FIFO_PRIO},
-	{.name = "idle", .policy = SCHED_IDLE},
+	{.name = "idle", .policy = SCHED_IDLE, .slack_set = IDLE_SLACK},
 };
 static volatile int stop;
+
+/* slack is the calling thread's timer slack in ns. */
+static unsigned long slack(void) { return (unsigned long)prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0); }
+
+static void set_slack(unsigned long ns, const char *what)
+{
+	if (prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0))
+		die("%s: prctl(PR_SET_TIMERSLACK, %lu): %s", what, ns, strerror(errno));
+	if (slack() != ns)
+		die("%s: timer slack %lu ns after setting %lu", what, slack(), ns);
+}
+
+static void check_slack(unsigned long was, const char *what)
+{
+	unsigned long now = slack();
+	if (now != was)
+		failf("%s: timer slack %lu ns, was %lu ns before the dump", what, now, was);
+}
 
 /* worker sets its policy and sleeps until told to stop: a real-time thread must not spin. */
 static void *worker(void *arg)
@@ -177,6 +205,9 @@ static void *worker(void *arg)
 	struct thr *t = arg;
 	t->tid = (pid_t)syscall(SYS_gettid);
 	set_sched(t->policy, t->prio, 0, 0, t->name);
+	if (t->slack_set)
+		set_slack(t->slack_set, t->name);
+	t->slack_at_start = slack();
 	if (read_state(0, &t->at_start, t->name))
 		want_state(&t->at_start, t->policy, t->prio, NICE, t->name);
 	t->ready = 1;
@@ -184,13 +215,18 @@ static void *worker(void *arg)
 		struct timespec ts = {0, 20 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
+	check_slack(t->slack_at_start, t->name);
 	return NULL;
 }
 
 static void child(void)
 {
 	struct state was, now;
+	unsigned long slack_was = slack(); /* the root's, inherited at fork */
+	if (slack_was != ROOT_SLACK)
+		die("child: timer slack %lu ns, its parent's is %lu", slack_was, ROOT_SLACK);
 	set_sched(SCHED_RR, RR_PRIO, 0, FLAG_RESET_ON_FORK, "child");
+	slack_was = slack(); /* a real-time thread's */
 	set_oom(CHILD_OOM);
 	if (!read_state(0, &was, "child at start"))
 		die("child: cannot read its scheduling state");
@@ -202,6 +238,7 @@ static void child(void)
 	wait_term();
 	if (read_state(0, &now, "child after restore"))
 		compare(&was, &now, "child");
+	check_slack(slack_was, "child");
 	check_oom(oom, "child");
 }
 
@@ -210,6 +247,7 @@ int main(void)
 	install_term();
 	set_oom(ROOT_OOM);
 	set_sched(SCHED_BATCH, 0, NICE, 0, "root");
+	set_slack(ROOT_SLACK, "root");
 	struct state main_was, now;
 	if (!read_state(0, &main_was, "root at start"))
 		die("root: cannot read its scheduling state");
@@ -239,6 +277,7 @@ int main(void)
 
 	if (read_state(0, &now, "root after restore"))
 		compare(&main_was, &now, "root main thread");
+	check_slack(ROOT_SLACK, "root main thread");
 	check_oom(oom, "root");
 	for (int i = 0; i < 2; i++) {
 		char what[64];
@@ -247,6 +286,8 @@ int main(void)
 			compare(&thr[i].at_start, &now, what);
 	}
 	stop = 1;
+	for (int i = 0; i < 2; i++) /* each checks its own timer slack as it ends */
+		pthread_join(thr[i].pt, NULL);
 	reap_kids(kids, names, 1);
 	finish();
 }
