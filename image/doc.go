@@ -60,7 +60,8 @@
 // file: dev, ino, mtime_nsec, uid, gid, deleted, renamed),
 // "shared_objects" (id, dev, ino, size, memfd, name),
 // "tasks" in pstree order, each with cap_amb, no_new_privs, "threads"
-// (tid and the raw NT_X86_XSTATE bytes, base64), "vmas" in mm order (maps
+// (tid, the raw NT_X86_XSTATE bytes, base64, and timer_slack_ns when
+// recorded), "vmas" in mm order (maps
 // name, smaps VmFlags, vvar_vclock mark, and a FileID/ShmID the shmid field
 // did not carry) and "fds" in fdinfo order (fd, kind, file id, external type,
 // flags/pos of external fds, eventfd_semaphore). A reader refuses another format or version
