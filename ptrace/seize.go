@@ -125,8 +125,13 @@ func Interrupt(tid int) error {
 
 // Detach detaches from a stopped thread, letting it run on (a task in a
 // group-stop stays stopped).
-func Detach(tid int) error {
-	_, err := req("PTRACE_DETACH", unix.PTRACE_DETACH, tid, 0, 0)
+func Detach(tid int) error { return DetachSignal(tid, 0) }
+
+// DetachSignal is Detach from a signal-delivery-stop that delivers sig
+// instead of the stop's own signal (0: none): SIGSTOP leaves the thread in
+// a group stop.
+func DetachSignal(tid, sig int) error {
+	_, err := req("PTRACE_DETACH", unix.PTRACE_DETACH, tid, 0, uintptr(sig))
 	return err
 }
 

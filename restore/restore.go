@@ -79,6 +79,10 @@ type Options struct {
 	// TrustImages skips image.CheckTrusted: restore from a directory owned
 	// by another user, writable by others or holding symbolic links.
 	TrustImages bool
+	// LeaveStopped leaves every restored task stopped, as SIGSTOP leaves
+	// it, instead of running: no restored thread runs an instruction of
+	// its own until it gets SIGCONT.
+	LeaveStopped bool
 	// Ctx cancels the restore (mmcr cancels it on SIGINT/SIGTERM): checked
 	// between steps, it fails the restore, which kills every task created
 	// so far. Once the tree is released it is no longer looked at. nil:

@@ -53,6 +53,7 @@ func TestParseRestore(t *testing.T) {
 		{[]string{"--images-dir=img", "--restore-detached", "--pidfile=p", "--trust-images"},
 			restoreOptions{dir: "img", detached: true, pidFile: "p", trustImages: true}},
 		{[]string{"-D", "img", "-dv"}, restoreOptions{dir: "img", detached: true, log: logOptions{verbose: 1}}},
+		{[]string{"-D", "img", "-d", "--leave-stopped"}, restoreOptions{dir: "img", detached: true, stopped: true}},
 	} {
 		_, o, err := parse(append([]string{"restore"}, tc.args...))
 		if err != nil {

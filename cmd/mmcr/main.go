@@ -68,7 +68,7 @@ var commands = []command{
 	{
 		name:     "restore",
 		summary:  "bring a dumped process tree back, running, with its original pids",
-		synopsis: "mmcr restore -D DIR [-d|--restore-detached] [--pidfile F] [--trust-images] [-v...] [--log-file F]",
+		synopsis: "mmcr restore -D DIR [-d|--restore-detached] [--pidfile F] [--trust-images] [--leave-stopped] [-v...] [--log-file F]",
 		options:  func() options { return new(restoreOptions) },
 	},
 	{
@@ -193,6 +193,7 @@ type restoreOptions struct {
 	detached    bool
 	pidFile     string
 	trustImages bool
+	stopped     bool
 }
 
 func (o *restoreOptions) define(f *flags) {
@@ -200,6 +201,7 @@ func (o *restoreOptions) define(f *flags) {
 	f.bool(&o.detached, "return once the tree runs instead of waiting for its root", "restore-detached", "d")
 	f.string(&o.pidFile, "FILE", "write the restored root's pid to FILE", "pidfile")
 	f.bool(&o.trustImages, "restore even from an image dir owned by another user, writable by others, or holding symbolic links", "trust-images")
+	f.bool(&o.stopped, "leave the restored tree stopped, as by SIGSTOP, for SIGCONT to resume", "leave-stopped")
 	o.log.define(f)
 }
 
@@ -211,15 +213,16 @@ func (o *restoreOptions) run() error {
 	defer closeLog()
 	ctx, stop := interruptible()
 	root, err := restore.Run(restore.Options{
-		Dir:         o.dir,
-		Detached:    o.detached,
-		PidFile:     o.pidFile,
-		TrustImages: o.trustImages,
-		Log:         log,
-		Stdin:       os.Stdin,
-		Stdout:      os.Stdout,
-		Stderr:      os.Stderr,
-		Ctx:         ctx,
+		Dir:          o.dir,
+		Detached:     o.detached,
+		PidFile:      o.pidFile,
+		TrustImages:  o.trustImages,
+		LeaveStopped: o.stopped,
+		Log:          log,
+		Stdin:        os.Stdin,
+		Stdout:       os.Stdout,
+		Stderr:       os.Stderr,
+		Ctx:          ctx,
 	})
 	// The tree runs on its own now: signals take their default
 	// action on mmcr again.
