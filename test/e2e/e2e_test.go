@@ -50,9 +50,11 @@ type scenario struct {
 	// runtimeAnon: the workload's language runtime (Go, CPython) maps and
 	// grows unnamed anonymous memory on its own while it runs, so those
 	// lines of /proc/PID/maps may change between the snapshot and the dump
-	// (seen in baselines under load). They are left out of the maps
-	// comparison; file-backed and named mappings are still compared line
-	// for line, and the C scenarios compare every line.
+	// (seen in baselines under load). They are left out of the comparison
+	// with the snapshot; the checkpoint run restores such a tree with
+	// --leave-stopped and compares every line with the image's VMAs
+	// before letting it go (runRestore). The C scenarios compare every
+	// line with the snapshot.
 	runtimeAnon bool
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/internal/testproc"
 )
 
@@ -342,11 +343,12 @@ func (e *env) dump(root int, extra ...string) {
 	}
 }
 
-// restore runs mmcr restore -d and checks the pidfile names root.
-func (e *env) restore(name, img string, root int) {
+// restore runs mmcr restore -d (and extra flags) and checks the pidfile
+// names root.
+func (e *env) restore(name, img string, root int, extra ...string) {
 	e.t.Helper()
 	pidfile := filepath.Join(e.dir, name+".pid")
-	r := e.mmcr(name, "restore", "-D", img, "-d", "--pidfile", pidfile)
+	r := e.mmcr(name, append([]string{"restore", "-D", img, "-d", "--pidfile", pidfile}, extra...)...)
 	if !r.ok() {
 		e.t.Fatalf("mmcr restore failed (%s): %s", testproc.DescribeStatus(r.status), firstLine(r.stderr))
 	}
@@ -359,6 +361,104 @@ func (e *env) restore(name, img string, root int) {
 	}
 	if !testproc.Alive(root) {
 		e.t.Fatalf("restored root %d is not running after mmcr restore -d returned", root)
+	}
+}
+
+// compareImageVMAs checks that every task of a tree restored with
+// --leave-stopped is stopped and maps exactly the VMAs its image lists:
+// range, protection, shared or private, offset and name, every line.
+func (e *env) compareImageVMAs(img string) {
+	e.t.Helper()
+	r, err := image.Open(img)
+	if err != nil {
+		e.t.Fatalf("open image: %v", err)
+	}
+	tree, err := r.Tree()
+	if err != nil {
+		e.t.Fatalf("read image: %v", err)
+	}
+	for _, tk := range tree.Tasks {
+		if !waitStopped(tk.PID, 5*time.Second) {
+			st, _, _ := procStat(tk.PID)
+			e.t.Errorf("restored task %d in state %c, want stopped (--leave-stopped)", tk.PID, st)
+		}
+		var want []string
+		for _, v := range tk.VMAs {
+			want = append(want, vmaLine(v.Start, v.End, v.Prot, v.Flags&unix.MAP_SHARED != 0, v.Pgoff, v.Name))
+		}
+		lines, err := readMaps(tk.PID)
+		if err != nil {
+			e.t.Errorf("read maps of %d: %v", tk.PID, err)
+			continue
+		}
+		var got []string
+		for _, l := range lines {
+			got = append(got, mapsVMALine(l))
+		}
+		os.WriteFile(filepath.Join(e.dir, fmt.Sprintf("maps-%d.image", tk.PID)), []byte(strings.Join(want, "\n")+"\n"), 0o644)
+		if d := diffMaps(want, got); d != "" {
+			e.t.Errorf("restored task %d: /proc/%d/maps differs from the image's VMAs: %s", tk.PID, tk.PID, d)
+		}
+	}
+}
+
+// vmaLine formats a VMA as mapsVMALine reduces a maps line.
+func vmaLine(start, end uint64, prot uint32, shared bool, pgoff uint64, name string) string {
+	perms := []byte("---p")
+	if prot&unix.PROT_READ != 0 {
+		perms[0] = 'r'
+	}
+	if prot&unix.PROT_WRITE != 0 {
+		perms[1] = 'w'
+	}
+	if prot&unix.PROT_EXEC != 0 {
+		perms[2] = 'x'
+	}
+	if shared {
+		perms[3] = 's'
+	}
+	return strings.TrimSpace(fmt.Sprintf("%08x-%08x %s %08x %s", start, end, perms, pgoff, name))
+}
+
+// mapsVMALine is a /proc/PID/maps line without its device and inode
+// columns (the image keeps those with the file, not the VMA).
+func mapsVMALine(l string) string {
+	f := strings.Fields(l)
+	if len(f) < 5 {
+		return l
+	}
+	return strings.TrimSpace(strings.Join(f[:3], " ") + " " + strings.Join(f[5:], " "))
+}
+
+// waitStopped waits until every thread of pid is stopped (state T).
+func waitStopped(pid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		stopped := true
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		for _, ent := range ents {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, ent.Name()))
+			if i := strings.LastIndexByte(string(b), ')'); err != nil || i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+				stopped = false
+			}
+		}
+		if stopped && len(ents) > 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// continueTree sends SIGCONT to every task of a tree left stopped.
+func (e *env) continueTree(pids []int) {
+	e.t.Helper()
+	for _, pid := range pids {
+		if err := unix.Kill(pid, unix.SIGCONT); err != nil {
+			e.t.Errorf("SIGCONT %d: %v", pid, err)
+		}
 	}
 }
 
