@@ -144,11 +144,12 @@ func (d *dumper) collectProc(pid int) (t *image.Task, seccomp bool, err error) {
 		return nil, false, taskErr(pid, "read status", err)
 	}
 	t = &image.Task{
-		PID:  pid,
-		PPID: st.PPID,
-		PGID: st.PGID,
-		SID:  st.SID,
-		Comm: st.Comm,
+		PID:     pid,
+		PPID:    st.PPID,
+		PGID:    st.PGID,
+		SID:     st.SID,
+		Comm:    st.Comm,
+		Stopped: d.jobStopped[pid],
 	}
 	if status.Seccomp != 0 {
 		d.log.Warn("task has a seccomp filter; it is not dumped", "pid", pid, "mode", status.Seccomp)

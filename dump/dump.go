@@ -108,6 +108,9 @@ type dumper struct {
 	// threads, leader first.
 	order   []int
 	threads map[int][]int
+	// jobStopped holds the tasks found in a job-control stop (SIGSTOP,
+	// SIGTSTP...): restore leaves them stopped.
+	jobStopped map[int]bool
 
 	tree  *image.Tree
 	files *fileTable
@@ -149,16 +152,17 @@ func Run(opts Options) (err error) {
 	}
 	runtime.LockOSThread()
 	d := &dumper{
-		log:       opts.Log,
-		fs:        procfs.Default,
-		opts:      opts,
-		seizedSet: make(map[int]bool),
-		threads:   make(map[int][]int),
-		tree:      &image.Tree{},
-		files:     newFileTable(),
-		shm:       shmem.NewRegistry(),
-		shmSrc:    make(map[uint32]vmaRef),
-		vmFlags:   make(map[int]*vmFlagsRead),
+		log:        opts.Log,
+		fs:         procfs.Default,
+		opts:       opts,
+		seizedSet:  make(map[int]bool),
+		threads:    make(map[int][]int),
+		tree:       &image.Tree{},
+		files:      newFileTable(),
+		shm:        shmem.NewRegistry(),
+		shmSrc:     make(map[uint32]vmaRef),
+		vmFlags:    make(map[int]*vmFlagsRead),
+		jobStopped: make(map[int]bool),
 	}
 	restoreCaps, err := lowerPrivileges()
 	if err != nil {

@@ -759,3 +759,37 @@ func TestDumpFailureInsideRemote(t *testing.T) {
 		})
 	}
 }
+
+// TestDumpJobStopped: a task in a job-control stop is dumped as stopped
+// (CRIU's TASK_STOPPED) and, left running, is still stopped after the
+// dump; a running one is not marked.
+func TestDumpJobStopped(t *testing.T) {
+	requireRoot(t)
+	bin := buildC(t, "vmflags") // any workload that closes what it inherits
+	ws, wr := startWorkload(t, bin), startWorkload(t, bin)
+	stopped, running := ws.pid(t, 1), wr.pid(t, 1)
+	if err := unix.Kill(stopped, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if st, _ := statusField(fmt.Sprintf("/proc/%d/status", stopped), "State"); strings.HasPrefix(st, "T") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %d did not stop", stopped)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, task := dumpLeaveRunning(t, stopped); !task.Stopped {
+		t.Errorf("task %d was stopped at dump, its image says it was not", stopped)
+	}
+	if st, _ := statusField(fmt.Sprintf("/proc/%d/status", stopped), "State"); !strings.HasPrefix(st, "T") {
+		t.Errorf("task %d in state %q after dump --leave-running, want still stopped", stopped, st)
+	}
+	if _, task := dumpLeaveRunning(t, running); task.Stopped {
+		t.Errorf("running task %d dumped as stopped", running)
+	}
+	unix.Kill(stopped, unix.SIGCONT)
+	ws.finish(t)
+	wr.finish(t)
+}

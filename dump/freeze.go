@@ -81,6 +81,9 @@ func (d *dumper) scan() (grew bool, err error) {
 				d.seized = append(d.seized, tid)
 				grew = true
 				d.log.Debug("seized", "pid", pid, "tid", tid, "stop", st.String(), "group-stop", st.IsGroupStop())
+				if tid == pid && st.IsGroupStop() {
+					d.jobStopped[pid] = true
+				}
 			}
 			live = append(live, tid)
 		}

@@ -378,8 +378,12 @@ func taskFromCore(name string, ce *coreMsg, task *Task) error {
 	if tc == nil {
 		return fileErr(name, ErrCorrupt, "leader core without task core")
 	}
-	if st := tc.taskState; st != taskAlive {
-		return fileErr(name, ErrUnsupported, "task state %d (only live tasks are supported)", st)
+	switch tc.taskState {
+	case taskAlive:
+	case taskStopped:
+		task.Stopped = true
+	default:
+		return fileErr(name, ErrUnsupported, "task state %d (only live and stopped tasks are supported)", tc.taskState)
 	}
 	task.Comm, task.Personality = tc.comm, tc.personality
 	task.ChildSubreaper = tc.childSubreaper

@@ -16,6 +16,7 @@ import (
 const (
 	criuImagesV1_1 = 2 // inventory img_version CRIU writes today
 	taskAlive      = 1 // task_core_entry.task_state
+	taskStopped    = 3 // the same, a task in a job-control stop
 	fdCloexec      = 1 // FD_CLOEXEC in fdinfo_entry.flags
 	oCloexec       = 0o2000000
 
@@ -684,7 +685,11 @@ func threadCore(e *protoEnc, task *Task, th *Thread) {
 
 // taskCore: task_core_entry (the leader's th gives blk_sigset).
 func taskCore(e *protoEnc, task *Task, th *Thread) {
-	e.uint32(1, taskAlive)
+	state := uint32(taskAlive)
+	if task.Stopped {
+		state = taskStopped
+	}
+	e.uint32(1, state)
 	e.uint32(2, 0) // exit_code
 	e.uint32(3, task.Personality)
 	e.uint32(4, 0) // flags

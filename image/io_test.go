@@ -116,6 +116,7 @@ func sampleTree() *Tree {
 	}
 	child := &Task{
 		PID: 102, PPID: 100, PGID: 100, SID: 90, Comm: "child",
+		Stopped: true, // in a job-control stop at dump
 		Threads: []*Thread{mkThread(102, 3)},
 		Mm:      Mm{ExeFileID: 1},
 		VMAs: []*VMA{

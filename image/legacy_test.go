@@ -367,8 +367,12 @@ func legacyCoreEntry(task *Task, th *Thread, leader bool) *criu_core.CoreEntry {
 	if !leader {
 		return ce
 	}
+	state := uint32(taskAlive)
+	if task.Stopped {
+		state = taskStopped
+	}
 	tc := &criu_core.TaskCoreEntry{
-		TaskState: proto.Uint32(taskAlive), ExitCode: proto.Uint32(0),
+		TaskState: proto.Uint32(state), ExitCode: proto.Uint32(0),
 		Personality: proto.Uint32(task.Personality), Flags: proto.Uint32(0),
 		BlkSigset: proto.Uint64(th.SigMask), Comm: proto.String(task.Comm),
 		Timers: &timer.TaskTimersEntry{Real: legacyItimer(task.Itimers[0]), Virt: legacyItimer(task.Itimers[1]),

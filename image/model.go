@@ -33,6 +33,9 @@ type Tree struct {
 type Task struct {
 	PID, PPID, PGID, SID int
 	Comm                 string
+	// Stopped: the task was in a job-control stop (SIGSTOP, SIGTSTP...)
+	// at dump, CRIU's task_state TASK_STOPPED; restore leaves it stopped.
+	Stopped bool
 
 	// Threads holds every thread; Threads[0] is the leader (TID == PID).
 	Threads []*Thread

@@ -26,6 +26,7 @@ type TaskSummary struct {
 	PGID    int    `json:"pgid"`
 	SID     int    `json:"sid"`
 	Comm    string `json:"comm"`
+	Stopped bool   `json:"stopped,omitempty"` // in a job-control stop at dump
 	Threads int    `json:"threads"`
 	// Depth is the task's depth in the tree (the root is 0).
 	Depth int          `json:"depth"`
@@ -152,7 +153,7 @@ func Summarize(r *Reader) (*Summary, error) {
 		}
 		depth[t.PID] = d
 		ts := TaskSummary{PID: t.PID, PPID: t.PPID, PGID: t.PGID, SID: t.SID, Comm: t.Comm,
-			Threads: len(t.Threads), Depth: d}
+			Stopped: t.Stopped, Threads: len(t.Threads), Depth: d}
 		for _, fd := range t.FDs {
 			fs := FDSummary{FD: fd.Num, Kind: fd.Kind.String(), FileID: fd.FileID, Flags: fd.Flags, Pos: fd.Pos,
 				ExternalType: fd.ExternalType}
@@ -260,8 +261,12 @@ func (s *Summary) WriteText(w io.Writer) error {
 		t.ImageFiles, humanBytes(t.ImageBytes))
 	b.WriteString("\ntree:\n")
 	for _, ts := range s.Tasks {
-		fmt.Fprintf(&b, "  %s%d %s (ppid %d, pgid %d, sid %d), %d threads, %d fds, %d pages (%s)\n",
-			strings.Repeat("  ", ts.Depth), ts.PID, ts.Comm, ts.PPID, ts.PGID, ts.SID, ts.Threads, len(ts.FDs),
+		stopped := ""
+		if ts.Stopped {
+			stopped = ", stopped"
+		}
+		fmt.Fprintf(&b, "  %s%d %s (ppid %d, pgid %d, sid %d%s), %d threads, %d fds, %d pages (%s)\n",
+			strings.Repeat("  ", ts.Depth), ts.PID, ts.Comm, ts.PPID, ts.PGID, ts.SID, stopped, ts.Threads, len(ts.FDs),
 			ts.Pages, humanBytes(ts.Bytes))
 	}
 	for _, ts := range s.Tasks {

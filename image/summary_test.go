@@ -40,7 +40,7 @@ func TestSummary(t *testing.T) {
 		"00401000-00403000 rw-p 00001000 08:03 12345",
 		"private-file file 1 /usr/bin/prog pages 2 (8.0 KiB)",
 		"shm 1 (2 pages in window)", "vvar_vclock", "memfd:my memfd", "(deleted)",
-		"    102 child (ppid 100",
+		"    102 child (ppid 100, pgid 100, sid 90, stopped)", // stopped at dump
 		"fd 3: regular file 2 /tmp/deleted file flags 02000002 pos 1234",
 		"fd 1: external (pipe) flags 02001 pos 3",
 	} {

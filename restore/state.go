@@ -762,8 +762,9 @@ func finalRegs(regs unix.PtraceRegs) unix.PtraceRegs {
 // release unmaps the restorer area in every task with the last remote
 // syscall, sets the dumped registers, xstate and signal mask in a
 // signal-delivery-stop of each thread (setFinalState), then the scheduling state and oom_score_adj (restoreSched), and
-// detaches every task, children first. With Options.LeaveStopped each
-// thread is detached with SIGSTOP as the signal of its stop: it enters the
+// detaches every task, children first. A task that was in a job-control
+// stop at dump, or every task with Options.LeaveStopped, has each thread
+// detached with SIGSTOP as the signal of its final stop: it enters the
 // group stop before it runs anything of its own.
 func (rs *restorer) release() error {
 	for _, tk := range rs.tasks {
@@ -787,12 +788,13 @@ func (rs *restorer) release() error {
 			return err
 		}
 	}
-	sig := 0
-	if rs.opts.LeaveStopped {
-		sig = int(unix.SIGSTOP)
-	}
 	for i := len(rs.tasks) - 1; i >= 0; i-- {
-		for _, thr := range rs.tasks[i].threads {
+		tk := rs.tasks[i]
+		sig := 0
+		if rs.opts.LeaveStopped || tk.t.Stopped {
+			sig = int(unix.SIGSTOP)
+		}
+		for _, thr := range tk.threads {
 			if err := ptrace.DetachSignal(thr.tid, sig); err != nil {
 				return err
 			}

@@ -89,7 +89,59 @@ func TestRestoreLeaveStopped(t *testing.T) {
 		}
 	}
 
-	// SIGTERM waits, blocked by the stop, for SIGCONT.
+	continueAndCheck(t, root, r)
+}
+
+// TestRestoreJobStopped: a tree dumped while in a job-control stop comes
+// back stopped (without LeaveStopped), and SIGCONT lets it go on.
+func TestRestoreJobStopped(t *testing.T) {
+	needRoot(t)
+	bin := testproc.BuildC(t, testproc.ThreadsC, "-O1", "-Wall", "-pthread")
+	stop := func(root int) error {
+		if err := unix.Kill(root, unix.SIGSTOP); err != nil {
+			return err
+		}
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if state, _, err := threadStat(root, root); err == nil && state == 'T' {
+				return nil
+			}
+		}
+		return fmt.Errorf("workload %d did not stop", root)
+	}
+	d := dumpWorkloadWhen(t, false, stop, bin)
+	if !d.tree.Tasks[0].Stopped {
+		t.Fatal("the image does not say the task was stopped")
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	root, err := Run(Options{Dir: d.dir, Log: testLog(t), Stdin: w, Stdout: w, Stderr: w})
+	w.Close()
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	defer unix.Kill(root, unix.SIGKILL) // unless it exited as it should
+	for _, th := range d.tree.Tasks[0].Threads {
+		var state byte
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if state, _, err = threadStat(root, th.TID); err != nil || state == 'T' {
+				break
+			}
+		}
+		if state != 'T' {
+			t.Fatalf("thread %d in state %c (%v), want T: it was stopped at dump", th.TID, state, err)
+		}
+	}
+	continueAndCheck(t, root, r)
+}
+
+// continueAndCheck sends SIGTERM to a stopped restored root (the signal
+// waits for the stop's end) and SIGCONT, then wants its exit 0 and PASS
+// on r, its output.
+func continueAndCheck(t *testing.T, root int, r *os.File) {
+	t.Helper()
 	unix.Kill(root, unix.SIGTERM)
 	unix.Kill(root, unix.SIGCONT)
 	done := make(chan []byte)
