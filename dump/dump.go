@@ -50,6 +50,7 @@ import (
 	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/procfs"
 	"github.com/mmcr/mmcr/shmem"
+	"golang.org/x/sys/unix"
 )
 
 // Options says what to dump and where.
@@ -59,6 +60,10 @@ type Options struct {
 	// LeaveRunning lets the tree run on after the dump; by default it is
 	// killed once the image is complete.
 	LeaveRunning bool
+	// LeaveStopped leaves the tree stopped after the dump, as SIGSTOP
+	// leaves it, for SIGCONT to resume (or SIGKILL to end): frozen as it
+	// was dumped.
+	LeaveStopped bool
 	Log          *slog.Logger // nil: discard
 	// Ctx cancels the dump (mmcr cancels it on SIGINT/SIGTERM). It is
 	// checked between steps and between page batches, so a cancelled dump
@@ -146,6 +151,9 @@ func Run(opts Options) (err error) {
 	}
 	if opts.Dir == "" {
 		return errors.New("dump: no image directory given")
+	}
+	if opts.LeaveRunning && opts.LeaveStopped {
+		return errors.New("dump: leave the tree running or stopped, not both")
 	}
 	if opts.Ctx == nil {
 		opts.Ctx = context.Background()
@@ -289,7 +297,18 @@ func (d *dumper) run() error {
 	d.log.Info("image written", "dir", d.opts.Dir, "tasks", len(d.tree.Tasks),
 		"files", len(d.tree.Files), "shared objects", len(d.tree.SharedObjects))
 
-	if d.opts.LeaveRunning {
+	switch {
+	case d.opts.LeaveRunning:
+		return d.detachAll()
+	case d.opts.LeaveStopped:
+		// Queued while the threads sit in their ptrace stops, SIGSTOP is
+		// the first thing each one meets once let go: none runs an
+		// instruction of its own before the group stop.
+		for _, pid := range d.order {
+			if err := unix.Kill(pid, unix.SIGSTOP); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("stop task %d: %w", pid, err)
+			}
+		}
 		return d.detachAll()
 	}
 	d.killAll()

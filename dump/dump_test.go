@@ -793,3 +793,51 @@ func TestDumpJobStopped(t *testing.T) {
 	ws.finish(t)
 	wr.finish(t)
 }
+
+// TestDumpLeaveStopped: with LeaveStopped the dumped tree is left in a
+// group stop, every thread stopped and using no CPU, until SIGCONT lets
+// it go on unharmed; asking for both running and stopped is refused.
+func TestDumpLeaveStopped(t *testing.T) {
+	requireRoot(t)
+	w := startWorkload(t, buildThreads(t), "ready")
+	pid := w.pid(t, 1)
+	dir := filepath.Join(t.TempDir(), "img")
+	if err := Run(Options{PID: pid, Dir: dir, LeaveRunning: true, LeaveStopped: true}); err == nil {
+		t.Fatal("dump with LeaveRunning and LeaveStopped: no error")
+	}
+	if err := Run(Options{PID: pid, Dir: dir, LeaveStopped: true, Log: testLogger(t)}); err != nil {
+		t.Fatalf("dump: %v", err)
+	}
+	if _, err := image.Open(dir); err != nil {
+		t.Fatalf("image: %v", err)
+	}
+	tids := []int{pid, w.pid(t, 2), w.pid(t, 3)}
+	ticks := make(map[int]string)
+	for _, tid := range tids {
+		stat := fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid)
+		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+			st, _ := statusField(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid), "State")
+			if strings.HasPrefix(st, "T") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("thread %d in state %q after the dump, want stopped", tid, st)
+			}
+		}
+		b, _ := os.ReadFile(stat)
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		ticks[tid] = f[11] + "+" + f[12] // utime+stime
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, tid := range tids {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if now := f[11] + "+" + f[12]; f[0] != "T" || now != ticks[tid] {
+			t.Errorf("thread %d: state %s, CPU ticks %s then %s: want it stopped throughout", tid, f[0], ticks[tid], now)
+		}
+	}
+	if err := unix.Kill(pid, unix.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	w.finish(t)
+}

@@ -17,6 +17,7 @@ func TestParseDump(t *testing.T) {
 		{[]string{"-t", "42", "-D", "img"}, dumpOptions{pid: 42, dir: "img"}},
 		{[]string{"--tree", "42", "--images-dir", "img", "--leave-running"}, dumpOptions{pid: 42, dir: "img", leaveRunning: true}},
 		{[]string{"--tree=42", "-D=img", "-R"}, dumpOptions{pid: 42, dir: "img", leaveRunning: true}},
+		{[]string{"-t", "42", "-D", "img", "--leave-stopped"}, dumpOptions{pid: 42, dir: "img", leaveStopped: true}},
 		{[]string{"-tree", "42", "-images-dir", "img"}, dumpOptions{pid: 42, dir: "img"}},
 		{[]string{"-t", "42", "-D", "img", "-v"}, dumpOptions{pid: 42, dir: "img", log: logOptions{verbose: 1}}},
 		{[]string{"-t", "42", "-D", "img", "-vv"}, dumpOptions{pid: 42, dir: "img", log: logOptions{verbose: 2}}},

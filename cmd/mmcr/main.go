@@ -62,7 +62,7 @@ var commands = []command{
 	{
 		name:     "dump",
 		summary:  "checkpoint the process tree rooted at PID into an image directory",
-		synopsis: "mmcr dump -t PID -D DIR [--leave-running] [-v...] [--log-file F]",
+		synopsis: "mmcr dump -t PID -D DIR [--leave-running | --leave-stopped] [-v...] [--log-file F]",
 		options:  func() options { return new(dumpOptions) },
 	},
 	{
@@ -156,12 +156,14 @@ type dumpOptions struct {
 	pid          int
 	dir          string
 	leaveRunning bool
+	leaveStopped bool
 }
 
 func (o *dumpOptions) define(f *flags) {
 	f.int(&o.pid, "PID", "PID of the tree's root", "tree", "t").require()
 	f.string(&o.dir, "DIR", "image DIR", "images-dir", "D").require()
 	f.bool(&o.leaveRunning, "resume the tree after dumping instead of killing it", "leave-running", "R")
+	f.bool(&o.leaveStopped, "leave the tree stopped after dumping, as by SIGSTOP, instead of killing it", "leave-stopped")
 	o.log.define(f)
 }
 
@@ -180,6 +182,7 @@ func (o *dumpOptions) run() error {
 		PID:          o.pid,
 		Dir:          o.dir,
 		LeaveRunning: o.leaveRunning,
+		LeaveStopped: o.leaveStopped,
 		Log:          log,
 		Ctx:          ctx,
 	})
