@@ -132,16 +132,30 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 	}
 	leaderQueries := addThreadQueries(&b, scratch)
 	b.Add("prctl(PR_GET_CHILD_SUBREAPER)", unix.SYS_PRCTL, unix.PR_GET_CHILD_SUBREAPER, scratch+offSubreaper)
-	// Last, so that a kernel without it (before 6.3: EINVAL) fails no
-	// other query: such a task has no MDWE flags.
+	// Last, so that a kernel without them (EINVAL: no KSM; MDWE before
+	// 6.3) fails no other query: such a task has neither. A batch stops at
+	// its first failure: MDWE then runs alone.
+	iMerge := b.Add("prctl(PR_GET_MEMORY_MERGE)", unix.SYS_PRCTL, unix.PR_GET_MEMORY_MERGE, 0, 0, 0, 0)
 	iMDWE := b.Add("prctl(PR_GET_MDWE)", unix.SYS_PRCTL, unix.PR_GET_MDWE, 0, 0, 0, 0)
-	if err := r.RunBatch(area, &b); err != nil {
-		var be *ptrace.BatchError
-		if !errors.As(err, &be) || be.Index != iMDWE || !errors.Is(err, unix.EINVAL) {
-			return taskErr(pid, "remote syscalls", err)
-		}
-	} else {
+	berr := r.RunBatch(area, &b)
+	var be *ptrace.BatchError
+	unsupported := func(i int) bool { return errors.As(berr, &be) && be.Index == i && errors.Is(berr, unix.EINVAL) }
+	switch {
+	case berr == nil:
+		t.Mm.MergeAny = b.Result(iMerge) != 0
 		t.Mm.MDWE = uint32(b.Result(iMDWE))
+	case unsupported(iMerge):
+		v, merr := r.Syscall(unix.SYS_PRCTL, unix.PR_GET_MDWE, 0, 0, 0, 0)
+		switch {
+		case merr == nil:
+			t.Mm.MDWE = uint32(v)
+		case !errors.Is(merr, unix.EINVAL):
+			return taskErr(pid, "remote syscalls", merr)
+		}
+	case unsupported(iMDWE):
+		t.Mm.MergeAny = b.Result(iMerge) != 0
+	default:
+		return taskErr(pid, "remote syscalls", berr)
 	}
 	t.Mm.Brk = b.Result(iBrk)
 	t.Mm.Dumpable = int32(b.Result(iDumpable))

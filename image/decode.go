@@ -418,7 +418,8 @@ func mmFromEntry(t *Tree, name string, me *mmMsg, et *extTask, task *Task, byID 
 	f := &me.fields // mm_start_code .. mm_env_end
 	task.Mm = Mm{StartCode: f[0], EndCode: f[1], StartData: f[2], EndData: f[3], StartStack: f[4],
 		StartBrk: f[5], Brk: f[6], ArgStart: f[7], ArgEnd: f[8], EnvStart: f[9], EnvEnd: f[10],
-		Auxv: me.auxv, ExeFileID: me.exeID, Dumpable: me.dump, THPDisabled: me.thpOff, MDWE: et.MDWE}
+		Auxv: me.auxv, ExeFileID: me.exeID, Dumpable: me.dump, THPDisabled: me.thpOff, MDWE: et.MDWE,
+		MergeAny: et.MergeAny}
 	if me.aios > 0 {
 		return fileErr(name, ErrUnsupported, "AIO rings are not supported")
 	}

@@ -59,7 +59,7 @@
 // A JSON object: "root_ppid" (the root's real parent), "files" (per Tree
 // file: dev, ino, mtime_nsec, uid, gid, deleted, renamed),
 // "shared_objects" (id, dev, ino, size, memfd, name),
-// "tasks" in pstree order, each with cap_amb, no_new_privs, "threads"
+// "tasks" in pstree order, each with cap_amb, no_new_privs, mdwe, merge_any, "threads"
 // (tid, the raw NT_X86_XSTATE bytes, base64, and timer_slack_ns when
 // recorded), "vmas" in mm order (maps
 // name, smaps VmFlags, vvar_vclock mark, and a FileID/ShmID the shmid field

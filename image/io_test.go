@@ -92,7 +92,7 @@ func sampleTree() *Tree {
 		ChildSubreaper: true,
 		Mm: Mm{StartCode: 0x400000, EndCode: 0x401000, StartData: 0x401000, EndData: 0x402000, StartBrk: 0x500000,
 			Brk: 0x510000, StartStack: 0x7ffd00020000, ArgStart: 1, ArgEnd: 2, EnvStart: 3, EnvEnd: 4,
-			Auxv: []uint64{33, 0x7ffd00106000, 6, 4096, 0, 0}, ExeFileID: 1, Dumpable: 1, THPDisabled: true, MDWE: 1},
+			Auxv: []uint64{33, 0x7ffd00106000, 6, 4096, 0, 0}, ExeFileID: 1, Dumpable: 1, THPDisabled: true, MDWE: 1, MergeAny: true},
 		VMAs: vmas,
 		FDs: []*FD{
 			{Num: 0, Kind: FDExternal, Flags: unix.O_RDWR, ExternalType: "tty"},

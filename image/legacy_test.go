@@ -137,7 +137,7 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 	}
 
 	for _, task := range t.Tasks {
-		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs, MDWE: task.Mm.MDWE}
+		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs, MDWE: task.Mm.MDWE, MergeAny: task.Mm.MergeAny}
 		for _, r := range task.ParentPages {
 			et.ParentPages = append(et.ParentPages, [2]uint64{r.Start, r.End})
 		}

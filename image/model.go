@@ -231,6 +231,10 @@ type Mm struct {
 	// MDWE is prctl(PR_GET_MDWE): memory-deny-write-execute flags the
 	// task set on itself (Linux 6.3+; 0 on older kernels).
 	MDWE uint32
+	// MergeAny is prctl(PR_GET_MEMORY_MERGE): KSM may merge every
+	// mergeable mapping of the task, those it makes later included (false
+	// on kernels without KSM).
+	MergeAny bool
 }
 
 // VMAKind says what backs a VMA and how restore recreates it.

@@ -71,6 +71,11 @@ func (rs *restorer) restoreState(tk *task) error {
 	if t.ChildSubreaper {
 		c.add("child subreaper", unix.SYS_PRCTL, unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	}
+	// KSM may merge every mergeable mapping, later ones too (the VMAs'
+	// own MADV_MERGEABLE came back with them).
+	if t.Mm.MergeAny {
+		c.add("prctl(PR_SET_MEMORY_MERGE, 1)", unix.SYS_PRCTL, unix.PR_SET_MEMORY_MERGE, 1, 0, 0, 0)
+	}
 	// Memory-deny-write-execute, last: it cannot be cleared once set, and
 	// every task's memory (its children's too) is in place by now; release
 	// only unmaps the restorer area.
