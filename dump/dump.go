@@ -261,8 +261,10 @@ func (d *dumper) run() error {
 		}
 		if err := d.dumpPrivatePages(t); err != nil {
 			// A mapping the VmFlags refuse (a device, hugetlb) may have
-			// failed the copy first: the refusal says what is wrong.
-			if ferr := d.applyVmFlags(t); ferr != nil {
+			// failed the copy first: the refusal says what is wrong. Any
+			// other trouble with the flags (the task gone meanwhile) is
+			// not the copy's cause.
+			if ferr := d.applyVmFlags(t); errors.Is(ferr, ErrUnsupported) {
 				return ferr
 			}
 			return err
