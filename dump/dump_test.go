@@ -771,16 +771,15 @@ func TestDumpJobStopped(t *testing.T) {
 	if err := unix.Kill(stopped, unix.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	if st, ok := waitThreadStopped(stopped, stopped); !ok {
-		t.Fatalf("task %d did not stop (state %q)", stopped, st)
+	if !testproc.WaitStopped(stopped, 5*time.Second) {
+		t.Fatalf("task %d did not stop", stopped)
 	}
 	if _, task := dumpLeaveRunning(t, stopped); !task.Stopped {
 		t.Errorf("task %d was stopped at dump, its image says it was not", stopped)
 	}
-	// Let go, it re-enters the group stop before it returns to its code;
-	// a loaded machine may show it running (in the kernel) a moment first.
-	if st, ok := waitThreadStopped(stopped, stopped); !ok {
-		t.Errorf("task %d in state %q after dump --leave-running, want still stopped", stopped, st)
+	// Let go, it re-enters the group stop before it returns to its code.
+	if !testproc.WaitStopped(stopped, 5*time.Second) {
+		t.Errorf("task %d not stopped after dump --leave-running: it was before", stopped)
 	}
 	if _, task := dumpLeaveRunning(t, running); task.Stopped {
 		t.Errorf("running task %d dumped as stopped", running)
@@ -807,42 +806,27 @@ func TestDumpLeaveStopped(t *testing.T) {
 	if _, err := image.Open(dir); err != nil {
 		t.Fatalf("image: %v", err)
 	}
-	tids := []int{pid, w.pid(t, 2), w.pid(t, 3)}
-	ticks := make(map[int]string)
-	for _, tid := range tids {
-		if st, ok := waitThreadStopped(pid, tid); !ok {
-			t.Fatalf("thread %d in state %q after the dump, want stopped", tid, st)
-		}
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		ticks[tid] = f[11] + "+" + f[12] // utime+stime
+	if !testproc.WaitStopped(pid, 5*time.Second) {
+		t.Fatalf("task %d not stopped after the dump", pid)
 	}
-	time.Sleep(300 * time.Millisecond)
+	tids := []int{pid, w.pid(t, 2), w.pid(t, 3)}
+	ticks := make(map[int]uint64)
 	for _, tid := range tids {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if now := f[11] + "+" + f[12]; f[0] != "T" || now != ticks[tid] {
-			t.Errorf("thread %d: state %s, CPU ticks %s then %s: want it stopped throughout", tid, f[0], ticks[tid], now)
+		_, n, err := testproc.ThreadStat(pid, tid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ticks[tid] = n
+	}
+	time.Sleep(300 * time.Millisecond) // a running thread would spend ticks here
+	for _, tid := range tids {
+		state, n, err := testproc.ThreadStat(pid, tid)
+		if err != nil || state != 'T' || n != ticks[tid] {
+			t.Errorf("thread %d: state %c, CPU ticks %d then %d (%v): want it stopped throughout", tid, state, ticks[tid], n, err)
 		}
 	}
 	if err := unix.Kill(pid, unix.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	w.finish(t)
-}
-
-// waitThreadStopped waits (5 s at most) until thread tid of pid is in a
-// stop (state T) and returns the state it last saw.
-func waitThreadStopped(pid, tid int) (string, bool) {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st, _ := statusField(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid), "State")
-		if strings.HasPrefix(st, "T") {
-			return st, true
-		}
-		if time.Now().After(deadline) {
-			return st, false
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

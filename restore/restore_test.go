@@ -163,16 +163,7 @@ func restoreDumped(t *testing.T, d *dumped) (int, string) {
 	t.Helper()
 	dir, tree, pids, before := d.dir, d.tree, d.pids, d.before
 
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	root, err := Run(Options{Dir: dir, Log: testLog(t), Stdin: w, Stdout: w, Stderr: w})
-	w.Close()
-	if err != nil {
-		t.Fatalf("restore: %v", err)
-	}
+	root, r := restoreWithOutput(t, Options{Dir: dir})
 	if root != pids[0] {
 		t.Errorf("root pid %d, want %d", root, pids[0])
 	}
@@ -555,16 +546,7 @@ func TestRestoreSignalPendingAtRelease(t *testing.T) {
 				}
 			}
 			defer func() { testHookBeforeRelease = nil }()
-			r, w, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			root, err := Run(Options{Dir: d.dir, Log: testLog(t), Stdin: w, Stdout: w, Stderr: w})
-			w.Close()
-			if err != nil {
-				t.Fatalf("restore: %v", err)
-			}
+			root, r := restoreWithOutput(t, Options{Dir: d.dir})
 			done := make(chan []byte)
 			go func() { b, _ := io.ReadAll(r); done <- b }()
 			exited := make(chan int)

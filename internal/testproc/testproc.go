@@ -354,3 +354,51 @@ func Sleeper(t testing.TB) int {
 	})
 	return cmd.Process.Pid
 }
+
+// ThreadStat returns thread tid of pid's state letter and CPU time in
+// clock ticks (utime+stime), from /proc/PID/task/TID/stat.
+func ThreadStat(pid, tid int) (state byte, ticks uint64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
+	if err != nil {
+		return 0, 0, err
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("task %d thread %d: bad stat %q", pid, tid, b)
+	}
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3, the state
+	if len(f) < 13 {
+		return 0, 0, fmt.Errorf("task %d thread %d: short stat %q", pid, tid, b)
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64) // utime, field 14
+	st, err2 := strconv.ParseUint(f[12], 10, 64) // stime, field 15
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("task %d thread %d: bad stat %q", pid, tid, b)
+	}
+	return f[0][0], ut + st, nil
+}
+
+// WaitStopped waits, up to timeout, until every thread of pid is in a
+// stop (state T), and reports whether they got there. A task let go into
+// a group stop enters it from the kernel, but on a loaded machine it may
+// show R a moment first.
+func WaitStopped(pid int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		stopped := len(ents) > 0
+		for _, ent := range ents {
+			tid, _ := strconv.Atoi(ent.Name())
+			if st, _, err := ThreadStat(pid, tid); err != nil || st != 'T' {
+				stopped = false
+			}
+		}
+		if stopped {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

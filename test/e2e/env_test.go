@@ -378,7 +378,7 @@ func (e *env) compareImageVMAs(img string) {
 		e.t.Fatalf("read image: %v", err)
 	}
 	for _, tk := range tree.Tasks {
-		if !waitStopped(tk.PID, 5*time.Second) {
+		if !testproc.WaitStopped(tk.PID, 5*time.Second) {
 			st, _, _ := procStat(tk.PID)
 			e.t.Errorf("restored task %d in state %c, want stopped (--leave-stopped)", tk.PID, st)
 		}
@@ -428,28 +428,6 @@ func mapsVMALine(l string) string {
 		return l
 	}
 	return strings.TrimSpace(strings.Join(f[:3], " ") + " " + strings.Join(f[5:], " "))
-}
-
-// waitStopped waits until every thread of pid is stopped (state T).
-func waitStopped(pid int, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for {
-		stopped := true
-		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-		for _, ent := range ents {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, ent.Name()))
-			if i := strings.LastIndexByte(string(b), ')'); err != nil || i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
-				stopped = false
-			}
-		}
-		if stopped && len(ents) > 0 {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // continueTree sends SIGCONT to every task of a tree left stopped.
