@@ -46,9 +46,20 @@ func buildThreads(t *testing.T) string {
 // directory, leaving it running, and returns the open image and its task.
 func dumpLeaveRunning(t *testing.T, pid int) (*image.Reader, *image.Task) {
 	t.Helper()
+	r, tree := dumpTreeLeaveRunning(t, pid)
+	if len(tree.Tasks) != 1 {
+		t.Fatalf("image has %d tasks, want 1", len(tree.Tasks))
+	}
+	return r, tree.Tasks[0]
+}
+
+// dumpTreeLeaveRunning dumps the tree of pid into a temporary directory,
+// leaving it running, and returns the open image and its tree.
+func dumpTreeLeaveRunning(t *testing.T, pid int) (*image.Reader, *image.Tree) {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "img")
 	if err := Run(Options{PID: pid, Dir: dir, LeaveRunning: true, Log: testLogger(t)}); err != nil {
-		t.Fatalf("dump: %v", err)
+		t.Fatalf("dump of %d: %v", pid, err)
 	}
 	r, err := image.Open(dir)
 	if err != nil {
@@ -58,10 +69,7 @@ func dumpLeaveRunning(t *testing.T, pid int) (*image.Reader, *image.Task) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tree.Tasks) != 1 {
-		t.Fatalf("image has %d tasks, want 1", len(tree.Tasks))
-	}
-	return r, tree.Tasks[0]
+	return r, tree
 }
 
 // workload is a started test process that printed its "ready ..." line.

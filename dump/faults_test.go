@@ -238,18 +238,7 @@ func TestDumpAsOtherUser(t *testing.T) {
 	}
 	os.Chmod(fileDir, 0o777)
 	w := startWorkloadAs(t, 65534, bin, fileDir)
-	dir := filepath.Join(t.TempDir(), "img")
-	if err := Run(Options{PID: w.pid(t, 1), Dir: dir, LeaveRunning: true, Log: testLogger(t)}); err != nil {
-		t.Fatalf("dump of a uid 65534 process: %v", err)
-	}
-	r, err := image.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tree, err := r.Tree()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, tree := dumpTreeLeaveRunning(t, w.pid(t, 1)) // a uid 65534 process
 	for _, tk := range tree.Tasks {
 		if tk.Creds.UID != 65534 || tk.Creds.EUID != 65534 {
 			t.Errorf("task %d: uid %d euid %d, want 65534", tk.PID, tk.Creds.UID, tk.Creds.EUID)
