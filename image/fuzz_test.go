@@ -43,18 +43,7 @@ func smallSample(t testing.TB) string {
 	if err := pw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	gf := filepath.Join(t.TempDir(), "ghost")
-	if err := os.WriteFile(gf, []byte("ghost content"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(gf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := w.Ghost(2, f, 13); err != nil {
-		t.Fatal(err)
-	}
+	addGhost(t, w, 2, []byte("ghost content"), 13)
 	if err := w.Commit(tree); err != nil {
 		t.Fatal(err)
 	}

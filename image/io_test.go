@@ -179,18 +179,7 @@ func writeSample(t testing.TB) (string, *Tree) {
 	if err := sp.Close(); err != nil {
 		t.Fatal(err)
 	}
-	gf := filepath.Join(t.TempDir(), "ghost")
-	if err := os.WriteFile(gf, bytes.Repeat([]byte("ghost!"), 1000), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(gf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := w.Ghost(2, f, 5000); err != nil {
-		t.Fatal(err)
-	}
+	addGhost(t, w, 2, bytes.Repeat([]byte("ghost!"), 1000), 5000)
 	if err := w.Commit(tree); err != nil {
 		t.Fatal(err)
 	}
@@ -438,5 +427,22 @@ func TestCommitRejectsBadTree(t *testing.T) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.msg)
 			}
 		})
+	}
+}
+
+// addGhost stores the first size bytes of data as ghost file id of w.
+func addGhost(t testing.TB, w *Writer, id uint32, data []byte, size int64) {
+	t.Helper()
+	gf := filepath.Join(t.TempDir(), "ghost")
+	if err := os.WriteFile(gf, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(gf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := w.Ghost(id, f, size); err != nil {
+		t.Fatal(err)
 	}
 }

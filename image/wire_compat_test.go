@@ -54,18 +54,7 @@ func writeCompat(t *testing.T, tree *Tree) map[string][]byte {
 	if err := pw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	gf := filepath.Join(t.TempDir(), "ghost")
-	if err := os.WriteFile(gf, bytes.Repeat([]byte("g"), 5000), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(gf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := w.Ghost(2, f, 5000); err != nil {
-		t.Fatal(err)
-	}
+	addGhost(t, w, 2, bytes.Repeat([]byte("g"), 5000), 5000)
 	if err := w.Commit(tree); err != nil {
 		t.Fatal(err)
 	}
