@@ -53,12 +53,18 @@ type caseResult struct {
 	// DataBytes from a child into buffers and write() to tmpfs, the
 	// plainest two-copy dump (no checksum, no zero check, no freeze), the
 	// faster of one thread and a two-thread pipeline.
-	RefCopyNs     int64 `json:"ref_copy_ns"`
-	DumpMaxRSS    int64 `json:"dump_max_rss_kib"`
-	RestoreMaxRSS int64 `json:"restore_max_rss_kib"`
-	ImageBytes    int64 `json:"image_bytes"`
-	PssBeforeKiB  int64 `json:"pss_before_kib,omitempty"`
-	PssAfterKiB   int64 `json:"pss_after_kib,omitempty"`
+	RefCopyNs int64 `json:"ref_copy_ns"`
+	// RefSpliceNs is the copier's one-copy way (CRIU's): the child
+	// vmsplice()s its pages into pipes, the parent splice()s them into the
+	// file. SpliceRatio is the median of the runs' own ratios of it to dd:
+	// how far above dd even a dump with a single copy starts.
+	RefSpliceNs   int64   `json:"ref_splice_ns"`
+	SpliceRatio   float64 `json:"splice_ratio"`
+	DumpMaxRSS    int64   `json:"dump_max_rss_kib"`
+	RestoreMaxRSS int64   `json:"restore_max_rss_kib"`
+	ImageBytes    int64   `json:"image_bytes"`
+	PssBeforeKiB  int64   `json:"pss_before_kib,omitempty"`
+	PssAfterKiB   int64   `json:"pss_after_kib,omitempty"`
 	// Every verified run's times, in run order, to judge the noise, and
 	// the references timed next to them in the same run.
 	DumpRunsNs     []int64 `json:"dump_runs_ns"`
@@ -337,11 +343,11 @@ func ms(ns int64) string { return fmt.Sprintf("%.1fms", float64(ns)/1e6) }
 
 // caseRun is one case's runs so far.
 type caseRun struct {
-	r                                                                    *caseResult
-	dir                                                                  string
-	stopped                                                              bool // a reference failed: the case runs no more
-	dumps, restores, writes, reads, readsPlain, readsPVW, copies, images []int64
-	dumpRatios, restoreRatios                                            []float64
+	r                                                                             *caseResult
+	dir                                                                           string
+	stopped                                                                       bool // a reference failed: the case runs no more
+	dumps, restores, writes, reads, readsPlain, readsPVW, copies, splices, images []int64
+	dumpRatios, restoreRatios, spliceRatios                                       []float64
 }
 
 // startCase makes c's directory and warms its references once (page cache
@@ -378,7 +384,8 @@ func (e *env) runCaseOnce(cr *caseRun, i int) {
 		cr.stopped = true
 		return
 	}
-	cr.copies = append(cr.copies, ref.copy)
+	cr.copies, cr.splices = append(cr.copies, ref.copy), append(cr.splices, ref.splice)
+	cr.spliceRatios = append(cr.spliceRatios, float64(ref.splice)/float64(ref.write))
 	one, err := e.runOnce(r.caseSpec, cr.dir, i)
 	r.Runs++
 	if err != nil {
@@ -414,7 +421,8 @@ func (cr *caseRun) finish() *caseResult {
 	r.RefWriteRunsNs, r.RefReadRunsNs = cr.writes, cr.reads
 	r.RefWriteNs, r.RefReadPlainNs, r.RefReadPVWNs = median(cr.writes), median(cr.readsPlain), median(cr.readsPVW)
 	r.RefReadNs = median(cr.reads)
-	r.RefCopyNs = median(cr.copies)
+	r.RefCopyNs, r.RefSpliceNs = median(cr.copies), median(cr.splices)
+	r.SpliceRatio = medianFloat(cr.spliceRatios)
 	r.ImageBytes = median(cr.images)
 	r.DumpRatio, r.RestoreRatio = medianFloat(cr.dumpRatios), medianFloat(cr.restoreRatios)
 	return r
@@ -444,7 +452,7 @@ func medianFloat(v []float64) float64 {
 }
 
 // refTimes is one measurement of the references, in ns.
-type refTimes struct{ write, readPlain, readPVW, copy int64 }
+type refTimes struct{ write, readPlain, readPVW, copy, splice int64 }
 
 // references times dd, the reader and the copier (timeWrite, timeReads,
 // timeCopy). They run before the run's workload starts, not between its
@@ -462,7 +470,7 @@ func (e *env) references(dir string, n int64) (refTimes, error) {
 	if t.readPlain, t.readPVW, err = e.timeReads(dir, n); err != nil {
 		return t, err
 	}
-	t.copy, err = e.timeCopy(dir, n)
+	t.copy, t.splice, err = e.timeCopy(dir, n)
 	return t, err
 }
 
@@ -513,22 +521,23 @@ func (e *env) timeReads(dir string, n int64) (plain, pvw int64, err error) {
 }
 
 // timeCopy times the copier copying n bytes of a child's memory into a
-// tmpfs file, one thread and a two-thread pipeline; the faster counts.
-func (e *env) timeCopy(dir string, n int64) (int64, error) {
+// tmpfs file: twoCopies is the faster of one thread and a two-thread
+// pipeline (process_vm_readv and write), oneCopy the vmsplice and splice
+// way.
+func (e *env) timeCopy(dir string, n int64) (twoCopies, oneCopy int64, err error) {
 	f := refFile(dir)
 	defer os.Remove(f)
 	logErr := filepath.Join(dir, "ref.stderr")
-	var best int64
-	for _, mode := range []string{"loop", "pipe"} {
+	for _, mode := range []string{"loop", "pipe", "splice"} {
 		os.Remove(f)
 		cpOut := filepath.Join(dir, "copier.stdout") // its time alone
 		os.Remove(cpOut)
 		cp, err := runTimed(procSpec{path: e.bins["copier"], args: []string{f, itoa(n), mode}, dir: dir, stdout: cpOut, stderr: logErr}, 5*time.Minute)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if !cp.ok() {
-			return 0, fmt.Errorf("copier reference (%s) failed: %s (%s)", mode, describeStatus(cp.status), tail(logErr))
+			return 0, 0, fmt.Errorf("copier reference (%s) failed: %s (%s)", mode, describeStatus(cp.status), tail(logErr))
 		}
 		out, err := os.ReadFile(cpOut)
 		var ns int64
@@ -536,13 +545,15 @@ func (e *env) timeCopy(dir string, n int64) (int64, error) {
 			ns, err = strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
 		}
 		if err != nil {
-			return 0, fmt.Errorf("copier reference (%s): no time on its stdout: %v", mode, err)
+			return 0, 0, fmt.Errorf("copier reference (%s): no time on its stdout: %v", mode, err)
 		}
-		if best == 0 || ns < best {
-			best = ns
+		if mode == "splice" {
+			oneCopy = ns
+		} else if twoCopies == 0 || ns < twoCopies {
+			twoCopies = ns
 		}
 	}
-	return best, nil
+	return twoCopies, oneCopy, nil
 }
 
 // oneRun is what one dump and restore of a case measured.

@@ -1,23 +1,30 @@
 /*
- * copier FILE BYTES loop|pipe: the plainest two-copy dump, a second
+ * copier FILE BYTES loop|pipe|splice: the plainest dump, a second
  * reference for dump. A child fills BYTES of its own private anonymous
- * memory with the pattern; the parent then copies them into FILE (a new
- * tmpfs file) the way any dumper that reads a task's memory must:
- * process_vm_readv 1 MiB into a buffer and write() it.
- *   loop: one thread reads a buffer, writes it, and so on;
- *   pipe: a thread reads into a ring of buffers while a second one writes
- *         them: the same work on two CPUs.
+ * memory with the pattern; its pages are then copied into FILE (a new
+ * tmpfs file), 1 MiB at a time:
+ *   loop:   the parent reads a piece with process_vm_readv into a buffer
+ *           and write()s it, and so on;
+ *   pipe:   the same two copies on two CPUs: a thread reads into a ring of
+ *           buffers while a second one writes them;
+ *   splice: one copy, CRIU's way: the child vmsplice()s its own pages into
+ *           a ring of pipes (the pipes take references, nothing is
+ *           copied) while the parent splice()s each pipe into FILE, the
+ *           kernel copying the pages straight into the file's.
  * No checksum, no zero-page check, no freezing. It prints the nanoseconds
- * of the copy alone on stdout; the harness takes the faster mode.
+ * of the copy alone on stdout.
  *
- * dd measures the write alone; the copier adds the read of the task's
- * memory, which any dump must do: it is about the floor for one.
+ * dd measures the write alone, from a buffer that stays in the CPU's
+ * cache; a dump must also read the task's memory, 1 GiB more from RAM:
+ * the copier is about the floor for one, and splice tells whether a
+ * single copy lowers it.
  */
 #include "bench.h"
 #include <pthread.h>
 #include <sys/uio.h>
 
 #define RING 4
+#define PIPES 8 /* splice: pipes in the ring, of 1 MiB each */
 
 static pid_t child;
 static uint8_t *mem;
@@ -69,6 +76,45 @@ static void *writer(void *arg)
 	return NULL;
 }
 
+/* splice_child is the child's side of splice: wait for the go, then
+ * vmsplice piece i of its memory into pipe i % PIPES, waiting while that
+ * pipe is full. */
+static void splice_child(int pipes[][2], int go)
+{
+	char c;
+	if (read(go, &c, 1) != 1)
+		_exit(1);
+	for (size_t off = 0, i = 0; off < total; off += MiB, i++) {
+		struct iovec v = {mem + off, total - off < MiB ? total - off : MiB};
+		while (v.iov_len > 0) {
+			ssize_t k = vmsplice(pipes[i % PIPES][1], &v, 1, 0);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				_exit(2);
+			v.iov_base = (uint8_t *)v.iov_base + k;
+			v.iov_len -= (size_t)k;
+		}
+	}
+	_exit(0);
+}
+
+/* splice_parent moves piece i from pipe i % PIPES into the file. */
+static void splice_parent(int pipes[][2])
+{
+	for (size_t off = 0, i = 0; off < total; off += MiB, i++) {
+		size_t n = total - off < MiB ? total - off : MiB;
+		while (n > 0) {
+			ssize_t k = splice(pipes[i % PIPES][0], NULL, out_fd, NULL, n, 0);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				die("splice into %s at %zu: %s", out_name, off, k < 0 ? strerror(errno) : "the child stopped");
+			n -= (size_t)k;
+		}
+	}
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec t;
@@ -78,15 +124,24 @@ static uint64_t now_ns(void)
 
 int main(int argc, char **argv)
 {
-	if (argc < 4 || (strcmp(argv[3], "loop") != 0 && strcmp(argv[3], "pipe") != 0))
-		die("usage: copier FILE BYTES loop|pipe");
-	int pipelined = strcmp(argv[3], "pipe") == 0;
+	if (argc < 4 || (strcmp(argv[3], "loop") != 0 && strcmp(argv[3], "pipe") != 0 && strcmp(argv[3], "splice") != 0))
+		die("usage: copier FILE BYTES loop|pipe|splice");
+	int pipelined = strcmp(argv[3], "pipe") == 0, spliced = strcmp(argv[3], "splice") == 0;
 	unsigned long bytes = arg_ul(argc, argv, 2, "bytes");
 	size_t npages = (bytes + PAGE - 1) / PAGE;
 	uint8_t *m = xmmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-	int ready[2];
-	if (pipe(ready))
+	int ready[2], go[2], pipes[PIPES][2];
+	if (pipe(ready) || pipe(go))
 		die("pipe: %s", strerror(errno));
+	for (int i = 0; spliced && i < PIPES; i++) {
+		if (pipe(pipes[i]))
+			die("pipe: %s", strerror(errno));
+		/* 1 MiB is /proc/sys/fs/pipe-max-size's default; a smaller
+		 * pipe only means more wakeups. */
+		fcntl(pipes[i][1], F_SETPIPE_SZ, (int)MiB);
+	}
+	mem = m;
+	total = npages * PAGE;
 	child = fork();
 	if (child < 0)
 		die("fork: %s", strerror(errno));
@@ -97,6 +152,8 @@ int main(int argc, char **argv)
 			fill_page(m + pg * PAGE, 1, pg);
 		if (write(ready[1], "r", 1) != 1)
 			_exit(1);
+		if (spliced)
+			splice_child(pipes, go[0]);
 		pause();
 		_exit(0);
 	}
@@ -108,13 +165,15 @@ int main(int argc, char **argv)
 	out_fd = open(out_name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (out_fd < 0)
 		die("open %s: %s", out_name, strerror(errno));
-	mem = m;
-	total = npages * PAGE;
 	for (int i = 0; i < RING; i++)
 		ring[i] = xmmap(NULL, MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE);
 	size_t chunks = (total + MiB - 1) / MiB;
 	uint64_t start = now_ns();
-	if (!pipelined) {
+	if (spliced) {
+		if (write(go[1], "g", 1) != 1)
+			die("start child %d: %s", (int)child, strerror(errno));
+		splice_parent(pipes);
+	} else if (!pipelined) {
 		for (size_t off = 0; off < total;) {
 			size_t n = read_chunk(ring[0], off);
 			write_all(ring[0], n);
