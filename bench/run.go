@@ -498,23 +498,20 @@ func (e *env) timeWrite(dir string, n int64) (int64, error) {
 // timeReads times the reader filling fresh anonymous memory from the file
 // timeWrite left, both ways (read() straight into it, and read() into a
 // reused buffer plus process_vm_writev: see workloads/reader.c), the
-// restore's reference; then it removes the file.
+// restore's reference; then it removes the file. The times are the
+// reader's own, without its exit's freeing of the memory.
 func (e *env) timeReads(dir string, n int64) (plain, pvw int64, err error) {
 	f := refFile(dir)
 	defer os.Remove(f)
-	logOut, logErr := filepath.Join(dir, "ref.stdout"), filepath.Join(dir, "ref.stderr")
 	for _, mode := range []string{"read", "pvw"} {
-		rd, err := runTimed(procSpec{path: e.bins["reader"], args: []string{f, itoa(n), mode}, dir: dir, stdout: logOut, stderr: logErr}, 5*time.Minute)
+		ns, err := e.selfTimed(dir, "reader", f, n, mode)
 		if err != nil {
 			return 0, 0, err
 		}
-		if !rd.ok() {
-			return 0, 0, fmt.Errorf("reader reference (%s) failed: %s (%s)", mode, describeStatus(rd.status), tail(logErr))
-		}
 		if mode == "read" {
-			plain = rd.wall.Nanoseconds()
+			plain = ns
 		} else {
-			pvw = rd.wall.Nanoseconds()
+			pvw = ns
 		}
 	}
 	return plain, pvw, nil
@@ -527,25 +524,11 @@ func (e *env) timeReads(dir string, n int64) (plain, pvw int64, err error) {
 func (e *env) timeCopy(dir string, n int64) (twoCopies, oneCopy int64, err error) {
 	f := refFile(dir)
 	defer os.Remove(f)
-	logErr := filepath.Join(dir, "ref.stderr")
 	for _, mode := range []string{"loop", "pipe", "splice"} {
 		os.Remove(f)
-		cpOut := filepath.Join(dir, "copier.stdout") // its time alone
-		os.Remove(cpOut)
-		cp, err := runTimed(procSpec{path: e.bins["copier"], args: []string{f, itoa(n), mode}, dir: dir, stdout: cpOut, stderr: logErr}, 5*time.Minute)
+		ns, err := e.selfTimed(dir, "copier", f, n, mode)
 		if err != nil {
 			return 0, 0, err
-		}
-		if !cp.ok() {
-			return 0, 0, fmt.Errorf("copier reference (%s) failed: %s (%s)", mode, describeStatus(cp.status), tail(logErr))
-		}
-		out, err := os.ReadFile(cpOut)
-		var ns int64
-		if err == nil {
-			ns, err = strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
-		}
-		if err != nil {
-			return 0, 0, fmt.Errorf("copier reference (%s): no time on its stdout: %v", mode, err)
 		}
 		if mode == "splice" {
 			oneCopy = ns
@@ -554,6 +537,30 @@ func (e *env) timeCopy(dir string, n int64) (twoCopies, oneCopy int64, err error
 		}
 	}
 	return twoCopies, oneCopy, nil
+}
+
+// selfTimed runs the reference workload bin (reader or copier) on file f,
+// n bytes, in mode, and returns the nanoseconds it printed: the time of
+// its work alone.
+func (e *env) selfTimed(dir, bin, f string, n int64, mode string) (int64, error) {
+	out, logErr := filepath.Join(dir, bin+".stdout"), filepath.Join(dir, "ref.stderr")
+	os.Remove(out)
+	r, err := runTimed(procSpec{path: e.bins[bin], args: []string{f, itoa(n), mode}, dir: dir, stdout: out, stderr: logErr}, 5*time.Minute)
+	if err != nil {
+		return 0, err
+	}
+	if !r.ok() {
+		return 0, fmt.Errorf("%s reference (%s) failed: %s (%s)", bin, mode, describeStatus(r.status), tail(logErr))
+	}
+	b, err := os.ReadFile(out)
+	var ns int64
+	if err == nil {
+		ns, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s reference (%s): no time on its stdout: %v", bin, mode, err)
+	}
+	return ns, nil
 }
 
 // oneRun is what one dump and restore of a case measured.

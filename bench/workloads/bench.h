@@ -157,6 +157,15 @@ static void *xmmap(void *addr, size_t len, int prot, int flags)
 	return p;
 }
 
+/* now_ns is CLOCK_MONOTONIC in ns: the references that time themselves
+ * print now_ns() differences on stdout. */
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
 static unsigned long arg_ul(int argc, char **argv, int i, const char *what)
 {
 	if (i >= argc)

@@ -115,13 +115,6 @@ static void splice_parent(int pipes[][2])
 	}
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc < 4 || (strcmp(argv[3], "loop") != 0 && strcmp(argv[3], "pipe") != 0 && strcmp(argv[3], "splice") != 0))
