@@ -39,6 +39,7 @@ func Probes() []Probe {
 		{"clone3 with set_tid", true, probeSetTID},
 		{"vdso/vvar layout", true, probeVDSO},
 		{"userfaultfd (write-protect async)", false, probeUserfaultfd},
+		{"guard regions (MADV_GUARD_INSTALL)", false, probeGuardRegions},
 	}
 }
 
@@ -131,6 +132,24 @@ func probeProcmapQuery() (string, error) {
 		return "falls back to parsing /proc/PID/smaps", errors.New("not supported")
 	}
 	return "binary VMA queries", nil
+}
+
+// probeGuardRegions checks that guard regions can be installed (Linux
+// 6.13+) and seen in PAGEMAP_SCAN (6.15+): without the latter a task with
+// guard regions fails to dump (its guard pages cannot be read).
+func probeGuardRegions() (string, error) {
+	m, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Munmap(m)
+	if err := unix.Madvise(m, kernel.MADV_GUARD_INSTALL); err != nil {
+		return "tasks cannot have any", fmt.Errorf("madvise: %w", err)
+	}
+	if kernel.HavePagemapScan() && !kernel.HavePagemapGuard() {
+		return "a task with guard regions fails to dump", errors.New("PAGEMAP_SCAN does not report them (Linux 6.15+)")
+	}
+	return "dumped and installed again at restore", nil
 }
 
 // probeSetTID checks the pieces clone3's set_tid needs: the syscall

@@ -106,9 +106,12 @@ func (d *dumper) copyPrivatePages(t *image.Task, s *pageStream) error {
 			if v.End-start > window {
 				end = start + window
 			}
-			runs, err := pm.AnonPages(start, end)
+			runs, guards, err := pm.PrivatePages(start, end)
 			if err != nil {
 				return taskErr(pid, fmt.Sprintf("scan pages of vma %#x-%#x", v.Start, v.End), err)
+			}
+			for _, g := range guards {
+				t.Guards = appendGuard(t.Guards, v, g.Start, g.End)
 			}
 			if runs, err = d.cow.dedupe(v, runs); err != nil {
 				return taskErr(pid, fmt.Sprintf("compare pages of vma %#x-%#x with parent %d", v.Start, v.End, t.PPID), err)
@@ -127,6 +130,17 @@ func (d *dumper) copyPrivatePages(t *image.Task, s *pageStream) error {
 		}
 	}
 	return nil
+}
+
+// appendGuard adds the guard region [start, end) of v to gs (sorted),
+// merging it with the last one when they touch inside v: a region of the
+// image lies inside one VMA.
+func appendGuard(gs []image.Range, v *image.VMA, start, end uint64) []image.Range {
+	if n := len(gs); n > 0 && gs[n-1].End == start && start > v.Start {
+		gs[n-1].End = end
+		return gs
+	}
+	return append(gs, image.Range{Start: start, End: end})
 }
 
 // scanWindow is how much address space one page scan covers at first (see

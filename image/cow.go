@@ -100,6 +100,22 @@ func checkCOW(tasks []*Task, i int) error {
 			return fmt.Errorf("task %d: parent pages %#x-%#x are not inside one VMA inherited from the parent", task.PID, r.Start, r.End)
 		}
 	}
+	return checkGuards(task)
+}
+
+// checkGuards checks that task's guard regions are sorted, page-aligned
+// and each inside one VMA.
+func checkGuards(task *Task) error {
+	var prevEnd uint64
+	for _, r := range task.Guards {
+		if r.Start%PageSize != 0 || r.End%PageSize != 0 || r.Start >= r.End || r.Start < prevEnd {
+			return fmt.Errorf("task %d: guard region %#x-%#x unaligned, empty or out of order", task.PID, r.Start, r.End)
+		}
+		prevEnd = r.End
+		if v := vmaCovering(task.VMAs, r.Start); v == nil || r.End > v.End {
+			return fmt.Errorf("task %d: guard region %#x-%#x is not inside one VMA", task.PID, r.Start, r.End)
+		}
+	}
 	return nil
 }
 

@@ -203,6 +203,9 @@ func (r *Reader) readTask(t *Tree, pe *pstreeMsg, et *extTask, byID map[uint32]*
 	for _, r := range et.ParentPages {
 		task.ParentPages = append(task.ParentPages, Range{r[0], r[1]})
 	}
+	for _, r := range et.Guards {
+		task.Guards = append(task.Guards, Range{r[0], r[1]})
+	}
 
 	var me mmMsg
 	if err := r.decodeOne(mmName(pid), "MM", me.decode); err != nil {

@@ -55,6 +55,9 @@ type extTask struct {
 	FDs        []extFD     `json:"fds"`                 // same order as fdinfo-PID.img
 	// ParentPages are Task.ParentPages as [start, end) pairs.
 	ParentPages [][2]uint64 `json:"parent_pages,omitempty"`
+	// Guards are Task.Guards as [start, end) pairs (CRIU keeps guard
+	// regions its own way).
+	Guards [][2]uint64 `json:"guards,omitempty"`
 }
 
 type extThread struct {

@@ -75,6 +75,11 @@ type Task struct {
 	// pages. Sorted, not overlapping, page-aligned, each inside one
 	// FromParent VMA, disjoint from the task's own dumped pages.
 	ParentPages []Range
+	// Guards are the task's guard regions (madvise MADV_GUARD_INSTALL):
+	// pages of a VMA that raise SIGSEGV when touched, which glibc 2.42+
+	// puts below every thread stack. Sorted, not overlapping,
+	// page-aligned, each inside one VMA; they hold no dumped page.
+	Guards []Range
 }
 
 // Range is the address range [Start, End), page-aligned.

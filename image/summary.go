@@ -57,6 +57,8 @@ type VMASummary struct {
 	// (VMA.FromParent); ParentPages of its pages are the parent's.
 	FromParent  bool  `json:"from_parent,omitempty"`
 	ParentPages int64 `json:"parent_pages,omitempty"`
+	// GuardPages are the pages of guard regions (Task.Guards) in the VMA.
+	GuardPages int64 `json:"guard_pages,omitempty"`
 }
 
 // FDSummary is one file descriptor.
@@ -177,11 +179,8 @@ func Summarize(r *Reader) (*Summary, error) {
 			}
 			vs.Bytes = int64(overlap(runs, v.Start, v.End))
 			vs.FromParent = v.FromParent
-			for _, r := range t.ParentPages {
-				if r.Start < v.End && v.Start < r.End {
-					vs.ParentPages += int64(min(r.End, v.End)-max(r.Start, v.Start)) / PageSize
-				}
-			}
+			vs.ParentPages = rangePages(t.ParentPages, v)
+			vs.GuardPages = rangePages(t.Guards, v)
 			vs.Pages = vs.Bytes / PageSize
 			if runs, ok := shmRuns[v.ShmID]; ok {
 				vs.ShmPages = int64(overlap(runs, v.Pgoff, v.Pgoff+v.Len()) / PageSize)
@@ -283,6 +282,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 			if v.FromParent {
 				fmt.Fprintf(&b, " from parent (%d pages shared)", v.ParentPages)
 			}
+			if v.GuardPages != 0 {
+				fmt.Fprintf(&b, " guard pages %d", v.GuardPages)
+			}
 			fmt.Fprintf(&b, " pages %d (%s)\n", v.Pages, humanBytes(v.Bytes))
 		}
 		for _, fd := range ts.FDs {
@@ -322,4 +324,15 @@ func (s *Summary) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// rangePages counts the pages of rs inside v.
+func rangePages(rs []Range, v *VMA) int64 {
+	var n int64
+	for _, r := range rs {
+		if r.Start < v.End && v.Start < r.End {
+			n += int64(min(r.End, v.End)-max(r.Start, v.Start)) / PageSize
+		}
+	}
+	return n
 }

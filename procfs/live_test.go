@@ -408,3 +408,40 @@ func TestAnonPagesManyRuns(t *testing.T) {
 		}
 	})
 }
+
+// TestPrivatePagesGuards installs a guard region among touched pages and
+// scans them both ways: the guard pages come back as guards, not as
+// (swapped) anonymous pages to copy.
+func TestPrivatePagesGuards(t *testing.T) {
+	mem, err := unix.Mmap(-1, 0, 8*pageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(mem)
+	for i := range 8 {
+		mem[i*pageSize] = 1
+	}
+	if err := unix.Madvise(mem[2*pageSize:4*pageSize], kernel.MADV_GUARD_INSTALL); err != nil {
+		t.Skipf("madvise(MADV_GUARD_INSTALL) needs Linux 6.13: %v", err)
+	}
+	base := uint64(uintptr(unsafe.Pointer(&mem[0])))
+	bothPaths(t, func(t *testing.T) {
+		if kernel.HavePagemapScan() && !kernel.HavePagemapGuard() {
+			t.Skip("PAGEMAP_SCAN lacks PAGE_IS_GUARD (Linux 6.15+)")
+		}
+		p, err := Default.OpenPagemap(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		anon, guards, err := p.PrivatePages(base, base+8*pageSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantAnon := []PageRange{{base, base + 2*pageSize}, {base + 4*pageSize, base + 8*pageSize}}
+		wantGuards := []PageRange{{base + 2*pageSize, base + 4*pageSize}}
+		if !reflect.DeepEqual(anon, wantAnon) || !reflect.DeepEqual(guards, wantGuards) {
+			t.Errorf("anon %x guards %x, want %x and %x", anon, guards, wantAnon, wantGuards)
+		}
+	})
+}

@@ -20,6 +20,7 @@ const (
 	PagemapSwapped   = 1 << 62
 	PagemapFile      = 1 << 61 // page-cache page or shared anon (shmem) page
 	PagemapExclusive = 1 << 56 // mapped by this process only
+	PagemapGuard     = 1 << 58 // a guard region marker (Linux 6.15+)
 	PagemapPFNMask   = 1<<55 - 1
 )
 
@@ -54,26 +55,33 @@ func (fs FS) AnonPages(pid int, start, end uint64) ([]PageRange, error) {
 // AnonPages is FS.AnonPages on an open pagemap: a caller scanning every
 // VMA of a task opens its pagemap once.
 func (p *Pagemap) AnonPages(start, end uint64) ([]PageRange, error) {
+	anon, _, err := p.PrivatePages(start, end)
+	return anon, err
+}
+
+// PrivatePages is AnonPages that also returns the guard regions in
+// [start, end) (MADV_GUARD_INSTALL), which AnonPages leaves out: a guard
+// marker is not a present page, and reads as swapped to kernels that do
+// not know it (Linux before 6.15), which report no guards.
+func (p *Pagemap) PrivatePages(start, end uint64) (anon, guards []PageRange, err error) {
 	if start%pageSize != 0 || end%pageSize != 0 || end < start {
-		return nil, fmt.Errorf("anon pages of %d: bad range %x-%x", p.pid, start, end)
+		return nil, nil, fmt.Errorf("anon pages of %d: bad range %x-%x", p.pid, start, end)
 	}
 	if start == end {
-		return nil, nil
+		return nil, nil, nil
 	}
-	var out []PageRange
-	var err error
 	if kernel.HavePagemapScan() {
 		if p.vec == nil {
 			p.vec = make([]kernel.PageRegion, 512)
 		}
-		out, err = scanAnon(p.f, start, end, p.vec)
+		anon, guards, err = scanAnon(p.f, start, end, p.vec)
 	} else {
-		out, err = readAnon(p.f, start, end)
+		anon, guards, err = readAnon(p.f, start, end)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("anon pages of %d in %x-%x: %w", p.pid, start, end, err)
+		return nil, nil, fmt.Errorf("anon pages of %d in %x-%x: %w", p.pid, start, end, err)
 	}
-	return out, nil
+	return anon, guards, nil
 }
 
 // appendRange adds [s, e) to rs, merging it with the last run when they touch.
@@ -86,48 +94,58 @@ func appendRange(rs []PageRange, s, e uint64) []PageRange {
 }
 
 // scanAnon asks PAGEMAP_SCAN for pages that are (PRESENT or SWAPPED) and
-// neither FILE nor PFNZERO.
-// vec receives the regions of one ioctl.
-func scanAnon(f *os.File, start, end uint64, vec []kernel.PageRegion) ([]PageRange, error) {
-	var out []PageRange
+// neither FILE nor PFNZERO, and, where the kernel knows them, for guard
+// markers, returned apart. vec receives the regions of one ioctl.
+func scanAnon(f *os.File, start, end uint64, vec []kernel.PageRegion) (anon, guards []PageRange, err error) {
+	var guard uint64
+	if kernel.HavePagemapGuard() {
+		guard = kernel.PageIsGuard
+	}
 	for start < end {
 		arg := kernel.PmScanArg{
 			Start:             start,
 			End:               end,
 			CategoryInverted:  kernel.PageIsFile | kernel.PageIsPFNZero,
 			CategoryMask:      kernel.PageIsFile | kernel.PageIsPFNZero,
-			CategoryAnyofMask: kernel.PageIsPresent | kernel.PageIsSwapped,
-			ReturnMask:        kernel.PageIsPresent | kernel.PageIsSwapped,
+			CategoryAnyofMask: kernel.PageIsPresent | kernel.PageIsSwapped | guard,
+			ReturnMask:        kernel.PageIsPresent | kernel.PageIsSwapped | guard,
 		}
 		n, err := kernel.PagemapScan(f, &arg, vec)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, r := range vec[:n] {
-			out = appendRange(out, r.Start, r.End)
+			if r.Categories&guard != 0 {
+				guards = appendRange(guards, r.Start, r.End)
+			} else {
+				anon = appendRange(anon, r.Start, r.End)
+			}
 		}
 		if arg.WalkEnd <= start {
-			return nil, fmt.Errorf("PAGEMAP_SCAN made no progress at %x", start)
+			return nil, nil, fmt.Errorf("PAGEMAP_SCAN made no progress at %x", start)
 		}
 		start = arg.WalkEnd
 	}
-	return out, nil
+	return anon, guards, nil
 }
 
 // readAnon is scanAnon from raw pagemap entries.
-func readAnon(f *os.File, start, end uint64) ([]PageRange, error) {
+func readAnon(f *os.File, start, end uint64) (anon, guards []PageRange, err error) {
 	zero := zeroPFN()
-	var out []PageRange
-	err := walkPagemap(f, start, end, func(addr, e uint64) {
+	err = walkPagemap(f, start, end, func(addr, e uint64) {
+		if e&PagemapGuard != 0 {
+			guards = appendRange(guards, addr, addr+pageSize)
+			return
+		}
 		if e&(PagemapPresent|PagemapSwapped) == 0 || e&PagemapFile != 0 {
 			return
 		}
 		if zero != 0 && e&PagemapPresent != 0 && e&PagemapPFNMask == zero {
 			return
 		}
-		out = appendRange(out, addr, addr+pageSize)
+		anon = appendRange(anon, addr, addr+pageSize)
 	})
-	return out, err
+	return anon, guards, err
 }
 
 // walkPagemap calls fn with every page address in [start, end) and its

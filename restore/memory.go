@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/internal/kernel"
 	"github.com/mmcr/mmcr/procfs"
 )
 
@@ -96,6 +97,7 @@ func (rs *restorer) restoreMemory(tk *task, b *batch) error {
 	if err := rs.setMm(tk, b); err != nil {
 		return err
 	}
+	rs.addGuards(tk, b)
 	if err := rs.writePages(tk, b); err != nil {
 		return err
 	}
@@ -119,6 +121,43 @@ func (rs *restorer) restoreMemory(tk *task, b *batch) error {
 		}
 	}
 	return nil
+}
+
+// addGuards adds to b the installs of tk's guard regions, which the dump
+// stored no page in, and before them the removal of the guard markers a
+// child's fork copied from its parent into the VMAs it keeps or inherits
+// where the child had none at dump: writePages, which runs b first, could
+// not write the child's own pages there. Both come before mlock, which
+// the kernel refuses to combine with a guard install.
+func (rs *restorer) addGuards(tk *task, b *batch) {
+	if tk.parent != nil {
+		var inherited []span
+		for i, v := range tk.t.VMAs {
+			if v.FromParent || tk.kept[i] {
+				inherited = append(inherited, span{v.Start, v.End})
+			}
+		}
+		var own []span
+		for _, g := range tk.t.Guards {
+			own = append(own, span{g.Start, g.End})
+		}
+		for _, g := range tk.parent.t.Guards {
+			for _, in := range inherited {
+				s := span{max(g.Start, in.start), min(g.End, in.end)}
+				if s.start >= s.end {
+					continue
+				}
+				for _, p := range subtractSpans(s, own) {
+					b.add(fmt.Sprintf("remove guard region %#x-%#x inherited from parent %d", p.start, p.end, tk.parent.t.PID),
+						unix.SYS_MADVISE, p.start, p.len(), kernel.MADV_GUARD_REMOVE)
+				}
+			}
+		}
+	}
+	for _, g := range tk.t.Guards {
+		b.add(fmt.Sprintf("install guard region %#x-%#x (madvise MADV_GUARD_INSTALL, Linux 6.13+)", g.Start, g.End),
+			unix.SYS_MADVISE, g.Start, g.End-g.Start, kernel.MADV_GUARD_INSTALL)
+	}
 }
 
 // Advice whose VMA a fork does not copy as it is (MADV_DONTFORK: not at

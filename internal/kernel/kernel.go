@@ -42,6 +42,15 @@ const (
 	PageIsPFNZero   = 1 << 5 // the shared zero page
 	PageIsHuge      = 1 << 6
 	PageIsSoftDirty = 1 << 7
+	PageIsGuard     = 1 << 8 // a guard marker (MADV_GUARD_INSTALL; Linux 6.15+)
+)
+
+// Guard regions (madvise MADV_GUARD_INSTALL, Linux 6.13+): page table
+// markers that make an access raise SIGSEGV, inside an ordinary VMA.
+// glibc 2.42+ puts one at the low end of every thread stack.
+const (
+	MADV_GUARD_INSTALL = 102
+	MADV_GUARD_REMOVE  = 103
 )
 
 // PAGEMAP_SCAN flags.
@@ -206,6 +215,22 @@ var pagemapScanProbe = sync.OnceValue(func() bool {
 	var page [1]byte
 	start := uint64(uintptr(unsafe.Pointer(&page[0]))) &^ 4095
 	arg := PmScanArg{Start: start, End: start + 4096, CategoryAnyofMask: PageIsPresent, ReturnMask: PageIsPresent}
+	var vec [1]PageRegion
+	_, err = PagemapScan(f, &arg, vec[:])
+	return err == nil
+})
+
+// HavePagemapGuard says whether PAGEMAP_SCAN knows PageIsGuard (Linux
+// 6.15+; older kernels refuse an unknown category with EINVAL). Probed once.
+var HavePagemapGuard = sync.OnceValue(func() bool {
+	f, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var page [1]byte
+	start := uint64(uintptr(unsafe.Pointer(&page[0]))) &^ 4095
+	arg := PmScanArg{Start: start, End: start + 4096, CategoryAnyofMask: PageIsGuard, ReturnMask: PageIsGuard}
 	var vec [1]PageRegion
 	_, err = PagemapScan(f, &arg, vec[:])
 	return err == nil

@@ -1,0 +1,126 @@
+/* guards: guard regions (madvise MADV_GUARD_INSTALL) across a dump and
+ * restore. The parent fills 32 private anonymous pages and guards pages
+ * 4-5 and 20; its forked child, which inherits the mapping, removes the
+ * guard of page 20, guards page 10 and rewrites page 30. Both print their
+ * readiness, sleep until SIGTERM, then check that exactly their guard
+ * pages fault (SIGSEGV) and every other page holds its pattern; the parent
+ * prints PASS or the first FAIL (the child's comes back in its status). */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MADV_GUARD_INSTALL_ 102
+#define MADV_GUARD_REMOVE_ 103
+#define PAGES 32
+#define PG 4096
+
+static volatile sig_atomic_t term;
+static void on_term(int s) { (void)s; term = 1; }
+
+static sigjmp_buf jb;
+static void on_segv(int s) { (void)s; siglongjmp(jb, 1); }
+
+static int faults(volatile unsigned char *p)
+{
+	if (sigsetjmp(jb, 1))
+		return 1;
+	(void)*p;
+	return 0;
+}
+
+static unsigned char pattern(int page, int child) { return (unsigned char)(page * 7 + 1 + child * 100); }
+
+/* check returns 0 when the pages listed in guard[] (ended by -1) fault and
+ * the others hold their pattern (page 30 the child's in the child). */
+static int check(const char *who, unsigned char *m, const int *guard, int child)
+{
+	for (int pg = 0; pg < PAGES; pg++) {
+		int want_guard = 0;
+		for (const int *g = guard; *g >= 0; g++)
+			want_guard |= *g == pg;
+		int got = faults(m + pg * PG);
+		if (got != want_guard) {
+			printf("FAIL %s: page %d %s\n", who, pg, got ? "faults, not a guard at dump" : "does not fault, a guard at dump");
+			return 1;
+		}
+		unsigned char want = pattern(pg, child && pg == 30);
+		if (!got && (m[pg * PG] != want || m[pg * PG + PG - 1] != want)) {
+			printf("FAIL %s: page %d holds %u, want %u\n", who, pg, m[pg * PG], want);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int main(void)
+{
+	struct sigaction sa = {0};
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	struct sigaction sv = {0};
+	sv.sa_handler = on_segv;
+	sv.sa_flags = SA_NODEFER;
+	sigaction(SIGSEGV, &sv, NULL);
+
+	unsigned char *m = mmap(NULL, PAGES * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) {
+		printf("FAIL mmap\n");
+		return 1;
+	}
+	for (int pg = 0; pg < PAGES; pg++)
+		memset(m + pg * PG, pattern(pg, 0), PG);
+	if (madvise(m + 4 * PG, 2 * PG, MADV_GUARD_INSTALL_) || madvise(m + 20 * PG, PG, MADV_GUARD_INSTALL_)) {
+		printf("FAIL madvise(MADV_GUARD_INSTALL): %m\n");
+		return 1;
+	}
+	int ready[2];
+	if (pipe(ready)) {
+		printf("FAIL pipe\n");
+		return 1;
+	}
+	pid_t kid = fork();
+	if (kid == 0) {
+		if (madvise(m + 20 * PG, PG, MADV_GUARD_REMOVE_) || madvise(m + 10 * PG, PG, MADV_GUARD_INSTALL_))
+			_exit(2);
+		/* The removal left page 20 empty: it reads as zeros until written. */
+		memset(m + 20 * PG, pattern(20, 0), PG);
+		memset(m + 30 * PG, pattern(30, 1), PG);
+		close(ready[0]);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(2);
+		close(ready[1]);
+		while (!term)
+			pause();
+		static const int guard[] = {4, 5, 10, -1};
+		_exit(check("child", m, guard, 1) ? 1 : 0);
+	}
+	char c;
+	close(ready[1]);
+	if (kid < 0 || read(ready[0], &c, 1) != 1) {
+		printf("FAIL child setup\n");
+		return 1;
+	}
+	close(ready[0]);
+	printf("READY\n");
+	fflush(stdout);
+	while (!term)
+		pause();
+	static const int guard[] = {4, 5, 20, -1};
+	int bad = check("parent", m, guard, 0);
+	kill(kid, SIGTERM);
+	int st;
+	if (waitpid(kid, &st, 0) != kid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		printf("FAIL child: status %#x\n", st);
+		bad = 1;
+	}
+	if (!bad)
+		printf("PASS\n");
+	fflush(stdout);
+	return bad;
+}
