@@ -37,6 +37,22 @@ func commitTree(t *testing.T, tree *Tree) (string, error) {
 	return dir, nil
 }
 
+// openTree opens the image in dir and reads its tree; the reader is
+// closed when the test ends.
+func openTree(t *testing.T, dir string) (*Reader, *Tree) {
+	t.Helper()
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	tree, err := r.Tree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, tree
+}
+
 func TestCOWRoundTrip(t *testing.T) {
 	want := cowTree()
 	dir, err := commitTree(t, want)
@@ -52,14 +68,7 @@ func TestCOWRoundTrip(t *testing.T) {
 			t.Errorf("%s lacks %s", ExtName, s)
 		}
 	}
-	r, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := r.Tree()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, got := openTree(t, dir)
 	want.Tasks[0].VMAs[7].VmFlags = nil // empty slices come back nil
 	if !reflect.DeepEqual(got.Tasks[1], want.Tasks[1]) {
 		t.Errorf("child differs:\n got %+v\nwant %+v", got.Tasks[1], want.Tasks[1])

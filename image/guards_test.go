@@ -24,15 +24,7 @@ func TestGuardsRoundTrip(t *testing.T) {
 	if ext, err := os.ReadFile(filepath.Join(dir, ExtName)); err != nil || !strings.Contains(string(ext), `"guards"`) {
 		t.Fatalf("%s lacks the guards (%v)", ExtName, err)
 	}
-	r, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	got, err := r.Tree()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, got := openTree(t, dir)
 	if !reflect.DeepEqual(got.Tasks[0].Guards, want.Tasks[0].Guards) {
 		t.Errorf("guards %x, want %x", got.Tasks[0].Guards, want.Tasks[0].Guards)
 	}

@@ -188,15 +188,7 @@ func writeSample(t testing.TB) (string, *Tree) {
 
 func TestTreeRoundTrip(t *testing.T) {
 	dir, want := writeSample(t)
-	r, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	got, err := r.Tree()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, got := openTree(t, dir)
 	// Empty slices come back nil (documented normalization).
 	want.Tasks[0].VMAs[7].VmFlags = nil
 	if !reflect.DeepEqual(got, want) {

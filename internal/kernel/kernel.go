@@ -205,36 +205,27 @@ var (
 	forceProcmapFallback atomic.Bool
 )
 
-var pagemapScanProbe = sync.OnceValue(func() bool {
+var pagemapScanProbe = sync.OnceValue(func() bool { return scanOwnPage(PageIsPresent) })
+
+// scanOwnPage runs PAGEMAP_SCAN for categories over one page of ours that
+// is mapped, and says whether the kernel took the call.
+func scanOwnPage(categories uint64) bool {
 	f, err := os.Open("/proc/self/pagemap")
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	// A one-page scan of a page we know is mapped.
 	var page [1]byte
 	start := uint64(uintptr(unsafe.Pointer(&page[0]))) &^ 4095
-	arg := PmScanArg{Start: start, End: start + 4096, CategoryAnyofMask: PageIsPresent, ReturnMask: PageIsPresent}
+	arg := PmScanArg{Start: start, End: start + 4096, CategoryAnyofMask: categories, ReturnMask: categories}
 	var vec [1]PageRegion
 	_, err = PagemapScan(f, &arg, vec[:])
 	return err == nil
-})
+}
 
 // HavePagemapGuard says whether PAGEMAP_SCAN knows PageIsGuard (Linux
 // 6.15+; older kernels refuse an unknown category with EINVAL). Probed once.
-var HavePagemapGuard = sync.OnceValue(func() bool {
-	f, err := os.Open("/proc/self/pagemap")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	var page [1]byte
-	start := uint64(uintptr(unsafe.Pointer(&page[0]))) &^ 4095
-	arg := PmScanArg{Start: start, End: start + 4096, CategoryAnyofMask: PageIsGuard, ReturnMask: PageIsGuard}
-	var vec [1]PageRegion
-	_, err = PagemapScan(f, &arg, vec[:])
-	return err == nil
-})
+var HavePagemapGuard = sync.OnceValue(func() bool { return pagemapScanProbe() && scanOwnPage(PageIsGuard) })
 
 var procmapQueryProbe = sync.OnceValue(func() bool {
 	f, err := os.Open("/proc/self/maps")
