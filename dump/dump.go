@@ -38,12 +38,14 @@
 package dump
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -273,6 +275,11 @@ func (d *dumper) run() error {
 	phase("private pages")
 	if err := d.applyAllVmFlags(); err != nil {
 		return err
+	}
+	for _, t := range d.tree.Tasks {
+		// The guards of shared VMAs came with the VmFlags, maybe before
+		// those of the private ones.
+		slices.SortFunc(t.Guards, func(a, b image.Range) int { return cmp.Compare(a.Start, b.Start) })
 	}
 	if err := d.checkMemfdFDs(); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/procfs"
 )
 
 // A task's VMAs are collected from /proc/PID/maps. Their VmFlags are only
@@ -77,7 +78,39 @@ func (d *dumper) applyVmFlags(t *image.Task) error {
 			return taskErr(t.PID, "read vmas", err)
 		}
 	}
+	if err := d.sharedGuards(t); err != nil {
+		return err
+	}
 	r.applied = true
+	return nil
+}
+
+// sharedGuards adds the guard regions of t's shared VMAs to t.Guards
+// (Run sorts them once every task's pages are queued). copyPrivatePages
+// finds those of private VMAs in its scan for pages; a shared VMA (guards
+// allowed there since Linux 6.15) is scanned only when its VmFlags say it
+// may hold one ("gu"), which is rare.
+func (d *dumper) sharedGuards(t *image.Task) error {
+	var pm *procfs.Pagemap
+	for _, v := range t.VMAs {
+		if hasPrivatePages(v.Kind) || special(v.Kind) || !hasFlag(v.VmFlags, "gu") {
+			continue
+		}
+		if pm == nil {
+			var err error
+			if pm, err = d.fs.OpenPagemap(t.PID); err != nil {
+				return taskErr(t.PID, "open pagemap", err)
+			}
+			defer pm.Close()
+		}
+		_, guards, err := pm.PrivatePages(v.Start, v.End)
+		if err != nil {
+			return taskErr(t.PID, fmt.Sprintf("scan guard regions of vma %#x-%#x", v.Start, v.End), err)
+		}
+		for _, g := range guards {
+			t.Guards = appendGuard(t.Guards, v, g.Start, g.End)
+		}
+	}
 	return nil
 }
 

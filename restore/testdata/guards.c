@@ -4,7 +4,11 @@
  * guard of page 20, guards page 10 and rewrites page 30. Both print their
  * readiness, sleep until SIGTERM, then check that exactly their guard
  * pages fault (SIGSEGV) and every other page holds its pattern; the parent
- * prints PASS or the first FAIL (the child's comes back in its status). */
+ * prints PASS or the first FAIL (the child's comes back in its status).
+ * The parent also guards page 2 of a shared anonymous mapping (Linux 6.15+
+ * allows it; "SHARED-GUARD" on the READY line says it did), which the
+ * child inherits: whichever of its pages fault in each task before the
+ * dump must fault after the restore, and only those. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <signal.h>
@@ -19,6 +23,10 @@
 #define MADV_GUARD_REMOVE_ 103
 #define PAGES 32
 #define PG 4096
+#define SHPAGES 8
+
+static unsigned char *sh;
+static int sh_before[SHPAGES];
 
 static volatile sig_atomic_t term;
 static void on_term(int s) { (void)s; term = 1; }
@@ -58,6 +66,32 @@ static int check(const char *who, unsigned char *m, const int *guard, int child)
 	return 0;
 }
 
+/* shared_state records which shared pages fault (before the dump). */
+static void shared_state(int *out)
+{
+	for (int pg = 0; pg < SHPAGES; pg++)
+		out[pg] = faults(sh + pg * PG);
+}
+
+/* check_shared returns 0 when the shared pages fault as they did before
+ * the dump and the others hold their pattern. */
+static int check_shared(const char *who)
+{
+	int now[SHPAGES];
+	shared_state(now);
+	for (int pg = 0; pg < SHPAGES; pg++) {
+		if (now[pg] != sh_before[pg]) {
+			printf("FAIL %s: shared page %d %s before the dump\n", who, pg, sh_before[pg] ? "faulted" : "did not fault");
+			return 1;
+		}
+		if (!now[pg] && sh[pg * PG] != (unsigned char)(pg + 50)) {
+			printf("FAIL %s: shared page %d holds %u\n", who, pg, sh[pg * PG]);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int main(void)
 {
 	struct sigaction sa = {0};
@@ -79,6 +113,14 @@ int main(void)
 		printf("FAIL madvise(MADV_GUARD_INSTALL): %m\n");
 		return 1;
 	}
+	sh = mmap(NULL, SHPAGES * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED) {
+		printf("FAIL mmap shared\n");
+		return 1;
+	}
+	for (int pg = 0; pg < SHPAGES; pg++)
+		memset(sh + pg * PG, pg + 50, PG);
+	int shguard = madvise(sh + 2 * PG, PG, MADV_GUARD_INSTALL_) == 0;
 	int ready[2];
 	if (pipe(ready)) {
 		printf("FAIL pipe\n");
@@ -91,6 +133,7 @@ int main(void)
 		/* The removal left page 20 empty: it reads as zeros until written. */
 		memset(m + 20 * PG, pattern(20, 0), PG);
 		memset(m + 30 * PG, pattern(30, 1), PG);
+		shared_state(sh_before);
 		close(ready[0]);
 		if (write(ready[1], "r", 1) != 1)
 			_exit(2);
@@ -98,7 +141,7 @@ int main(void)
 		while (!term)
 			pause();
 		static const int guard[] = {4, 5, 10, -1};
-		_exit(check("child", m, guard, 1) ? 1 : 0);
+		_exit(check("child", m, guard, 1) || check_shared("child") ? 1 : 0);
 	}
 	char c;
 	close(ready[1]);
@@ -107,12 +150,13 @@ int main(void)
 		return 1;
 	}
 	close(ready[0]);
-	printf("READY\n");
+	shared_state(sh_before);
+	printf("READY%s\n", shguard ? " SHARED-GUARD" : "");
 	fflush(stdout);
 	while (!term)
 		pause();
 	static const int guard[] = {4, 5, 20, -1};
-	int bad = check("parent", m, guard, 0);
+	int bad = check("parent", m, guard, 0) || check_shared("parent");
 	kill(kid, SIGTERM);
 	int st;
 	if (waitpid(kid, &st, 0) != kid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
