@@ -61,15 +61,21 @@ static void write_pidfile(void)
 		die("rename pidfile: %s", strerror(errno));
 }
 
-/* mark_ready tells the parent this task has finished its setup. */
+/* mark_ready tells the parent this task has finished its setup. The file
+ * appears by rename once closed: the parent, which goes on as soon as it
+ * sees it, must not find the task still holding it open (a snapshot of the
+ * tree's fds taken then would differ from one taken later). */
 static void mark_ready(void)
 {
-	char name[64];
+	char name[64], tmp[80];
 	snprintf(name, sizeof(name), "ready.%d", (int)getpid());
-	int fd = open(name, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
-		die("create %s: %s", name, strerror(errno));
+		die("create %s: %s", tmp, strerror(errno));
 	close(fd);
+	if (rename(tmp, name))
+		die("rename %s: %s", tmp, strerror(errno));
 }
 
 /* wait_ready waits (30 s at most) until child pid has called mark_ready. */
