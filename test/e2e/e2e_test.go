@@ -93,6 +93,7 @@ var scenarios = []scenario{
 	{name: "restore-foreground", src: "simple.c", mode: modeForeground},
 	{name: "threads", src: "threads.c", cflags: []string{"-pthread"}},
 	{name: "threads-tree", src: "threads_tree.c", cflags: []string{"-pthread"}},
+	{name: "guard-stacks", src: "guardstacks.c", cflags: []string{"-pthread"}},
 	{name: "go-threads", src: "gothreads", args: []string{"256"}, verdict: 120 * time.Second, runtimeAnon: true},
 	{name: "python-threads", src: "pythreads.py", runtimeAnon: true},
 	{name: "eventfd-epoll", src: "epoll.c", cflags: []string{"-pthread"}},
