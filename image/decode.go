@@ -60,8 +60,8 @@ func decodeExt(data []byte) (*extImage, error) {
 	if ext.Format != extFormat {
 		return nil, fileErr(ExtName, ErrBadMagic, "format %q, want %q", ext.Format, extFormat)
 	}
-	if ext.Version != extVersion && ext.Version != extVersionCOW {
-		return nil, fileErr(ExtName, ErrUnsupported, "version %d (this mmcr reads %d)", ext.Version, extVersion)
+	if ext.Version < extVersion || ext.Version > extVersionGuards {
+		return nil, fileErr(ExtName, ErrUnsupported, "version %d (this mmcr reads %d to %d)", ext.Version, extVersion, extVersionGuards)
 	}
 	return &ext, nil
 }

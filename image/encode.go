@@ -258,6 +258,7 @@ func (w *Writer) writeTree(t *Tree) error {
 			MergeAny: task.Mm.MergeAny}
 		for _, r := range task.Guards {
 			et.Guards = append(et.Guards, [2]uint64{r.Start, r.End})
+			ext.Version = extVersionGuards
 		}
 		for _, r := range task.ParentPages {
 			et.ParentPages = append(et.ParentPages, [2]uint64{r.Start, r.End})
@@ -278,7 +279,7 @@ func (w *Writer) writeTree(t *Tree) error {
 		for i, v := range task.VMAs {
 			ev := extVMA{Name: v.Name, VmFlags: v.VmFlags, VvarVclock: v.Kind == KindVVARVclock, FromParent: v.FromParent}
 			if v.FromParent {
-				ext.Version = extVersionCOW
+				ext.Version = max(ext.Version, extVersionCOW)
 			}
 			switch v.Kind {
 			case KindPrivateFile, KindSharedFile:

@@ -11,6 +11,10 @@ const (
 	// with its parent (from_parent VMAs, parent_pages): a reader of
 	// version 1 would restore such a task with that memory missing.
 	extVersionCOW = 2
+	// extVersionGuards is written when a task has guard regions
+	// ("guards"): a reader of an earlier version would restore the task
+	// with those pages readable instead of faulting. It knows version 2.
+	extVersionGuards = 3
 )
 
 type extImage struct {

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -21,8 +22,9 @@ func TestGuardsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ext, err := os.ReadFile(filepath.Join(dir, ExtName)); err != nil || !strings.Contains(string(ext), `"guards"`) {
-		t.Fatalf("%s lacks the guards (%v)", ExtName, err)
+	ext, err := os.ReadFile(filepath.Join(dir, ExtName))
+	if err != nil || !strings.Contains(string(ext), `"guards"`) || !strings.Contains(string(ext), `"version": 3`) {
+		t.Fatalf("%s lacks the guards or version 3 (%v):\n%s", ExtName, err, ext)
 	}
 	r, got := openTree(t, dir)
 	if !reflect.DeepEqual(got.Tasks[0].Guards, want.Tasks[0].Guards) {
@@ -56,5 +58,26 @@ func TestGuardsRejected(t *testing.T) {
 				t.Fatalf("commit: got %v, want an error containing %q", err, tc.msg)
 			}
 		})
+	}
+}
+
+// TestExtVersionRefused: a reader refuses an ext file of a version after
+// its own (one that may hold what it would silently drop), naming it.
+func TestExtVersionRefused(t *testing.T) {
+	dir, err := commitTree(t, guardTree())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, ExtName)
+	ext, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeExt(ext); err != nil {
+		t.Fatalf("version 3 refused: %v", err)
+	}
+	_, err = decodeExt([]byte(strings.Replace(string(ext), `"version": 3`, `"version": 4`, 1)))
+	if err == nil || !strings.Contains(err.Error(), "version 4") || !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("got %v, want ErrUnsupported naming version 4", err)
 	}
 }
