@@ -306,6 +306,12 @@ func (rs *restorer) mapVMA(tk *task, v *image.VMA, fds map[uint32]uint64, b *bat
 		return nil
 	case image.KindPrivateAnon, image.KindHeap, image.KindStack:
 		flags := uint64(unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | fixed)
+		if slices.Contains(v.VmFlags, "dp") {
+			// MAP_DROPPABLE (Linux 6.11+; glibc's getrandom state): a
+			// private mapping whose pages the kernel may free under
+			// pressure, a mapping type of its own; smaps says "dp".
+			flags = unix.MAP_DROPPABLE | unix.MAP_ANONYMOUS | fixed
+		}
 		if v.Flags&unix.MAP_GROWSDOWN != 0 || slices.Contains(v.VmFlags, "gd") {
 			flags |= unix.MAP_GROWSDOWN
 		}
