@@ -76,6 +76,14 @@ func (rs *restorer) restoreState(tk *task) error {
 	if t.Mm.MergeAny {
 		c.add("prctl(PR_SET_MEMORY_MERGE, 1)", unix.SYS_PRCTL, unix.PR_SET_MEMORY_MERGE, 1, 0, 0, 0)
 	}
+	// Sealed VMAs (mseal, Linux 6.10+; smaps "sl"), now that the task's
+	// children have forked from it and nothing of restore's maps,
+	// unmaps or protects there any more: a seal is for good.
+	for _, v := range t.VMAs {
+		if slices.Contains(v.VmFlags, "sl") && !kernelMade(v) {
+			c.add(fmt.Sprintf("mseal %#x-%#x (Linux 6.10+)", v.Start, v.End), unix.SYS_MSEAL, v.Start, v.Len(), 0)
+		}
+	}
 	// Memory-deny-write-execute, last: it cannot be cleared once set, and
 	// every task's memory (its children's too) is in place by now; release
 	// only unmaps the restorer area.
@@ -83,6 +91,16 @@ func (rs *restorer) restoreState(tk *task) error {
 		c.add(fmt.Sprintf("prctl(PR_SET_MDWE, %#x)", m), unix.SYS_PRCTL, unix.PR_SET_MDWE, uint64(m), 0, 0, 0)
 	}
 	return c.run()
+}
+
+// kernelMade reports the VMAs the kernel maps itself (vdso, vvar,
+// vsyscall): restore moves or keeps the stub's, it does not seal them.
+func kernelMade(v *image.VMA) bool {
+	switch v.Kind {
+	case image.KindVDSO, image.KindVVAR, image.KindVVARVclock, image.KindVsyscall:
+		return true
+	}
+	return false
 }
 
 // readStub reads, before the first task's state is set, what every task
