@@ -113,6 +113,11 @@ func applyVmFlags(v *image.VMA, flags []string) error {
 	if hasFlag(flags, "ht") {
 		return fmt.Errorf("vma %x-%x (%s): hugetlb mapping: %w", v.Start, v.End, v.Name, ErrUnsupported)
 	}
+	if hasFlag(flags, "ss") {
+		// The CPU checks returns against it: restore would have to map it
+		// as a shadow stack (map_shadow_stack) and set the threads' SSP.
+		return fmt.Errorf("vma %x-%x: shadow stack (CET): %w", v.Start, v.End, ErrUnsupported)
+	}
 	if !special(v.Kind) && (hasFlag(flags, "io") || hasFlag(flags, "pf")) {
 		return fmt.Errorf("vma %x-%x (%s): device or PFN mapping: %w", v.Start, v.End, v.Name, ErrUnsupported)
 	}

@@ -50,6 +50,7 @@ func TestClassify(t *testing.T) {
 		{name: "anon inode", m: procfs.Mapping{Ino: 5, Path: "anon_inode:[perf_event]"}, refuse: true},
 		{name: "hugetlb", m: procfs.Mapping{Ino: 4, Path: "/anon_hugepage (deleted)", VmFlags: []string{"ht"}}, refuse: true},
 		{name: "uprobes", m: procfs.Mapping{Path: "[uprobes]"}, refuse: true},
+		{name: "shadow stack", m: procfs.Mapping{VmFlags: []string{"rd", "ss"}}, refuse: true},
 		{name: "shared without inode", m: procfs.Mapping{Shared: true}, refuse: true},
 		{name: "device", m: procfs.Mapping{Shared: true, Ino: 4, Path: "/dev/fb0", VmFlags: []string{"io", "pf"}}, refuse: true},
 	}
