@@ -101,10 +101,16 @@ func (rs *restorer) restoreMemory(tk *task, b *batch) error {
 	if err := rs.writePages(tk, b); err != nil {
 		return err
 	}
-	// Locked VMAs ("lo") are locked again once they hold their pages.
+	// Locked VMAs ("lo") are locked again once they hold their pages;
+	// those locked on fault ("lf", mlock2 MLOCK_ONFAULT) keep only the
+	// pages they have locked, not all of the range populated.
 	for _, v := range tk.t.VMAs {
 		if slices.Contains(v.VmFlags, "lo") {
-			if _, err := tk.sys(unix.SYS_MLOCK, v.Start, v.Len()); err != nil {
+			nr, args := uintptr(unix.SYS_MLOCK), []uint64{v.Start, v.Len()}
+			if slices.Contains(v.VmFlags, "lf") {
+				nr, args = unix.SYS_MLOCK2, append(args, unix.MLOCK_ONFAULT)
+			}
+			if _, err := tk.sys(nr, args...); err != nil {
 				rs.log.Warn("mlock not restored", "pid", pid, "vma", fmt.Sprintf("%#x-%#x", v.Start, v.End), "err", err)
 			}
 		}
@@ -205,9 +211,9 @@ func forkKeeps(p, v *image.VMA) bool {
 	return slices.Equal(a, b) && !slices.Contains(a, "dc") && !slices.Contains(a, "wf")
 }
 
-// unlocked returns VmFlags without "lo".
+// unlocked returns VmFlags without "lo" and "lf" (a fork locks nothing).
 func unlocked(flags []string) []string {
-	return slices.DeleteFunc(slices.Clone(flags), func(f string) bool { return f == "lo" })
+	return slices.DeleteFunc(slices.Clone(flags), func(f string) bool { return f == "lo" || f == "lf" })
 }
 
 type span struct{ start, end uint64 }
