@@ -254,6 +254,9 @@ func (d *dumper) collectVMAs(pid int, maps []procfs.Mapping) ([]*image.VMA, erro
 			if err := mappableFile(v, r); err != nil {
 				return nil, err
 			}
+			if err := notSecret(pid, v, r); err != nil {
+				return nil, err
+			}
 			v.FileID = d.files.add(r, mapfiles.Path(pid, v.Start, v.End)).ID
 		case image.KindSharedAnon, image.KindMemfd:
 			id, err := mapfiles.Stat(pid, v.Start, v.End)
@@ -288,6 +291,24 @@ func mappableFile(v *image.VMA, r mapfiles.ResolvedFile) error {
 		}
 	}
 	return fmt.Errorf("vma %x-%x maps %s (mode %#o): %w", v.Start, v.End, r.Path, r.Mode, ErrUnsupported)
+}
+
+// notSecret refuses a mapping of memfd_secret memory (the kernel names its
+// file "/secretmem"): its pages are out of the kernel's reach, so neither
+// dump can read them nor could restore make them secret again; as a file
+// it would come back as ordinary memory. Only such a name costs a statfs.
+func notSecret(pid int, v *image.VMA, r mapfiles.ResolvedFile) error {
+	if r.Path != "/secretmem" {
+		return nil
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(mapfiles.Path(pid, v.Start, v.End), &st); err != nil {
+		return fmt.Errorf("vma %x-%x: statfs: %w", v.Start, v.End, err)
+	}
+	if st.Type == unix.SECRETMEM_MAGIC {
+		return fmt.Errorf("vma %x-%x: memfd_secret memory, which no one but the task can read: %w", v.Start, v.End, ErrUnsupported)
+	}
+	return nil
 }
 
 // collectThread reads one stopped thread's registers and signal state.

@@ -197,3 +197,28 @@ func TestDumpRefusesHugetlb(t *testing.T) {
 	noImage(t, dir, "after the refused dump")
 	w.finish(t)
 }
+
+// TestDumpRefusesSecretmem: a task mapping memfd_secret memory is refused
+// by name (its pages cannot be read, and would come back as an ordinary
+// file), and left as it was.
+func TestDumpRefusesSecretmem(t *testing.T) {
+	requireRoot(t)
+	fd, _, e := unix.Syscall(unix.SYS_MEMFD_SECRET, 0, 0, 0)
+	if e != 0 {
+		t.Skipf("no memfd_secret here: %v", e)
+	}
+	unix.Close(int(fd))
+	w := startWorkload(t, buildC(t, "secretmem"))
+	pid := w.pid(t, 1)
+	before := map[int][]mapsLine{pid: readMaps(t, pid)}
+	dir := filepath.Join(t.TempDir(), "img")
+	err := Run(Options{PID: pid, Dir: dir, Log: testLogger(t)})
+	want := fmt.Sprintf("vma %s-", w.fields[2])
+	if err == nil || !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "memfd_secret") ||
+		!strings.Contains(err.Error(), want) {
+		t.Fatalf("dump: %v; want a refusal of the secret mapping naming %q", err, want)
+	}
+	untouched(t, before, "after the refused dump")
+	noImage(t, dir, "after the refused dump")
+	w.finish(t)
+}
