@@ -9,15 +9,10 @@
  * allows it; "SHARED-GUARD" on the READY line says it did), which the
  * child inherits: whichever of its pages fault in each task before the
  * dump must fault after the restore, and only those. */
-#define _GNU_SOURCE
+#include "vmatest.h"
 #include <setjmp.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #define MADV_GUARD_INSTALL_ 102
 #define MADV_GUARD_REMOVE_ 103
@@ -27,9 +22,6 @@
 
 static unsigned char *sh;
 static int sh_before[SHPAGES];
-
-static volatile sig_atomic_t term;
-static void on_term(int s) { (void)s; term = 1; }
 
 static sigjmp_buf jb;
 static void on_segv(int s) { (void)s; siglongjmp(jb, 1); }
@@ -92,17 +84,27 @@ static int check_shared(const char *who)
 	return 0;
 }
 
+/* child_setup is the child's change to what it inherited, before the dump. */
+static unsigned char *m;
+static void child_setup(void)
+{
+	if (madvise(m + 20 * PG, PG, MADV_GUARD_REMOVE_) || madvise(m + 10 * PG, PG, MADV_GUARD_INSTALL_))
+		_exit(2);
+	/* The removal left page 20 empty: it reads as zeros until written. */
+	memset(m + 20 * PG, pattern(20, 0), PG);
+	memset(m + 30 * PG, pattern(30, 1), PG);
+	shared_state(sh_before);
+}
+
 int main(void)
 {
-	struct sigaction sa = {0};
-	sa.sa_handler = on_term;
-	sigaction(SIGTERM, &sa, NULL);
+	install_term();
 	struct sigaction sv = {0};
 	sv.sa_handler = on_segv;
 	sv.sa_flags = SA_NODEFER;
 	sigaction(SIGSEGV, &sv, NULL);
 
-	unsigned char *m = mmap(NULL, PAGES * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	m = mmap(NULL, PAGES * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED) {
 		printf("FAIL mmap\n");
 		return 1;
@@ -121,40 +123,20 @@ int main(void)
 	for (int pg = 0; pg < SHPAGES; pg++)
 		memset(sh + pg * PG, pg + 50, PG);
 	int shguard = madvise(sh + 2 * PG, PG, MADV_GUARD_INSTALL_) == 0;
-	int ready[2];
-	if (pipe(ready)) {
-		printf("FAIL pipe\n");
-		return 1;
-	}
-	pid_t kid = fork();
+	pid_t kid = fork_ready(child_setup);
 	if (kid == 0) {
-		if (madvise(m + 20 * PG, PG, MADV_GUARD_REMOVE_) || madvise(m + 10 * PG, PG, MADV_GUARD_INSTALL_))
-			_exit(2);
-		/* The removal left page 20 empty: it reads as zeros until written. */
-		memset(m + 20 * PG, pattern(20, 0), PG);
-		memset(m + 30 * PG, pattern(30, 1), PG);
-		shared_state(sh_before);
-		close(ready[0]);
-		if (write(ready[1], "r", 1) != 1)
-			_exit(2);
-		close(ready[1]);
-		while (!term)
-			pause();
+		wait_term();
 		static const int guard[] = {4, 5, 10, -1};
 		_exit(check("child", m, guard, 1) || check_shared("child") ? 1 : 0);
 	}
-	char c;
-	close(ready[1]);
-	if (kid < 0 || read(ready[0], &c, 1) != 1) {
+	if (kid < 0) {
 		printf("FAIL child setup\n");
 		return 1;
 	}
-	close(ready[0]);
 	shared_state(sh_before);
 	printf("READY%s\n", shguard ? " SHARED-GUARD" : "");
 	fflush(stdout);
-	while (!term)
-		pause();
+	wait_term();
 	static const int guard[] = {4, 5, 20, -1};
 	int bad = check("parent", m, guard, 0) || check_shared("parent");
 	kill(kid, SIGTERM);

@@ -6,42 +6,19 @@
  * check their data, that smaps marks exactly the sealed mappings "sl", and
  * that munmap of a sealed one fails with EPERM. The parent prints PASS or
  * the first FAIL (the child's comes back in its status). */
-#define _GNU_SOURCE
+#include "vmatest.h"
 #include <errno.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #define PG 4096
 #define SYS_mseal_ 462
 
-static volatile sig_atomic_t term;
-static void on_term(int s) { (void)s; term = 1; }
-
-/* sealed_flag says whether smaps marks the VMA at addr "sl" (-1: absent). */
-static int sealed_flag(void *addr)
+static int sealed(void *addr)
 {
-	FILE *f = fopen("/proc/self/smaps", "r");
-	if (!f)
-		return -1;
-	char line[512];
-	int in = 0, found = -1;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long start, end;
-		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-			in = start == (unsigned long)addr;
-			continue;
-		}
-		if (in && strncmp(line, "VmFlags:", 8) == 0)
-			found = strstr(line, " sl") != NULL;
-	}
-	fclose(f);
-	return found;
+	struct vma_info vi = vma_smaps(addr);
+	return vi.found ? has_flag(&vi, "sl") : -1;
 }
 
 static int check(const char *who, unsigned char *a, int a_sealed, unsigned char *b, int b_sealed)
@@ -55,8 +32,8 @@ static int check(const char *who, unsigned char *a, int a_sealed, unsigned char 
 		printf("FAIL %s: read-only page holds %u\n", who, b[0]);
 		return 1;
 	}
-	if (sealed_flag(a) != a_sealed || sealed_flag(b) != b_sealed) {
-		printf("FAIL %s: sealed flags %d %d, want %d %d\n", who, sealed_flag(a), sealed_flag(b), a_sealed, b_sealed);
+	if (sealed(a) != a_sealed || sealed(b) != b_sealed) {
+		printf("FAIL %s: sealed flags %d %d, want %d %d\n", who, sealed(a), sealed(b), a_sealed, b_sealed);
 		return 1;
 	}
 	if (munmap(a, 8 * PG) == 0 || errno != EPERM) {
@@ -68,9 +45,7 @@ static int check(const char *who, unsigned char *a, int a_sealed, unsigned char 
 
 int main(void)
 {
-	struct sigaction sa = {0};
-	sa.sa_handler = on_term;
-	sigaction(SIGTERM, &sa, NULL);
+	install_term();
 	unsigned char *a = mmap(NULL, 8 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	unsigned char *b = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (a == MAP_FAILED || b == MAP_FAILED) {
@@ -85,36 +60,22 @@ int main(void)
 		printf(errno == ENOSYS ? "SKIP no mseal\n" : "FAIL mseal: %m\n");
 		return errno == ENOSYS ? 0 : 1;
 	}
-	int ready[2];
-	if (pipe(ready)) {
-		printf("FAIL pipe\n");
-		return 1;
-	}
-	pid_t kid = fork();
+	pid_t kid = fork_ready(NULL);
 	if (kid == 0) {
-		close(ready[0]);
-		if (write(ready[1], "r", 1) != 1)
-			_exit(2);
-		close(ready[1]);
-		while (!term)
-			pause();
+		wait_term();
 		_exit(check("child", a, 1, b, 0));
 	}
-	close(ready[1]);
-	char c;
-	if (kid < 0 || read(ready[0], &c, 1) != 1) {
+	if (kid < 0) {
 		printf("FAIL child setup\n");
 		return 1;
 	}
-	close(ready[0]);
 	if (syscall(SYS_mseal_, b, PG, 0)) {
 		printf("FAIL mseal read-only: %m\n");
 		return 1;
 	}
 	printf("READY\n");
 	fflush(stdout);
-	while (!term)
-		pause();
+	wait_term();
 	int bad = check("parent", a, 1, b, 1);
 	kill(kid, SIGTERM);
 	int st;

@@ -1,0 +1,95 @@
+/* vmatest.h: what the restore tests' memory workloads share (guards.c,
+ * sealed.c, droppable.c, lockonfault.c): SIGTERM handling, a look at one
+ * of the task's own VMAs in /proc/self/smaps, and a fork that waits until
+ * the child has set itself up. */
+#ifndef VMATEST_H
+#define VMATEST_H
+
+#define _GNU_SOURCE
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t term;
+static void on_term(int s) { (void)s; term = 1; }
+
+static void install_term(void)
+{
+	struct sigaction sa = {0};
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+static void wait_term(void)
+{
+	while (!term)
+		pause();
+}
+
+/* vma_info is what smaps says of the VMA starting at an address. */
+struct vma_info {
+	int found;
+	char flags[512]; /* the VmFlags line, " rd wr ... " */
+	long locked_kb;
+};
+
+static struct vma_info vma_smaps(const void *addr)
+{
+	struct vma_info vi = {0};
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	int in = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long start, end;
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			in = start == (unsigned long)addr;
+			vi.found |= in;
+			continue;
+		}
+		if (in && strncmp(line, "VmFlags:", 8) == 0)
+			snprintf(vi.flags, sizeof(vi.flags), "%s", line + 8);
+		if (in)
+			sscanf(line, "Locked: %ld kB", &vi.locked_kb);
+	}
+	if (f)
+		fclose(f);
+	return vi;
+}
+
+/* has_flag says whether the VmFlags line holds the two-letter flag. */
+static int has_flag(const struct vma_info *vi, const char *flag)
+{
+	char want[8];
+	snprintf(want, sizeof(want), " %s", flag);
+	return strstr(vi->flags, want) != NULL;
+}
+
+/* fork_ready forks a child that runs setup (when set) and tells the parent
+ * it is done; it returns 0 in the child, the child's pid in the parent once
+ * the child is ready, and -1 when it could not. */
+static pid_t fork_ready(void (*setup)(void))
+{
+	int ready[2];
+	if (pipe(ready))
+		return -1;
+	pid_t kid = fork();
+	if (kid == 0) {
+		close(ready[0]);
+		if (setup)
+			setup();
+		if (write(ready[1], "r", 1) != 1)
+			_exit(2);
+		close(ready[1]);
+		return 0;
+	}
+	close(ready[1]);
+	char c;
+	int ok = kid > 0 && read(ready[0], &c, 1) == 1;
+	close(ready[0]);
+	return ok ? kid : -1;
+}
+
+#endif
