@@ -12,7 +12,6 @@
 #include "vmatest.h"
 #include <setjmp.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 
 #define MADV_GUARD_INSTALL_ 102
 #define MADV_GUARD_REMOVE_ 103
@@ -138,15 +137,5 @@ int main(void)
 	fflush(stdout);
 	wait_term();
 	static const int guard[] = {4, 5, 20, -1};
-	int bad = check("parent", m, guard, 0) || check_shared("parent");
-	kill(kid, SIGTERM);
-	int st;
-	if (waitpid(kid, &st, 0) != kid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		printf("FAIL child: status %#x\n", st);
-		bad = 1;
-	}
-	if (!bad)
-		printf("PASS\n");
-	fflush(stdout);
-	return bad;
+	return finish_parent(check("parent", m, guard, 0) || check_shared("parent"), kid);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t term;
@@ -90,6 +91,23 @@ static pid_t fork_ready(void (*setup)(void))
 	int ok = kid > 0 && read(ready[0], &c, 1) == 1;
 	close(ready[0]);
 	return ok ? kid : -1;
+}
+
+/* finish_parent stops fork_ready's child, folds its exit status (0: its
+ * checks passed) into the parent's bad, prints PASS when all is well and
+ * returns the exit code. */
+static int finish_parent(int bad, pid_t kid)
+{
+	kill(kid, SIGTERM);
+	int st;
+	if (waitpid(kid, &st, 0) != kid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		printf("FAIL child: status %#x\n", st);
+		bad = 1;
+	}
+	if (!bad)
+		printf("PASS\n");
+	fflush(stdout);
+	return bad;
 }
 
 #endif
