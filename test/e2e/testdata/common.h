@@ -99,6 +99,25 @@ static double mono_now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/*
+ * wait_moved waits, polling every usec microseconds at most tries times,
+ * until count(i) differs from since[i] (from 0 when since is NULL) for
+ * every i < n, and returns how many did: a thread's progress counter.
+ */
+static int wait_moved(int n, uint64_t (*count)(int), const uint64_t *since, int tries, int usec)
+{
+	int moved = 0;
+	for (int t = 0; t < tries; t++) {
+		moved = 0;
+		for (int i = 0; i < n; i++)
+			moved += count(i) != (since ? since[i] : 0);
+		if (moved == n)
+			break;
+		usleep(usec);
+	}
+	return moved;
+}
+
 /* wait_term sleeps in short nanosleeps until SIGTERM; gives up after 15 minutes. */
 static void wait_term(void)
 {

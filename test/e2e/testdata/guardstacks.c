@@ -83,6 +83,8 @@ static int faults(volatile uint8_t *p)
 	return hit;
 }
 
+static uint64_t rounds_of(int i) { return thr[i].rounds; }
+
 int main(void)
 {
 	install_term();
@@ -110,14 +112,7 @@ int main(void)
 		pthread_attr_destroy(&attr);
 	}
 	pthread_sigmask(SIG_UNBLOCK, &term, NULL);
-	for (int tries = 0; tries < 3000; tries++) {
-		int ready = 0;
-		for (int i = 0; i < NTHR; i++)
-			ready += thr[i].rounds > 0;
-		if (ready == NTHR)
-			break;
-		usleep(1000);
-	}
+	wait_moved(NTHR, rounds_of, NULL, 3000, 1000);
 	for (int i = 0; i < NTHR; i++)
 		if (!thr[i].rounds)
 			die("thread %d made no round during setup", i);
@@ -134,14 +129,7 @@ int main(void)
 	uint64_t before[NTHR];
 	for (int i = 0; i < NTHR; i++)
 		before[i] = thr[i].rounds;
-	for (int tries = 0; tries < 500; tries++) {
-		int moved = 0;
-		for (int i = 0; i < NTHR; i++)
-			moved += thr[i].rounds != before[i];
-		if (moved == NTHR)
-			break;
-		usleep(10 * 1000);
-	}
+	wait_moved(NTHR, rounds_of, before, 500, 10 * 1000);
 	stop = 1;
 	for (int i = 0; i < NTHR; i++) {
 		pthread_join(thr[i].pt, NULL);

@@ -229,6 +229,8 @@ static void on_alarm(int sig)
 	_exit(1);
 }
 
+static uint64_t progress_of(int i) { return thr[i].progress; }
+
 int main(void)
 {
 	install_term();
@@ -243,14 +245,7 @@ int main(void)
 			die("pthread_create %s", names[i]);
 	}
 	pthread_sigmask(SIG_UNBLOCK, &term, NULL);
-	for (int tries = 0; tries < 3000; tries++) {
-		int ready = 0;
-		for (int i = 0; i < NTHR; i++)
-			ready += thr[i].progress > 0;
-		if (ready == NTHR)
-			break;
-		usleep(1000);
-	}
+	wait_moved(NTHR, progress_of, NULL, 3000, 1000);
 	for (int i = 0; i < NTHR; i++)
 		if (!thr[i].progress)
 			die("thread %s made no progress during setup", names[i]);
@@ -268,14 +263,7 @@ int main(void)
 	uint64_t before[NTHR];
 	for (int i = 0; i < NTHR; i++)
 		before[i] = thr[i].progress;
-	for (int tries = 0; tries < 500; tries++) {
-		int moved = 0;
-		for (int i = 0; i < NTHR; i++)
-			moved += thr[i].progress != before[i];
-		if (moved == NTHR)
-			break;
-		usleep(10 * 1000);
-	}
+	wait_moved(NTHR, progress_of, before, 500, 10 * 1000);
 	for (int i = 0; i < NTHR; i++)
 		if (thr[i].progress == before[i])
 			failf("thread %s (tid %d) made no progress in 5 s after SIGTERM", names[i], (int)thr[i].tid);
