@@ -135,6 +135,7 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 	// Last, so that a kernel without them (EINVAL: no KSM; MDWE before
 	// 6.3) fails no other query: such a task has neither. A batch stops at
 	// its first failure: MDWE then runs alone.
+	iTHP := b.Add("prctl(PR_GET_THP_DISABLE)", unix.SYS_PRCTL, unix.PR_GET_THP_DISABLE, 0, 0, 0, 0)
 	iMerge := b.Add("prctl(PR_GET_MEMORY_MERGE)", unix.SYS_PRCTL, unix.PR_GET_MEMORY_MERGE, 0, 0, 0, 0)
 	iMDWE := b.Add("prctl(PR_GET_MDWE)", unix.SYS_PRCTL, unix.PR_GET_MDWE, 0, 0, 0, 0)
 	berr := r.RunBatch(area, &b)
@@ -157,6 +158,9 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 	default:
 		return taskErr(pid, "remote syscalls", berr)
 	}
+	// Bit 1: PR_THP_DISABLE_EXCEPT_ADVISED (Linux 6.18), which the status
+	// file's THP_enabled does not show.
+	t.Mm.THPExceptAdvised = b.Result(iTHP)&unix.PR_THP_DISABLE_EXCEPT_ADVISED != 0
 	t.Mm.Brk = b.Result(iBrk)
 	t.Mm.Dumpable = int32(b.Result(iDumpable))
 	t.Creds.Securebits = uint32(b.Result(iSecurebits))

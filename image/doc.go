@@ -88,15 +88,18 @@
 // before; a CRIU restore of such an image would lack the shared pages in
 // the children (CRIU cannot restore mmcr images anyway: mmcr-ext.json).
 //
-// # Guard regions (mmcr-ext version 3)
+// # Guard regions, THP disabled but where advised (mmcr-ext version 3)
 //
 // A task's guard regions (madvise MADV_GUARD_INSTALL: pages that fault
 // however they are touched, glibc 2.42+ puts one below each thread stack)
 // are "guards" of its task entry, [start, end) address pairs
 // (Task.Guards), each inside one VMA; no page is dumped there. Restore
-// installs them again. An ext file with guards says version 3, so that a
-// reader of versions 1-2 refuses it rather than restore the task with
-// those pages readable; a version 3 reader reads versions 1-3.
+// installs them again. A task whose huge pages are disabled but where
+// madvised (Linux 6.18, PR_THP_DISABLE_EXCEPT_ADVISED; Mm.THPExceptAdvised)
+// has "thp_except_advised": true. An ext file with either says version 3,
+// so that a reader of versions 1-2 refuses it rather than restore the
+// task with those pages readable or huge pages everywhere; a version 3
+// reader reads versions 1-3.
 //
 // # manifest.json (format "mmcr-image", version 1)
 //

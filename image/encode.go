@@ -255,10 +255,13 @@ func (w *Writer) writeTree(t *Tree) error {
 
 	for _, task := range t.Tasks {
 		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs, MDWE: task.Mm.MDWE,
-			MergeAny: task.Mm.MergeAny}
+			MergeAny: task.Mm.MergeAny, THPExceptAdvised: task.Mm.THPExceptAdvised}
+		if task.Mm.THPExceptAdvised {
+			ext.Version = extVersion3
+		}
 		for _, r := range task.Guards {
 			et.Guards = append(et.Guards, [2]uint64{r.Start, r.End})
-			ext.Version = extVersionGuards
+			ext.Version = extVersion3
 		}
 		for _, r := range task.ParentPages {
 			et.ParentPages = append(et.ParentPages, [2]uint64{r.Start, r.End})

@@ -11,10 +11,11 @@ const (
 	// with its parent (from_parent VMAs, parent_pages): a reader of
 	// version 1 would restore such a task with that memory missing.
 	extVersionCOW = 2
-	// extVersionGuards is written when a task has guard regions
-	// ("guards"): a reader of an earlier version would restore the task
-	// with those pages readable instead of faulting. It knows version 2.
-	extVersionGuards = 3
+	// extVersion3 is written when a task has guard regions ("guards") or
+	// THP disabled but where advised ("thp_except_advised"): a reader of
+	// an earlier version would restore those pages readable instead of
+	// faulting, or that task with huge pages everywhere. It knows version 2.
+	extVersion3 = 3
 )
 
 type extImage struct {
@@ -54,6 +55,8 @@ type extTask struct {
 	NoNewPrivs bool        `json:"no_new_privs,omitempty"`
 	MDWE       uint32      `json:"mdwe,omitempty"`      // Mm.MDWE (CRIU's mm image has no field)
 	MergeAny   bool        `json:"merge_any,omitempty"` // Mm.MergeAny (neither has CRIU)
+	// THPExceptAdvised is Mm.THPExceptAdvised (version 3).
+	THPExceptAdvised bool `json:"thp_except_advised,omitempty"`
 	Threads    []extThread `json:"threads"`             // same order as pstree threads
 	VMAs       []extVMA    `json:"vmas"`                // same order as mm-PID.img vmas
 	FDs        []extFD     `json:"fds"`                 // same order as fdinfo-PID.img

@@ -232,7 +232,12 @@ type Mm struct {
 	Auxv               []uint64 // pairs of (type, value), ending with AT_NULL
 	ExeFileID          uint32
 	Dumpable           int32
-	THPDisabled        bool
+	// THPDisabled is prctl(PR_SET_THP_DISABLE, 1): no transparent huge
+	// pages for the task (status THP_enabled: 0). THPExceptAdvised is the
+	// Linux 6.18 variant (PR_THP_DISABLE_EXCEPT_ADVISED): none but where
+	// madvise(MADV_HUGEPAGE) asked; THPDisabled is then false.
+	THPDisabled      bool
+	THPExceptAdvised bool
 	// MDWE is prctl(PR_GET_MDWE): memory-deny-write-execute flags the
 	// task set on itself (Linux 6.3+; 0 on older kernels).
 	MDWE uint32

@@ -115,14 +115,18 @@ func (rs *restorer) restoreMemory(tk *task, b *batch) error {
 			}
 		}
 	}
-	// A fork inherits the THP-disable flag of its parent.
+	// A fork inherits the THP-disable flags of its parent.
 	m := &tk.t.Mm
-	if m.THPDisabled || (tk.parent != nil && tk.parent.t.Mm.THPDisabled) {
-		v := uint64(0)
-		if m.THPDisabled {
+	thpOff := func(m *image.Mm) bool { return m.THPDisabled || m.THPExceptAdvised }
+	if thpOff(m) || (tk.parent != nil && thpOff(&tk.parent.t.Mm)) {
+		var v, flags uint64
+		switch {
+		case m.THPExceptAdvised:
+			v, flags = 1, unix.PR_THP_DISABLE_EXCEPT_ADVISED
+		case m.THPDisabled:
 			v = 1
 		}
-		if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_SET_THP_DISABLE, v, 0, 0, 0); err != nil {
+		if _, err := tk.sys(unix.SYS_PRCTL, unix.PR_SET_THP_DISABLE, v, flags, 0, 0); err != nil {
 			rs.log.Warn("THP disable not restored", "pid", tk.t.PID, "err", err)
 		}
 	}
