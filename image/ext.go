@@ -50,16 +50,16 @@ type extShm struct {
 }
 
 type extTask struct {
-	PID        int         `json:"pid"`
-	CapAmb     uint64      `json:"cap_amb"`
-	NoNewPrivs bool        `json:"no_new_privs,omitempty"`
-	MDWE       uint32      `json:"mdwe,omitempty"`      // Mm.MDWE (CRIU's mm image has no field)
-	MergeAny   bool        `json:"merge_any,omitempty"` // Mm.MergeAny (neither has CRIU)
+	PID        int    `json:"pid"`
+	CapAmb     uint64 `json:"cap_amb"`
+	NoNewPrivs bool   `json:"no_new_privs,omitempty"`
+	MDWE       uint32 `json:"mdwe,omitempty"`      // Mm.MDWE (CRIU's mm image has no field)
+	MergeAny   bool   `json:"merge_any,omitempty"` // Mm.MergeAny (neither has CRIU)
 	// THPExceptAdvised is Mm.THPExceptAdvised (version 3).
-	THPExceptAdvised bool `json:"thp_except_advised,omitempty"`
-	Threads    []extThread `json:"threads"`             // same order as pstree threads
-	VMAs       []extVMA    `json:"vmas"`                // same order as mm-PID.img vmas
-	FDs        []extFD     `json:"fds"`                 // same order as fdinfo-PID.img
+	THPExceptAdvised bool        `json:"thp_except_advised,omitempty"`
+	Threads          []extThread `json:"threads"` // same order as pstree threads
+	VMAs             []extVMA    `json:"vmas"`    // same order as mm-PID.img vmas
+	FDs              []extFD     `json:"fds"`     // same order as fdinfo-PID.img
 	// ParentPages are Task.ParentPages as [start, end) pairs.
 	ParentPages [][2]uint64 `json:"parent_pages,omitempty"`
 	// Guards are Task.Guards as [start, end) pairs (CRIU keeps guard
