@@ -109,22 +109,19 @@ func dumpWorkloadWhen(t *testing.T, leave bool, ready func(root int) error, bin 
 	}
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "READY") {
-		cmd.Process.Kill()
-		cmd.Wait()
+		killWorkload(t, cmd)
 		t.Fatalf("workload did not get ready: %q %v", line, err)
 	}
 	if ready != nil {
 		if err := ready(cmd.Process.Pid); err != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
+			killWorkload(t, cmd)
 			t.Fatal(err)
 		}
 	}
 	d := &dumped{dir: filepath.Join(t.TempDir(), "img"), cmd: cmd}
 	d.before = treeMaps(t, cmd.Process.Pid)
 	if err := dump.Run(dump.Options{PID: cmd.Process.Pid, Dir: d.dir, LeaveRunning: leave, Log: testLog(t)}); err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
+		killWorkload(t, cmd)
 		if strings.Contains(err.Error(), "read rlimit") {
 			// prlimit on a task of another uid needs CAP_SYS_RESOURCE.
 			t.Skipf("dump cannot read this task's rlimits yet: %v", err)
@@ -147,6 +144,18 @@ func dumpWorkloadWhen(t *testing.T, leave bool, ready func(root int) error, bin 
 		waitGone(t, d.pids)
 	}
 	return d
+}
+
+// killWorkload SIGKILLs the workload's whole tree, its forked children
+// too (they would wait for a SIGTERM for good), and reaps it.
+func killWorkload(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	pids := testproc.Descendants(cmd.Process.Pid)
+	for _, pid := range pids {
+		unix.Kill(pid, unix.SIGKILL)
+	}
+	cmd.Wait()
+	waitGone(t, pids)
 }
 
 // dumpRestore dumps bin (the tree is killed), restores it with its stdout
