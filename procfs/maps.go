@@ -34,6 +34,19 @@ func (fs FS) Maps(pid int) ([]Mapping, error) {
 	return ParseSmaps(f, name)
 }
 
+// scanLinesKeepCR is bufio.ScanLines without its dropping of a "\r" before
+// each newline: the kernel prints a path as it is, and one may end in
+// "\r" (bufio.ScanLines would name another file).
+func scanLinesKeepCR(data []byte, atEOF bool) (advance int, token []byte, err error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, data[:i], nil
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
+
 // ParseSmaps parses the text of /proc/PID/smaps (or /proc/PID/maps, which
 // is smaps without the key lines). name is used in errors only.
 func ParseSmaps(r io.Reader, name string) ([]Mapping, error) {
@@ -43,6 +56,7 @@ func ParseSmaps(r io.Reader, name string) ([]Mapping, error) {
 		line int
 	)
 	sc := bufio.NewScanner(r)
+	sc.Split(scanLinesKeepCR)
 	// A maps line holds a path of up to PATH_MAX plus the fixed columns.
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {

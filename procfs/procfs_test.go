@@ -206,3 +206,16 @@ func TestMissingProcess(t *testing.T) {
 		t.Errorf("err %v, want not-exist", err)
 	}
 }
+
+// TestParseMapsPathEndingInCR: a file name may end in "\r", which the
+// kernel prints as it is; the parser must keep it (a line scanner that
+// drops it would name another file).
+func TestParseMapsPathEndingInCR(t *testing.T) {
+	ms, err := ParseSmaps(strings.NewReader("1000-2000 r--p 00000000 fe:00 12 /tmp/odd\r\n2000-3000 rw-p 00000000 00:00 0 \n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 2 || ms[0].Path != "/tmp/odd\r" {
+		t.Fatalf("got %+v", ms)
+	}
+}

@@ -23,6 +23,7 @@ func (fs FS) Status(pid int) (Status, error) {
 func ParseStatus(b []byte, name string) (Status, error) {
 	var st Status
 	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Split(scanLinesKeepCR)
 	for sc.Scan() {
 		key, val, ok := strings.Cut(sc.Text(), ":")
 		if !ok {
