@@ -258,12 +258,28 @@ func TestDumpRefusesSharedMM(t *testing.T) {
 	requireRoot(t)
 	w := startWorkload(t, buildC(t, "sharedvm"))
 	parent, child := w.pid(t, 1), w.pid(t, 2)
-	before := map[int][]mapsLine{parent: readMaps(t, parent), child: readMaps(t, child)}
+	requireRefusal(t, w, []int{parent, child}, fmt.Sprintf("tasks %d and %d share one address space", parent, child))
+}
+
+// requireRefusal dumps the tree of pids[0] and requires the dump to refuse
+// it (ErrUnsupported) with an error holding every one of wants, every task
+// of pids left as it was and no image left; then the workload checks its
+// own memory.
+func requireRefusal(t *testing.T, w *workload, pids []int, wants ...string) {
+	t.Helper()
+	before := map[int][]mapsLine{}
+	for _, pid := range pids {
+		before[pid] = readMaps(t, pid)
+	}
 	dir := filepath.Join(t.TempDir(), "img")
-	err := Run(Options{PID: parent, Dir: dir})
-	want := fmt.Sprintf("tasks %d and %d share one address space", parent, child)
-	if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("dump: %v; want %q", err, want)
+	err := Run(Options{PID: pids[0], Dir: dir, Log: testLogger(t)})
+	if err == nil || !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("dump: %v; want a refusal (ErrUnsupported) naming %q", err, wants)
+	}
+	for _, want := range wants {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("dump: %v; want a refusal naming %q", err, want)
+		}
 	}
 	untouched(t, before, "after the refused dump")
 	noImage(t, dir, "after the refused dump")

@@ -1,7 +1,6 @@
 package dump
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -184,18 +183,7 @@ func TestDumpRefusesHugetlb(t *testing.T) {
 		t.Skip("no free huge page")
 	}
 	w := startWorkload(t, buildC(t, "hugetlb"))
-	pid := w.pid(t, 1)
-	before := map[int][]mapsLine{pid: readMaps(t, pid)}
-	dir := filepath.Join(t.TempDir(), "img")
-	err = Run(Options{PID: pid, Dir: dir, Log: testLogger(t)})
-	want := fmt.Sprintf("vma %s-", w.fields[2])
-	if err == nil || !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "hugetlb mapping") ||
-		!strings.Contains(err.Error(), want) {
-		t.Fatalf("dump: %v; want a refusal of the hugetlb mapping naming %q", err, want)
-	}
-	untouched(t, before, "after the refused dump")
-	noImage(t, dir, "after the refused dump")
-	w.finish(t)
+	requireRefusal(t, w, []int{w.pid(t, 1)}, "hugetlb mapping", fmt.Sprintf("vma %s-", w.fields[2]))
 }
 
 // TestDumpRefusesSecretmem: a task mapping memfd_secret memory is refused
@@ -209,16 +197,5 @@ func TestDumpRefusesSecretmem(t *testing.T) {
 	}
 	unix.Close(int(fd))
 	w := startWorkload(t, buildC(t, "secretmem"))
-	pid := w.pid(t, 1)
-	before := map[int][]mapsLine{pid: readMaps(t, pid)}
-	dir := filepath.Join(t.TempDir(), "img")
-	err := Run(Options{PID: pid, Dir: dir, Log: testLogger(t)})
-	want := fmt.Sprintf("vma %s-", w.fields[2])
-	if err == nil || !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "memfd_secret") ||
-		!strings.Contains(err.Error(), want) {
-		t.Fatalf("dump: %v; want a refusal of the secret mapping naming %q", err, want)
-	}
-	untouched(t, before, "after the refused dump")
-	noImage(t, dir, "after the refused dump")
-	w.finish(t)
+	requireRefusal(t, w, []int{w.pid(t, 1)}, "memfd_secret", fmt.Sprintf("vma %s-", w.fields[2]))
 }
