@@ -76,7 +76,8 @@ func findSyscallInsn(t *image.Task) (uint64, error) {
 }
 
 // collectRemote reads the state only the task itself can tell: brk,
-// itimers, sigactions, sigaltstacks, dumpable, clear_child_tid. It maps a
+// itimers, sigactions, sigaltstacks, dumpable, clear_child_tid, the
+// locking of its future mappings. It maps a
 // scratch area, runs the syscalls as one batch per thread (one ptrace
 // round trip each, see ptrace.Batch), reads the answers and unmaps the
 // area; registers and signal masks are put back whatever happens.
@@ -97,6 +98,10 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 			err = taskErr(pid, "restore registers after remote syscalls", rerr)
 		}
 	}()
+	before, err := d.fs.Status(pid)
+	if err != nil {
+		return taskErr(pid, "read status", err)
+	}
 	scratch, err := mapScratch(r, seccomp)
 	if err != nil {
 		return taskErr(pid, "map scratch area", err)
@@ -106,6 +111,10 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 			err = taskErr(pid, fmt.Sprintf("unmap scratch area at %#x", scratch), uerr)
 		}
 	}()
+	// Before the batch code touches the area.
+	if t.Mm.MlockFuture, err = d.futureLocks(r, pid, scratch, before.VmLck); err != nil {
+		return taskErr(pid, "tell whether the task locks its future mappings", err)
+	}
 	if err := ptrace.WriteMem(pid, scratch, ptrace.BatchCode()); err != nil {
 		return taskErr(pid, fmt.Sprintf("write syscall batch code at %#x", scratch), err)
 	}
@@ -198,6 +207,35 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 		}
 	}
 	return nil
+}
+
+// futureLocks returns the task's mlockall(MCL_FUTURE) flags, which no
+// file or prctl tells, from what the kernel did to the scratch area it
+// just mapped: under MCL_FUTURE a new mapping is locked (the task's
+// locked memory, locked before the mapping, grew by the area) and, unless
+// MCL_ONFAULT, its pages are brought in at once (mincore). It must run
+// before anything touches the area.
+func (d *dumper) futureLocks(r *ptrace.Remote, pid int, scratch, lockedBefore uint64) (uint32, error) {
+	st, err := d.fs.Status(pid)
+	if err != nil {
+		return 0, err
+	}
+	if st.VmLck < lockedBefore+scratchSize {
+		return 0, nil
+	}
+	// The kernel finds the pages' state before it writes the vector.
+	vec := scratch + offData
+	if _, err := r.Syscall(unix.SYS_MINCORE, scratch, image.PageSize, vec); err != nil {
+		return 0, fmt.Errorf("mincore %#x: %w", scratch, err)
+	}
+	var in [1]byte
+	if err := readScratch(pid, vec, in[:]); err != nil {
+		return 0, err
+	}
+	if in[0]&1 != 0 {
+		return unix.MCL_FUTURE, nil
+	}
+	return unix.MCL_FUTURE | unix.MCL_ONFAULT, nil
 }
 
 // mapScratch maps the scratch area in r's task and returns its address.

@@ -60,8 +60,8 @@ func decodeExt(data []byte) (*extImage, error) {
 	if ext.Format != extFormat {
 		return nil, fileErr(ExtName, ErrBadMagic, "format %q, want %q", ext.Format, extFormat)
 	}
-	if ext.Version < extVersion || ext.Version > extVersion3 {
-		return nil, fileErr(ExtName, ErrUnsupported, "version %d (this mmcr reads %d to %d)", ext.Version, extVersion, extVersion3)
+	if ext.Version < extVersion || ext.Version > extVersion4 {
+		return nil, fileErr(ExtName, ErrUnsupported, "version %d (this mmcr reads %d to %d)", ext.Version, extVersion, extVersion4)
 	}
 	return &ext, nil
 }
@@ -422,9 +422,12 @@ func mmFromEntry(t *Tree, name string, me *mmMsg, et *extTask, task *Task, byID 
 	task.Mm = Mm{StartCode: f[0], EndCode: f[1], StartData: f[2], EndData: f[3], StartStack: f[4],
 		StartBrk: f[5], Brk: f[6], ArgStart: f[7], ArgEnd: f[8], EnvStart: f[9], EnvEnd: f[10],
 		Auxv: me.auxv, ExeFileID: me.exeID, Dumpable: me.dump, THPDisabled: me.thpOff, MDWE: et.MDWE,
-		MergeAny: et.MergeAny, THPExceptAdvised: et.THPExceptAdvised}
+		MergeAny: et.MergeAny, THPExceptAdvised: et.THPExceptAdvised, MlockFuture: et.MlockFuture}
 	if me.aios > 0 {
 		return fileErr(name, ErrUnsupported, "AIO rings are not supported")
+	}
+	if err := checkMlockFuture(et.MlockFuture); err != nil {
+		return fileErr(ExtName, ErrCorrupt, "task %d: %v", task.PID, err)
 	}
 	if id := task.Mm.ExeFileID; id != 0 && t.FileByID(id) == nil {
 		return fileErr(name, ErrCorrupt, "exe refers to unknown file %d", id)

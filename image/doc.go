@@ -101,6 +101,14 @@
 // task with those pages readable or huge pages everywhere; a version 3
 // reader reads versions 1-3.
 //
+// # Locked future mappings (mmcr-ext version 4)
+//
+// A task that called mlockall(MCL_FUTURE) has "mlock_future": 2, or 6 with
+// MCL_ONFAULT (Mm.MlockFuture); no /proc file shows it, dump learns it
+// from a mapping of its own in the task. An ext file with it says version
+// 4, so that an older reader refuses it rather than restore the task with
+// its later memory unlocked; a version 4 reader reads versions 1-4.
+//
 // # manifest.json (format "mmcr-image", version 1)
 //
 // Written by Writer.Commit after every other file, through a rename, so a

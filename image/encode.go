@@ -140,6 +140,9 @@ func checkTree(t *Tree) error {
 				return fmt.Errorf("image: task %d: %w", task.PID, err)
 			}
 		}
+		if err := checkMlockFuture(task.Mm.MlockFuture); err != nil {
+			return fmt.Errorf("image: task %d: %w", task.PID, err)
+		}
 		if len(task.SigActions) > 64 || len(task.Rlimits) > 64 {
 			return fmt.Errorf("image: task %d: too many sigactions or rlimits", task.PID)
 		}
@@ -255,13 +258,15 @@ func (w *Writer) writeTree(t *Tree) error {
 
 	for _, task := range t.Tasks {
 		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs, MDWE: task.Mm.MDWE,
-			MergeAny: task.Mm.MergeAny, THPExceptAdvised: task.Mm.THPExceptAdvised}
-		if task.Mm.THPExceptAdvised {
-			ext.Version = extVersion3
+			MergeAny: task.Mm.MergeAny, THPExceptAdvised: task.Mm.THPExceptAdvised, MlockFuture: task.Mm.MlockFuture}
+		if task.Mm.THPExceptAdvised || len(task.Guards) > 0 {
+			ext.Version = max(ext.Version, extVersion3)
+		}
+		if task.Mm.MlockFuture != 0 {
+			ext.Version = max(ext.Version, extVersion4)
 		}
 		for _, r := range task.Guards {
 			et.Guards = append(et.Guards, [2]uint64{r.Start, r.End})
-			ext.Version = extVersion3
 		}
 		for _, r := range task.ParentPages {
 			et.ParentPages = append(et.ParentPages, [2]uint64{r.Start, r.End})

@@ -16,6 +16,10 @@ const (
 	// an earlier version would restore those pages readable instead of
 	// faulting, or that task with huge pages everywhere. It knows version 2.
 	extVersion3 = 3
+	// extVersion4 is written when a task locks its future mappings
+	// ("mlock_future"): a reader of an earlier version would restore it
+	// with its later memory unlocked. It knows version 3.
+	extVersion4 = 4
 )
 
 type extImage struct {
@@ -56,10 +60,12 @@ type extTask struct {
 	MDWE       uint32 `json:"mdwe,omitempty"`      // Mm.MDWE (CRIU's mm image has no field)
 	MergeAny   bool   `json:"merge_any,omitempty"` // Mm.MergeAny (neither has CRIU)
 	// THPExceptAdvised is Mm.THPExceptAdvised (version 3).
-	THPExceptAdvised bool        `json:"thp_except_advised,omitempty"`
-	Threads          []extThread `json:"threads"` // same order as pstree threads
-	VMAs             []extVMA    `json:"vmas"`    // same order as mm-PID.img vmas
-	FDs              []extFD     `json:"fds"`     // same order as fdinfo-PID.img
+	THPExceptAdvised bool `json:"thp_except_advised,omitempty"`
+	// MlockFuture is Mm.MlockFuture (version 4).
+	MlockFuture uint32      `json:"mlock_future,omitempty"`
+	Threads     []extThread `json:"threads"` // same order as pstree threads
+	VMAs        []extVMA    `json:"vmas"`    // same order as mm-PID.img vmas
+	FDs         []extFD     `json:"fds"`     // same order as fdinfo-PID.img
 	// ParentPages are Task.ParentPages as [start, end) pairs.
 	ParentPages [][2]uint64 `json:"parent_pages,omitempty"`
 	// Guards are Task.Guards as [start, end) pairs (CRIU keeps guard

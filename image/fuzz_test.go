@@ -102,6 +102,9 @@ func FuzzDecodeTree(f *testing.F) {
 			if v := task.OomScoreAdj; v != nil && checkOomScoreAdj(*v) != nil {
 				t.Fatalf("task %d: oom_score_adj %d decoded", task.PID, *v)
 			}
+			if checkMlockFuture(task.Mm.MlockFuture) != nil {
+				t.Fatalf("task %d: mlock_future %#x decoded", task.PID, task.Mm.MlockFuture)
+			}
 			for _, th := range task.Threads {
 				if th.Sched != nil && th.Sched.check() != nil {
 					t.Fatalf("thread %d: scheduling state %+v decoded", th.TID, *th.Sched)

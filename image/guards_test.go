@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // guardTree is sampleTree whose root has two guard regions in its heap.
@@ -64,7 +66,9 @@ func TestGuardsRejected(t *testing.T) {
 // TestExtVersionRefused: a reader refuses an ext file of a version after
 // its own (one that may hold what it would silently drop), naming it.
 func TestExtVersionRefused(t *testing.T) {
-	dir, err := commitTree(t, guardTree())
+	tree := guardTree()
+	tree.Tasks[0].Mm.MlockFuture = unix.MCL_FUTURE
+	dir, err := commitTree(t, tree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,10 +78,10 @@ func TestExtVersionRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := decodeExt(ext); err != nil {
-		t.Fatalf("version 3 refused: %v", err)
+		t.Fatalf("version 4 refused: %v", err)
 	}
-	_, err = decodeExt([]byte(strings.Replace(string(ext), `"version": 3`, `"version": 4`, 1)))
-	if err == nil || !strings.Contains(err.Error(), "version 4") || !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("got %v, want ErrUnsupported naming version 4", err)
+	_, err = decodeExt([]byte(strings.Replace(string(ext), `"version": 4`, `"version": 5`, 1)))
+	if err == nil || !strings.Contains(err.Error(), "version 5") || !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("got %v, want ErrUnsupported naming version 5", err)
 	}
 }

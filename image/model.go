@@ -245,6 +245,20 @@ type Mm struct {
 	// mergeable mapping of the task, those it makes later included (false
 	// on kernels without KSM).
 	MergeAny bool
+	// MlockFuture is the mlockall(2) flags that lock the task's later
+	// mappings: MCL_FUTURE, with MCL_ONFAULT when they lock only the pages
+	// faulted in; 0 when the task never asked. (MCL_CURRENT leaves no state
+	// of its own: the VMAs it locked say "lo".)
+	MlockFuture uint32
+}
+
+// checkMlockFuture checks Mm.MlockFuture: mlockall would take other bits
+// (MCL_CURRENT) as a request to lock what the task has now.
+func checkMlockFuture(f uint32) error {
+	if f != 0 && f != unix.MCL_FUTURE && f != unix.MCL_FUTURE|unix.MCL_ONFAULT {
+		return fmt.Errorf("mlock_future %#x is not MCL_FUTURE, with or without MCL_ONFAULT", f)
+	}
+	return nil
 }
 
 // VMAKind says what backs a VMA and how restore recreates it.

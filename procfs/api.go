@@ -83,6 +83,8 @@ type Status struct {
 	Seccomp                int
 	// THPDisabled: the "THP_enabled" line reads 0 (prctl PR_SET_THP_DISABLE).
 	THPDisabled bool
+	// VmLck is the task's locked memory in bytes (mlock, mlockall).
+	VmLck uint64
 }
 
 // FD describes one entry of /proc/PID/fd with its fdinfo.

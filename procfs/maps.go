@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 
@@ -198,16 +199,29 @@ func parseSmapsKey(m *Mapping, s string) error {
 	default:
 		return nil
 	}
-	num, unit, _ := strings.Cut(strings.TrimSpace(val), " ")
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || (unit != "kB" && unit != "") {
+	n, ok := parseSize(val)
+	if !ok {
 		return fmt.Errorf("%w: bad %s value in %q", ErrParse, key, s)
-	}
-	if unit == "kB" {
-		n <<= 10
 	}
 	*dst = n
 	return nil
+}
+
+// parseSize parses a size of smaps or status ("1234 kB", or a bare
+// count) into bytes.
+func parseSize(val string) (uint64, bool) {
+	num, unit, _ := strings.Cut(strings.TrimSpace(val), " ")
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || (unit != "kB" && unit != "") {
+		return 0, false
+	}
+	if unit == "kB" {
+		if n > math.MaxUint64>>10 {
+			return 0, false
+		}
+		n <<= 10
+	}
+	return n, true
 }
 
 // Deleted says whether the path column ends in " (deleted)": the file was

@@ -109,12 +109,14 @@ func TestStatusFixture(t *testing.T) {
 		Groups: []uint32{4, 24, 27}, NSpid: []int{4242, 7}, Threads: 2,
 		ShdPnd: 0x100, SigBlk: 0x10000, SigIgn: 0x1000, SigCgt: 0x180000000,
 		CapPrm: 0x1fffeffffff, CapEff: 0x1fffeffffff, CapBnd: 0x1fffeffffff,
-		NoNewPrivs: true, Seccomp: 2, THPDisabled: true}
+		NoNewPrivs: true, Seccomp: 2, THPDisabled: true, VmLck: 12 << 10}
 	if !reflect.DeepEqual(st, want) {
 		t.Errorf("got  %+v\nwant %+v", st, want)
 	}
-	if _, err := ParseStatus([]byte("Uid:\t1 2 3\n"), "s"); !errors.Is(err, ErrParse) {
-		t.Errorf("short Uid: %v", err)
+	for _, bad := range []string{"Uid:\t1 2 3\n", "VmLck:\t12 MB\n", "VmLck:\t99999999999999999999 kB\n"} {
+		if _, err := ParseStatus([]byte(bad), "s"); !errors.Is(err, ErrParse) {
+			t.Errorf("%q: %v", bad, err)
+		}
 	}
 }
 

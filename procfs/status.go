@@ -103,6 +103,11 @@ func ParseStatus(b []byte, name string) (Status, error) {
 			var v int
 			v, err = strconv.Atoi(val)
 			st.THPDisabled = v == 0
+		case "VmLck":
+			var ok bool
+			if st.VmLck, ok = parseSize(val); !ok {
+				err = ErrParse
+			}
 		}
 		if err != nil {
 			return Status{}, fmt.Errorf("%s: %w: %s %q", name, ErrParse, key, val)

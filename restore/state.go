@@ -65,6 +65,13 @@ func (rs *restorer) restoreState(tk *task) error {
 		// CAP_SYS_RESOURCE, which root lacks here).
 		rs.setRlimits(tk, limits)
 	}
+	// Future mappings locked (mlockall MCL_FUTURE): restore maps nothing
+	// in the task after this, and its own mappings must not be locked.
+	// Before the credentials: the task may have locked and then dropped
+	// CAP_IPC_LOCK.
+	if f := t.Mm.MlockFuture; f != 0 {
+		c.add(fmt.Sprintf("mlockall(%#x)", f), unix.SYS_MLOCKALL, uint64(f))
+	}
 	if err := rs.restoreThreads(tk, c); err != nil {
 		return fmt.Errorf("task %d: threads: %w", t.PID, err)
 	}

@@ -25,6 +25,9 @@ static int check(const char *who, int want)
 	return 0;
 }
 
+static int check_child(void) { return check("child", 0); }
+static int check_parent(void) { return check("parent", 1 | EXCEPT_ADVISED); }
+
 int main(int argc, char **argv)
 {
 	if (prctl(PR_SET_THP_DISABLE, 1, EXCEPT_ADVISED, 0, 0))
@@ -32,17 +35,5 @@ int main(int argc, char **argv)
 	if (argc > 1)
 		return 0;
 	install_term();
-	pid_t kid = fork_ready(child_setup);
-	if (kid == 0) {
-		wait_term();
-		_exit(check("child", 0));
-	}
-	if (kid < 0) {
-		printf("FAIL child setup\n");
-		return 1;
-	}
-	printf("READY\n");
-	fflush(stdout);
-	wait_term();
-	return finish_parent(check("parent", 1 | EXCEPT_ADVISED), kid);
+	return run_pair(child_setup, check_child, check_parent);
 }

@@ -1,7 +1,7 @@
 /* vmatest.h: what the restore tests' memory workloads share (guards.c,
- * sealed.c, droppable.c, lockonfault.c): SIGTERM handling, a look at one
- * of the task's own VMAs in /proc/self/smaps, and a fork that waits until
- * the child has set itself up. */
+ * sealed.c, droppable.c, lockonfault.c, thp.c, mlockall.c): SIGTERM
+ * handling, a look at one of the task's own VMAs in /proc/self/smaps, and a
+ * fork that waits until the child has set itself up. */
 #ifndef VMATEST_H
 #define VMATEST_H
 
@@ -108,6 +108,26 @@ static int finish_parent(int bad, pid_t kid)
 		printf("PASS\n");
 	fflush(stdout);
 	return bad;
+}
+
+/* run_pair forks fork_ready's child (setup: as there), says READY and on
+ * SIGTERM runs check_child in the child and check_parent in the parent
+ * (each returns 0 when its checks passed); it returns the exit code. */
+static int run_pair(void (*setup)(void), int (*check_child)(void), int (*check_parent)(void))
+{
+	pid_t kid = fork_ready(setup);
+	if (kid == 0) {
+		wait_term();
+		_exit(check_child());
+	}
+	if (kid < 0) {
+		printf("FAIL child setup\n");
+		return 1;
+	}
+	printf("READY\n");
+	fflush(stdout);
+	wait_term();
+	return finish_parent(check_parent(), kid);
 }
 
 #endif
