@@ -12,6 +12,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../../internal/testproc/testdata/waitterm.h"
+
 #define HUGE_LEN (2 << 20)
 #define ANON_LEN (64 << 10)
 
@@ -37,7 +39,7 @@ int main(void) {
 	signal(SIGTERM, on_term);
 	printf("ready %d %lx %lx\n", getpid(), (unsigned long)huge, (unsigned long)anon);
 	fflush(stdout);
-	while (!term) pause();
+	wait_for_term(&term);
 	for (size_t i = 0; i < HUGE_LEN; i++)
 		if (huge[i] != pat(1, i)) return 1;
 	for (size_t i = 0; i < ANON_LEN; i++)

@@ -13,6 +13,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "../../internal/testproc/testdata/waitterm.h"
+
 static volatile sig_atomic_t term;
 static void on_term(int sig) { (void)sig; term = 1; }
 
@@ -33,6 +35,6 @@ int main(void) {
 	signal(SIGTERM, on_term);
 	printf("ready %d %lx\n", getpid(), (unsigned long)m);
 	fflush(stdout);
-	while (!term) pause();
+	wait_for_term(&term);
 	return strcmp(m, "secret") != 0;
 }

@@ -14,6 +14,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../../internal/testproc/testdata/waitterm.h"
+
 #define PG 4096
 #define PAGES 8
 #define NMAP 5
@@ -45,7 +47,7 @@ int main(void) {
 	for (int m = 0; m < NMAP; m++) printf(" %lx", (unsigned long)maps[m]);
 	printf("\n");
 	fflush(stdout);
-	while (!term) pause();
+	wait_for_term(&term);
 	for (int m = 0; m < NMAP; m++)
 		for (int i = 0; i < PAGES * PG; i++)
 			if (maps[m][i] != pat(m, i)) {

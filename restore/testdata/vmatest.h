@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../../internal/testproc/testdata/waitterm.h"
+
 static volatile sig_atomic_t term;
 static void on_term(int s) { (void)s; term = 1; }
 
@@ -24,11 +26,9 @@ static void install_term(void)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
-static void wait_term(void)
-{
-	while (!term)
-		pause();
-}
+/* wait_term waits for SIGTERM without losing one that comes just before
+ * (waitterm.h). */
+static void wait_term(void) { wait_for_term(&term); }
 
 /* vma_info is what smaps says of the VMA starting at an address. */
 struct vma_info {
