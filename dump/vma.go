@@ -2,6 +2,7 @@ package dump
 
 import (
 	"fmt"
+	"math/bits"
 	"strings"
 
 	"github.com/mmcr/mmcr/image"
@@ -24,6 +25,9 @@ var madvByFlag = map[string]uint{
 
 const deletedSuffix = " (deleted)"
 
+// hugetlbAnonPath is what maps shows for an anonymous hugetlb mapping.
+const hugetlbAnonPath = "/anon_hugepage" + deletedSuffix
+
 // classify turns one smaps entry into a VMA with its kind, flags and
 // madvise bits. FileID and ShmID are left for the caller, which resolves
 // the map_files link. It refuses mappings restore cannot recreate.
@@ -32,7 +36,7 @@ func classify(m procfs.Mapping) (*image.VMA, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := applyVmFlags(v, m.VmFlags); err != nil {
+	if err := applyVmFlags(v, m.VmFlags, m.KernelPageSize); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -68,6 +72,12 @@ func classifyLine(m procfs.Mapping) (*image.VMA, error) {
 		v.Kind = image.KindSharedAnon
 	case m.Shared && strings.HasPrefix(p, "/memfd:"):
 		v.Kind = image.KindMemfd
+	case !m.Shared && p == hugetlbAnonPath:
+		// MAP_PRIVATE|MAP_ANONYMOUS|MAP_HUGETLB: the kernel backs it with
+		// a hugetlbfs file of that name, but its pages are private
+		// anonymous ones. The page size comes with the VmFlags.
+		v.Kind = image.KindPrivateAnon
+		v.Flags = unix.MAP_HUGETLB
 	case m.Ino != 0 && strings.HasPrefix(p, "/"):
 		v.Kind = image.KindPrivateFile
 		if m.Shared {
@@ -83,9 +93,9 @@ func classifyLine(m procfs.Mapping) (*image.VMA, error) {
 	}
 
 	if m.Shared {
-		v.Flags = unix.MAP_SHARED
+		v.Flags |= unix.MAP_SHARED
 	} else {
-		v.Flags = unix.MAP_PRIVATE
+		v.Flags |= unix.MAP_PRIVATE
 	}
 	switch v.Kind {
 	case image.KindPrivateAnon, image.KindSharedAnon, image.KindHeap, image.KindStack:
@@ -95,9 +105,11 @@ func classifyLine(m procfs.Mapping) (*image.VMA, error) {
 }
 
 // applyVmFlags records smaps' VmFlags of v (which classifyLine made) and
-// what restore derives from them: MAP_GROWSDOWN, MAP_NORESERVE and the
-// madvise advice. It refuses hugetlb, device and PFN mappings.
-func applyVmFlags(v *image.VMA, flags []string) error {
+// what restore derives from them: MAP_GROWSDOWN, MAP_NORESERVE, the
+// madvise advice and, for private anonymous hugetlb, the size of its pages
+// (smaps' KernelPageSize, pageSize) in MAP_HUGE_* bits. It refuses other
+// hugetlb mappings, device and PFN mappings.
+func applyVmFlags(v *image.VMA, flags []string, pageSize uint64) error {
 	v.VmFlags = append([]string(nil), flags...)
 	for _, f := range flags {
 		switch f {
@@ -111,7 +123,14 @@ func applyVmFlags(v *image.VMA, flags []string) error {
 		}
 	}
 	if hasFlag(flags, "ht") {
-		return fmt.Errorf("vma %x-%x (%s): hugetlb mapping: %w", v.Start, v.End, v.Name, ErrUnsupported)
+		if v.Kind != image.KindPrivateAnon || v.Flags&unix.MAP_HUGETLB == 0 {
+			return fmt.Errorf("vma %x-%x (%s): shared or file hugetlb mapping: %w", v.Start, v.End, v.Name, ErrUnsupported)
+		}
+		shift := bits.TrailingZeros64(pageSize)
+		if pageSize <= image.PageSize || pageSize&(pageSize-1) != 0 || v.Start%pageSize != 0 || v.End%pageSize != 0 {
+			return fmt.Errorf("vma %x-%x: hugetlb mapping of %d-byte pages: %w", v.Start, v.End, pageSize, ErrUnsupported)
+		}
+		v.Flags |= uint32(shift) << unix.MAP_HUGE_SHIFT
 	}
 	if hasFlag(flags, "ss") {
 		// The CPU checks returns against it: restore would have to map it

@@ -18,6 +18,7 @@ func TestClassify(t *testing.T) {
 		flags  uint32
 		madv   uint64
 		refuse bool
+		start  uint64 // when set, the mapping starts there instead
 	}{
 		{name: "heap", m: procfs.Mapping{Path: "[heap]"}, kind: image.KindHeap, flags: unix.MAP_PRIVATE | anon},
 		{name: "stack", m: procfs.Mapping{Path: "[stack]", VmFlags: []string{"rd", "wr", "gd"}},
@@ -48,7 +49,15 @@ func TestClassify(t *testing.T) {
 		{name: "shared file", m: procfs.Mapping{Shared: true, Ino: 3, Path: "/data/f (deleted)"},
 			kind: image.KindSharedFile, flags: unix.MAP_SHARED},
 		{name: "anon inode", m: procfs.Mapping{Ino: 5, Path: "anon_inode:[perf_event]"}, refuse: true},
-		{name: "hugetlb", m: procfs.Mapping{Ino: 4, Path: "/anon_hugepage (deleted)", VmFlags: []string{"ht"}}, refuse: true},
+		{name: "private hugetlb", m: procfs.Mapping{Ino: 4, Path: "/anon_hugepage (deleted)", VmFlags: []string{"rd", "wr", "ht"}, KernelPageSize: 2 << 20},
+			kind: image.KindPrivateAnon, flags: unix.MAP_PRIVATE | anon | unix.MAP_HUGETLB | unix.MAP_HUGE_2MB},
+		{name: "private hugetlb, 1 GiB pages", m: procfs.Mapping{Ino: 4, Path: "/anon_hugepage (deleted)", VmFlags: []string{"ht"}, KernelPageSize: 1 << 30},
+			kind: image.KindPrivateAnon, flags: unix.MAP_PRIVATE | anon | unix.MAP_HUGETLB | unix.MAP_HUGE_1GB},
+		{name: "hugetlb of unknown page size", m: procfs.Mapping{Ino: 4, Path: "/anon_hugepage (deleted)", VmFlags: []string{"ht"}}, refuse: true},
+		{name: "hugetlb not aligned to its pages", m: procfs.Mapping{Ino: 4, Path: "/anon_hugepage (deleted)", VmFlags: []string{"ht"}, KernelPageSize: 2 << 20},
+			refuse: true, start: 0x1000},
+		{name: "shared hugetlb", m: procfs.Mapping{Shared: true, Ino: 4, Path: "/anon_hugepage (deleted)", VmFlags: []string{"ht"}, KernelPageSize: 2 << 20}, refuse: true},
+		{name: "hugetlbfs file", m: procfs.Mapping{Ino: 4, Path: "/dev/hugepages/buf", VmFlags: []string{"ht"}, KernelPageSize: 2 << 20}, refuse: true},
 		{name: "uprobes", m: procfs.Mapping{Path: "[uprobes]"}, refuse: true},
 		{name: "shadow stack", m: procfs.Mapping{VmFlags: []string{"rd", "ss"}}, refuse: true},
 		{name: "shared without inode", m: procfs.Mapping{Shared: true}, refuse: true},
@@ -56,7 +65,10 @@ func TestClassify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.m.Start, tt.m.End = 0x1000, 0x3000
+			tt.m.Start, tt.m.End = 1<<30, 1<<31 // aligned to every page size
+			if tt.start != 0 {
+				tt.m.Start = tt.start
+			}
 			v, err := classify(tt.m)
 			if tt.refuse {
 				if !errors.Is(err, ErrUnsupported) {

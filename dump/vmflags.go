@@ -19,6 +19,7 @@ import (
 type vmFlagsRead struct {
 	done    chan struct{}
 	flags   [][]string // VmFlags of each VMA, in address order
+	sizes   []uint64   // and its KernelPageSize
 	starts  []uint64   // and each one's range, to check it is the VMA's
 	ends    []uint64
 	err     error
@@ -44,6 +45,7 @@ func (d *dumper) startVmFlags(t *image.Task) {
 		}
 		for _, m := range maps {
 			r.flags = append(r.flags, m.VmFlags)
+			r.sizes = append(r.sizes, m.KernelPageSize)
 			r.starts = append(r.starts, m.Start)
 			r.ends = append(r.ends, m.End)
 		}
@@ -74,7 +76,7 @@ func (d *dumper) applyVmFlags(t *image.Task) error {
 			return taskErr(t.PID, "read vmas", fmt.Errorf("smaps has vma %x-%x where maps had %x-%x: the address space changed while frozen",
 				r.starts[i], r.ends[i], v.Start, v.End))
 		}
-		if err := applyVmFlags(v, r.flags[i]); err != nil {
+		if err := applyVmFlags(v, r.flags[i], r.sizes[i]); err != nil {
 			return taskErr(t.PID, "read vmas", err)
 		}
 	}

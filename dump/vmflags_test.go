@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/internal/testproc"
 	"github.com/mmcr/mmcr/procfs"
 )
 
@@ -159,31 +160,16 @@ func TestApplyVmFlagsChanged(t *testing.T) {
 	d.waitVmFlags()
 }
 
-// TestDumpRefusesHugetlb: a hugetlb mapping, known as one only from its
-// VmFlags ("ht"), which dump reads while the pages are copied, is still
-// refused by name, and the failed dump leaves the task running untouched
-// with no image.
-func TestDumpRefusesHugetlb(t *testing.T) {
+// TestDumpRefusesSharedHugetlb: a shared hugetlb mapping, known as one
+// only from its VmFlags ("ht"), which dump reads while the pages are
+// copied, is still refused by name, and the failed dump leaves the task
+// running untouched with no image. (Private anonymous hugetlb is dumped:
+// restore's TestRestoreHugetlb.)
+func TestDumpRefusesSharedHugetlb(t *testing.T) {
 	requireRoot(t)
-	const knob = "/proc/sys/vm/nr_hugepages"
-	old, err := os.ReadFile(knob)
-	if err != nil {
-		t.Skipf("no hugetlb here: %v", err)
-	}
-	// One page for the workload, one spare.
-	if n, _ := strconv.Atoi(strings.TrimSpace(string(old))); n < 2 {
-		if err := os.WriteFile(knob, []byte("2"), 0); err != nil {
-			t.Skipf("cannot reserve huge pages: %v", err)
-		}
-		t.Cleanup(func() { os.WriteFile(knob, old, 0) })
-	}
-	// The kernel reserves what it can find: a fragmented memory may give
-	// fewer pages than asked.
-	if free, _ := statusField("/proc/meminfo", "HugePages_Free"); strings.TrimSpace(free) == "0" {
-		t.Skip("no free huge page")
-	}
-	w := startWorkload(t, buildC(t, "hugetlb"))
-	requireRefusal(t, w, []int{w.pid(t, 1)}, "hugetlb mapping", fmt.Sprintf("vma %s-", w.fields[2]))
+	testproc.HugePages(t, 1)
+	w := startWorkload(t, buildC(t, "hugetlb"), "shared")
+	requireRefusal(t, w, []int{w.pid(t, 1)}, "shared or file hugetlb mapping", fmt.Sprintf("vma %s-", w.fields[2]))
 }
 
 // TestDumpRefusesSecretmem: a task mapping memfd_secret memory is refused

@@ -461,6 +461,9 @@ func mmFromEntry(t *Tree, name string, me *mmMsg, et *extTask, task *Task, byID 
 		if v.Start%PageSize != 0 || v.End%PageSize != 0 || v.Start >= v.End || v.Start < prevEnd {
 			return fileErr(name, ErrCorrupt, "bad VMA %#x-%#x", v.Start, v.End)
 		}
+		if err := checkHugetlb(v); err != nil {
+			return fileErr(name, ErrCorrupt, "%v", err)
+		}
 		prevEnd = v.End
 		shmid := ve.shmid
 		if shmid > 1<<32-1 {

@@ -101,6 +101,13 @@
 // task with those pages readable or huge pages everywhere; a version 3
 // reader reads versions 1-3.
 //
+// # Hugetlb
+//
+// A private anonymous hugetlb VMA has MAP_HUGETLB and its page size's log2
+// in the MAP_HUGE_* bits of vma_entry.flags, as mmap takes them
+// (VMA.HugePageSize); its pages are in the pagemap in 4 KiB units like
+// those of any private anonymous VMA. No other VMA may have those flags.
+//
 // # Locked future mappings (mmcr-ext version 4)
 //
 // A task that called mlockall(MCL_FUTURE) has "mlock_future": 2, or 6 with

@@ -154,6 +154,9 @@ func checkTree(t *Tree) error {
 			if v.Start%PageSize != 0 || v.End%PageSize != 0 || v.Start >= v.End || v.Start < prevEnd {
 				return fmt.Errorf("image: task %d: VMA %#x-%#x unaligned, empty or out of order", task.PID, v.Start, v.End)
 			}
+			if err := checkHugetlb(v); err != nil {
+				return fmt.Errorf("image: task %d: %w", task.PID, err)
+			}
 			prevEnd = v.End
 			if (v.Kind == KindPrivateFile || v.Kind == KindSharedFile || v.FileID != 0) && t.FileByID(v.FileID) == nil {
 				return fmt.Errorf("image: task %d: VMA %#x-%#x refers to unknown file %d", task.PID, v.Start, v.End, v.FileID)

@@ -102,6 +102,11 @@ func FuzzDecodeTree(f *testing.F) {
 			if v := task.OomScoreAdj; v != nil && checkOomScoreAdj(*v) != nil {
 				t.Fatalf("task %d: oom_score_adj %d decoded", task.PID, *v)
 			}
+			for _, v := range task.VMAs {
+				if checkHugetlb(v) != nil {
+					t.Fatalf("task %d: hugetlb VMA %+v decoded", task.PID, *v)
+				}
+			}
 			if checkMlockFuture(task.Mm.MlockFuture) != nil {
 				t.Fatalf("task %d: mlock_future %#x decoded", task.PID, task.Mm.MlockFuture)
 			}

@@ -294,7 +294,7 @@ type VMA struct {
 	// Pgoff is the offset into the file or shared object, in bytes.
 	Pgoff uint64
 	Prot  uint32 // PROT_*
-	Flags uint32 // MAP_PRIVATE or MAP_SHARED, plus MAP_ANONYMOUS, MAP_GROWSDOWN, ...
+	Flags uint32 // MAP_PRIVATE or MAP_SHARED, plus MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_HUGETLB with its MAP_HUGE_* size, ...
 	Kind  VMAKind
 	// Madv is a bitmap of madvise advice that must be reapplied: bit N set
 	// means madvise(MADV = N) (MADV_DONTFORK, MADV_DONTDUMP, MADV_HUGEPAGE,
@@ -324,6 +324,33 @@ type VMA struct {
 
 // Len is the VMA's length in bytes.
 func (v *VMA) Len() uint64 { return v.End - v.Start }
+
+// HugePageSize is the size of the pages of a private anonymous hugetlb
+// VMA (MAP_HUGETLB, with the size's log2 in the MAP_HUGE_* bits of
+// Flags); 0 for any other VMA.
+func (v *VMA) HugePageSize() uint64 {
+	if v.Flags&unix.MAP_HUGETLB == 0 {
+		return 0
+	}
+	return 1 << (v.Flags >> unix.MAP_HUGE_SHIFT & unix.MAP_HUGE_MASK)
+}
+
+// checkHugetlb checks a hugetlb VMA: private anonymous memory (the only
+// hugetlb dump takes) of pages of a size between 64 KiB and 16 GiB that
+// its bounds are aligned to.
+func checkHugetlb(v *VMA) error {
+	if v.Flags&unix.MAP_HUGETLB == 0 {
+		return nil
+	}
+	shift := v.Flags >> unix.MAP_HUGE_SHIFT & unix.MAP_HUGE_MASK
+	if v.Kind != KindPrivateAnon || shift < 16 || shift > 34 {
+		return fmt.Errorf("VMA %#x-%#x: hugetlb flags %#x on a %s VMA", v.Start, v.End, v.Flags, v.Kind)
+	}
+	if size := v.HugePageSize(); v.Start%size != 0 || v.End%size != 0 {
+		return fmt.Errorf("VMA %#x-%#x: not aligned to its %d-byte huge pages", v.Start, v.End, size)
+	}
+	return nil
+}
 
 // File is a file's identity at dump time, as fstat of the very inode
 // (through /proc/PID/map_files or /proc/PID/fd) reported it.

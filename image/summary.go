@@ -59,6 +59,8 @@ type VMASummary struct {
 	ParentPages int64 `json:"parent_pages,omitempty"`
 	// GuardPages are the pages of guard regions (Task.Guards) in the VMA.
 	GuardPages int64 `json:"guard_pages,omitempty"`
+	// HugePageSize is the page size of a hugetlb VMA (VMA.HugePageSize).
+	HugePageSize uint64 `json:"huge_page_size,omitempty"`
 }
 
 // FDSummary is one file descriptor.
@@ -181,6 +183,7 @@ func Summarize(r *Reader) (*Summary, error) {
 			vs.FromParent = v.FromParent
 			vs.ParentPages = rangePages(t.ParentPages, v)
 			vs.GuardPages = rangePages(t.Guards, v)
+			vs.HugePageSize = v.HugePageSize()
 			vs.Pages = vs.Bytes / PageSize
 			if runs, ok := shmRuns[v.ShmID]; ok {
 				vs.ShmPages = int64(overlap(runs, v.Pgoff, v.Pgoff+v.Len()) / PageSize)
@@ -284,6 +287,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 			}
 			if v.GuardPages != 0 {
 				fmt.Fprintf(&b, " guard pages %d", v.GuardPages)
+			}
+			if v.HugePageSize != 0 {
+				fmt.Fprintf(&b, " hugetlb (%s pages)", humanBytes(int64(v.HugePageSize)))
 			}
 			fmt.Fprintf(&b, " pages %d (%s)\n", v.Pages, humanBytes(v.Bytes))
 		}

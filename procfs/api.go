@@ -45,6 +45,9 @@ type Mapping struct {
 	VmFlags []string // "rd", "wr", "gd", "dc", ...
 	// Counters from smaps, in bytes (0 when the line is absent).
 	Rss, Anonymous, Swap uint64
+	// KernelPageSize is the size of the VMA's pages: 4096, or a huge page
+	// size for hugetlb (0 when the line is absent).
+	KernelPageSize uint64
 }
 
 // Stat holds the fields of /proc/PID/stat mmcr uses. The mm fields

@@ -61,7 +61,7 @@ func FuzzParseSmaps(f *testing.F) {
 			t.Fatalf("reparse: %v\n%s", err, again.String())
 		}
 		for i := range ms {
-			ms[i].VmFlags, ms[i].Rss, ms[i].Anonymous, ms[i].Swap = nil, 0, 0, 0
+			ms[i].VmFlags, ms[i].Rss, ms[i].Anonymous, ms[i].Swap, ms[i].KernelPageSize = nil, 0, 0, 0, 0
 		}
 		if !reflect.DeepEqual(ms, ms2) {
 			t.Fatalf("round trip\n%+v\n%+v", ms, ms2)

@@ -196,6 +196,8 @@ func parseSmapsKey(m *Mapping, s string) error {
 		dst = &m.Anonymous
 	case "Swap":
 		dst = &m.Swap
+	case "KernelPageSize":
+		dst = &m.KernelPageSize
 	default:
 		return nil
 	}

@@ -27,7 +27,7 @@ func TestMappingsFixture(t *testing.T) {
 	first := ms[0]
 	want := Mapping{Start: 0x55e31e217000, End: 0x55e31e219000, Prot: unix.PROT_READ, Pgoff: 0,
 		DevMajor: 0xfe, DevMinor: 0, Ino: 247026, Path: "/usr/bin/cat",
-		VmFlags: []string{"rd", "mr", "mw", "me"}, Rss: 8 << 10}
+		VmFlags: []string{"rd", "mr", "mw", "me"}, Rss: 8 << 10, KernelPageSize: 4096}
 	if !reflect.DeepEqual(first, want) {
 		t.Errorf("first mapping\n got %+v\nwant %+v", first, want)
 	}

@@ -328,6 +328,9 @@ func (rs *restorer) mapVMA(tk *task, v *image.VMA, fds map[uint32]uint64, b *bat
 		if v.Flags&unix.MAP_NORESERVE != 0 || slices.Contains(v.VmFlags, "nr") {
 			flags |= unix.MAP_NORESERVE
 		}
+		// Private anonymous hugetlb: its pages come from the huge page pool
+		// of that size (the mmap fails when the pool is short).
+		flags |= uint64(v.Flags & (unix.MAP_HUGETLB | unix.MAP_HUGE_MASK<<unix.MAP_HUGE_SHIFT))
 		mmapAccounted(b, v, flags, ^uint64(0))
 	case image.KindPrivateFile, image.KindSharedFile:
 		shared := v.Kind == image.KindSharedFile
@@ -390,6 +393,9 @@ func mmapAccounted(b *batch, v *image.VMA, flags, fd uint64) {
 		first |= unix.PROT_WRITE
 	}
 	what := fmt.Sprintf("vma %#x-%#x %s", v.Start, v.End, v.Kind)
+	if size := v.HugePageSize(); size != 0 {
+		what += fmt.Sprintf(" (hugetlb: %d free huge pages of %d KiB needed)", v.Len()/size, size>>10)
+	}
 	b.add(what, unix.SYS_MMAP, v.Start, v.Len(), first, flags, fd, v.Pgoff)
 	if acct {
 		b.add(what, unix.SYS_MPROTECT, v.Start, v.Len(), prot)

@@ -402,3 +402,42 @@ func WaitStopped(pid int, timeout time.Duration) bool {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// HugePages makes sure n default-size huge pages are free for the test,
+// raising vm.nr_hugepages (and putting it back at cleanup) when the pool is
+// smaller, or skips the test: without root, hugetlb or enough unfragmented
+// memory there are none to have.
+func HugePages(t testing.TB, n int) {
+	t.Helper()
+	const knob = "/proc/sys/vm/nr_hugepages"
+	old, err := os.ReadFile(knob)
+	if err != nil {
+		t.Skipf("no hugetlb here: %v", err)
+	}
+	if free := freeHugePages(t); free < n {
+		total, _ := strconv.Atoi(strings.TrimSpace(string(old)))
+		if err := os.WriteFile(knob, []byte(strconv.Itoa(total+n-free)), 0); err != nil {
+			t.Skipf("cannot reserve huge pages: %v", err)
+		}
+		t.Cleanup(func() { os.WriteFile(knob, old, 0) })
+	}
+	// The kernel reserves what it can find: a fragmented memory may give
+	// fewer pages than asked.
+	if free := freeHugePages(t); free < n {
+		t.Skipf("%d free huge pages, the test needs %d", free, n)
+	}
+}
+
+func freeHugePages(t testing.TB) int {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		t.Skipf("read meminfo: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "HugePages_Free:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
+}

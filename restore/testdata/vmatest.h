@@ -1,5 +1,5 @@
 /* vmatest.h: what the restore tests' memory workloads share (guards.c,
- * sealed.c, droppable.c, lockonfault.c, thp.c, mlockall.c): SIGTERM
+ * sealed.c, droppable.c, lockonfault.c, thp.c, mlockall.c, hugetlb.c): SIGTERM
  * handling, a look at one of the task's own VMAs in /proc/self/smaps, and a
  * fork that waits until the child has set itself up. */
 #ifndef VMATEST_H
@@ -35,6 +35,7 @@ struct vma_info {
 	int found;
 	char flags[512]; /* the VmFlags line, " rd wr ... " */
 	long locked_kb;
+	long page_kb; /* KernelPageSize */
 };
 
 static struct vma_info vma_smaps(const void *addr)
@@ -52,8 +53,10 @@ static struct vma_info vma_smaps(const void *addr)
 		}
 		if (in && strncmp(line, "VmFlags:", 8) == 0)
 			snprintf(vi.flags, sizeof(vi.flags), "%s", line + 8);
-		if (in)
+		if (in) {
 			sscanf(line, "Locked: %ld kB", &vi.locked_kb);
+			sscanf(line, "KernelPageSize: %ld kB", &vi.page_kb);
+		}
 	}
 	if (f)
 		fclose(f);

@@ -1,0 +1,48 @@
+/* hugetlb: private anonymous hugetlb memory (MAP_HUGETLB, one 2 MiB page)
+ * across a dump and restore. The parent fills it with a pattern but for
+ * one 4 KiB page it leaves zero, and forks a child that shares it
+ * copy-on-write and only reads it. On SIGTERM each checks the data and its
+ * own smaps: the mapping must still be hugetlb, of 2 MiB pages. "hugetlb
+ * probe" exits 0 when a huge page can be mapped, 3 when not. Prints PASS
+ * or the first FAIL. */
+#include "vmatest.h"
+#include <linux/mman.h>
+#include <sys/mman.h>
+
+#define HUGE (2UL << 20)
+#define ZERO_PAGE 5 /* the 4 KiB page left zero */
+
+static unsigned char *m;
+
+static unsigned char pat(size_t i) { return i / 4096 == ZERO_PAGE ? 0 : (unsigned char)(i * 13 + i / 4096 + 1); }
+
+static int check(const char *who)
+{
+	for (size_t i = 0; i < HUGE; i++)
+		if (m[i] != pat(i)) {
+			printf("FAIL %s: byte %zu is %u, want %u\n", who, i, m[i], pat(i));
+			return 1;
+		}
+	struct vma_info vi = vma_smaps(m);
+	if (!vi.found || !has_flag(&vi, "ht") || vi.page_kb != HUGE / 1024) {
+		printf("FAIL %s: mapping found %d, page size %ld kB, flags:%s", who, vi.found, vi.page_kb, vi.flags);
+		return 1;
+	}
+	return 0;
+}
+
+static int check_child(void) { return check("child"); }
+static int check_parent(void) { return check("parent"); }
+
+int main(int argc, char **argv)
+{
+	m = mmap(NULL, HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+	if (m == MAP_FAILED)
+		return argc > 1 ? 3 : (printf("FAIL mmap MAP_HUGETLB: %m\n"), 1);
+	if (argc > 1)
+		return 0;
+	for (size_t i = 0; i < HUGE; i++)
+		m[i] = pat(i);
+	install_term();
+	return run_pair(NULL, check_child, check_parent);
+}
