@@ -286,6 +286,7 @@ func (d *dumper) run() error {
 	}
 	d.tree.Files = d.files.files
 	d.tree.SharedObjects = d.shm.Objects()
+	hugetlbObjects(d.tree)
 	if err := d.dumpSharedObjects(); err != nil {
 		return err
 	}
@@ -365,5 +366,17 @@ func (d *dumper) checkNotAncestor() error {
 			return nil // best effort: our own ancestry is not worth failing on
 		}
 		p = st.PPID
+	}
+}
+
+// hugetlbObjects gives each shared object that its VMAs map as hugetlb
+// (their page size came with the VmFlags) that page size.
+func hugetlbObjects(tree *image.Tree) {
+	for _, t := range tree.Tasks {
+		for _, v := range t.VMAs {
+			if so := tree.SharedObjectByID(v.ShmID); so != nil && v.Kind == image.KindSharedAnon {
+				so.HugePageSize = max(so.HugePageSize, v.HugePageSize())
+			}
+		}
 	}
 }

@@ -72,11 +72,15 @@ func classifyLine(m procfs.Mapping) (*image.VMA, error) {
 		v.Kind = image.KindSharedAnon
 	case m.Shared && strings.HasPrefix(p, "/memfd:"):
 		v.Kind = image.KindMemfd
-	case !m.Shared && p == hugetlbAnonPath:
-		// MAP_PRIVATE|MAP_ANONYMOUS|MAP_HUGETLB: the kernel backs it with
-		// a hugetlbfs file of that name, but its pages are private
-		// anonymous ones. The page size comes with the VmFlags.
+	case p == hugetlbAnonPath:
+		// MAP_ANONYMOUS|MAP_HUGETLB: the kernel backs it with a hugetlbfs
+		// file of that name; private, its pages are private anonymous
+		// ones, shared, the file is the shared object. The page size
+		// comes with the VmFlags.
 		v.Kind = image.KindPrivateAnon
+		if m.Shared {
+			v.Kind = image.KindSharedAnon
+		}
 		v.Flags = unix.MAP_HUGETLB
 	case m.Ino != 0 && strings.HasPrefix(p, "/"):
 		v.Kind = image.KindPrivateFile
@@ -106,7 +110,7 @@ func classifyLine(m procfs.Mapping) (*image.VMA, error) {
 
 // applyVmFlags records smaps' VmFlags of v (which classifyLine made) and
 // what restore derives from them: MAP_GROWSDOWN, MAP_NORESERVE, the
-// madvise advice and, for private anonymous hugetlb, the size of its pages
+// madvise advice and, for anonymous hugetlb, the size of its pages
 // (smaps' KernelPageSize, pageSize) in MAP_HUGE_* bits. It refuses other
 // hugetlb mappings, device and PFN mappings.
 func applyVmFlags(v *image.VMA, flags []string, pageSize uint64) error {
@@ -123,8 +127,8 @@ func applyVmFlags(v *image.VMA, flags []string, pageSize uint64) error {
 		}
 	}
 	if hasFlag(flags, "ht") {
-		if v.Kind != image.KindPrivateAnon || v.Flags&unix.MAP_HUGETLB == 0 {
-			return fmt.Errorf("vma %x-%x (%s): shared or file hugetlb mapping: %w", v.Start, v.End, v.Name, ErrUnsupported)
+		if v.Flags&unix.MAP_HUGETLB == 0 {
+			return fmt.Errorf("vma %x-%x (%s): hugetlb mapping of a file, memfd or SysV segment: %w", v.Start, v.End, v.Name, ErrUnsupported)
 		}
 		shift := bits.TrailingZeros64(pageSize)
 		if pageSize <= image.PageSize || pageSize&(pageSize-1) != 0 || v.Start%pageSize != 0 || v.End%pageSize != 0 {

@@ -160,16 +160,16 @@ func TestApplyVmFlagsChanged(t *testing.T) {
 	d.waitVmFlags()
 }
 
-// TestDumpRefusesSharedHugetlb: a shared hugetlb mapping, known as one
-// only from its VmFlags ("ht"), which dump reads while the pages are
-// copied, is still refused by name, and the failed dump leaves the task
-// running untouched with no image. (Private anonymous hugetlb is dumped:
-// restore's TestRestoreHugetlb.)
-func TestDumpRefusesSharedHugetlb(t *testing.T) {
+// TestDumpRefusesHugetlbMemfd: the mapping of a hugetlb memfd, known as
+// hugetlb only from its VmFlags ("ht"), which dump reads while the pages
+// are copied, is refused by name, and the failed dump leaves the task
+// running untouched with no image. (Anonymous hugetlb is dumped: restore's
+// TestRestoreHugetlb.)
+func TestDumpRefusesHugetlbMemfd(t *testing.T) {
 	requireRoot(t)
 	testproc.HugePages(t, 1)
-	w := startWorkload(t, buildC(t, "hugetlb"), "shared")
-	requireRefusal(t, w, []int{w.pid(t, 1)}, "shared or file hugetlb mapping", fmt.Sprintf("vma %s-", w.fields[2]))
+	w := startWorkload(t, buildC(t, "hugetlb"), "memfd")
+	requireRefusal(t, w, []int{w.pid(t, 1)}, "hugetlb mapping of a file, memfd or SysV segment", fmt.Sprintf("vma %s-", w.fields[2]))
 }
 
 // TestDumpRefusesSecretmem: a task mapping memfd_secret memory is refused

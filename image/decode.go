@@ -135,8 +135,12 @@ func (r *Reader) readTree() (*Tree, error) {
 		if es.ID != uint32(i+1) {
 			return nil, fileErr(ExtName, ErrCorrupt, "shared object %d has id %d", i+1, es.ID)
 		}
-		t.SharedObjects = append(t.SharedObjects, &SharedObject{ID: es.ID, Dev: es.Dev, Ino: es.Ino,
-			Size: es.Size, Memfd: es.Memfd, Name: es.Name})
+		so := &SharedObject{ID: es.ID, Dev: es.Dev, Ino: es.Ino,
+			Size: es.Size, Memfd: es.Memfd, Name: es.Name, HugePageSize: es.HugePageSize}
+		if err := checkSharedHugetlb(so); err != nil {
+			return nil, fileErr(ExtName, ErrCorrupt, "%v", err)
+		}
+		t.SharedObjects = append(t.SharedObjects, so)
 	}
 
 	seenTID := map[uint32]bool{}
@@ -461,9 +465,6 @@ func mmFromEntry(t *Tree, name string, me *mmMsg, et *extTask, task *Task, byID 
 		if v.Start%PageSize != 0 || v.End%PageSize != 0 || v.Start >= v.End || v.Start < prevEnd {
 			return fileErr(name, ErrCorrupt, "bad VMA %#x-%#x", v.Start, v.End)
 		}
-		if err := checkHugetlb(v); err != nil {
-			return fileErr(name, ErrCorrupt, "%v", err)
-		}
 		prevEnd = v.End
 		shmid := ve.shmid
 		if shmid > 1<<32-1 {
@@ -489,6 +490,9 @@ func mmFromEntry(t *Tree, name string, me *mmMsg, et *extTask, task *Task, byID 
 			if t.SharedObjectByID(v.ShmID) == nil {
 				return fileErr(name, ErrCorrupt, "VMA %#x-%#x refers to unknown shared object %d", v.Start, v.End, shmid)
 			}
+		}
+		if err := checkHugetlb(v, t.SharedObjectByID(v.ShmID)); err != nil {
+			return fileErr(name, ErrCorrupt, "%v", err)
 		}
 		task.VMAs = append(task.VMAs, v)
 	}

@@ -103,18 +103,21 @@
 //
 // # Hugetlb
 //
-// A private anonymous hugetlb VMA has MAP_HUGETLB and its page size's log2
-// in the MAP_HUGE_* bits of vma_entry.flags, as mmap takes them
-// (VMA.HugePageSize); its pages are in the pagemap in 4 KiB units like
-// those of any private anonymous VMA. No other VMA may have those flags.
+// An anonymous hugetlb VMA, private or shared, has MAP_HUGETLB and its page
+// size's log2 in the MAP_HUGE_* bits of vma_entry.flags, as mmap takes them
+// (VMA.HugePageSize); its pages are in the pagemaps in 4 KiB units like
+// those of any anonymous memory. No other VMA may have those flags. The
+// shared object of a shared one has its page size as "huge_page_size" in
+// mmcr-ext.json (SharedObject.HugePageSize, ext version 4).
 //
 // # Locked future mappings (mmcr-ext version 4)
 //
 // A task that called mlockall(MCL_FUTURE) has "mlock_future": 2, or 6 with
 // MCL_ONFAULT (Mm.MlockFuture); no /proc file shows it, dump learns it
 // from a mapping of its own in the task. An ext file with it says version
-// 4, so that an older reader refuses it rather than restore the task with
-// its later memory unlocked; a version 4 reader reads versions 1-4.
+// 4 (as one with a hugetlb shared object, see Hugetlb), so that an older
+// reader refuses it rather than restore the task with its later memory
+// unlocked; a version 4 reader reads versions 1-4.
 //
 // # manifest.json (format "mmcr-image", version 1)
 //

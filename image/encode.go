@@ -118,6 +118,9 @@ func checkTree(t *Tree) error {
 		if so == nil || so.ID != uint32(i+1) {
 			return fmt.Errorf("image: SharedObjects[%d] has a wrong ID (IDs must be dense from 1)", i)
 		}
+		if err := checkSharedHugetlb(so); err != nil {
+			return fmt.Errorf("image: %w", err)
+		}
 	}
 	seen := map[int]bool{}
 	for _, task := range t.Tasks {
@@ -154,7 +157,7 @@ func checkTree(t *Tree) error {
 			if v.Start%PageSize != 0 || v.End%PageSize != 0 || v.Start >= v.End || v.Start < prevEnd {
 				return fmt.Errorf("image: task %d: VMA %#x-%#x unaligned, empty or out of order", task.PID, v.Start, v.End)
 			}
-			if err := checkHugetlb(v); err != nil {
+			if err := checkHugetlb(v, t.SharedObjectByID(v.ShmID)); err != nil {
 				return fmt.Errorf("image: task %d: %w", task.PID, err)
 			}
 			prevEnd = v.End
@@ -226,7 +229,10 @@ func (w *Writer) writeTree(t *Tree) error {
 	}
 	for _, so := range t.SharedObjects {
 		ext.SharedObjects = append(ext.SharedObjects, extShm{ID: so.ID, Dev: so.Dev, Ino: so.Ino,
-			Size: so.Size, Memfd: so.Memfd, Name: so.Name})
+			Size: so.Size, Memfd: so.Memfd, Name: so.Name, HugePageSize: so.HugePageSize})
+		if so.HugePageSize != 0 {
+			ext.Version = max(ext.Version, extVersion4)
+		}
 	}
 
 	// files.img: first the files of the tree (id = File.ID), then one entry

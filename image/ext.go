@@ -17,8 +17,9 @@ const (
 	// faulting, or that task with huge pages everywhere. It knows version 2.
 	extVersion3 = 3
 	// extVersion4 is written when a task locks its future mappings
-	// ("mlock_future"): a reader of an earlier version would restore it
-	// with its later memory unlocked. It knows version 3.
+	// ("mlock_future") or a shared object is hugetlb ("huge_page_size"):
+	// a reader of an earlier version would restore the task with its
+	// later memory unlocked, or the object as shmem. It knows version 3.
 	extVersion4 = 4
 )
 
@@ -51,6 +52,8 @@ type extShm struct {
 	Size  uint64 `json:"size"`
 	Memfd bool   `json:"memfd,omitempty"`
 	Name  string `json:"name,omitempty"`
+	// HugePageSize is SharedObject.HugePageSize (version 4).
+	HugePageSize uint64 `json:"huge_page_size,omitempty"`
 }
 
 type extTask struct {

@@ -103,7 +103,7 @@ func FuzzDecodeTree(f *testing.F) {
 				t.Fatalf("task %d: oom_score_adj %d decoded", task.PID, *v)
 			}
 			for _, v := range task.VMAs {
-				if checkHugetlb(v) != nil {
+				if checkHugetlb(v, tree.SharedObjectByID(v.ShmID)) != nil {
 					t.Fatalf("task %d: hugetlb VMA %+v decoded", task.PID, *v)
 				}
 			}

@@ -69,3 +69,40 @@ func TestHugetlbRejected(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedHugetlbChecks: a shared hugetlb VMA and its object must agree
+// on the page size, and only anonymous objects of a whole number of pages
+// may have one.
+func TestSharedHugetlbChecks(t *testing.T) {
+	obj := &SharedObject{ID: 1, Size: 4 << 20, HugePageSize: 2 << 20}
+	huge := &VMA{Start: 0x40000000, End: 0x40200000, Pgoff: 2 << 20, Kind: KindSharedAnon, ShmID: 1,
+		Flags: unix.MAP_SHARED | unix.MAP_ANONYMOUS | unix.MAP_HUGETLB | unix.MAP_HUGE_2MB}
+	if err := checkSharedHugetlb(obj); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkHugetlb(huge, obj); err != nil {
+		t.Fatal(err)
+	}
+	plain := *huge
+	plain.Flags = unix.MAP_SHARED | unix.MAP_ANONYMOUS
+	if err := checkHugetlb(&plain, obj); err == nil {
+		t.Error("a VMA without hugetlb flags on a hugetlb object passed")
+	}
+	if err := checkHugetlb(huge, &SharedObject{ID: 1, Size: 4 << 20}); err == nil {
+		t.Error("a hugetlb VMA on a shmem object passed")
+	}
+	odd := *huge
+	odd.Pgoff = 4096
+	if err := checkHugetlb(&odd, obj); err == nil {
+		t.Error("a hugetlb VMA at an unaligned offset passed")
+	}
+	for _, bad := range []*SharedObject{
+		{ID: 1, Size: 3 << 20, HugePageSize: 2 << 20},
+		{ID: 1, Size: 2 << 20, HugePageSize: 3 << 20},
+		{ID: 1, Size: 2 << 20, HugePageSize: 2 << 20, Memfd: true},
+	} {
+		if err := checkSharedHugetlb(bad); err == nil {
+			t.Errorf("object %+v passed", *bad)
+		}
+	}
+}

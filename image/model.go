@@ -335,19 +335,46 @@ func (v *VMA) HugePageSize() uint64 {
 	return 1 << (v.Flags >> unix.MAP_HUGE_SHIFT & unix.MAP_HUGE_MASK)
 }
 
-// checkHugetlb checks a hugetlb VMA: private anonymous memory (the only
-// hugetlb dump takes) of pages of a size between 64 KiB and 16 GiB that
-// its bounds are aligned to.
-func checkHugetlb(v *VMA) error {
+// checkHugetlb checks a VMA against hugetlb (so, the shared object it
+// maps, or nil): anonymous memory, private or shared (the only hugetlb
+// dump takes), of pages of a size between 64 KiB and 16 GiB that its
+// bounds and offset are aligned to, and, shared, of an object of that
+// page size; and no VMA of a hugetlb object without it.
+func checkHugetlb(v *VMA, so *SharedObject) error {
+	objSize := uint64(0)
+	if so != nil {
+		objSize = so.HugePageSize
+	}
 	if v.Flags&unix.MAP_HUGETLB == 0 {
+		if objSize != 0 {
+			return fmt.Errorf("VMA %#x-%#x maps hugetlb object %d without hugetlb flags", v.Start, v.End, so.ID)
+		}
 		return nil
 	}
 	shift := v.Flags >> unix.MAP_HUGE_SHIFT & unix.MAP_HUGE_MASK
-	if v.Kind != KindPrivateAnon || shift < 16 || shift > 34 {
+	if (v.Kind != KindPrivateAnon && v.Kind != KindSharedAnon) || shift < 16 || shift > 34 {
 		return fmt.Errorf("VMA %#x-%#x: hugetlb flags %#x on a %s VMA", v.Start, v.End, v.Flags, v.Kind)
 	}
-	if size := v.HugePageSize(); v.Start%size != 0 || v.End%size != 0 {
+	size := v.HugePageSize()
+	if v.Start%size != 0 || v.End%size != 0 || v.Pgoff%size != 0 {
 		return fmt.Errorf("VMA %#x-%#x: not aligned to its %d-byte huge pages", v.Start, v.End, size)
+	}
+	if v.Kind == KindSharedAnon && objSize != size {
+		return fmt.Errorf("VMA %#x-%#x of %d-byte huge pages maps an object of %d-byte pages", v.Start, v.End, size, objSize)
+	}
+	return nil
+}
+
+// checkSharedHugetlb checks a shared object's huge page size: 0, or a
+// power of two between 64 KiB and 16 GiB that the object's size is a
+// multiple of, and never for a memfd (dump takes no hugetlb memfd).
+func checkSharedHugetlb(so *SharedObject) error {
+	h := so.HugePageSize
+	if h == 0 {
+		return nil
+	}
+	if so.Memfd || h&(h-1) != 0 || h < 1<<16 || h > 1<<34 || so.Size%h != 0 {
+		return fmt.Errorf("shared object %d: huge page size %d for an object of %d bytes (memfd %v)", so.ID, h, so.Size, so.Memfd)
 	}
 	return nil
 }
@@ -383,6 +410,10 @@ type SharedObject struct {
 	// the "memfd:" prefix).
 	Memfd bool
 	Name  string
+	// HugePageSize is the page size of a shared anonymous hugetlb object
+	// (MAP_SHARED|MAP_ANONYMOUS|MAP_HUGETLB), 0 for shmem. Every VMA of
+	// the object has it (VMA.HugePageSize).
+	HugePageSize uint64
 }
 
 // FDKind says how restore recreates a file descriptor.

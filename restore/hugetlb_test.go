@@ -5,35 +5,46 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/internal/testproc"
 )
 
-// TestRestoreHugetlb dumps a parent with private anonymous hugetlb memory
-// (one 2 MiB page, one 4 KiB part of it zero) and a child sharing it
-// copy-on-write, and checks each restored task has the data in a hugetlb
-// mapping of 2 MiB pages again.
+// TestRestoreHugetlb dumps a parent with anonymous hugetlb memory (one
+// 2 MiB page, one 4 KiB part of it zero), private or shared, and a child
+// sharing it (copy-on-write when private), and checks each restored task
+// has the data in a hugetlb mapping of 2 MiB pages again, shared with the
+// other or not as before.
 func TestRestoreHugetlb(t *testing.T) {
 	needRoot(t)
-	testproc.HugePages(t, 2)
+	testproc.HugePages(t, 2) // the private one's copy-on-write takes a second page
 	bin := buildC(t, "hugetlb")
 	if err := exec.Command(bin, "probe").Run(); err != nil {
 		t.Skipf("no 2 MiB huge page to map: %v", err)
 	}
-	d := dumpWorkload(t, false, bin)
-	found := false
-	for _, v := range d.tree.Tasks[0].VMAs {
-		if v.HugePageSize() != 0 {
-			found = true
-			if v.HugePageSize() != 2<<20 {
-				t.Errorf("vma %#x-%#x: huge page size %d, want 2 MiB", v.Start, v.End, v.HugePageSize())
+	for _, tc := range []struct {
+		mode string
+		kind image.VMAKind
+	}{{"private", image.KindPrivateAnon}, {"shared", image.KindSharedAnon}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			d := dumpWorkload(t, false, bin, tc.mode)
+			var huge []*image.VMA
+			for _, v := range d.tree.Tasks[0].VMAs {
+				if v.HugePageSize() != 0 {
+					huge = append(huge, v)
+				}
 			}
-		}
-	}
-	if !found {
-		t.Error("the parent's image has no hugetlb VMA")
-	}
-	code, out := restoreDumped(t, d)
-	if code != 0 || !strings.Contains(out, "PASS") {
-		t.Fatalf("restored workload: exit %d, output %q", code, out)
+			if len(huge) != 1 || huge[0].HugePageSize() != 2<<20 || huge[0].Kind != tc.kind {
+				t.Errorf("the parent's hugetlb VMAs: %+v, want one %s VMA of 2 MiB pages", huge, tc.kind)
+			}
+			if tc.kind == image.KindSharedAnon && len(huge) == 1 {
+				if so := d.tree.SharedObjectByID(huge[0].ShmID); so == nil || so.HugePageSize != 2<<20 {
+					t.Errorf("shared object of %#x: %+v, want one of 2 MiB pages", huge[0].Start, so)
+				}
+			}
+			code, out := restoreDumped(t, d)
+			if code != 0 || !strings.Contains(out, "PASS") {
+				t.Fatalf("restored workload: exit %d, output %q", code, out)
+			}
+		})
 	}
 }

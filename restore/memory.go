@@ -450,10 +450,19 @@ func (rs *restorer) mapShared(tk *task, v *image.VMA) error {
 	}
 	size := roundPage(obj.Shm.Size)
 	rw := uint64(unix.PROT_READ | unix.PROT_WRITE)
-	// A shmem object of the full size at a place of the kernel's
-	// choice; the owner's piece moves into place, the rest goes.
-	tmp, err := tk.sys(unix.SYS_MMAP, 0, size, rw, unix.MAP_SHARED|unix.MAP_ANONYMOUS, ^uint64(0), 0)
+	// A shmem (or hugetlb) object of the full size at a place of the
+	// kernel's choice; the owner's piece moves into place, the rest goes.
+	tmpFlags := uint64(unix.MAP_SHARED | unix.MAP_ANONYMOUS)
+	if h := obj.Shm.HugePageSize; h != 0 {
+		tmpFlags |= uint64(v.Flags & (unix.MAP_HUGETLB | unix.MAP_HUGE_MASK<<unix.MAP_HUGE_SHIFT))
+		size = (size + h - 1) &^ (h - 1)
+	}
+	tmp, err := tk.sys(unix.SYS_MMAP, 0, size, rw, tmpFlags, ^uint64(0), 0)
 	if err != nil {
+		if obj.Shm.HugePageSize != 0 {
+			return fmt.Errorf("map hugetlb object %d (%d free huge pages of %d KiB needed): %w",
+				obj.Shm.ID, size/obj.Shm.HugePageSize, obj.Shm.HugePageSize>>10, err)
+		}
 		return err
 	}
 	if _, err := tk.sys(unix.SYS_MREMAP, tmp+v.Pgoff, v.Len(), v.Len(), unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, v.Start); err != nil {
@@ -474,7 +483,27 @@ func (rs *restorer) mapShared(tk *task, v *image.VMA) error {
 		return fmt.Errorf("open new shared object %d: %w", obj.Shm.ID, err)
 	}
 	rs.shm[obj.Shm.ID] = f
+	if obj.Shm.HugePageSize != 0 {
+		return rs.fillHugetlb(obj.Shm.ID, f, size)
+	}
 	return rs.fillShm(obj.Shm.ID, f)
+}
+
+// fillHugetlb writes a hugetlb object's dumped pages into f (of size
+// bytes) through a mapping of it: hugetlbfs has no write().
+func (rs *restorer) fillHugetlb(id uint32, f *os.File, size uint64) error {
+	mem, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("map hugetlb object %d to fill it: %w", id, err)
+	}
+	defer unix.Munmap(mem)
+	return rs.fillObject(id, func(b []byte, off uint64) error {
+		if off+uint64(len(b)) > size {
+			return fmt.Errorf("page at %#x is past the object's end %#x", off, size)
+		}
+		copy(mem[off:], b)
+		return nil
+	})
 }
 
 // shmPath is the path a task opens to reach shared object id: mmcr's own
@@ -523,6 +552,15 @@ func (rs *restorer) createMemfds() error {
 
 // fillShm writes a shared object's dumped pages into f.
 func (rs *restorer) fillShm(id uint32, f *os.File) error {
+	return rs.fillObject(id, func(b []byte, off uint64) error {
+		_, err := f.WriteAt(b, int64(off))
+		return err
+	})
+}
+
+// fillObject reads a shared object's dumped pages and hands each run of
+// them to put with its offset in the object.
+func (rs *restorer) fillObject(id uint32, put func(b []byte, off uint64) error) error {
 	runs, pf, err := rs.img.OpenShmemPages(id)
 	if err != nil {
 		return fmt.Errorf("read pages of shared object %d: %w", id, err)
@@ -538,7 +576,7 @@ func (rs *restorer) fillShm(id uint32, f *os.File) error {
 	}
 	err = rs.streamWindows(pf, pieces, func(ps []piece, start int64, buf []byte) error {
 		for _, p := range ps {
-			if _, err := f.WriteAt(buf[p.off-start:p.off-start+int64(p.n)], int64(p.addr)); err != nil {
+			if err := put(buf[p.off-start:p.off-start+int64(p.n)], p.addr); err != nil {
 				return fmt.Errorf("write shared object %d: %w", id, err)
 			}
 		}

@@ -1,6 +1,6 @@
-// Workload for TestDumpRefusesSharedHugetlb: a hugetlb mapping (one 2 MiB
-// page; shared when run as "hugetlb shared", else private) and a plain
-// anonymous one, both holding a pattern.
+// Workload for TestDumpRefusesHugetlbMemfd: a hugetlb mapping (one 2 MiB
+// page; of a hugetlb memfd when run as "hugetlb memfd", else private
+// anonymous) and a plain anonymous one, both holding a pattern.
 //
 // Prints "ready PID HUGE ANON" (addresses in hex), then waits for SIGTERM
 // and exits 0 if both still hold their pattern.
@@ -24,9 +24,20 @@ static void on_term(int sig) { (void)sig; term = 1; }
 static unsigned char pat(int m, size_t i) { return (unsigned char)(m * 59 + i * 7 + 3); }
 
 int main(int argc, char **argv) {
-	int shared = argc > 1 && strcmp(argv[1], "shared") == 0;
+	int memfd = argc > 1 && strcmp(argv[1], "memfd") == 0;
+	int fd = -1;
 	close_range(3, ~0U, 0); // only stdio: inherited descriptors are not the test's
-	unsigned char *huge = mmap(NULL, HUGE_LEN, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	if (memfd) {
+		fd = memfd_create("huge", MFD_HUGETLB);
+		if (fd < 0 || ftruncate(fd, HUGE_LEN)) {
+			fprintf(stderr, "hugetlb: memfd_create MFD_HUGETLB: %s\n", strerror(errno));
+			return 2;
+		}
+	}
+	unsigned char *huge = mmap(NULL, HUGE_LEN, PROT_READ | PROT_WRITE,
+	                           memfd ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, fd, 0);
+	if (fd >= 0)
+		close(fd); // the mapping alone: dump meets the memfd as a VMA
 	if (huge == MAP_FAILED) {
 		fprintf(stderr, "hugetlb: mmap MAP_HUGETLB: %s\n", strerror(errno));
 		return 2;

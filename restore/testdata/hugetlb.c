@@ -1,45 +1,58 @@
-/* hugetlb: private anonymous hugetlb memory (MAP_HUGETLB, one 2 MiB page)
- * across a dump and restore. The parent fills it with a pattern but for
- * one 4 KiB page it leaves zero, and forks a child that shares it
- * copy-on-write and only reads it. On SIGTERM each checks the data and its
- * own smaps: the mapping must still be hugetlb, of 2 MiB pages. "hugetlb
- * probe" exits 0 when a huge page can be mapped, 3 when not. Prints PASS
- * or the first FAIL. */
+/* hugetlb: anonymous hugetlb memory (MAP_HUGETLB, one 2 MiB page) across
+ * a dump and restore, private, or shared when run as "hugetlb shared". The
+ * parent fills it with a pattern but for one 4 KiB page it leaves zero,
+ * and forks a child that shares it (copy-on-write when private). On
+ * SIGTERM each checks the data and its own smaps (the mapping must still
+ * be hugetlb, of 2 MiB pages, shared or not as before); the parent then
+ * writes a mark, which the child must see when the memory is shared and
+ * must not when private. "hugetlb probe" exits 0 when a huge page can be
+ * mapped, 3 when not. Prints PASS or the first FAIL. */
 #include "vmatest.h"
 #include <linux/mman.h>
 #include <sys/mman.h>
 
 #define HUGE (2UL << 20)
 #define ZERO_PAGE 5 /* the 4 KiB page left zero */
+#define MARK (HUGE - 1)
 
 static unsigned char *m;
+static int shared;
 
 static unsigned char pat(size_t i) { return i / 4096 == ZERO_PAGE ? 0 : (unsigned char)(i * 13 + i / 4096 + 1); }
 
-static int check(const char *who)
+static int check(const char *who, int marked)
 {
-	for (size_t i = 0; i < HUGE; i++)
-		if (m[i] != pat(i)) {
-			printf("FAIL %s: byte %zu is %u, want %u\n", who, i, m[i], pat(i));
+	for (size_t i = 0; i < HUGE; i++) {
+		unsigned char want = i == MARK && marked ? 0xa5 : pat(i);
+		if (m[i] != want) {
+			printf("FAIL %s: byte %zu is %u, want %u\n", who, i, m[i], want);
 			return 1;
 		}
+	}
 	struct vma_info vi = vma_smaps(m);
-	if (!vi.found || !has_flag(&vi, "ht") || vi.page_kb != HUGE / 1024) {
+	if (!vi.found || !has_flag(&vi, "ht") || vi.page_kb != HUGE / 1024 || has_flag(&vi, "sh") != shared) {
 		printf("FAIL %s: mapping found %d, page size %ld kB, flags:%s", who, vi.found, vi.page_kb, vi.flags);
 		return 1;
 	}
 	return 0;
 }
 
-static int check_child(void) { return check("child"); }
-static int check_parent(void) { return check("parent"); }
+/* The parent checks first (run_pair), then marks; the child looks after. */
+static int check_child(void) { return check("child", shared); }
+static int check_parent(void)
+{
+	int bad = check("parent", 0);
+	m[MARK] = 0xa5;
+	return bad;
+}
 
 int main(int argc, char **argv)
 {
-	m = mmap(NULL, HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+	shared = argc > 1 && strcmp(argv[1], "shared") == 0;
+	m = mmap(NULL, HUGE, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
 	if (m == MAP_FAILED)
-		return argc > 1 ? 3 : (printf("FAIL mmap MAP_HUGETLB: %m\n"), 1);
-	if (argc > 1)
+		return argc > 1 && strcmp(argv[1], "probe") == 0 ? 3 : (printf("FAIL mmap MAP_HUGETLB: %m\n"), 1);
+	if (argc > 1 && strcmp(argv[1], "probe") == 0)
 		return 0;
 	for (size_t i = 0; i < HUGE; i++)
 		m[i] = pat(i);
