@@ -26,20 +26,26 @@ type cowDeduper struct {
 	shared      uint64 // pages of task found shared so far
 }
 
-// start prepares for task t (dumped after its parent: tree order). Its
-// errors name the task.
-func (c *cowDeduper) start(d *dumper, t *image.Task) error {
-	c.done()
-	c.task = t
+// parentOf returns t's parent, collected before it (tree order), or nil
+// for the root.
+func (d *dumper) parentOf(t *image.Task) *image.Task {
 	if t.PID == d.opts.PID {
 		return nil
 	}
 	for _, p := range d.tree.Tasks {
 		if p.PID == t.PPID {
-			c.parent = p
+			return p
 		}
 	}
-	if c.parent == nil {
+	return nil
+}
+
+// start prepares for task t (dumped after its parent: tree order). Its
+// errors name the task.
+func (c *cowDeduper) start(d *dumper, t *image.Task) error {
+	c.done()
+	c.task = t
+	if c.parent = d.parentOf(t); c.parent == nil {
 		return nil
 	}
 	// Inheritable compares the VMAs' VmFlags.

@@ -95,6 +95,17 @@ func (d *dumper) copyPrivatePages(t *image.Task, s *pageStream) error {
 	}
 	defer pm.Close()
 	for _, v := range t.VMAs {
+		if v.Kind == image.KindAIORing {
+			// A few pages, all there (the kernel's, not private ones):
+			// the ring's events and its head and tail. A fork's copy of
+			// its parent's ring has the parent's.
+			if !v.FromParent {
+				if err := s.add(v.Start, v.Len(), false, false); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		if !hasPrivatePages(v.Kind) {
 			continue
 		}

@@ -197,6 +197,10 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 		threadAnswers(page, &b, leaderQueries, t.Threads[0])
 	}
 
+	if err := collectAIORings(r, t, d.parentOf(t)); err != nil {
+		return taskErr(pid, "AIO contexts", err)
+	}
+
 	// sigaltstack, clear_child_tid, the parent-death signal and the timer
 	// slack are per thread: the leader's came with the batch above, other
 	// threads run their own through their own Remote (sharing the scratch
@@ -236,6 +240,64 @@ func (d *dumper) futureLocks(r *ptrace.Remote, pid int, scratch, lockedBefore ui
 		return unix.MCL_FUTURE, nil
 	}
 	return unix.MCL_FUTURE | unix.MCL_ONFAULT, nil
+}
+
+// The header of an AIO context's ring (struct aio_ring of the kernel's
+// fs/aio.c), followed by its io_events.
+const (
+	aioRingMagic      = 0xa10a10a1
+	aioRingHeaderSize = 32
+	ioEventSize       = 32
+)
+
+// collectAIORings records t's AIO contexts (Mm.AIORings) from their ring
+// VMAs. A ring that is no context of the task (io_getevents of no event on
+// it fails) must be the copy of its parent's (collected before it) that a
+// fork inherits: it is marked FromParent, to be inherited again at
+// restore. A ring's header must be the kernel's. Requests still in flight,
+// which the kernel completes into the ring later, are not seen (nor does
+// CRIU see them).
+func collectAIORings(r *ptrace.Remote, t *image.Task, parent *image.Task) error {
+	le := binary.LittleEndian
+	for _, v := range t.VMAs {
+		if v.Kind != image.KindAIORing {
+			continue
+		}
+		if _, err := r.Syscall(unix.SYS_IO_GETEVENTS, v.Start, 0, 0, 0, 0); err != nil {
+			if parent != nil && parentOwnsRing(parent, v) {
+				v.FromParent = true
+				continue
+			}
+			return fmt.Errorf("ring %#x-%#x is no AIO context of the task nor its parent's: %v: %w",
+				v.Start, v.End, err, ErrUnsupported)
+		}
+		h := make([]byte, aioRingHeaderSize)
+		if err := readScratch(t.PID, v.Start, h); err != nil {
+			return fmt.Errorf("read ring %#x-%#x: %w", v.Start, v.End, err)
+		}
+		nr, head, tail := le.Uint32(h[4:]), le.Uint32(h[8:]), le.Uint32(h[12:])
+		want := (v.Len() - aioRingHeaderSize) / ioEventSize
+		if le.Uint32(h[16:]) != aioRingMagic || le.Uint32(h[20:]) != 1 || le.Uint32(h[24:]) != 0 ||
+			le.Uint32(h[28:]) != aioRingHeaderSize || uint64(nr) != want || nr < 4 || head >= nr || tail >= nr {
+			return fmt.Errorf("ring %#x-%#x: not a ring of %d events as the kernel makes them (header %x): %w",
+				v.Start, v.End, want, h, ErrUnsupported)
+		}
+		// io_setup(n) makes a ring of 2*max(n, 4*CPUs)+2 events, rounded
+		// up to whole pages: (nr-2)/2 makes this one again.
+		t.Mm.AIORings = append(t.Mm.AIORings, image.AIORing{Addr: v.Start, Len: v.Len(), NrReq: (nr - 2) / 2})
+	}
+	return nil
+}
+
+// parentOwnsRing reports whether v is a fork's copy of one of parent's
+// AIO rings.
+func parentOwnsRing(parent *image.Task, v *image.VMA) bool {
+	for _, r := range parent.Mm.AIORings {
+		if r.Addr == v.Start && r.Len == v.Len() {
+			return image.ParentVMA(parent, v) != nil
+		}
+	}
+	return false
 }
 
 // mapScratch maps the scratch area in r's task and returns its address.

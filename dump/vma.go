@@ -28,6 +28,9 @@ const deletedSuffix = " (deleted)"
 // hugetlbAnonPath is what maps shows for an anonymous hugetlb mapping.
 const hugetlbAnonPath = "/anon_hugepage" + deletedSuffix
 
+// aioRingPath is what maps shows for the ring of an AIO context.
+const aioRingPath = "/[aio]" + deletedSuffix
+
 // classify turns one smaps entry into a VMA with its kind, flags and
 // madvise bits. FileID and ShmID are left for the caller, which resolves
 // the map_files link. It refuses mappings restore cannot recreate.
@@ -72,6 +75,10 @@ func classifyLine(m procfs.Mapping) (*image.VMA, error) {
 		v.Kind = image.KindSharedAnon
 	case m.Shared && strings.HasPrefix(p, "/memfd:"):
 		v.Kind = image.KindMemfd
+	case m.Shared && p == aioRingPath:
+		// An AIO context's ring (io_setup): restore makes the context
+		// again and puts its ring here (Mm.AIORings, collectAIORings).
+		v.Kind = image.KindAIORing
 	case p == hugetlbAnonPath:
 		// MAP_ANONYMOUS|MAP_HUGETLB: the kernel backs it with a hugetlbfs
 		// file of that name; private, its pages are private anonymous

@@ -48,6 +48,7 @@ func TestClassify(t *testing.T) {
 			kind: image.KindPrivateFile, flags: unix.MAP_PRIVATE},
 		{name: "shared file", m: procfs.Mapping{Shared: true, Ino: 3, Path: "/data/f (deleted)"},
 			kind: image.KindSharedFile, flags: unix.MAP_SHARED},
+		{name: "aio ring", m: procfs.Mapping{Shared: true, Ino: 5, Path: "/[aio] (deleted)"}, kind: image.KindAIORing, flags: unix.MAP_SHARED},
 		{name: "anon inode", m: procfs.Mapping{Ino: 5, Path: "anon_inode:[perf_event]"}, refuse: true},
 		{name: "private hugetlb", m: procfs.Mapping{Ino: 4, Path: "/anon_hugepage (deleted)", VmFlags: []string{"rd", "wr", "ht"}, KernelPageSize: 2 << 20},
 			kind: image.KindPrivateAnon, flags: unix.MAP_PRIVATE | anon | unix.MAP_HUGETLB | unix.MAP_HUGE_2MB},

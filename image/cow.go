@@ -26,6 +26,10 @@ const dontFork = 1<<unix.MADV_DONTFORK | 1<<unix.MADV_WIPEONFORK
 func Inheritable(p, v *VMA) bool {
 	switch v.Kind {
 	case KindPrivateAnon, KindHeap, KindStack:
+	case KindAIORing:
+		// A fork's copy of its parent's AIO ring (the context stays the
+		// parent's): the same mapping of the parent's ring.
+		return p.Kind == KindAIORing && p.Start == v.Start && p.End == v.End && p.Prot == v.Prot
 	default:
 		return false
 	}

@@ -426,10 +426,7 @@ func mmFromEntry(t *Tree, name string, me *mmMsg, et *extTask, task *Task, byID 
 	task.Mm = Mm{StartCode: f[0], EndCode: f[1], StartData: f[2], EndData: f[3], StartStack: f[4],
 		StartBrk: f[5], Brk: f[6], ArgStart: f[7], ArgEnd: f[8], EnvStart: f[9], EnvEnd: f[10],
 		Auxv: me.auxv, ExeFileID: me.exeID, Dumpable: me.dump, THPDisabled: me.thpOff, MDWE: et.MDWE,
-		MergeAny: et.MergeAny, THPExceptAdvised: et.THPExceptAdvised, MlockFuture: et.MlockFuture}
-	if me.aios > 0 {
-		return fileErr(name, ErrUnsupported, "AIO rings are not supported")
-	}
+		MergeAny: et.MergeAny, THPExceptAdvised: et.THPExceptAdvised, MlockFuture: et.MlockFuture, AIORings: me.aios}
 	if err := checkMlockFuture(et.MlockFuture); err != nil {
 		return fileErr(ExtName, ErrCorrupt, "task %d: %v", task.PID, err)
 	}
@@ -495,6 +492,9 @@ func mmFromEntry(t *Tree, name string, me *mmMsg, et *extTask, task *Task, byID 
 			return fileErr(name, ErrCorrupt, "%v", err)
 		}
 		task.VMAs = append(task.VMAs, v)
+	}
+	if err := checkAIORings(task); err != nil {
+		return fileErr(name, ErrCorrupt, "%v", err)
 	}
 	return nil
 }

@@ -110,6 +110,14 @@
 // shared object of a shared one has its page size as "huge_page_size" in
 // mmcr-ext.json (SharedObject.HugePageSize, ext version 4).
 //
+// # AIO contexts
+//
+// An AIO context's ring VMA has CRIU's VMA_AREA_AIORING status and an
+// aio_ring_entry of mm_entry (Mm.AIORings): its address (the context id),
+// length and the io_setup request count that makes a ring of that length;
+// its pages are in the task's pagemap. A fork's copy of its parent's ring
+// is a from_parent VMA without an entry.
+//
 // # Locked future mappings (mmcr-ext version 4)
 //
 // A task that called mlockall(MCL_FUTURE) has "mlock_future": 2, or 6 with

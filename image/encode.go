@@ -61,6 +61,8 @@ func vmaStatus(k VMAKind) uint32 {
 		return vmaAreaRegular | vmaAnonPrivate | vmaAreaVVAR
 	case KindVsyscall:
 		return vmaAreaVsyscall
+	case KindAIORing:
+		return vmaAreaRegular | vmaAreaAIORing
 	}
 	return vmaUnsupp
 }
@@ -76,7 +78,7 @@ func kindOf(st uint32) (VMAKind, error) {
 	case st&vmaAreaSocket != 0:
 		return 0, fmt.Errorf("socket (packet ring) VMAs are not supported")
 	case st&vmaAreaAIORing != 0:
-		return 0, fmt.Errorf("AIO ring VMAs are not supported")
+		return KindAIORing, nil
 	case st&vmaAreaVsyscall != 0:
 		return KindVsyscall, nil
 	case st&vmaAreaVDSO != 0:
@@ -145,6 +147,9 @@ func checkTree(t *Tree) error {
 		}
 		if err := checkMlockFuture(task.Mm.MlockFuture); err != nil {
 			return fmt.Errorf("image: task %d: %w", task.PID, err)
+		}
+		if err := checkAIORings(task); err != nil {
+			return fmt.Errorf("image: %w", err)
 		}
 		if len(task.SigActions) > 64 || len(task.Rlimits) > 64 {
 			return fmt.Errorf("image: task %d: too many sigactions or rlimits", task.PID)
@@ -605,6 +610,13 @@ func mmEntry(task *Task, shmids []uint64) []byte {
 		})
 	}
 	e.int32(15, m.Dumpable)
+	for _, r := range m.AIORings {
+		e.message(16, func(e *protoEnc) { // aio_ring_entry
+			e.uint64(1, r.Addr)
+			e.uint32(2, r.NrReq)
+			e.uint32(3, uint32(r.Len))
+		})
+	}
 	e.bool(17, m.THPDisabled)
 	return e.b
 }

@@ -80,6 +80,7 @@ func sampleTree() *Tree {
 		{Start: 0x702000, End: 0x704000, Pgoff: 8192, Prot: 1, Flags: unix.MAP_PRIVATE, Kind: KindPrivateFile, FileID: 3},
 		{Start: 0x7f0000000000, End: 0x7f0000100000, Prot: 3, Flags: unix.MAP_PRIVATE | unix.MAP_ANONYMOUS, Kind: KindPrivateAnon,
 			Madv: 1<<unix.MADV_DONTFORK | 1<<unix.MADV_HUGEPAGE, Name: "[anon:buf]", VmFlags: []string{}},
+		{Start: 0x7f1000000000, End: 0x7f1000003000, Prot: 3, Flags: unix.MAP_SHARED, Kind: KindAIORing, Name: "/[aio] (deleted)"},
 		{Start: 0x7ffd00000000, End: 0x7ffd00021000, Prot: 3, Flags: unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_GROWSDOWN, Kind: KindStack, Name: "[stack]"},
 		{Start: 0x7ffd00100000, End: 0x7ffd00104000, Prot: 1, Flags: unix.MAP_PRIVATE, Kind: KindVVAR, Name: "[vvar]"},
 		{Start: 0x7ffd00104000, End: 0x7ffd00106000, Prot: 1, Flags: unix.MAP_PRIVATE, Kind: KindVVARVclock, Name: "[vvar_vclock]"},
@@ -92,7 +93,8 @@ func sampleTree() *Tree {
 		ChildSubreaper: true,
 		Mm: Mm{StartCode: 0x400000, EndCode: 0x401000, StartData: 0x401000, EndData: 0x402000, StartBrk: 0x500000,
 			Brk: 0x510000, StartStack: 0x7ffd00020000, ArgStart: 1, ArgEnd: 2, EnvStart: 3, EnvEnd: 4,
-			Auxv: []uint64{33, 0x7ffd00106000, 6, 4096, 0, 0}, ExeFileID: 1, Dumpable: 1, THPDisabled: true, MDWE: 1, MergeAny: true},
+			Auxv: []uint64{33, 0x7ffd00106000, 6, 4096, 0, 0}, ExeFileID: 1, Dumpable: 1, THPDisabled: true, MDWE: 1, MergeAny: true,
+			AIORings: []AIORing{{Addr: 0x7f1000000000, Len: 0x3000, NrReq: 190}}},
 		VMAs: vmas,
 		FDs: []*FD{
 			{Num: 0, Kind: FDExternal, Flags: unix.O_RDWR, ExternalType: "tty"},

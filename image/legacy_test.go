@@ -161,6 +161,9 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 			ExeFileId: proto.Uint32(task.Mm.ExeFileID), MmSavedAuxv: task.Mm.Auxv,
 			Dumpable: proto.Int32(task.Mm.Dumpable), ThpDisabled: proto.Bool(task.Mm.THPDisabled),
 		}
+		for _, r := range task.Mm.AIORings {
+			me.Aios = append(me.Aios, &mm.AioRingEntry{Id: proto.Uint64(r.Addr), NrReq: proto.Uint32(r.NrReq), RingLen: proto.Uint32(uint32(r.Len))})
+		}
 		for _, v := range task.VMAs {
 			ev := extVMA{Name: v.Name, VmFlags: v.VmFlags, VvarVclock: v.Kind == KindVVARVclock, FromParent: v.FromParent}
 			if v.FromParent {

@@ -644,7 +644,7 @@ type mmMsg struct {
 	auxv   []uint64
 	vmas   []vmaMsg
 	dump   int32
-	aios   int
+	aios   []AIORing
 	thpOff bool
 }
 
@@ -668,15 +668,36 @@ func (m *mmMsg) decode(b []byte) error {
 		case d.num == 15:
 			d.int32(&m.dump)
 		case d.num == 16:
-			if d.typ == protowire.BytesType {
-				m.aios++
-			}
+			d.message("aios", func(b []byte) error {
+				r, err := decodeAIORing(b)
+				m.aios = append(m.aios, r)
+				return err
+			})
 		case d.num == 17:
 			d.bool(&m.thpOff)
 		}
 	}
 	return d.end("mm_start_code mm_end_code mm_start_data mm_end_data mm_start_stack mm_start_brk mm_brk " +
 		"mm_arg_start mm_arg_end mm_env_start mm_env_end exe_file_id")
+}
+
+// decodeAIORing decodes an aio_ring_entry.
+func decodeAIORing(b []byte) (AIORing, error) {
+	var r AIORing
+	var n uint32
+	d := protoDec{msg: "aio_ring_entry", b: b}
+	for d.next() {
+		switch d.num {
+		case 1:
+			d.uint64(&r.Addr)
+		case 2:
+			d.uint32(&r.NrReq)
+		case 3:
+			d.uint32(&n)
+		}
+	}
+	r.Len = uint64(n)
+	return r, d.end("id nr_req ring_len")
 }
 
 // vmaMsg: vma_entry.

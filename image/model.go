@@ -245,11 +245,45 @@ type Mm struct {
 	// mergeable mapping of the task, those it makes later included (false
 	// on kernels without KSM).
 	MergeAny bool
+	// AIORings are the task's AIO contexts (io_setup), one per KindAIORing
+	// VMA but those inherited from the parent (FromParent), in address
+	// order.
+	AIORings []AIORing
 	// MlockFuture is the mlockall(2) flags that lock the task's later
 	// mappings: MCL_FUTURE, with MCL_ONFAULT when they lock only the pages
 	// faulted in; 0 when the task never asked. (MCL_CURRENT leaves no state
 	// of its own: the VMAs it locked say "lo".)
 	MlockFuture uint32
+}
+
+// AIORing is an AIO context: its ring is mapped at Addr (which is also the
+// context's id, aio_context_t), Len bytes; NrReq is the io_setup request
+// count that makes a ring of that size (CRIU's aio_ring_entry).
+type AIORing struct {
+	Addr, Len uint64
+	NrReq     uint32
+}
+
+// checkAIORings checks that t's AIO contexts and its own KindAIORing VMAs
+// (not a fork's copies of its parent's, FromParent) are one to one, with
+// the same bounds.
+func checkAIORings(t *Task) error {
+	var vmas []*VMA
+	for _, v := range t.VMAs {
+		if v.Kind == KindAIORing && !v.FromParent {
+			vmas = append(vmas, v)
+		}
+	}
+	if len(vmas) != len(t.Mm.AIORings) {
+		return fmt.Errorf("task %d: %d AIO ring VMAs for %d AIO contexts", t.PID, len(vmas), len(t.Mm.AIORings))
+	}
+	for i, r := range t.Mm.AIORings {
+		if v := vmas[i]; r.Addr != v.Start || r.Len != v.Len() || r.NrReq == 0 || r.Len > 1<<32-1 {
+			return fmt.Errorf("task %d: AIO context %#x (%d bytes, %d requests) does not match its ring VMA %#x-%#x",
+				t.PID, r.Addr, r.Len, r.NrReq, v.Start, v.End)
+		}
+	}
+	return nil
 }
 
 // checkMlockFuture checks Mm.MlockFuture: mlockall would take other bits
@@ -276,10 +310,11 @@ const (
 	KindVVAR                       // [vvar]
 	KindVVARVclock                 // [vvar_vclock]
 	KindVsyscall                   // [vsyscall]: not restored, it is the kernel's
+	KindAIORing                    // "/[aio] (deleted)": an io_setup ring; Mm.AIORings has its context
 )
 
 var kindNames = [...]string{"private-anon", "shared-anon", "memfd", "private-file", "shared-file",
-	"heap", "stack", "vdso", "vvar", "vvar_vclock", "vsyscall"}
+	"heap", "stack", "vdso", "vvar", "vvar_vclock", "vsyscall", "aio-ring"}
 
 func (k VMAKind) String() string {
 	if k >= 0 && int(k) < len(kindNames) {

@@ -101,6 +101,9 @@ func (rs *restorer) restoreMemory(tk *task, b *batch) error {
 	if err := rs.writePages(tk, b); err != nil {
 		return err
 	}
+	if err := rs.restoreAIO(tk); err != nil {
+		return err
+	}
 	// Locked VMAs ("lo") are locked again once they hold their pages;
 	// those locked on fault ("lf", mlock2 MLOCK_ONFAULT) keep only the
 	// pages they have locked, not all of the range populated.
@@ -314,7 +317,9 @@ func (rs *restorer) mapVMA(tk *task, v *image.VMA, fds map[uint32]uint64, b *bat
 	switch v.Kind {
 	case image.KindVDSO, image.KindVVAR, image.KindVVARVclock, image.KindVsyscall:
 		return nil
-	case image.KindPrivateAnon, image.KindHeap, image.KindStack:
+	case image.KindPrivateAnon, image.KindHeap, image.KindStack, image.KindAIORing:
+		// An AIO ring comes back as private memory first: restoreAIO
+		// puts a new context's ring over it.
 		flags := uint64(unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | fixed)
 		if slices.Contains(v.VmFlags, "dp") {
 			// MAP_DROPPABLE (Linux 6.11+; glibc's getrandom state): a

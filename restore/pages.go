@@ -248,7 +248,7 @@ func inheritedZaps(t *image.Task, runs []image.PageRun) []span {
 	keep = mergeSpans(keep)
 	var out []span
 	for _, v := range t.VMAs {
-		if v.FromParent {
+		if v.FromParent && v.Kind != image.KindAIORing { // a ring is shared: the parent's
 			out = append(out, subtractSpans(span{v.Start, v.End}, keep)...)
 		}
 	}
