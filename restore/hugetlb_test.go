@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -45,6 +46,38 @@ func TestRestoreHugetlb(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "PASS") {
 				t.Fatalf("restored workload: exit %d, output %q", code, out)
 			}
+		})
+	}
+}
+
+// TestRestoreHugetlbShortPool restores a dumped hugetlb tree after the
+// huge page pool was emptied: the restore fails naming the mapping and the
+// pages it needs, and leaves no task behind.
+func TestRestoreHugetlbShortPool(t *testing.T) {
+	needRoot(t)
+	testproc.HugePages(t, 2)
+	bin := buildC(t, "hugetlb")
+	if err := exec.Command(bin, "probe").Run(); err != nil {
+		t.Skipf("no 2 MiB huge page to map: %v", err)
+	}
+	const knob = "/proc/sys/vm/nr_hugepages"
+	for _, mode := range []string{"private", "shared"} {
+		t.Run(mode, func(t *testing.T) {
+			d := dumpWorkload(t, false, bin, mode)
+			waitGone(t, d.pids)
+			old, err := os.ReadFile(knob)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.WriteFile(knob, old, 0) })
+			if err := os.WriteFile(knob, []byte("0"), 0); err != nil {
+				t.Skipf("cannot empty the pool: %v", err)
+			}
+			_, err = Run(Options{Dir: d.dir, Log: testLog(t)})
+			if err == nil || !strings.Contains(err.Error(), "free huge pages of 2048 KiB needed") {
+				t.Fatalf("restore with no huge page: %v, want an error naming the huge pages needed", err)
+			}
+			waitGone(t, d.pids)
 		})
 	}
 }
