@@ -118,8 +118,9 @@ func classifyLine(m procfs.Mapping) (*image.VMA, error) {
 // applyVmFlags records smaps' VmFlags of v (which classifyLine made) and
 // what restore derives from them: MAP_GROWSDOWN, MAP_NORESERVE, the
 // madvise advice and, for anonymous hugetlb, the size of its pages
-// (smaps' KernelPageSize, pageSize) in MAP_HUGE_* bits. It refuses other
-// hugetlb mappings, device and PFN mappings.
+// (smaps' KernelPageSize, pageSize) in MAP_HUGE_* bits. It refuses hugetlb
+// mappings but those and shared ones of hugetlbfs files, and device and
+// PFN mappings.
 func applyVmFlags(v *image.VMA, flags []string, pageSize uint64) error {
 	v.VmFlags = append([]string(nil), flags...)
 	for _, f := range flags {
@@ -134,8 +135,14 @@ func applyVmFlags(v *image.VMA, flags []string, pageSize uint64) error {
 		}
 	}
 	if hasFlag(flags, "ht") {
+		if v.Kind == image.KindSharedFile && !strings.HasSuffix(v.Name, deletedSuffix) {
+			// A file of a hugetlbfs mount, mapped shared: like any shared
+			// file, its data stays in the file, which restore maps again.
+			return nil
+		}
 		if v.Flags&unix.MAP_HUGETLB == 0 {
-			return fmt.Errorf("vma %x-%x (%s): hugetlb mapping of a file, memfd or SysV segment: %w", v.Start, v.End, v.Name, ErrUnsupported)
+			return fmt.Errorf("vma %x-%x (%s): hugetlb mapping of a memfd, SysV segment, deleted file or private file: %w",
+				v.Start, v.End, v.Name, ErrUnsupported)
 		}
 		shift := bits.TrailingZeros64(pageSize)
 		if pageSize <= image.PageSize || pageSize&(pageSize-1) != 0 || v.Start%pageSize != 0 || v.End%pageSize != 0 {

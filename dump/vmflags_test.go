@@ -169,7 +169,7 @@ func TestDumpRefusesHugetlbMemfd(t *testing.T) {
 	requireRoot(t)
 	testproc.HugePages(t, 1)
 	w := startWorkload(t, buildC(t, "hugetlb"), "memfd")
-	requireRefusal(t, w, []int{w.pid(t, 1)}, "hugetlb mapping of a file, memfd or SysV segment", fmt.Sprintf("vma %s-", w.fields[2]))
+	requireRefusal(t, w, []int{w.pid(t, 1)}, "hugetlb mapping of a memfd", fmt.Sprintf("vma %s-", w.fields[2]))
 }
 
 // TestDumpRefusesSecretmem: a task mapping memfd_secret memory is refused

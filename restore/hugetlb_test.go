@@ -3,8 +3,11 @@ package restore
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/internal/testproc"
@@ -79,5 +82,38 @@ func TestRestoreHugetlbShortPool(t *testing.T) {
 			}
 			waitGone(t, d.pids)
 		})
+	}
+}
+
+// TestRestoreHugetlbfsFile dumps a parent with a shared mapping of a file
+// of a hugetlbfs mount and a child sharing it, and checks the restored
+// tasks map the file again: its data, hugetlb pages, shared.
+func TestRestoreHugetlbfsFile(t *testing.T) {
+	needRoot(t)
+	testproc.HugePages(t, 1)
+	bin := buildC(t, "hugetlb")
+	if err := exec.Command(bin, "probe").Run(); err != nil {
+		t.Skipf("no 2 MiB huge page to map: %v", err)
+	}
+	mnt := t.TempDir()
+	if err := unix.Mount("none", mnt, "hugetlbfs", 0, "pagesize=2M"); err != nil {
+		t.Skipf("mount hugetlbfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	file := filepath.Join(mnt, "buf")
+	t.Cleanup(func() { os.Remove(file) })
+	d := dumpWorkload(t, false, bin, "file", file)
+	found := false
+	for _, v := range d.tree.Tasks[0].VMAs {
+		if f := d.tree.FileByID(v.FileID); v.Kind == image.KindSharedFile && f != nil && f.Path == file {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the parent's image has no shared mapping of %s", file)
+	}
+	code, out := restoreDumped(t, d)
+	if code != 0 || !strings.Contains(out, "PASS") {
+		t.Fatalf("restored workload: exit %d, output %q", code, out)
 	}
 }

@@ -1,5 +1,6 @@
 /* hugetlb: anonymous hugetlb memory (MAP_HUGETLB, one 2 MiB page) across
- * a dump and restore, private, or shared when run as "hugetlb shared". The
+ * a dump and restore, private, or shared when run as "hugetlb shared", or
+ * a shared mapping of a file of a hugetlbfs mount ("hugetlb file PATH"). The
  * parent fills it with a pattern but for one 4 KiB page it leaves zero,
  * and forks a child that shares it (copy-on-write when private). On
  * SIGTERM each checks the data and its own smaps (the mapping must still
@@ -8,6 +9,7 @@
  * must not when private. "hugetlb probe" exits 0 when a huge page can be
  * mapped, 3 when not. Prints PASS or the first FAIL. */
 #include "vmatest.h"
+#include <fcntl.h>
 #include <linux/mman.h>
 #include <sys/mman.h>
 
@@ -48,8 +50,19 @@ static int check_parent(void)
 
 int main(int argc, char **argv)
 {
-	shared = argc > 1 && strcmp(argv[1], "shared") == 0;
-	m = mmap(NULL, HUGE, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+	int file = argc > 2 && strcmp(argv[1], "file") == 0;
+	shared = file || (argc > 1 && strcmp(argv[1], "shared") == 0);
+	if (file) {
+		int fd = open(argv[2], O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0 || ftruncate(fd, HUGE)) {
+			printf("FAIL create %s: %m\n", argv[2]);
+			return 1;
+		}
+		m = mmap(NULL, HUGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		close(fd);
+	} else {
+		m = mmap(NULL, HUGE, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+	}
 	if (m == MAP_FAILED)
 		return argc > 1 && strcmp(argv[1], "probe") == 0 ? 3 : (printf("FAIL mmap MAP_HUGETLB: %m\n"), 1);
 	if (argc > 1 && strcmp(argv[1], "probe") == 0)
