@@ -374,7 +374,7 @@ func (d *dumper) checkNotAncestor() error {
 func hugetlbObjects(tree *image.Tree) {
 	for _, t := range tree.Tasks {
 		for _, v := range t.VMAs {
-			if so := tree.SharedObjectByID(v.ShmID); so != nil && v.Kind == image.KindSharedAnon {
+			if so := tree.SharedObjectByID(v.ShmID); so != nil && (v.Kind == image.KindSharedAnon || v.Kind == image.KindMemfd) {
 				so.HugePageSize = max(so.HugePageSize, v.HugePageSize())
 			}
 		}

@@ -135,13 +135,17 @@ func applyVmFlags(v *image.VMA, flags []string, pageSize uint64) error {
 		}
 	}
 	if hasFlag(flags, "ht") {
-		if v.Kind == image.KindSharedFile && !strings.HasSuffix(v.Name, deletedSuffix) {
+		switch {
+		case v.Kind == image.KindSharedFile && !strings.HasSuffix(v.Name, deletedSuffix):
 			// A file of a hugetlbfs mount, mapped shared: like any shared
 			// file, its data stays in the file, which restore maps again.
 			return nil
-		}
-		if v.Flags&unix.MAP_HUGETLB == 0 {
-			return fmt.Errorf("vma %x-%x (%s): hugetlb mapping of a memfd, SysV segment, deleted file or private file: %w",
+		case v.Kind == image.KindMemfd:
+			// A hugetlb memfd (MFD_HUGETLB): the flags tell its object's
+			// page size (hugetlbObjects), restore's mmap of it ignores them.
+			v.Flags |= unix.MAP_HUGETLB
+		case v.Flags&unix.MAP_HUGETLB == 0:
+			return fmt.Errorf("vma %x-%x (%s): hugetlb mapping of a SysV segment, a deleted file or a private file: %w",
 				v.Start, v.End, v.Name, ErrUnsupported)
 		}
 		shift := bits.TrailingZeros64(pageSize)

@@ -160,16 +160,16 @@ func TestApplyVmFlagsChanged(t *testing.T) {
 	d.waitVmFlags()
 }
 
-// TestDumpRefusesHugetlbMemfd: the mapping of a hugetlb memfd, known as
+// TestDumpRefusesHugetlbSysV: a SysV segment of huge pages, known as
 // hugetlb only from its VmFlags ("ht"), which dump reads while the pages
 // are copied, is refused by name, and the failed dump leaves the task
-// running untouched with no image. (Anonymous hugetlb is dumped: restore's
-// TestRestoreHugetlb.)
-func TestDumpRefusesHugetlbMemfd(t *testing.T) {
+// running untouched with no image. (Anonymous hugetlb, memfds and shared
+// hugetlbfs files are dumped: restore's TestRestoreHugetlb*.)
+func TestDumpRefusesHugetlbSysV(t *testing.T) {
 	requireRoot(t)
 	testproc.HugePages(t, 1)
-	w := startWorkload(t, buildC(t, "hugetlb"), "memfd")
-	requireRefusal(t, w, []int{w.pid(t, 1)}, "hugetlb mapping of a memfd", fmt.Sprintf("vma %s-", w.fields[2]))
+	w := startWorkload(t, buildC(t, "hugetlb"), "sysv")
+	requireRefusal(t, w, []int{w.pid(t, 1)}, "hugetlb mapping of a SysV segment", fmt.Sprintf("vma %s-", w.fields[2]))
 }
 
 // TestDumpRefusesSecretmem: a task mapping memfd_secret memory is refused

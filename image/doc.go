@@ -103,12 +103,13 @@
 //
 // # Hugetlb
 //
-// An anonymous hugetlb VMA, private or shared, has MAP_HUGETLB and its page
-// size's log2 in the MAP_HUGE_* bits of vma_entry.flags, as mmap takes them
-// (VMA.HugePageSize); its pages are in the pagemaps in 4 KiB units like
-// those of any anonymous memory. No other VMA may have those flags. The
-// shared object of a shared one has its page size as "huge_page_size" in
-// mmcr-ext.json (SharedObject.HugePageSize, ext version 4).
+// An anonymous hugetlb VMA, private or shared, or one of a hugetlb memfd
+// has MAP_HUGETLB and its page size's log2 in the MAP_HUGE_* bits of
+// vma_entry.flags, as mmap takes them (VMA.HugePageSize); its pages are
+// in the pagemaps in 4 KiB units like those of any anonymous memory. No
+// other VMA may have those flags. The shared object of a shared one or of
+// a memfd has its page size as "huge_page_size" in mmcr-ext.json
+// (SharedObject.HugePageSize, ext version 4).
 //
 // # AIO contexts
 //

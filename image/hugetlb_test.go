@@ -99,7 +99,6 @@ func TestSharedHugetlbChecks(t *testing.T) {
 	for _, bad := range []*SharedObject{
 		{ID: 1, Size: 3 << 20, HugePageSize: 2 << 20},
 		{ID: 1, Size: 2 << 20, HugePageSize: 3 << 20},
-		{ID: 1, Size: 2 << 20, HugePageSize: 2 << 20, Memfd: true},
 	} {
 		if err := checkSharedHugetlb(bad); err == nil {
 			t.Errorf("object %+v passed", *bad)

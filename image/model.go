@@ -360,9 +360,10 @@ type VMA struct {
 // Len is the VMA's length in bytes.
 func (v *VMA) Len() uint64 { return v.End - v.Start }
 
-// HugePageSize is the size of the pages of a private anonymous hugetlb
-// VMA (MAP_HUGETLB, with the size's log2 in the MAP_HUGE_* bits of
-// Flags); 0 for any other VMA.
+// HugePageSize is the size of the pages of a hugetlb VMA (MAP_HUGETLB, with
+// the size's log2 in the MAP_HUGE_* bits of Flags; a memfd's VMA has them
+// too, though mmap needs them only for anonymous memory); 0 for any other
+// VMA.
 func (v *VMA) HugePageSize() uint64 {
 	if v.Flags&unix.MAP_HUGETLB == 0 {
 		return 0
@@ -371,9 +372,9 @@ func (v *VMA) HugePageSize() uint64 {
 }
 
 // checkHugetlb checks a VMA against hugetlb (so, the shared object it
-// maps, or nil): anonymous memory, private or shared (the only hugetlb
-// dump takes), of pages of a size between 64 KiB and 16 GiB that its
-// bounds and offset are aligned to, and, shared, of an object of that
+// maps, or nil): anonymous memory, private or shared, or a memfd (the
+// hugetlb dump takes), of pages of a size between 64 KiB and 16 GiB that
+// its bounds and offset are aligned to, and, shared, of an object of that
 // page size; and no VMA of a hugetlb object without it.
 func checkHugetlb(v *VMA, so *SharedObject) error {
 	objSize := uint64(0)
@@ -387,14 +388,14 @@ func checkHugetlb(v *VMA, so *SharedObject) error {
 		return nil
 	}
 	shift := v.Flags >> unix.MAP_HUGE_SHIFT & unix.MAP_HUGE_MASK
-	if (v.Kind != KindPrivateAnon && v.Kind != KindSharedAnon) || shift < 16 || shift > 34 {
+	if (v.Kind != KindPrivateAnon && v.Kind != KindSharedAnon && v.Kind != KindMemfd) || shift < 16 || shift > 34 {
 		return fmt.Errorf("VMA %#x-%#x: hugetlb flags %#x on a %s VMA", v.Start, v.End, v.Flags, v.Kind)
 	}
 	size := v.HugePageSize()
 	if v.Start%size != 0 || v.End%size != 0 || v.Pgoff%size != 0 {
 		return fmt.Errorf("VMA %#x-%#x: not aligned to its %d-byte huge pages", v.Start, v.End, size)
 	}
-	if v.Kind == KindSharedAnon && objSize != size {
+	if v.Kind != KindPrivateAnon && objSize != size {
 		return fmt.Errorf("VMA %#x-%#x of %d-byte huge pages maps an object of %d-byte pages", v.Start, v.End, size, objSize)
 	}
 	return nil
@@ -402,14 +403,14 @@ func checkHugetlb(v *VMA, so *SharedObject) error {
 
 // checkSharedHugetlb checks a shared object's huge page size: 0, or a
 // power of two between 64 KiB and 16 GiB that the object's size is a
-// multiple of, and never for a memfd (dump takes no hugetlb memfd).
+// multiple of.
 func checkSharedHugetlb(so *SharedObject) error {
 	h := so.HugePageSize
 	if h == 0 {
 		return nil
 	}
-	if so.Memfd || h&(h-1) != 0 || h < 1<<16 || h > 1<<34 || so.Size%h != 0 {
-		return fmt.Errorf("shared object %d: huge page size %d for an object of %d bytes (memfd %v)", so.ID, h, so.Size, so.Memfd)
+	if h&(h-1) != 0 || h < 1<<16 || h > 1<<34 || so.Size%h != 0 {
+		return fmt.Errorf("shared object %d: huge page size %d for an object of %d bytes", so.ID, h, so.Size)
 	}
 	return nil
 }
@@ -445,9 +446,9 @@ type SharedObject struct {
 	// the "memfd:" prefix).
 	Memfd bool
 	Name  string
-	// HugePageSize is the page size of a shared anonymous hugetlb object
-	// (MAP_SHARED|MAP_ANONYMOUS|MAP_HUGETLB), 0 for shmem. Every VMA of
-	// the object has it (VMA.HugePageSize).
+	// HugePageSize is the page size of a hugetlb object (shared anonymous
+	// memory of MAP_HUGETLB, a memfd of MFD_HUGETLB), 0 for shmem. Every
+	// VMA of the object has it (VMA.HugePageSize).
 	HugePageSize uint64
 }
 

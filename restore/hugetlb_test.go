@@ -14,7 +14,8 @@ import (
 )
 
 // TestRestoreHugetlb dumps a parent with anonymous hugetlb memory (one
-// 2 MiB page, one 4 KiB part of it zero), private or shared, and a child
+// 2 MiB page, one 4 KiB part of it zero), private or shared, or a hugetlb
+// memfd's, and a child
 // sharing it (copy-on-write when private), and checks each restored task
 // has the data in a hugetlb mapping of 2 MiB pages again, shared with the
 // other or not as before.
@@ -28,7 +29,7 @@ func TestRestoreHugetlb(t *testing.T) {
 	for _, tc := range []struct {
 		mode string
 		kind image.VMAKind
-	}{{"private", image.KindPrivateAnon}, {"shared", image.KindSharedAnon}} {
+	}{{"private", image.KindPrivateAnon}, {"shared", image.KindSharedAnon}, {"memfd", image.KindMemfd}} {
 		t.Run(tc.mode, func(t *testing.T) {
 			d := dumpWorkload(t, false, bin, tc.mode)
 			var huge []*image.VMA
@@ -40,7 +41,7 @@ func TestRestoreHugetlb(t *testing.T) {
 			if len(huge) != 1 || huge[0].HugePageSize() != 2<<20 || huge[0].Kind != tc.kind {
 				t.Errorf("the parent's hugetlb VMAs: %+v, want one %s VMA of 2 MiB pages", huge, tc.kind)
 			}
-			if tc.kind == image.KindSharedAnon && len(huge) == 1 {
+			if tc.kind != image.KindPrivateAnon && len(huge) == 1 {
 				if so := d.tree.SharedObjectByID(huge[0].ShmID); so == nil || so.HugePageSize != 2<<20 {
 					t.Errorf("shared object of %#x: %+v, want one of 2 MiB pages", huge[0].Start, so)
 				}
@@ -64,7 +65,7 @@ func TestRestoreHugetlbShortPool(t *testing.T) {
 		t.Skipf("no 2 MiB huge page to map: %v", err)
 	}
 	const knob = "/proc/sys/vm/nr_hugepages"
-	for _, mode := range []string{"private", "shared"} {
+	for _, mode := range []string{"private", "shared", "memfd"} {
 		t.Run(mode, func(t *testing.T) {
 			d := dumpWorkload(t, false, bin, mode)
 			waitGone(t, d.pids)

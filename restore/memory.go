@@ -3,6 +3,7 @@ package restore
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"os"
 	"slices"
 	"sort"
@@ -539,7 +540,11 @@ func (rs *restorer) createMemfds() error {
 		if !o.Memfd {
 			continue
 		}
-		fd, err := unix.MemfdCreate(o.Name, unix.MFD_CLOEXEC)
+		flags := unix.MFD_CLOEXEC
+		if h := o.HugePageSize; h != 0 {
+			flags |= unix.MFD_HUGETLB | bits.TrailingZeros64(h)<<unix.MFD_HUGE_SHIFT
+		}
+		fd, err := unix.MemfdCreate(o.Name, flags)
 		if err != nil {
 			return fmt.Errorf("memfd_create %q: %w", o.Name, err)
 		}
@@ -548,7 +553,15 @@ func (rs *restorer) createMemfds() error {
 		if err := f.Truncate(int64(o.Size)); err != nil {
 			return fmt.Errorf("memfd %q: %w", o.Name, err)
 		}
-		if err := rs.fillShm(o.ID, f); err != nil {
+		if o.HugePageSize != 0 {
+			err = rs.fillHugetlb(o.ID, f, o.Size)
+		} else {
+			err = rs.fillShm(o.ID, f)
+		}
+		if err != nil {
+			if o.HugePageSize != 0 {
+				return fmt.Errorf("hugetlb memfd %q (%d free huge pages of %d KiB needed): %w", o.Name, o.Size/o.HugePageSize, o.HugePageSize>>10, err)
+			}
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
-// Workload for TestDumpRefusesHugetlbMemfd: a hugetlb mapping (one 2 MiB
-// page; of a hugetlb memfd when run as "hugetlb memfd", else private
-// anonymous) and a plain anonymous one, both holding a pattern.
+// Workload for TestDumpRefusesHugetlbSysV: a hugetlb mapping (one 2 MiB
+// page; a SysV segment of SHM_HUGETLB when run as "hugetlb sysv", else
+// private anonymous memory) and a plain anonymous one, both holding a
+// pattern.
 //
 // Prints "ready PID HUGE ANON" (addresses in hex), then waits for SIGTERM
 // and exits 0 if both still hold their pattern.
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <unistd.h>
 
 #include "../../internal/testproc/testdata/waitterm.h"
@@ -24,20 +26,19 @@ static void on_term(int sig) { (void)sig; term = 1; }
 static unsigned char pat(int m, size_t i) { return (unsigned char)(m * 59 + i * 7 + 3); }
 
 int main(int argc, char **argv) {
-	int memfd = argc > 1 && strcmp(argv[1], "memfd") == 0;
-	int fd = -1;
+	int sysv = argc > 1 && strcmp(argv[1], "sysv") == 0;
 	close_range(3, ~0U, 0); // only stdio: inherited descriptors are not the test's
-	if (memfd) {
-		fd = memfd_create("huge", MFD_HUGETLB);
-		if (fd < 0 || ftruncate(fd, HUGE_LEN)) {
-			fprintf(stderr, "hugetlb: memfd_create MFD_HUGETLB: %s\n", strerror(errno));
-			return 2;
-		}
+	unsigned char *huge;
+	if (sysv) {
+		int id = shmget(IPC_PRIVATE, HUGE_LEN, IPC_CREAT | SHM_HUGETLB | 0600);
+		huge = id < 0 ? MAP_FAILED : shmat(id, NULL, 0);
+		if (id >= 0)
+			shmctl(id, IPC_RMID, NULL); // gone with its last detach
+		if (huge == (void *)-1)
+			huge = MAP_FAILED;
+	} else {
+		huge = mmap(NULL, HUGE_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
 	}
-	unsigned char *huge = mmap(NULL, HUGE_LEN, PROT_READ | PROT_WRITE,
-	                           memfd ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, fd, 0);
-	if (fd >= 0)
-		close(fd); // the mapping alone: dump meets the memfd as a VMA
 	if (huge == MAP_FAILED) {
 		fprintf(stderr, "hugetlb: mmap MAP_HUGETLB: %s\n", strerror(errno));
 		return 2;
