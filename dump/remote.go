@@ -272,7 +272,7 @@ func collectAIORings(r *ptrace.Remote, t *image.Task, parent *image.Task) error 
 				v.Start, v.End, err, ErrUnsupported)
 		}
 		h := make([]byte, aioRingHeaderSize)
-		if err := readScratch(t.PID, v.Start, h); err != nil {
+		if err := ptrace.ReadVM(t.PID, [][]byte{h}, []unix.RemoteIovec{{Base: uintptr(v.Start), Len: len(h)}}); err != nil {
 			return fmt.Errorf("read ring %#x-%#x: %w", v.Start, v.End, err)
 		}
 		nr, head, tail := le.Uint32(h[4:]), le.Uint32(h[8:]), le.Uint32(h[12:])

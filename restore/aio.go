@@ -23,6 +23,7 @@ import (
 const (
 	aioHeaderSize = 32 // the events follow
 	aioHeadOff    = 8  // head, then tail
+	ioEventSize   = 32
 	iocbSize      = 64
 	iocbCmdPwrite = 1
 	iocbOpcodeOff = 16
@@ -49,7 +50,7 @@ func (rs *restorer) restoreAIORing(tk *task, ring image.AIORing) error {
 		return fmt.Errorf("read the dumped ring: %w", err)
 	}
 	nr, head, tail := le.Uint32(old[4:]), le.Uint32(old[aioHeadOff:]), le.Uint32(old[aioHeadOff+4:])
-	if uint64(nr) != (ring.Len-aioHeaderSize)/32 || head >= nr || tail >= nr {
+	if uint64(nr) != (ring.Len-aioHeaderSize)/ioEventSize || head >= nr || tail >= nr {
 		return fmt.Errorf("dumped ring of %d bytes says %d events, head %d, tail %d", ring.Len, nr, head, tail)
 	}
 
