@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/mmcr/mmcr/image"
@@ -273,6 +274,11 @@ func (d *dumper) collectVMAs(pid int, maps []procfs.Mapping) ([]*image.VMA, erro
 				d.shmSrc[o.ID] = vmaRef{pid: pid, start: v.Start, end: v.End}
 			}
 			v.ShmID = o.ID
+			if strings.HasPrefix(m.Path, "/SYSV") {
+				if err := d.sysvAttachment(v, o, id.Ino); err != nil {
+					return nil, err
+				}
+			}
 		}
 		vmas = append(vmas, v)
 	}
@@ -386,4 +392,35 @@ func (d *dumper) linkFile(pid int, name string) (uint32, error) {
 		return 0, taskErr(pid, "resolve "+name, err)
 	}
 	return d.files.add(r, link).ID, nil
+}
+
+// sysvAttachment records the SysV segment v attaches (its shmem inode
+// number is the segment's id) in its shared object o. Restore attaches
+// segments whole (shmat): an attachment the task unmapped in part is
+// refused.
+func (d *dumper) sysvAttachment(v *image.VMA, o *image.SharedObject, ino uint64) error {
+	if v.Pgoff != 0 || v.Len() != (o.Size+image.PageSize-1)&^(image.PageSize-1) {
+		return fmt.Errorf("vma %x-%x: part of the attachment of SysV segment %d (%d bytes): %w",
+			v.Start, v.End, ino, o.Size, ErrUnsupported)
+	}
+	if o.SysV != nil {
+		return nil
+	}
+	if d.sysvShm == nil {
+		segs, err := d.fs.SysVShmSegments()
+		if err != nil {
+			return fmt.Errorf("vma %x-%x: SysV segment %d: %w", v.Start, v.End, ino, err)
+		}
+		d.sysvShm = make(map[int32]procfs.SysVShm, len(segs))
+		for _, s := range segs {
+			d.sysvShm[s.ID] = s
+		}
+	}
+	s, ok := d.sysvShm[int32(ino)]
+	if !ok || uint64(s.ID) != ino {
+		return fmt.Errorf("vma %x-%x: SysV segment %d is not in /proc/sysvipc/shm (another IPC namespace?): %w",
+			v.Start, v.End, ino, ErrUnsupported)
+	}
+	o.SysV = &image.SysVSegment{Key: s.Key, ID: s.ID, Mode: s.Mode, UID: s.UID, GID: s.GID}
+	return nil
 }

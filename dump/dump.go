@@ -135,6 +135,9 @@ type dumper struct {
 	cow cowDeduper
 	// vmFlags is each task's smaps, read while pages are copied (vmflags.go).
 	vmFlags map[int]*vmFlagsRead
+	// sysvShm are the SysV segments of /proc/sysvipc/shm by id, read at
+	// the first attachment met.
+	sysvShm map[int32]procfs.SysVShm
 }
 
 // vmaRef names one VMA of one task: its map_files link.

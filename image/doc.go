@@ -111,6 +111,14 @@
 // a memfd has its page size as "huge_page_size" in mmcr-ext.json
 // (SharedObject.HugePageSize, ext version 4).
 //
+// # SysV segments
+//
+// A shared object that is a SysV segment has "sysv" in mmcr-ext.json
+// (SharedObject.SysV, ext version 4): its key, id, mode (with SHM_DEST
+// once removed) and owner; its VMAs are whole attachments. Its pages are
+// dumped like any shared object's: restore needs them when the segment is
+// gone and must be made again.
+//
 // # AIO contexts
 //
 // An AIO context's ring VMA has CRIU's VMA_AREA_AIORING status and an
@@ -124,7 +132,7 @@
 // A task that called mlockall(MCL_FUTURE) has "mlock_future": 2, or 6 with
 // MCL_ONFAULT (Mm.MlockFuture); no /proc file shows it, dump learns it
 // from a mapping of its own in the task. An ext file with it says version
-// 4 (as one with a hugetlb shared object, see Hugetlb), so that an older
+// 4 (as one with a hugetlb or SysV shared object), so that an older
 // reader refuses it rather than restore the task with its later memory
 // unlocked; a version 4 reader reads versions 1-4.
 //

@@ -123,6 +123,9 @@ func checkTree(t *Tree) error {
 		if err := checkSharedHugetlb(so); err != nil {
 			return fmt.Errorf("image: %w", err)
 		}
+		if err := checkSysV(so); err != nil {
+			return fmt.Errorf("image: %w", err)
+		}
 	}
 	seen := map[int]bool{}
 	for _, task := range t.Tasks {
@@ -235,7 +238,10 @@ func (w *Writer) writeTree(t *Tree) error {
 	for _, so := range t.SharedObjects {
 		ext.SharedObjects = append(ext.SharedObjects, extShm{ID: so.ID, Dev: so.Dev, Ino: so.Ino,
 			Size: so.Size, Memfd: so.Memfd, Name: so.Name, HugePageSize: so.HugePageSize})
-		if so.HugePageSize != 0 {
+		if s := so.SysV; s != nil {
+			ext.SharedObjects[len(ext.SharedObjects)-1].SysV = &extSysV{Key: s.Key, ID: s.ID, Mode: s.Mode, UID: s.UID, GID: s.GID}
+		}
+		if so.HugePageSize != 0 || so.SysV != nil {
 			ext.Version = max(ext.Version, extVersion4)
 		}
 	}

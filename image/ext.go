@@ -17,9 +17,10 @@ const (
 	// faulting, or that task with huge pages everywhere. It knows version 2.
 	extVersion3 = 3
 	// extVersion4 is written when a task locks its future mappings
-	// ("mlock_future") or a shared object is hugetlb ("huge_page_size"):
-	// a reader of an earlier version would restore the task with its
-	// later memory unlocked, or the object as shmem. It knows version 3.
+	// ("mlock_future") or a shared object is hugetlb ("huge_page_size")
+	// or a SysV segment ("sysv"): a reader of an earlier version would
+	// restore the task with its later memory unlocked, or the object as
+	// shmem. It knows version 3.
 	extVersion4 = 4
 )
 
@@ -54,6 +55,16 @@ type extShm struct {
 	Name  string `json:"name,omitempty"`
 	// HugePageSize is SharedObject.HugePageSize (version 4).
 	HugePageSize uint64 `json:"huge_page_size,omitempty"`
+	// SysV is SharedObject.SysV (version 4).
+	SysV *extSysV `json:"sysv,omitempty"`
+}
+
+type extSysV struct {
+	Key  int32  `json:"key"`
+	ID   int32  `json:"id"`
+	Mode uint32 `json:"mode"`
+	UID  uint32 `json:"uid"`
+	GID  uint32 `json:"gid"`
 }
 
 type extTask struct {

@@ -450,6 +450,39 @@ type SharedObject struct {
 	// memory of MAP_HUGETLB, a memfd of MFD_HUGETLB), 0 for shmem. Every
 	// VMA of the object has it (VMA.HugePageSize).
 	HugePageSize uint64
+	// SysV is set for a SysV shared memory segment (shmget): its VMAs are
+	// attachments of it (shmat), whole ones.
+	SysV *SysVSegment
+}
+
+// SysVSegment is what restore needs to attach a SysV segment again, or to
+// make it again with the same id when it is gone.
+type SysVSegment struct {
+	Key int32 // IPC_PRIVATE (0) once removed
+	ID  int32
+	// Mode is the permission bits, with SHM_DEST (01000) when the segment
+	// was removed (IPC_RMID) and lives on only while attached.
+	Mode     uint32
+	UID, GID uint32
+}
+
+// shmDest is SHM_DEST of SysVSegment.Mode.
+const shmDest = 0o1000
+
+// Removed reports a segment removed with IPC_RMID (SHM_DEST).
+func (s *SysVSegment) Removed() bool { return s.Mode&shmDest != 0 }
+
+// checkSysV checks a shared object's SysV segment: an id, permission bits
+// and SHM_DEST only, and neither a memfd nor hugetlb (dump takes neither).
+func checkSysV(so *SharedObject) error {
+	s := so.SysV
+	if s == nil {
+		return nil
+	}
+	if s.ID < 0 || s.Mode&^(0o777|shmDest) != 0 || so.Memfd || so.HugePageSize != 0 {
+		return fmt.Errorf("shared object %d: SysV segment %+v of a memfd (%v) or of huge pages (%d)", so.ID, *s, so.Memfd, so.HugePageSize)
+	}
+	return nil
 }
 
 // FDKind says how restore recreates a file descriptor.

@@ -440,6 +440,9 @@ func (rs *restorer) remoteOpen(tk *task, path string, flags uint64) (uint64, err
 // a reopen of mmcr's file, so all of them share one inode.
 func (rs *restorer) mapShared(tk *task, v *image.VMA) error {
 	obj := rs.plan.Object(v.ShmID)
+	if obj.Shm.SysV != nil {
+		return rs.attachSysV(tk, v, obj.Shm)
+	}
 	prot := uint64(v.Prot)
 	flags := uint64(unix.MAP_SHARED | unix.MAP_FIXED)
 	if obj.Shm.Memfd || !rs.plan.IsOwner(tk.t.PID, v) {

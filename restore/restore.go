@@ -146,6 +146,8 @@ type restorer struct {
 	// reported gone before its traced threads are reaped).
 	created        []int
 	createdThreads []int
+	// sysvMade are the SysV segments restore made, removed on failure.
+	sysvMade []int
 }
 
 // task is one task being restored.
@@ -256,6 +258,9 @@ func (rs *restorer) run() (int, error) {
 	if err := rs.createMemfds(); err != nil {
 		return 0, err
 	}
+	if err := rs.createSysV(); err != nil {
+		return 0, err
+	}
 	if err := rs.startStub(); err != nil {
 		return 0, err
 	}
@@ -297,8 +302,12 @@ func (rs *restorer) run() (int, error) {
 	if err := rs.canceled(); err != nil {
 		return 0, err
 	}
-	// Every task has mapped and opened its files: deleted files can go.
+	// Every task has mapped and opened its files: deleted files can go,
+	// and SysV segments removed at dump.
 	if err := rs.ghosts.unlink(); err != nil {
+		return 0, err
+	}
+	if err := rs.finishSysV(); err != nil {
 		return 0, err
 	}
 	phase("task state")
@@ -376,6 +385,7 @@ func (rs *restorer) abort() {
 	if rs.ghosts != nil {
 		rs.ghosts.remove()
 	}
+	rs.abortSysV()
 }
 
 func (rs *restorer) closeShm() {

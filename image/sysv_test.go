@@ -1,0 +1,28 @@
+package image
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestSysVRoundTrip: a shared object's SysV segment comes back, makes the
+// ext file version 4 and is checked.
+func TestSysVRoundTrip(t *testing.T) {
+	tree := sampleTree()
+	seg := &SysVSegment{Key: 0x1234, ID: 3, Mode: 0o1640, UID: 1000, GID: 100}
+	tree.SharedObjects[0].SysV = seg
+	dir, err := commitTree(t, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, got := openTree(t, dir)
+	if g := got.SharedObjects[0].SysV; g == nil || *g != *seg || !g.Removed() {
+		t.Fatalf("SysV segment came back as %+v, want %+v", g, *seg)
+	}
+	for _, bad := range []*SysVSegment{{ID: -1}, {ID: 1, Mode: 0o4777}} {
+		tree.SharedObjects[0].SysV = bad
+		if _, err := commitTree(t, tree); err == nil || !strings.Contains(err.Error(), "SysV segment") {
+			t.Errorf("segment %+v: commit %v, want a refusal", *bad, err)
+		}
+	}
+}
