@@ -421,6 +421,6 @@ func (d *dumper) sysvAttachment(v *image.VMA, o *image.SharedObject, ino uint64)
 		return fmt.Errorf("vma %x-%x: SysV segment %d is not in /proc/sysvipc/shm (another IPC namespace?): %w",
 			v.Start, v.End, ino, ErrUnsupported)
 	}
-	o.SysV = &image.SysVSegment{Key: s.Key, ID: s.ID, Mode: s.Mode, UID: s.UID, GID: s.GID}
+	o.SysV = &image.SysVSegment{Key: s.Key, ID: s.ID, Mode: s.Mode, UID: s.UID, GID: s.GID, Size: s.Size}
 	return nil
 }

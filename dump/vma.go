@@ -140,12 +140,13 @@ func applyVmFlags(v *image.VMA, flags []string, pageSize uint64) error {
 			// A file of a hugetlbfs mount, mapped shared: like any shared
 			// file, its data stays in the file, which restore maps again.
 			return nil
-		case v.Kind == image.KindMemfd:
-			// A hugetlb memfd (MFD_HUGETLB): the flags tell its object's
-			// page size (hugetlbObjects), restore's mmap of it ignores them.
+		case v.Kind == image.KindMemfd || v.Kind == image.KindSharedAnon && strings.HasPrefix(v.Name, "/SYSV"):
+			// A hugetlb memfd (MFD_HUGETLB) or SysV segment (SHM_HUGETLB):
+			// the flags tell its object's page size (hugetlbObjects);
+			// restore's mmap or shmat of it does without them.
 			v.Flags |= unix.MAP_HUGETLB
 		case v.Flags&unix.MAP_HUGETLB == 0:
-			return fmt.Errorf("vma %x-%x (%s): hugetlb mapping of a SysV segment, a deleted file or a private file: %w",
+			return fmt.Errorf("vma %x-%x (%s): hugetlb mapping of a deleted file or a private file: %w",
 				v.Start, v.End, v.Name, ErrUnsupported)
 		}
 		shift := bits.TrailingZeros64(pageSize)

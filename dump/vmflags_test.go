@@ -160,16 +160,18 @@ func TestApplyVmFlagsChanged(t *testing.T) {
 	d.waitVmFlags()
 }
 
-// TestDumpRefusesHugetlbSysV: a SysV segment of huge pages, known as
-// hugetlb only from its VmFlags ("ht"), which dump reads while the pages
-// are copied, is refused by name, and the failed dump leaves the task
-// running untouched with no image. (Anonymous hugetlb, memfds and shared
-// hugetlbfs files are dumped: restore's TestRestoreHugetlb*.)
-func TestDumpRefusesHugetlbSysV(t *testing.T) {
+// TestDumpRefusesPrivateHugetlbfs: a private mapping of a file of a
+// hugetlbfs mount, known as hugetlb only from its VmFlags ("ht"), which
+// dump reads while the pages are copied, is refused by name, and the
+// failed dump leaves the task running untouched with no image. (Anonymous
+// hugetlb, memfds, SysV segments and shared hugetlbfs files are dumped:
+// restore's TestRestoreHugetlb*, TestRestoreSysVShm.)
+func TestDumpRefusesPrivateHugetlbfs(t *testing.T) {
 	requireRoot(t)
 	testproc.HugePages(t, 1)
-	w := startWorkload(t, buildC(t, "hugetlb"), "sysv")
-	requireRefusal(t, w, []int{w.pid(t, 1)}, "hugetlb mapping of a SysV segment", fmt.Sprintf("vma %s-", w.fields[2]))
+	file := testproc.MountHugetlbfs(t)
+	w := startWorkload(t, buildC(t, "hugetlb"), "file", file)
+	requireRefusal(t, w, []int{w.pid(t, 1)}, "hugetlb mapping of a deleted file or a private file", fmt.Sprintf("vma %s-", w.fields[2]))
 }
 
 // TestDumpRefusesSecretmem: a task mapping memfd_secret memory is refused

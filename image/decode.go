@@ -138,7 +138,7 @@ func (r *Reader) readTree() (*Tree, error) {
 		so := &SharedObject{ID: es.ID, Dev: es.Dev, Ino: es.Ino,
 			Size: es.Size, Memfd: es.Memfd, Name: es.Name, HugePageSize: es.HugePageSize}
 		if s := es.SysV; s != nil {
-			so.SysV = &SysVSegment{Key: s.Key, ID: s.ID, Mode: s.Mode, UID: s.UID, GID: s.GID}
+			so.SysV = &SysVSegment{Key: s.Key, ID: s.ID, Mode: s.Mode, UID: s.UID, GID: s.GID, Size: s.Size}
 		}
 		if err := checkSharedHugetlb(so); err != nil {
 			return nil, fileErr(ExtName, ErrCorrupt, "%v", err)

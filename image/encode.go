@@ -239,7 +239,7 @@ func (w *Writer) writeTree(t *Tree) error {
 		ext.SharedObjects = append(ext.SharedObjects, extShm{ID: so.ID, Dev: so.Dev, Ino: so.Ino,
 			Size: so.Size, Memfd: so.Memfd, Name: so.Name, HugePageSize: so.HugePageSize})
 		if s := so.SysV; s != nil {
-			ext.SharedObjects[len(ext.SharedObjects)-1].SysV = &extSysV{Key: s.Key, ID: s.ID, Mode: s.Mode, UID: s.UID, GID: s.GID}
+			ext.SharedObjects[len(ext.SharedObjects)-1].SysV = &extSysV{Key: s.Key, ID: s.ID, Mode: s.Mode, UID: s.UID, GID: s.GID, Size: s.Size}
 		}
 		if so.HugePageSize != 0 || so.SysV != nil {
 			ext.Version = max(ext.Version, extVersion4)

@@ -65,6 +65,7 @@ type extSysV struct {
 	Mode uint32 `json:"mode"`
 	UID  uint32 `json:"uid"`
 	GID  uint32 `json:"gid"`
+	Size uint64 `json:"size"`
 }
 
 type extTask struct {

@@ -464,6 +464,9 @@ type SysVSegment struct {
 	// was removed (IPC_RMID) and lives on only while attached.
 	Mode     uint32
 	UID, GID uint32
+	// Size is the segment's size as shmget was asked (a hugetlb one's
+	// object, SharedObject.Size, is whole huge pages).
+	Size uint64
 }
 
 // shmDest is SHM_DEST of SysVSegment.Mode.
@@ -473,14 +476,19 @@ const shmDest = 0o1000
 func (s *SysVSegment) Removed() bool { return s.Mode&shmDest != 0 }
 
 // checkSysV checks a shared object's SysV segment: an id, permission bits
-// and SHM_DEST only, and neither a memfd nor hugetlb (dump takes neither).
+// and SHM_DEST only, not a memfd, and a size that fills the object but for
+// less than a page (of its huge pages for hugetlb).
 func checkSysV(so *SharedObject) error {
 	s := so.SysV
 	if s == nil {
 		return nil
 	}
-	if s.ID < 0 || s.Mode&^(0o777|shmDest) != 0 || so.Memfd || so.HugePageSize != 0 {
-		return fmt.Errorf("shared object %d: SysV segment %+v of a memfd (%v) or of huge pages (%d)", so.ID, *s, so.Memfd, so.HugePageSize)
+	page := uint64(PageSize)
+	if so.HugePageSize != 0 {
+		page = so.HugePageSize
+	}
+	if s.ID < 0 || s.Mode&^(0o777|shmDest) != 0 || so.Memfd || s.Size == 0 || s.Size > so.Size || so.Size-s.Size >= page {
+		return fmt.Errorf("shared object %d of %d bytes: SysV segment %+v (memfd %v)", so.ID, so.Size, *s, so.Memfd)
 	}
 	return nil
 }

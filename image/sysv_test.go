@@ -9,7 +9,7 @@ import (
 // ext file version 4 and is checked.
 func TestSysVRoundTrip(t *testing.T) {
 	tree := sampleTree()
-	seg := &SysVSegment{Key: 0x1234, ID: 3, Mode: 0o1640, UID: 1000, GID: 100}
+	seg := &SysVSegment{Key: 0x1234, ID: 3, Mode: 0o1640, UID: 1000, GID: 100, Size: tree.SharedObjects[0].Size - 100}
 	tree.SharedObjects[0].SysV = seg
 	dir, err := commitTree(t, tree)
 	if err != nil {
@@ -19,7 +19,8 @@ func TestSysVRoundTrip(t *testing.T) {
 	if g := got.SharedObjects[0].SysV; g == nil || *g != *seg || !g.Removed() {
 		t.Fatalf("SysV segment came back as %+v, want %+v", g, *seg)
 	}
-	for _, bad := range []*SysVSegment{{ID: -1}, {ID: 1, Mode: 0o4777}} {
+	size := tree.SharedObjects[0].Size
+	for _, bad := range []*SysVSegment{{ID: -1, Size: size}, {ID: 1, Mode: 0o4777, Size: size}, {ID: 1, Size: size + 1}, {ID: 1, Size: size - PageSize}} {
 		tree.SharedObjects[0].SysV = bad
 		if _, err := commitTree(t, tree); err == nil || !strings.Contains(err.Error(), "SysV segment") {
 			t.Errorf("segment %+v: commit %v, want a refusal", *bad, err)

@@ -3,11 +3,8 @@ package restore
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/internal/testproc"
@@ -96,13 +93,7 @@ func TestRestoreHugetlbfsFile(t *testing.T) {
 	if err := exec.Command(bin, "probe").Run(); err != nil {
 		t.Skipf("no 2 MiB huge page to map: %v", err)
 	}
-	mnt := t.TempDir()
-	if err := unix.Mount("none", mnt, "hugetlbfs", 0, "pagesize=2M"); err != nil {
-		t.Skipf("mount hugetlbfs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
-	file := filepath.Join(mnt, "buf")
-	t.Cleanup(func() { os.Remove(file) })
+	file := testproc.MountHugetlbfs(t)
 	d := dumpWorkload(t, false, bin, "file", file)
 	found := false
 	for _, v := range d.tree.Tasks[0].VMAs {

@@ -3,6 +3,7 @@ package restore
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"strconv"
 
@@ -21,8 +22,9 @@ import (
 // have. Tasks attach it with shmat at the dumped address.
 
 const (
-	shmNextID = "/proc/sys/kernel/shm_next_id"
-	shmExec   = 0o100000 // SHM_EXEC of linux/shm.h (x/sys lacks it)
+	shmNextID  = "/proc/sys/kernel/shm_next_id"
+	shmExec    = 0o100000 // SHM_EXEC of linux/shm.h (x/sys lacks it)
+	shmHugetlb = 0o4000   // SHM_HUGETLB
 )
 
 // createSysV makes the SysV segments of the image that are gone and
@@ -36,11 +38,11 @@ func (rs *restorer) createSysV() error {
 		var desc unix.SysvShmDesc
 		_, err := unix.SysvShmCtl(int(s.ID), unix.IPC_STAT, &desc)
 		switch {
-		case err == nil && !s.Removed() && desc.Perm.Key == s.Key && desc.Segsz == o.Size && desc.Perm.Mode&0o1000 == 0:
+		case err == nil && !s.Removed() && desc.Perm.Key == s.Key && desc.Segsz == s.Size && desc.Perm.Mode&0o1000 == 0:
 			continue // still there: attached as it is
 		case err == nil:
 			return fmt.Errorf("SysV segment %d (key %#x, %d bytes) is another segment now (key %#x, %d bytes)",
-				s.ID, uint32(s.Key), o.Size, uint32(desc.Perm.Key), desc.Segsz)
+				s.ID, uint32(s.Key), s.Size, uint32(desc.Perm.Key), desc.Segsz)
 		case !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EIDRM):
 			return fmt.Errorf("SysV segment %d: %w", s.ID, err)
 		}
@@ -57,7 +59,11 @@ func (rs *restorer) makeSysV(o *image.SharedObject) error {
 	if err := os.WriteFile(shmNextID, []byte(strconv.Itoa(int(s.ID))), 0); err != nil {
 		return fmt.Errorf("ask for id %d: %w", s.ID, err)
 	}
-	id, err := unix.SysvShmGet(int(s.Key), int(o.Size), unix.IPC_CREAT|unix.IPC_EXCL|int(s.Mode&0o777))
+	flags := unix.IPC_CREAT | unix.IPC_EXCL | int(s.Mode&0o777)
+	if h := o.HugePageSize; h != 0 {
+		flags |= shmHugetlb | bits.TrailingZeros64(h)<<unix.MAP_HUGE_SHIFT // SHM_HUGE_SHIFT is the same
+	}
+	id, err := unix.SysvShmGet(int(s.Key), int(s.Size), flags)
 	if err != nil {
 		os.WriteFile(shmNextID, []byte("-1"), 0) // the kernel clears it only once it is used
 		return err

@@ -1,7 +1,7 @@
-// Workload for TestDumpRefusesHugetlbSysV: a hugetlb mapping (one 2 MiB
-// page; a SysV segment of SHM_HUGETLB when run as "hugetlb sysv", else
-// private anonymous memory) and a plain anonymous one, both holding a
-// pattern.
+// Workload for TestDumpRefusesPrivateHugetlbfs: a hugetlb mapping (one
+// 2 MiB page; a private mapping of a file of a hugetlbfs mount when run as
+// "hugetlb file PATH", else private anonymous memory) and a plain
+// anonymous one, both holding a pattern.
 //
 // Prints "ready PID HUGE ANON" (addresses in hex), then waits for SIGTERM
 // and exits 0 if both still hold their pattern.
@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/shm.h>
 #include <unistd.h>
 
 #include "../../internal/testproc/testdata/waitterm.h"
@@ -26,16 +26,15 @@ static void on_term(int sig) { (void)sig; term = 1; }
 static unsigned char pat(int m, size_t i) { return (unsigned char)(m * 59 + i * 7 + 3); }
 
 int main(int argc, char **argv) {
-	int sysv = argc > 1 && strcmp(argv[1], "sysv") == 0;
+	int file = argc > 2 && strcmp(argv[1], "file") == 0;
 	close_range(3, ~0U, 0); // only stdio: inherited descriptors are not the test's
 	unsigned char *huge;
-	if (sysv) {
-		int id = shmget(IPC_PRIVATE, HUGE_LEN, IPC_CREAT | SHM_HUGETLB | 0600);
-		huge = id < 0 ? MAP_FAILED : shmat(id, NULL, 0);
-		if (id >= 0)
-			shmctl(id, IPC_RMID, NULL); // gone with its last detach
-		if (huge == (void *)-1)
-			huge = MAP_FAILED;
+	if (file) {
+		int fd = open(argv[2], O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		huge = fd < 0 || ftruncate(fd, HUGE_LEN) ? MAP_FAILED
+		                                          : mmap(NULL, HUGE_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+		if (fd >= 0)
+			close(fd);
 	} else {
 		huge = mmap(NULL, HUGE_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
 	}

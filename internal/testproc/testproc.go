@@ -441,3 +441,19 @@ func freeHugePages(t testing.TB) int {
 	}
 	return 0
 }
+
+// MountHugetlbfs mounts a hugetlbfs of 2 MiB pages on a directory of the
+// test's and returns the path of a file to be in it; the file is removed
+// and the mount detached at cleanup. It skips the test where the mount
+// fails.
+func MountHugetlbfs(t testing.TB) string {
+	t.Helper()
+	mnt := t.TempDir()
+	if err := unix.Mount("none", mnt, "hugetlbfs", 0, "pagesize=2M"); err != nil {
+		t.Skipf("mount hugetlbfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	file := filepath.Join(mnt, "buf")
+	t.Cleanup(func() { os.Remove(file) })
+	return file
+}

@@ -2,7 +2,8 @@
  * parent and, through fork, its child, across a dump and restore. Run as
  * "sysvshm KEY" the segment has that key and stays; as "sysvshm removed"
  * it is removed (IPC_RMID) once attached and lives on only while
- * attached. On SIGTERM each task checks the data, that the memory is an
+ * attached; "sysvshm huge" is a removed one of huge pages (SHM_HUGETLB,
+ * one 2 MiB page). On SIGTERM each task checks the data, that the memory is an
  * attachment of the segment with the dumped id (shmctl IPC_STAT: key,
  * size, two attachments), and the parent writes a mark the child must see
  * through its own attachment, which it then detaches (shmdt). Prints
@@ -13,7 +14,7 @@
 #define SIZE (64 << 10)
 
 static unsigned char *m;
-static int id, removed;
+static int id, removed, huge;
 static key_t key;
 
 static unsigned char pat(size_t i) { return (unsigned char)(i * 7 + i / 4096 + 3); }
@@ -39,6 +40,11 @@ static int check(const char *who, int marked)
 		       (size_t)ds.shm_segsz, (unsigned long)ds.shm_nattch, ds.shm_perm.mode);
 		return 1;
 	}
+	struct vma_info vi = vma_smaps(m);
+	if (!vi.found || has_flag(&vi, "ht") != huge) {
+		printf("FAIL %s: attachment found %d, flags:%s", who, vi.found, vi.flags);
+		return 1;
+	}
 	return 0;
 }
 
@@ -62,9 +68,10 @@ static int check_parent(void)
 
 int main(int argc, char **argv)
 {
-	removed = argc > 1 && strcmp(argv[1], "removed") == 0;
+	huge = argc > 1 && strcmp(argv[1], "huge") == 0;
+	removed = huge || (argc > 1 && strcmp(argv[1], "removed") == 0);
 	key = removed || argc < 2 ? IPC_PRIVATE : (key_t)strtol(argv[1], NULL, 0);
-	id = shmget(key, SIZE, IPC_CREAT | IPC_EXCL | 0640);
+	id = shmget(key, SIZE, IPC_CREAT | IPC_EXCL | 0640 | (huge ? SHM_HUGETLB : 0));
 	m = id < 0 ? (void *)-1 : shmat(id, NULL, 0);
 	if (m == (void *)-1) {
 		printf("FAIL shmget/shmat: %m\n");
