@@ -118,9 +118,8 @@ func classifyLine(m procfs.Mapping) (*image.VMA, error) {
 // applyVmFlags records smaps' VmFlags of v (which classifyLine made) and
 // what restore derives from them: MAP_GROWSDOWN, MAP_NORESERVE, the
 // madvise advice and, for anonymous hugetlb, the size of its pages
-// (smaps' KernelPageSize, pageSize) in MAP_HUGE_* bits. It refuses hugetlb
-// mappings but those and shared ones of hugetlbfs files, and device and
-// PFN mappings.
+// (smaps' KernelPageSize, pageSize) in MAP_HUGE_* bits. It refuses
+// mappings of deleted hugetlbfs files, device and PFN mappings.
 func applyVmFlags(v *image.VMA, flags []string, pageSize uint64) error {
 	v.VmFlags = append([]string(nil), flags...)
 	for _, f := range flags {
@@ -136,9 +135,11 @@ func applyVmFlags(v *image.VMA, flags []string, pageSize uint64) error {
 	}
 	if hasFlag(flags, "ht") {
 		switch {
-		case v.Kind == image.KindSharedFile && !strings.HasSuffix(v.Name, deletedSuffix):
-			// A file of a hugetlbfs mount, mapped shared: like any shared
-			// file, its data stays in the file, which restore maps again.
+		case (v.Kind == image.KindSharedFile || v.Kind == image.KindPrivateFile) && !strings.HasSuffix(v.Name, deletedSuffix):
+			// A file of a hugetlbfs mount: like any file, its data stays
+			// in the file, which restore maps again; a private mapping's
+			// copied-on-write pages are dumped as any private file
+			// mapping's.
 			return nil
 		case v.Kind == image.KindMemfd || v.Kind == image.KindSharedAnon && strings.HasPrefix(v.Name, "/SYSV"):
 			// A hugetlb memfd (MFD_HUGETLB) or SysV segment (SHM_HUGETLB):
@@ -146,7 +147,7 @@ func applyVmFlags(v *image.VMA, flags []string, pageSize uint64) error {
 			// restore's mmap or shmat of it does without them.
 			v.Flags |= unix.MAP_HUGETLB
 		case v.Flags&unix.MAP_HUGETLB == 0:
-			return fmt.Errorf("vma %x-%x (%s): hugetlb mapping of a deleted file or a private file: %w",
+			return fmt.Errorf("vma %x-%x (%s): hugetlb mapping of a deleted file: %w",
 				v.Start, v.End, v.Name, ErrUnsupported)
 		}
 		shift := bits.TrailingZeros64(pageSize)

@@ -160,18 +160,19 @@ func TestApplyVmFlagsChanged(t *testing.T) {
 	d.waitVmFlags()
 }
 
-// TestDumpRefusesPrivateHugetlbfs: a private mapping of a file of a
+// TestDumpRefusesDeletedHugetlbfs: a mapping of a deleted file of a
 // hugetlbfs mount, known as hugetlb only from its VmFlags ("ht"), which
-// dump reads while the pages are copied, is refused by name, and the
+// dump reads while the pages are copied, is refused by name (restore
+// would make the file again where hugetlbfs takes no write), and the
 // failed dump leaves the task running untouched with no image. (Anonymous
-// hugetlb, memfds, SysV segments and shared hugetlbfs files are dumped:
-// restore's TestRestoreHugetlb*, TestRestoreSysVShm.)
-func TestDumpRefusesPrivateHugetlbfs(t *testing.T) {
+// hugetlb, memfds, SysV segments and hugetlbfs files are dumped: restore's
+// TestRestoreHugetlb*, TestRestoreSysVShm.)
+func TestDumpRefusesDeletedHugetlbfs(t *testing.T) {
 	requireRoot(t)
 	testproc.HugePages(t, 1)
 	file := testproc.MountHugetlbfs(t)
 	w := startWorkload(t, buildC(t, "hugetlb"), "file", file)
-	requireRefusal(t, w, []int{w.pid(t, 1)}, "hugetlb mapping of a deleted file or a private file", fmt.Sprintf("vma %s-", w.fields[2]))
+	requireRefusal(t, w, []int{w.pid(t, 1)}, "hugetlb mapping of a deleted file", fmt.Sprintf("vma %s-", w.fields[2]))
 }
 
 // TestDumpRefusesSecretmem: a task mapping memfd_secret memory is refused

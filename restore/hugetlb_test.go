@@ -83,26 +83,38 @@ func TestRestoreHugetlbShortPool(t *testing.T) {
 	}
 }
 
-// TestRestoreHugetlbfsFile dumps a parent with a shared mapping of a file
-// of a hugetlbfs mount and a child sharing it, and checks the restored
-// tasks map the file again: its data, hugetlb pages, shared.
+// TestRestoreHugetlbfsFile dumps a parent with a mapping of a file of a
+// hugetlbfs mount and a child sharing it, and checks the restored tasks map
+// the file again with its data, hugetlb pages: shared, or private with the
+// pages they had copied on write.
 func TestRestoreHugetlbfsFile(t *testing.T) {
 	needRoot(t)
-	testproc.HugePages(t, 1)
+	testproc.HugePages(t, 2) // the private one's copy-on-write takes a second page
 	bin := buildC(t, "hugetlb")
 	if err := exec.Command(bin, "probe").Run(); err != nil {
 		t.Skipf("no 2 MiB huge page to map: %v", err)
 	}
+	for _, tc := range []struct {
+		mode string
+		kind image.VMAKind
+	}{{"file", image.KindSharedFile}, {"privfile", image.KindPrivateFile}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			hugetlbfsFile(t, bin, tc.mode, tc.kind)
+		})
+	}
+}
+
+func hugetlbfsFile(t *testing.T, bin, mode string, kind image.VMAKind) {
 	file := testproc.MountHugetlbfs(t)
-	d := dumpWorkload(t, false, bin, "file", file)
+	d := dumpWorkload(t, false, bin, mode, file)
 	found := false
 	for _, v := range d.tree.Tasks[0].VMAs {
-		if f := d.tree.FileByID(v.FileID); v.Kind == image.KindSharedFile && f != nil && f.Path == file {
+		if f := d.tree.FileByID(v.FileID); v.Kind == kind && f != nil && f.Path == file {
 			found = true
 		}
 	}
 	if !found {
-		t.Errorf("the parent's image has no shared mapping of %s", file)
+		t.Errorf("the parent's image has no %s mapping of %s", kind, file)
 	}
 	code, out := restoreDumped(t, d)
 	if code != 0 || !strings.Contains(out, "PASS") {

@@ -1,7 +1,7 @@
-// Workload for TestDumpRefusesPrivateHugetlbfs: a hugetlb mapping (one
-// 2 MiB page; a private mapping of a file of a hugetlbfs mount when run as
-// "hugetlb file PATH", else private anonymous memory) and a plain
-// anonymous one, both holding a pattern.
+// Workload for TestDumpRefusesDeletedHugetlbfs: a hugetlb mapping (one
+// 2 MiB page; a private mapping of a file of a hugetlbfs mount, deleted
+// once mapped, when run as "hugetlb file PATH", else private anonymous
+// memory) and a plain anonymous one, both holding a pattern.
 //
 // Prints "ready PID HUGE ANON" (addresses in hex), then waits for SIGTERM
 // and exits 0 if both still hold their pattern.
@@ -35,6 +35,7 @@ int main(int argc, char **argv) {
 		                                          : mmap(NULL, HUGE_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
 		if (fd >= 0)
 			close(fd);
+		unlink(argv[2]);
 	} else {
 		huge = mmap(NULL, HUGE_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
 	}

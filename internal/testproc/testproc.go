@@ -406,9 +406,12 @@ func WaitStopped(pid int, timeout time.Duration) bool {
 // HugePages makes sure n default-size huge pages are free for the test,
 // raising vm.nr_hugepages (and putting it back at cleanup) when the pool is
 // smaller, or skips the test: without root, hugetlb or enough unfragmented
-// memory there are none to have.
+// memory there are none to have. The pool is the machine's: the test holds
+// a lock that the hugetlb tests of other packages, which go test runs at
+// the same time, wait for (once per test: not again in its subtests).
 func HugePages(t testing.TB, n int) {
 	t.Helper()
+	lockHugePages(t)
 	const knob = "/proc/sys/vm/nr_hugepages"
 	old, err := os.ReadFile(knob)
 	if err != nil {
@@ -456,4 +459,25 @@ func MountHugetlbfs(t testing.TB) string {
 	file := filepath.Join(mnt, "buf")
 	t.Cleanup(func() { os.Remove(file) })
 	return file
+}
+
+// lockHugePages takes the machine-wide lock of the tests that use the huge
+// page pool until t ends.
+func lockHugePages(t testing.TB) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "mmcr-test-hugepages.lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Fatalf("huge page test lock: %v", err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		t.Fatalf("huge page test lock: %v", err)
+	}
+	t.Cleanup(func() { f.Close() }) // the lock goes with the file
 }

@@ -1,7 +1,8 @@
 /* hugetlb: anonymous hugetlb memory (MAP_HUGETLB, one 2 MiB page) across
  * a dump and restore, private, or shared when run as "hugetlb shared", or
- * a shared mapping of a file of a hugetlbfs mount ("hugetlb file PATH") or
- * of a hugetlb memfd ("hugetlb memfd"). The
+ * a mapping of a file of a hugetlbfs mount, shared ("hugetlb file PATH")
+ * or private ("hugetlb privfile PATH", every page then copied on write), or
+ * a shared mapping of a hugetlb memfd ("hugetlb memfd"). The
  * parent fills it with a pattern but for one 4 KiB page it leaves zero,
  * and forks a child that shares it (copy-on-write when private). On
  * SIGTERM each checks the data and its own smaps (the mapping must still
@@ -51,16 +52,17 @@ static int check_parent(void)
 
 int main(int argc, char **argv)
 {
-	int file = argc > 2 && strcmp(argv[1], "file") == 0;
+	int privfile = argc > 2 && strcmp(argv[1], "privfile") == 0;
+	int file = privfile || (argc > 2 && strcmp(argv[1], "file") == 0);
 	int memfd = argc > 1 && strcmp(argv[1], "memfd") == 0;
-	shared = file || memfd || (argc > 1 && strcmp(argv[1], "shared") == 0);
+	shared = (file && !privfile) || memfd || (argc > 1 && strcmp(argv[1], "shared") == 0);
 	if (file || memfd) {
 		int fd = memfd ? memfd_create("huge", MFD_HUGETLB | MAP_HUGE_2MB) /* MFD_HUGE_2MB: the same bits */ : open(argv[2], O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 		if (fd < 0 || ftruncate(fd, HUGE)) {
 			printf("FAIL create %s: %m\n", memfd ? "memfd" : argv[2]);
 			return 1;
 		}
-		m = mmap(NULL, HUGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		m = mmap(NULL, HUGE, PROT_READ | PROT_WRITE, privfile ? MAP_PRIVATE : MAP_SHARED, fd, 0);
 		close(fd);
 	} else {
 		m = mmap(NULL, HUGE, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
