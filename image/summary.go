@@ -95,6 +95,12 @@ type SharedSummary struct {
 	Name  string `json:"name,omitempty"`
 	Pages int64  `json:"pages"`
 	Bytes int64  `json:"bytes"`
+	// HugePageSize is SharedObject.HugePageSize; SysVID and SysVKey name
+	// a SysV segment (SharedObject.SysV), SysVRemoved says it was removed.
+	HugePageSize uint64 `json:"huge_page_size,omitempty"`
+	SysVID       *int32 `json:"sysv_id,omitempty"`
+	SysVKey      int32  `json:"sysv_key,omitempty"`
+	SysVRemoved  bool   `json:"sysv_removed,omitempty"`
 }
 
 // Totals sums the image.
@@ -210,7 +216,11 @@ func Summarize(r *Reader) (*Summary, error) {
 	}
 	for _, so := range tree.SharedObjects {
 		runs := shmRuns[so.ID]
-		ss := SharedSummary{ID: so.ID, Dev: devString(so.Dev), Ino: so.Ino, Size: so.Size, Memfd: so.Memfd, Name: so.Name}
+		ss := SharedSummary{ID: so.ID, Dev: devString(so.Dev), Ino: so.Ino, Size: so.Size, Memfd: so.Memfd, Name: so.Name,
+			HugePageSize: so.HugePageSize}
+		if sv := so.SysV; sv != nil {
+			ss.SysVID, ss.SysVKey, ss.SysVRemoved = &sv.ID, sv.Key, sv.Removed()
+		}
 		for _, run := range runs {
 			ss.Bytes += int64(run.Len)
 		}
@@ -321,8 +331,17 @@ func (s *Summary) WriteText(w io.Writer) error {
 		b.WriteString("\nshared objects:\n")
 		for _, so := range s.SharedObjects {
 			kind := "shmem"
-			if so.Memfd {
+			switch {
+			case so.Memfd:
 				kind = "memfd:" + so.Name
+			case so.SysVID != nil:
+				kind = fmt.Sprintf("sysv id %d key %#x", *so.SysVID, uint32(so.SysVKey))
+				if so.SysVRemoved {
+					kind += " (removed)"
+				}
+			}
+			if so.HugePageSize != 0 {
+				kind += fmt.Sprintf(" hugetlb (%s pages)", humanBytes(int64(so.HugePageSize)))
 			}
 			fmt.Fprintf(&b, "  %d %s %s %d size %s, pages %d (%s)\n", so.ID, kind, so.Dev, so.Ino,
 				humanBytes(int64(so.Size)), so.Pages, humanBytes(so.Bytes))

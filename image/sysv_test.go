@@ -15,9 +15,20 @@ func TestSysVRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, got := openTree(t, dir)
+	r, got := openTree(t, dir)
 	if g := got.SharedObjects[0].SysV; g == nil || *g != *seg || !g.Removed() {
 		t.Fatalf("SysV segment came back as %+v, want %+v", g, *seg)
+	}
+	sum, err := Summarize(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	if err := sum.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "sysv id 3 key 0x1234 (removed)") {
+		t.Errorf("summary lacks the segment:\n%s", text.String())
 	}
 	size := tree.SharedObjects[0].Size
 	for _, bad := range []*SysVSegment{{ID: -1, Size: size}, {ID: 1, Mode: 0o4777, Size: size}, {ID: 1, Size: size + 1}, {ID: 1, Size: size - PageSize}} {
