@@ -32,6 +32,7 @@ const (
 	offPdeathSig  = offTIDAddr + 8                                   // +2176: PR_GET_PDEATHSIG's (an int)
 	offSubreaper  = offPdeathSig + 4                                 // +2180: PR_GET_CHILD_SUBREAPER's (an int)
 	answersEnd    = offSubreaper + 4                                 // +2184
+	offMemPolicy  = answersEnd                                       // get_mempolicy's mode, then its node mask at +8 (after the batches)
 	offTable      = offData + 2304                                   // batch table, to the end
 	tableMax      = (scratchSize - offTable) / ptrace.BatchEntrySize // 92
 )
@@ -199,6 +200,11 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 
 	if err := collectAIORings(r, t, d.parentOf(t)); err != nil {
 		return taskErr(pid, "AIO contexts", err)
+	}
+	if len(t.Threads) > 0 {
+		if t.Threads[0].MemPolicy, err = memPolicy(r, pid, scratch); err != nil {
+			return taskErr(pid, "memory policy", err)
+		}
 	}
 
 	// sigaltstack, clear_child_tid, the parent-death signal and the timer
@@ -376,7 +382,40 @@ func threadRemote(th *image.Thread, insn uint64, area ptrace.BatchArea, scratch 
 		return err
 	}
 	threadAnswers(page, &b, q, th)
-	return nil
+	th.MemPolicy, err = memPolicy(r, th.TID, scratch)
+	return err
+}
+
+// memPolicy asks the thread of r its NUMA memory policy (get_mempolicy;
+// per thread, inherited by fork and clone): nil for the default, and where
+// the kernel has no NUMA (ENOSYS). It runs alone, after the batches: its
+// answer overlaps the batch table.
+func memPolicy(r *ptrace.Remote, tid int, scratch uint64) (*image.MemPolicy, error) {
+	const words = image.MemPolicyNodeWords
+	_, err := r.Syscall(unix.SYS_GET_MEMPOLICY, scratch+offMemPolicy, scratch+offMemPolicy+8, words*64, 0, 0)
+	if errors.Is(err, unix.ENOSYS) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get_mempolicy: %w", err)
+	}
+	b := make([]byte, 8+8*words)
+	if err := readScratch(tid, scratch+offMemPolicy, b); err != nil {
+		return nil, err
+	}
+	le := binary.LittleEndian
+	mode := le.Uint32(b)
+	if mode == unix.MPOL_DEFAULT {
+		return nil, nil
+	}
+	var nodes []uint64
+	for i := range words {
+		nodes = append(nodes, le.Uint64(b[8+8*i:]))
+	}
+	for len(nodes) > 0 && nodes[len(nodes)-1] == 0 {
+		nodes = nodes[:len(nodes)-1]
+	}
+	return &image.MemPolicy{Mode: mode, Nodes: nodes}, nil
 }
 
 // readScratch reads the scratch data page with process_vm_readv: it is

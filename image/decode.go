@@ -202,6 +202,12 @@ func (r *Reader) readTask(t *Tree, pe *pstreeMsg, et *extTask, byID map[uint32]*
 			return nil, err
 		}
 		th.TimerSlackNs = et.Threads[i].TimerSlackNs
+		if p := et.Threads[i].MemPolicy; p != nil {
+			th.MemPolicy = &MemPolicy{Mode: p.Mode, Nodes: p.Nodes}
+			if err := checkMemPolicy(th.MemPolicy); err != nil {
+				return nil, fileErr(ExtName, ErrCorrupt, "thread %d: %v", tid, err)
+			}
+		}
 		task.Threads = append(task.Threads, th)
 		if i == 0 {
 			if err := taskFromCore(name, &ce, task); err != nil {

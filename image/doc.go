@@ -127,6 +127,12 @@
 // its pages are in the task's pagemap. A fork's copy of its parent's ring
 // is a from_parent VMA without an entry.
 //
+// # NUMA memory policies (mmcr-ext version 4)
+//
+// A thread whose memory policy is not the default (set_mempolicy) has
+// "mempolicy" in its ext thread entry: the mode with its flags and the
+// node mask as 64-bit words (Thread.MemPolicy).
+//
 // # Locked future mappings (mmcr-ext version 4)
 //
 // A task that called mlockall(MCL_FUTURE) has "mlock_future": 2, or 6 with

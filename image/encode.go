@@ -142,6 +142,9 @@ func checkTree(t *Tree) error {
 					return fmt.Errorf("image: task %d: thread %d: %w", task.PID, th.TID, err)
 				}
 			}
+			if err := checkMemPolicy(th.MemPolicy); err != nil {
+				return fmt.Errorf("image: task %d: thread %d: %w", task.PID, th.TID, err)
+			}
 		}
 		if task.OomScoreAdj != nil {
 			if err := checkOomScoreAdj(*task.OomScoreAdj); err != nil {
@@ -297,6 +300,10 @@ func (w *Writer) writeTree(t *Tree) error {
 		}
 		for i, th := range task.Threads {
 			et.Threads = append(et.Threads, extThread{TID: th.TID, Xsave: th.Xsave, TimerSlackNs: th.TimerSlackNs})
+			if p := th.MemPolicy; p != nil {
+				et.Threads[len(et.Threads)-1].MemPolicy = &extMemPolicy{Mode: p.Mode, Nodes: p.Nodes}
+				ext.Version = max(ext.Version, extVersion4)
+			}
 			if err := w.writeImage(coreName(th.TID), "CORE", coreEntry(task, th, i == 0)); err != nil {
 				return err
 			}

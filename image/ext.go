@@ -17,8 +17,9 @@ const (
 	// faulting, or that task with huge pages everywhere. It knows version 2.
 	extVersion3 = 3
 	// extVersion4 is written when a task locks its future mappings
-	// ("mlock_future") or a shared object is hugetlb ("huge_page_size")
-	// or a SysV segment ("sysv"): a reader of an earlier version would
+	// ("mlock_future"), a shared object is hugetlb ("huge_page_size") or
+	// a SysV segment ("sysv") or a thread has a NUMA memory policy
+	// ("mempolicy"): a reader of an earlier version would
 	// restore the task with its later memory unlocked, or the object as
 	// shmem. It knows version 3.
 	extVersion4 = 4
@@ -93,6 +94,13 @@ type extThread struct {
 	Xsave []byte `json:"xsave"` // the raw NT_X86_XSTATE regset, base64
 	// TimerSlackNs is Thread.TimerSlackNs (CRIU keeps no timer slack).
 	TimerSlackNs uint64 `json:"timer_slack_ns,omitempty"`
+	// MemPolicy is Thread.MemPolicy (version 4; nor has CRIU one).
+	MemPolicy *extMemPolicy `json:"mempolicy,omitempty"`
+}
+
+type extMemPolicy struct {
+	Mode  uint32   `json:"mode"`
+	Nodes []uint64 `json:"nodes"`
 }
 
 type extVMA struct {

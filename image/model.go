@@ -121,6 +121,36 @@ type Thread struct {
 	// how late the kernel may fire its timers to batch wakeups. 0: not
 	// recorded (an older image) or none (a real-time thread).
 	TimerSlackNs uint64
+	// MemPolicy is the thread's NUMA memory policy (set_mempolicy), nil
+	// for the default (MPOL_DEFAULT) or where the kernel has no NUMA.
+	MemPolicy *MemPolicy
+}
+
+// MemPolicy is a NUMA memory policy as get_mempolicy tells it.
+type MemPolicy struct {
+	// Mode is MPOL_* with its MPOL_F_* flags.
+	Mode uint32
+	// Nodes is the node mask, 64 nodes a word (MemPolicyNodeWords words at
+	// most).
+	Nodes []uint64
+}
+
+// MemPolicyNodeWords is how many words of node mask an image may hold:
+// 512 nodes.
+const MemPolicyNodeWords = 8
+
+// checkMemPolicy checks a memory policy: a mode up to MPOL_WEIGHTED_INTERLEAVE
+// (6), the flags set_mempolicy takes, a mask of MemPolicyNodeWords words
+// at most.
+func checkMemPolicy(p *MemPolicy) error {
+	if p == nil {
+		return nil
+	}
+	const flags = 1<<15 | 1<<14 | 1<<13 // MPOL_F_STATIC_NODES, _RELATIVE_NODES, _NUMA_BALANCING
+	if mode := p.Mode &^ flags; mode == 0 || mode > 6 || len(p.Nodes) > MemPolicyNodeWords {
+		return fmt.Errorf("memory policy mode %#x with %d mask words", p.Mode, len(p.Nodes))
+	}
+	return nil
 }
 
 // Sched is a thread's scheduling state, as CRIU's thread core keeps it.

@@ -608,6 +608,20 @@ func (rs *restorer) restoreThread(tk *task, thr *thread, c *calls) error {
 	if ns := thr.th.TimerSlackNs; ns != 0 {
 		c.add(fmt.Sprintf("timer slack %d ns", ns), unix.SYS_PRCTL, unix.PR_SET_TIMERSLACK, ns, 0, 0, 0)
 	}
+	// The NUMA memory policy of the thread's later allocations; nodes
+	// this machine lacks fail the restore here, naming the policy.
+	if p := thr.th.MemPolicy; p != nil {
+		mask := make([]byte, 8*image.MemPolicyNodeWords)
+		for i, w := range p.Nodes {
+			binary.LittleEndian.PutUint64(mask[8*i:], w)
+		}
+		a, err := c.arg(mask)
+		if err != nil {
+			return err
+		}
+		c.add(fmt.Sprintf("set_mempolicy(%#x, nodes %x)", p.Mode, p.Nodes), unix.SYS_SET_MEMPOLICY, uint64(p.Mode), a,
+			image.MemPolicyNodeWords*64)
+	}
 	// A thread may queue a signal with any si_code only to itself.
 	for i := range thr.th.Pending {
 		si := &thr.th.Pending[i]
