@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/internal/testproc"
 )
@@ -75,6 +77,12 @@ func TestRestoreHugetlbShortPool(t *testing.T) {
 				t.Skipf("cannot empty the pool: %v", err)
 			}
 			_, err = Run(Options{Dir: d.dir, Log: testLog(t)})
+			if err == nil {
+				for _, pid := range d.pids { // restored after all: not to be left running
+					unix.Kill(pid, unix.SIGKILL)
+				}
+				waitGone(t, d.pids)
+			}
 			if err == nil || !strings.Contains(err.Error(), "free huge pages of 2048 KiB needed") {
 				t.Fatalf("restore with no huge page: %v, want an error naming the huge pages needed", err)
 			}
