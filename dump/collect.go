@@ -36,9 +36,9 @@ func (d *dumper) collectTasks() error {
 		return err
 	}
 	type procPart struct {
-		t       *image.Task
-		seccomp bool
-		err     error
+		t      *image.Task
+		status procfs.Status // read after the freeze
+		err    error
 	}
 	parts := make(chan procPart, 1)
 	stop := make(chan struct{})
@@ -50,7 +50,7 @@ func (d *dumper) collectTasks() error {
 		for _, pid := range d.order {
 			var p procPart
 			if p.err = d.canceled(); p.err == nil {
-				p.t, p.seccomp, p.err = d.collectProcSafe(pid)
+				p.t, p.status, p.err = d.collectProcSafe(pid)
 			}
 			select {
 			case parts <- p:
@@ -75,7 +75,7 @@ func (d *dumper) collectTasks() error {
 		if err := d.canceled(); err != nil {
 			return err
 		}
-		if err := d.collectTraced(p.t, p.seccomp); err != nil {
+		if err := d.collectTraced(p.t, p.status); err != nil {
 			return err
 		}
 		d.startVmFlags(p.t)
@@ -86,7 +86,7 @@ func (d *dumper) collectTasks() error {
 
 // collectProcSafe is collectProc with a panic turned into an error, as on
 // the dump's own goroutine, for Run to undo the dump.
-func (d *dumper) collectProcSafe(pid int) (t *image.Task, seccomp bool, err error) {
+func (d *dumper) collectProcSafe(pid int) (t *image.Task, status procfs.Status, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = taskErr(pid, "collect", fmt.Errorf("internal error: %v", r))
@@ -130,19 +130,18 @@ func checkSharedMM(pids []int) error {
 
 // collectProc gathers what /proc, map_files and plain syscalls on its pid
 // (rlimits, scheduling) tell of a frozen task. It needs no ptrace, so it
-// may run on any goroutine (collectTasks runs it
-// ahead of the tracer), but it fills d.files, d.shm, d.shmSrc and the fd
+// may run on any goroutine (collectTasks runs it ahead of the tracer), but it fills d.files, d.shm, d.shmSrc and the fd
 // lists: one collectProc at a time, and nothing else touching those.
-// seccomp says whether the task has a seccomp filter (the remote syscalls
-// take care with those).
-func (d *dumper) collectProc(pid int) (t *image.Task, seccomp bool, err error) {
+// It returns the task's status too, which the remote syscalls need (its
+// seccomp filter, its locked memory).
+func (d *dumper) collectProc(pid int) (t *image.Task, status procfs.Status, err error) {
 	st, err := d.fs.Stat(pid)
 	if err != nil {
-		return nil, false, taskErr(pid, "read stat", err)
+		return nil, procfs.Status{}, taskErr(pid, "read stat", err)
 	}
-	status, err := d.fs.Status(pid)
+	status, err = d.fs.Status(pid)
 	if err != nil {
-		return nil, false, taskErr(pid, "read status", err)
+		return nil, procfs.Status{}, taskErr(pid, "read status", err)
 	}
 	t = &image.Task{
 		PID:     pid,
@@ -159,29 +158,29 @@ func (d *dumper) collectProc(pid int) (t *image.Task, seccomp bool, err error) {
 	// maps, not smaps: the VmFlags come later (vmflags.go).
 	maps, err := d.fs.Maps(pid)
 	if err != nil {
-		return nil, false, taskErr(pid, "read vmas", err)
+		return nil, procfs.Status{}, taskErr(pid, "read vmas", err)
 	}
 	if t.VMAs, err = d.collectVMAs(pid, maps); err != nil {
-		return nil, false, taskErr(pid, "read vmas", err)
+		return nil, procfs.Status{}, taskErr(pid, "read vmas", err)
 	}
 	for _, tid := range d.threads[pid] {
 		comm, err := d.fs.ThreadComm(pid, tid)
 		if err != nil {
-			return nil, false, taskErr(pid, "read thread "+strconv.Itoa(tid), err)
+			return nil, procfs.Status{}, taskErr(pid, "read thread "+strconv.Itoa(tid), err)
 		}
 		sched, err := readSched(pid, tid)
 		if err != nil {
-			return nil, false, err
+			return nil, procfs.Status{}, err
 		}
 		t.Threads = append(t.Threads, &image.Thread{TID: tid, Comm: comm, Sched: sched})
 	}
 	oom, err := d.fs.OomScoreAdj(pid)
 	if err != nil {
-		return nil, false, taskErr(pid, "read oom_score_adj", err)
+		return nil, procfs.Status{}, taskErr(pid, "read oom_score_adj", err)
 	}
 	t.OomScoreAdj = &oom
 	if err := d.collectMm(t, st, status); err != nil {
-		return nil, false, err
+		return nil, procfs.Status{}, err
 	}
 	t.Creds = image.Creds{
 		UID: status.UID[0], EUID: status.UID[1], SUID: status.UID[2], FSUID: status.UID[3],
@@ -193,28 +192,28 @@ func (d *dumper) collectProc(pid int) (t *image.Task, seccomp bool, err error) {
 	}
 	t.Umask = status.Umask
 	if t.Personality, err = d.fs.Personality(pid); err != nil {
-		return nil, false, taskErr(pid, "read personality", err)
+		return nil, procfs.Status{}, taskErr(pid, "read personality", err)
 	}
 	if t.Rlimits, err = readRlimits(pid); err != nil {
-		return nil, false, taskErr(pid, "read rlimits", err)
+		return nil, procfs.Status{}, taskErr(pid, "read rlimits", err)
 	}
 	if t.CwdFileID, err = d.linkFile(pid, "cwd"); err != nil {
-		return nil, false, err
+		return nil, procfs.Status{}, err
 	}
 	if t.RootFileID, err = d.linkFile(pid, "root"); err != nil {
-		return nil, false, err
+		return nil, procfs.Status{}, err
 	}
 	if t.FDs, err = d.collectFDs(pid); err != nil {
-		return nil, false, taskErr(pid, "dump fds", err)
+		return nil, procfs.Status{}, taskErr(pid, "dump fds", err)
 	}
-	return t, status.Seccomp != 0, nil
+	return t, status, nil
 }
 
 // collectTraced gathers what only the tracer can ask of t (collectProc
 // filled the rest): each thread's registers and signal state, the shared
 // pending signals, and the answers of the remote syscalls. It runs on the
 // dump's locked thread.
-func (d *dumper) collectTraced(t *image.Task, seccomp bool) error {
+func (d *dumper) collectTraced(t *image.Task, status procfs.Status) error {
 	pid := t.PID
 	for i, th := range t.Threads {
 		regs, err := collectThread(th.TID)
@@ -229,7 +228,7 @@ func (d *dumper) collectTraced(t *image.Task, seccomp bool) error {
 		return taskErr(pid, "read shared pending signals", err)
 	}
 	t.SharedPending = toSigInfo(shared)
-	if err := d.collectRemote(t, seccomp); err != nil {
+	if err := d.collectRemote(t, status); err != nil {
 		return err
 	}
 	d.log.Debug("task collected", "pid", pid, "comm", t.Comm, "threads", len(t.Threads),

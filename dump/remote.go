@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/procfs"
 	"github.com/mmcr/mmcr/ptrace"
 	"golang.org/x/sys/unix"
 )
@@ -83,8 +84,9 @@ func findSyscallInsn(t *image.Task) (uint64, error) {
 // round trip each, see ptrace.Batch), reads the answers and unmaps the
 // area; registers and signal masks are put back whatever happens.
 //
-// seccomp says the task has a seccomp filter (see mapScratch).
-func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
+// status is the task's, read after the freeze: its seccomp filter (see
+// mapScratch) and locked memory (futureLocks).
+func (d *dumper) collectRemote(t *image.Task, status procfs.Status) (err error) {
 	pid := t.PID
 	insn, err := findSyscallInsn(t)
 	if err != nil {
@@ -99,11 +101,7 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 			err = taskErr(pid, "restore registers after remote syscalls", rerr)
 		}
 	}()
-	before, err := d.fs.Status(pid)
-	if err != nil {
-		return taskErr(pid, "read status", err)
-	}
-	scratch, err := mapScratch(r, seccomp)
+	scratch, err := mapScratch(r, status.Seccomp != 0)
 	if err != nil {
 		return taskErr(pid, "map scratch area", err)
 	}
@@ -113,7 +111,7 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 		}
 	}()
 	// Before the batch code touches the area.
-	if t.Mm.MlockFuture, err = d.futureLocks(r, pid, scratch, before.VmLck); err != nil {
+	if t.Mm.MlockFuture, err = d.futureLocks(r, pid, scratch, status.VmLck); err != nil {
 		return taskErr(pid, "tell whether the task locks its future mappings", err)
 	}
 	if err := ptrace.WriteMem(pid, scratch, ptrace.BatchCode()); err != nil {
@@ -175,7 +173,7 @@ func (d *dumper) collectRemote(t *image.Task, seccomp bool) (err error) {
 	t.Mm.Dumpable = int32(b.Result(iDumpable))
 	t.Creds.Securebits = uint32(b.Result(iSecurebits))
 	page := make([]byte, answersEnd-offData)
-	if err := readScratch(pid, scratch+offData, page); err != nil {
+	if err := ptrace.ReadVMAt(pid, scratch+offData, page); err != nil {
 		return taskErr(pid, fmt.Sprintf("read scratch area at %#x", scratch), err)
 	}
 	le := binary.LittleEndian
@@ -239,7 +237,7 @@ func (d *dumper) futureLocks(r *ptrace.Remote, pid int, scratch, lockedBefore ui
 		return 0, fmt.Errorf("mincore %#x: %w", scratch, err)
 	}
 	var in [1]byte
-	if err := readScratch(pid, vec, in[:]); err != nil {
+	if err := ptrace.ReadVMAt(pid, vec, in[:]); err != nil {
 		return 0, err
 	}
 	if in[0]&1 != 0 {
@@ -278,7 +276,7 @@ func collectAIORings(r *ptrace.Remote, t *image.Task, parent *image.Task) error 
 				v.Start, v.End, err, ErrUnsupported)
 		}
 		h := make([]byte, aioRingHeaderSize)
-		if err := ptrace.ReadVM(t.PID, [][]byte{h}, []unix.RemoteIovec{{Base: uintptr(v.Start), Len: len(h)}}); err != nil {
+		if err := ptrace.ReadVMAt(t.PID, v.Start, h); err != nil {
 			return fmt.Errorf("read ring %#x-%#x: %w", v.Start, v.End, err)
 		}
 		nr, head, tail := le.Uint32(h[4:]), le.Uint32(h[8:]), le.Uint32(h[12:])
@@ -378,7 +376,7 @@ func threadRemote(th *image.Thread, insn uint64, area ptrace.BatchArea, scratch 
 		return err
 	}
 	page := make([]byte, answersEnd-offData)
-	if err := readScratch(th.TID, scratch+offData, page); err != nil {
+	if err := ptrace.ReadVMAt(th.TID, scratch+offData, page); err != nil {
 		return err
 	}
 	threadAnswers(page, &b, q, th)
@@ -400,7 +398,7 @@ func memPolicy(r *ptrace.Remote, tid int, scratch uint64) (*image.MemPolicy, err
 		return nil, fmt.Errorf("get_mempolicy: %w", err)
 	}
 	b := make([]byte, 8+8*words)
-	if err := readScratch(tid, scratch+offMemPolicy, b); err != nil {
+	if err := ptrace.ReadVMAt(tid, scratch+offMemPolicy, b); err != nil {
 		return nil, err
 	}
 	le := binary.LittleEndian
@@ -416,10 +414,4 @@ func memPolicy(r *ptrace.Remote, tid int, scratch uint64) (*image.MemPolicy, err
 		nodes = nodes[:len(nodes)-1]
 	}
 	return &image.MemPolicy{Mode: mode, Nodes: nodes}, nil
-}
-
-// readScratch reads the scratch data page with process_vm_readv: it is
-// plain writable memory, no /proc/PID/mem file to open.
-func readScratch(pid int, addr uint64, buf []byte) error {
-	return ptrace.ReadVM(pid, [][]byte{buf}, []unix.RemoteIovec{{Base: uintptr(addr), Len: len(buf)}})
 }

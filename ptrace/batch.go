@@ -316,7 +316,7 @@ func sigPending(tid int, sig unix.Signal) (bool, error) {
 // writeTracee and readTracee move a batch table: process_vm_writev/readv
 // (no file to open), or /proc/PID/mem where those are refused.
 func writeTracee(tid int, addr uint64, data []byte) error {
-	err := WriteVM(tid, [][]byte{data}, []unix.RemoteIovec{{Base: uintptr(addr), Len: len(data)}})
+	err := WriteVMAt(tid, addr, data)
 	if err != nil {
 		if merr := WriteMem(tid, addr, data); merr != nil {
 			return errors.Join(err, merr)
@@ -326,7 +326,7 @@ func writeTracee(tid int, addr uint64, data []byte) error {
 }
 
 func readTracee(tid int, addr uint64, buf []byte) error {
-	err := ReadVM(tid, [][]byte{buf}, []unix.RemoteIovec{{Base: uintptr(addr), Len: len(buf)}})
+	err := ReadVMAt(tid, addr, buf)
 	if err != nil {
 		if merr := ReadMem(tid, addr, buf); merr != nil {
 			return errors.Join(err, merr)

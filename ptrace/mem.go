@@ -159,6 +159,16 @@ func WriteVM(pid int, local [][]byte, remote []unix.RemoteIovec) error {
 	return vm(pid, local, remote, true)
 }
 
+// ReadVMAt reads one remote range at addr into buf (ReadVM).
+func ReadVMAt(pid int, addr uint64, buf []byte) error {
+	return ReadVM(pid, [][]byte{buf}, []unix.RemoteIovec{{Base: uintptr(addr), Len: len(buf)}})
+}
+
+// WriteVMAt writes data to one remote range at addr (WriteVM).
+func WriteVMAt(pid int, addr uint64, data []byte) error {
+	return WriteVM(pid, [][]byte{data}, []unix.RemoteIovec{{Base: uintptr(addr), Len: len(data)}})
+}
+
 func vm(pid int, local [][]byte, remote []unix.RemoteIovec, write bool) error {
 	name := "process_vm_readv"
 	if write {

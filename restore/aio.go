@@ -46,7 +46,7 @@ func (rs *restorer) restoreAIORing(tk *task, ring image.AIORing) error {
 	pid := tk.t.PID
 	le := binary.LittleEndian
 	old := make([]byte, ring.Len)
-	if err := readVM(pid, ring.Addr, old); err != nil {
+	if err := ptrace.ReadVMAt(pid, ring.Addr, old); err != nil {
 		return fmt.Errorf("read the dumped ring: %w", err)
 	}
 	nr, head, tail := le.Uint32(old[4:]), le.Uint32(old[aioHeadOff:]), le.Uint32(old[aioHeadOff+4:])
@@ -63,7 +63,7 @@ func (rs *restorer) restoreAIORing(tk *task, ring image.AIORing) error {
 		return fmt.Errorf("io_setup(%d): %w", ring.NrReq, err)
 	}
 	var word [8]byte
-	if err := readVM(pid, ctxp, word[:]); err != nil {
+	if err := ptrace.ReadVMAt(pid, ctxp, word[:]); err != nil {
 		return err
 	}
 	ctx := le.Uint64(word[:])
@@ -72,7 +72,7 @@ func (rs *restorer) restoreAIORing(tk *task, ring image.AIORing) error {
 		return err
 	}
 	hdr := make([]byte, aioHeaderSize)
-	if err := readVM(pid, ctx, hdr); err != nil {
+	if err := ptrace.ReadVMAt(pid, ctx, hdr); err != nil {
 		return destroy(err)
 	}
 	if got := le.Uint32(hdr[4:]); got != nr {
@@ -84,11 +84,11 @@ func (rs *restorer) restoreAIORing(tk *task, ring image.AIORing) error {
 		}
 	}
 	// The events and the head; the tail is the kernel's count, now the same.
-	if err := writeVM(pid, ctx+aioHeaderSize, old[aioHeaderSize:]); err != nil {
+	if err := ptrace.WriteVMAt(pid, ctx+aioHeaderSize, old[aioHeaderSize:]); err != nil {
 		return destroy(err)
 	}
 	le.PutUint32(word[:4], head)
-	if err := writeVM(pid, ctx+aioHeadOff, word[:4]); err != nil {
+	if err := ptrace.WriteVMAt(pid, ctx+aioHeadOff, word[:4]); err != nil {
 		return destroy(err)
 	}
 	got, err := tk.sys(unix.SYS_MREMAP, ctx, ring.Len, ring.Len, unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, ring.Addr)
@@ -139,17 +139,9 @@ func (rs *restorer) advanceAIOTail(tk *task, ctx uint64, nr, head, tail uint32) 
 		}
 		done += n
 		binary.LittleEndian.PutUint32(word[:], uint32(min(done, uint64(head))))
-		if err := writeVM(pid, ctx+aioHeadOff, word[:]); err != nil {
+		if err := ptrace.WriteVMAt(pid, ctx+aioHeadOff, word[:]); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func readVM(pid int, addr uint64, b []byte) error {
-	return ptrace.ReadVM(pid, [][]byte{b}, []unix.RemoteIovec{{Base: uintptr(addr), Len: len(b)}})
-}
-
-func writeVM(pid int, addr uint64, b []byte) error {
-	return ptrace.WriteVM(pid, [][]byte{b}, []unix.RemoteIovec{{Base: uintptr(addr), Len: len(b)}})
 }

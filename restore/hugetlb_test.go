@@ -2,7 +2,6 @@ package restore
 
 import (
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -14,17 +13,12 @@ import (
 
 // TestRestoreHugetlb dumps a parent with anonymous hugetlb memory (one
 // 2 MiB page, one 4 KiB part of it zero), private or shared, or a hugetlb
-// memfd's, and a child
-// sharing it (copy-on-write when private), and checks each restored task
+// memfd's, and a child sharing it (copy-on-write when private), and
+// checks each restored task
 // has the data in a hugetlb mapping of 2 MiB pages again, shared with the
 // other or not as before.
 func TestRestoreHugetlb(t *testing.T) {
-	needRoot(t)
-	testproc.HugePages(t, 2) // the private one's copy-on-write takes a second page
-	bin := buildC(t, "hugetlb")
-	if err := exec.Command(bin, "probe").Run(); err != nil {
-		t.Skipf("no 2 MiB huge page to map: %v", err)
-	}
+	bin := hugetlbBin(t, 2) // the private one's copy-on-write takes a second page
 	for _, tc := range []struct {
 		mode string
 		kind image.VMAKind
@@ -57,12 +51,7 @@ func TestRestoreHugetlb(t *testing.T) {
 // huge page pool was emptied: the restore fails naming the mapping and the
 // pages it needs, and leaves no task behind.
 func TestRestoreHugetlbShortPool(t *testing.T) {
-	needRoot(t)
-	testproc.HugePages(t, 2)
-	bin := buildC(t, "hugetlb")
-	if err := exec.Command(bin, "probe").Run(); err != nil {
-		t.Skipf("no 2 MiB huge page to map: %v", err)
-	}
+	bin := hugetlbBin(t, 2)
 	const knob = "/proc/sys/vm/nr_hugepages"
 	for _, mode := range []string{"private", "shared", "memfd"} {
 		t.Run(mode, func(t *testing.T) {
@@ -96,12 +85,7 @@ func TestRestoreHugetlbShortPool(t *testing.T) {
 // the file again with its data, hugetlb pages: shared, or private with the
 // pages they had copied on write.
 func TestRestoreHugetlbfsFile(t *testing.T) {
-	needRoot(t)
-	testproc.HugePages(t, 2) // the private one's copy-on-write takes a second page
-	bin := buildC(t, "hugetlb")
-	if err := exec.Command(bin, "probe").Run(); err != nil {
-		t.Skipf("no 2 MiB huge page to map: %v", err)
-	}
+	bin := hugetlbBin(t, 2) // the private one's copy-on-write takes a second page
 	for _, tc := range []struct {
 		mode string
 		kind image.VMAKind

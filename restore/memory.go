@@ -506,9 +506,15 @@ func (rs *restorer) fillHugetlb(id uint32, f *os.File, size uint64) error {
 		return fmt.Errorf("map hugetlb object %d to fill it: %w", id, err)
 	}
 	defer unix.Munmap(mem)
+	return rs.fillMapped(id, mem)
+}
+
+// fillMapped writes a shared object's dumped pages into mem, mmcr's own
+// mapping of it (hugetlbfs has no write(); a SysV segment is attached).
+func (rs *restorer) fillMapped(id uint32, mem []byte) error {
 	return rs.fillObject(id, func(b []byte, off uint64) error {
-		if off+uint64(len(b)) > size {
-			return fmt.Errorf("page at %#x is past the object's end %#x", off, size)
+		if off+uint64(len(b)) > uint64(len(mem)) {
+			return fmt.Errorf("page at %#x is past the end %#x of the memory it goes to", off, len(mem))
 		}
 		copy(mem[off:], b)
 		return nil

@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -13,10 +12,7 @@ import (
 // own NUMA memory policy again.
 func TestRestoreMemPolicy(t *testing.T) {
 	needRoot(t)
-	bin := buildC(t, "mempolicy")
-	if err := exec.Command(bin, "probe").Run(); err != nil {
-		t.Skipf("no NUMA memory policies here: %v", err)
-	}
+	bin := buildProbed(t, "mempolicy", "NUMA memory policy")
 	d := dumpWorkload(t, false, bin)
 	for i, want := range []uint32{unix.MPOL_INTERLEAVE | unix.MPOL_F_STATIC_NODES, unix.MPOL_BIND} {
 		p := d.tree.Tasks[i].Threads[0].MemPolicy

@@ -329,6 +329,7 @@ func (rs *restorer) run() (int, error) {
 		}
 	}
 	rs.created, rs.createdThreads = nil, nil // they run on their own now
+	rs.sysvMade = nil                        // and use the segments made for them
 	rs.log.Info("restored", "root", root, "tasks", len(rs.tasks))
 	return root, nil
 }

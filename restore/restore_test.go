@@ -47,6 +47,27 @@ func buildC(t *testing.T, name string) string {
 	return testproc.BuildC(t, filepath.Join("testdata", name+".c"), "-O1", "-Wall", "-pthread")
 }
 
+// buildProbed compiles testdata/name.c and runs it as "NAME probe": a
+// workload whose feature the kernel or machine lacks (what) exits non-zero
+// there, and the test is skipped.
+func buildProbed(t *testing.T, name, what string) string {
+	t.Helper()
+	bin := buildC(t, name)
+	if err := exec.Command(bin, "probe").Run(); err != nil {
+		t.Skipf("no %s here: %v", what, err)
+	}
+	return bin
+}
+
+// hugetlbBin is the hugetlb workload, with pages free huge pages held for
+// the test (testproc.HugePages).
+func hugetlbBin(t *testing.T, pages int) string {
+	t.Helper()
+	needRoot(t)
+	testproc.HugePages(t, pages)
+	return buildProbed(t, "hugetlb", "2 MiB huge page to map")
+}
+
 // waitGone waits until every pid is reaped (we are their subreaper).
 func waitGone(t *testing.T, pids []int) {
 	t.Helper()

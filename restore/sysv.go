@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
+	"slices"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -81,13 +82,7 @@ func (rs *restorer) makeSysV(o *image.SharedObject) error {
 		return fmt.Errorf("attach it to fill it: %w", err)
 	}
 	defer unix.SysvShmDetach(mem)
-	return rs.fillObject(o.ID, func(b []byte, off uint64) error {
-		if off+uint64(len(b)) > uint64(len(mem)) {
-			return fmt.Errorf("page at %#x is past the segment's end %#x", off, len(mem))
-		}
-		copy(mem[off:], b)
-		return nil
-	})
+	return rs.fillMapped(o.ID, mem)
 }
 
 // attachSysV attaches o's segment in tk at v, a whole attachment.
@@ -110,20 +105,22 @@ func (rs *restorer) attachSysV(tk *task, v *image.VMA, o *image.SharedObject) er
 }
 
 // finishSysV removes again the segments made that were removed at dump:
-// every task has attached its own by now.
+// every task has attached its own by now. They leave sysvMade (their ids
+// may serve another segment once they are gone); the others stay in it
+// until the restore is through.
 func (rs *restorer) finishSysV() error {
 	for _, o := range rs.tree.SharedObjects {
 		if s := o.SysV; s != nil && s.Removed() {
 			if _, err := unix.SysvShmCtl(int(s.ID), unix.IPC_RMID, nil); err != nil {
 				return fmt.Errorf("remove SysV segment %d again: %w", s.ID, err)
 			}
+			rs.sysvMade = slices.DeleteFunc(rs.sysvMade, func(id int) bool { return id == int(s.ID) })
 		}
 	}
-	rs.sysvMade = nil
 	return nil
 }
 
-// abortSysV removes the segments restore made.
+// abortSysV removes the segments restore made and still holds.
 func (rs *restorer) abortSysV() {
 	for _, id := range rs.sysvMade {
 		unix.SysvShmCtl(id, unix.IPC_RMID, nil)

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,15 +31,7 @@ func TestRestoreSysVShm(t *testing.T) {
 				arg = strconv.Itoa(0x4d430000 | unix.Getpid()&0xffff)
 			}
 			d := dumpWorkload(t, false, bin, arg)
-			var seg *image.SysVSegment
-			for _, o := range d.tree.SharedObjects {
-				if o.SysV != nil {
-					seg = o.SysV
-				}
-			}
-			if seg == nil {
-				t.Fatal("no SysV segment in the image")
-			}
+			seg := sysvSegment(t, d.tree)
 			if !seg.Removed() {
 				t.Cleanup(func() { unix.SysvShmCtl(int(seg.ID), unix.IPC_RMID, nil) })
 			}
@@ -51,4 +44,51 @@ func TestRestoreSysVShm(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRestoreSysVShmFailure fails restores of SysV trees once their tasks
+// exist: the segment restore made again is gone with them, the one that
+// was still there is left as it was.
+func TestRestoreSysVShmFailure(t *testing.T) {
+	needRoot(t)
+	bin := buildC(t, "sysvshm")
+	testHookAfterCreate = func() error { return errors.New("injected failure") }
+	defer func() { testHookAfterCreate = nil }()
+	for _, mode := range []string{"keyed", "removed"} {
+		t.Run(mode, func(t *testing.T) {
+			arg := mode
+			if mode == "keyed" {
+				arg = strconv.Itoa(0x4d440000 | unix.Getpid()&0xffff)
+			}
+			d := dumpWorkload(t, false, bin, arg)
+			seg := sysvSegment(t, d.tree)
+			if !seg.Removed() {
+				t.Cleanup(func() { unix.SysvShmCtl(int(seg.ID), unix.IPC_RMID, nil) })
+			}
+			if _, err := Run(Options{Dir: d.dir, Log: testLog(t)}); err == nil || !strings.Contains(err.Error(), "injected failure") {
+				t.Fatalf("restore: %v, want the injected failure", err)
+			}
+			waitGone(t, d.pids)
+			var ds unix.SysvShmDesc
+			_, err := unix.SysvShmCtl(int(seg.ID), unix.IPC_STAT, &ds)
+			if seg.Removed() && err == nil {
+				t.Errorf("segment %d made by the failed restore is still there (mode %#o)", seg.ID, ds.Perm.Mode)
+			}
+			if !seg.Removed() && err != nil {
+				t.Errorf("segment %d, there before the restore, is gone: %v", seg.ID, err)
+			}
+		})
+	}
+}
+
+// sysvSegment returns the SysV segment of a dumped tree.
+func sysvSegment(t *testing.T, tree *image.Tree) *image.SysVSegment {
+	t.Helper()
+	for _, o := range tree.SharedObjects {
+		if o.SysV != nil {
+			return o.SysV
+		}
+	}
+	t.Fatal("no SysV segment in the image")
+	return nil
 }

@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
 )
@@ -11,10 +10,7 @@ import (
 // inherited, and checks each restored task has its own setting.
 func TestRestoreTHPExceptAdvised(t *testing.T) {
 	needRoot(t)
-	bin := buildC(t, "thp")
-	if err := exec.Command(bin, "probe").Run(); err != nil {
-		t.Skipf("no PR_THP_DISABLE_EXCEPT_ADVISED (Linux 6.18+): %v", err)
-	}
+	bin := buildProbed(t, "thp", "PR_THP_DISABLE_EXCEPT_ADVISED (Linux 6.18+)")
 	d := dumpWorkload(t, false, bin)
 	if mm := d.tree.Tasks[0].Mm; !mm.THPExceptAdvised || mm.THPDisabled {
 		t.Errorf("parent's image: THPExceptAdvised %v THPDisabled %v, want true false", mm.THPExceptAdvised, mm.THPDisabled)
