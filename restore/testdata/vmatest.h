@@ -91,7 +91,9 @@ static pid_t fork_ready(void (*setup)(void))
 	}
 	close(ready[1]);
 	char c;
-	int ok = kid > 0 && read(ready[0], &c, 1) == 1;
+	/* The byte, then EOF once the child has closed its end: a dump must
+	 * not meet the pipe as one of the child's fds. */
+	int ok = kid > 0 && read(ready[0], &c, 1) == 1 && read(ready[0], &c, 1) == 0;
 	close(ready[0]);
 	return ok ? kid : -1;
 }
