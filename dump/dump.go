@@ -129,8 +129,11 @@ type dumper struct {
 	// anonFDs are the eventfd and epoll descriptors met so far: one open
 	// file may appear only once in the tree.
 	anonFDs []anonFD
-	w       *image.Writer
-	pool    *copyPool // page-copy workers (copy.go)
+	// pipeEnds are the pipe descriptors, in tree and fd order, resolved
+	// once every task is collected (pipes.go).
+	pipeEnds []pipeEnd
+	w        *image.Writer
+	pool     *copyPool // page-copy workers (copy.go)
 	// cow finds the private pages a task shares with its parent.
 	cow cowDeduper
 	// vmFlags is each task's smaps, read while pages are copied (vmflags.go).
@@ -257,6 +260,9 @@ func (d *dumper) run() error {
 	// tracees, which then run on untouched).
 	defer d.waitVmFlags()
 	if err := d.collectTasks(); err != nil {
+		return err
+	}
+	if err := d.resolvePipes(); err != nil {
 		return err
 	}
 	phase("collect")

@@ -82,23 +82,35 @@ type workload struct {
 
 func startWorkload(t *testing.T, bin string, args ...string) *workload {
 	t.Helper()
-	return startWorkloadAttr(t, nil, bin, args...)
+	return startWorkloadCmd(t, nil, bin, args...)
+}
+
+// startWorkloadFiles is startWorkload with extra files for the workload
+// (fd 3 on), which the test process keeps open too.
+func startWorkloadFiles(t *testing.T, extra []*os.File, bin string, args ...string) *workload {
+	t.Helper()
+	return startWorkloadCmd(t, func(c *exec.Cmd) { c.ExtraFiles = extra }, bin, args...)
 }
 
 // startWorkloadAs is startWorkload with the workload running as uid (and
 // gid) instead of root.
 func startWorkloadAs(t *testing.T, uid uint32, bin string, args ...string) *workload {
 	t.Helper()
-	return startWorkloadAttr(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}, bin, args...)
+	return startWorkloadCmd(t, func(c *exec.Cmd) {
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	}, bin, args...)
 }
 
-// startWorkloadAttr starts bin and waits (10 s at most) for its ready line.
-// At cleanup, unless finish ran, it kills every pid of that line, then the
-// root.
-func startWorkloadAttr(t *testing.T, attr *syscall.SysProcAttr, bin string, args ...string) *workload {
+// startWorkloadCmd starts bin, its command set up by setup when set, and
+// waits (10 s at most) for its ready line. At cleanup, unless finish ran,
+// it kills every pid of that line, then the root.
+func startWorkloadCmd(t *testing.T, setup func(*exec.Cmd), bin string, args ...string) *workload {
 	t.Helper()
 	w := &workload{cmd: exec.Command(bin, args...)}
-	w.cmd.SysProcAttr = attr
+	if setup != nil {
+		setup(w.cmd)
+	}
+	attr := w.cmd.SysProcAttr
 	w.cmd.Stderr = &w.stderr
 	// A grandchild holding stderr open must not block Wait forever.
 	w.cmd.WaitDelay = 2 * time.Second
@@ -503,10 +515,32 @@ func containsInt(s []int, x int) bool {
 	return false
 }
 
+// startPipeWorkload starts testdata/pipe.c with the read end of a pipe of
+// the test's as its fd 3, "test" written into it; the test keeps the write
+// end, returned (the read end is closed once the workload has it).
+func startPipeWorkload(t *testing.T) (*workload, *os.File) {
+	t.Helper()
+	bin := buildC(t, "pipe")
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	if _, err := pw.WriteString("test"); err != nil {
+		t.Fatal(err)
+	}
+	return startWorkloadFiles(t, []*os.File{pr}, bin), pw
+}
+
+// TestDumpRefusesPipeAndLeavesTreeRunning dumps a tree whose child holds
+// (as fd 3) the read end of a pipe the test process writes to: the pipe
+// is not the tree's alone, the dump refuses it naming the task, the fd and
+// the holder outside, and the tree runs on untouched, the bytes in the
+// pipe still there.
 func TestDumpRefusesPipeAndLeavesTreeRunning(t *testing.T) {
 	requireRoot(t)
-	bin := buildC(t, "pipe")
-	w := startWorkload(t, bin)
+	w, pw := startPipeWorkload(t)
+	defer pw.Close()
 	parent, child := w.pid(t, 1), w.pid(t, 2)
 	before := map[int][]mapsLine{parent: readMaps(t, parent), child: readMaps(t, child)}
 
@@ -518,8 +552,9 @@ func TestDumpRefusesPipeAndLeavesTreeRunning(t *testing.T) {
 	t.Logf("error: %v", err)
 	msg := err.Error()
 	if !strings.Contains(msg, fmt.Sprintf("task %d", child)) || !strings.Contains(msg, "fd 3") ||
-		!strings.Contains(msg, "pipe") || strings.Contains(msg, "\n") {
-		t.Errorf("error %q should name task %d, fd 3 and pipe on one line", msg, child)
+		!strings.Contains(msg, "pipe") || !strings.Contains(msg, fmt.Sprintf("process %d outside the tree", os.Getpid())) ||
+		strings.Contains(msg, "\n") {
+		t.Errorf("error %q should name task %d, fd 3, pipe and process %d on one line", msg, child, os.Getpid())
 	}
 	if !errors.Is(err, ErrUnsupported) {
 		t.Errorf("error does not wrap ErrUnsupported")
@@ -702,7 +737,7 @@ func TestDumpRefusesFDKinds(t *testing.T) {
 		{"eventfd-dup", "fd 4 is the same anon_inode:[eventfd] as fd 3 of task"},
 		{"epoll-stale", "epoll fd 3 watches a file no longer open as fd 4"},
 		{"socket", "fd 3 is a socket"},
-		{"fifo", "fd 3 is a pipe (" + fifo + ")"},
+		{"fifo", "fd 3 is a FIFO (" + fifo + ")"},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
 			w := startWorkload(t, bin, tc.kind, fifo)
@@ -835,6 +870,30 @@ func TestDumpLeaveStopped(t *testing.T) {
 	}
 	if err := unix.Kill(pid, unix.SIGCONT); err != nil {
 		t.Fatal(err)
+	}
+	w.finish(t)
+}
+
+// TestPipeOwnerPolls: a pipe whose one end the tree holds is the tree's
+// alone only when nobody holds the other end, which pipeOwner tells by
+// polling a new open of the pipe, also for a holder the walk of /proc did
+// not see (none given here): the test process's write end first, then
+// nobody's.
+func TestPipeOwnerPolls(t *testing.T) {
+	requireRoot(t)
+	w, pw := startPipeWorkload(t)
+	child := w.pid(t, 2)
+	var st unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/3", child), &st); err != nil {
+		t.Fatal(err)
+	}
+	end := pipeEnd{pid: child, fd: &image.FD{Num: 3, Flags: unix.O_RDONLY}, ino: st.Ino, target: "pipe"}
+	if why := pipeOwner(end, [2]bool{true, false}, nil); !strings.Contains(why, "write end a process outside the tree holds") {
+		t.Errorf("with the test's write end open: %q, want the write end held outside", why)
+	}
+	pw.Close()
+	if why := pipeOwner(end, [2]bool{true, false}, nil); why != "" {
+		t.Errorf("with every write end closed: %q, want the tree's", why)
 	}
 	w.finish(t)
 }

@@ -13,8 +13,9 @@ import (
 )
 
 // collectFDs describes every open descriptor of pid, refusing those
-// restore cannot recreate. fds 0-2 that are pipes, ttys or sockets are
-// external: restore hands its own stdio in their place.
+// restore cannot recreate. fds 0-2 that are ttys, sockets or named FIFOs
+// are external: restore hands its own stdio in their place; pipes are
+// decided once every task's fds are known (resolvePipes).
 func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 	fds, err := d.fs.FDs(pid)
 	if err != nil {
@@ -70,8 +71,12 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 			e.Kind = image.FDCharDev
 		case typ == unix.S_IFCHR:
 			ferr = refuse(fmt.Sprintf("a character device %d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev)))
+		case typ == unix.S_IFIFO && strings.HasPrefix(fd.Target, "pipe:["):
+			// The tree's own, or its stdio's: resolvePipes decides.
+			e.Kind = image.FDPipe
+			d.pipeEnds = append(d.pipeEnds, pipeEnd{pid: pid, fd: e, ino: st.Ino, target: fd.Target})
 		case typ == unix.S_IFIFO:
-			ferr = external("pipe")
+			ferr = external("FIFO")
 		case typ == unix.S_IFSOCK:
 			ferr = external("socket")
 		default:

@@ -99,21 +99,26 @@ func TestCritDecodes(t *testing.T) {
 	}
 }
 
+// critDecode decodes image file name of dir as go-criu's crit does, its
+// entries as typ.
+func critDecode(t *testing.T, dir, name string, typ proto.Message) *crit.CriuImage {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := crit.New(f, nil, "", false, false).Decode(typ)
+	if err != nil {
+		t.Fatalf("crit decode %s: %v", name, err)
+	}
+	return img
+}
+
 // TestCritValues spot-checks values as crit sees them.
 func TestCritValues(t *testing.T) {
 	dir, tree := writeSample(t)
-	decode := func(name string, typ proto.Message) *crit.CriuImage {
-		f, err := os.Open(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		img, err := crit.New(f, nil, "", false, false).Decode(typ)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return img
-	}
+	decode := func(name string, typ proto.Message) *crit.CriuImage { return critDecode(t, dir, name, typ) }
 	core := decode("core-100.img", &criu_core.CoreEntry{}).Entries[0].Message.(*criu_core.CoreEntry)
 	if core.GetThreadInfo().GetGpregs().GetFsBase() != tree.Tasks[0].Threads[0].Regs.Fs_base ||
 		core.GetTc().GetComm() != "prog" || core.GetThreadInfo().GetFpregs().GetXsave() == nil {

@@ -60,8 +60,8 @@ func decodeExt(data []byte) (*extImage, error) {
 	if ext.Format != extFormat {
 		return nil, fileErr(ExtName, ErrBadMagic, "format %q, want %q", ext.Format, extFormat)
 	}
-	if ext.Version < extVersion || ext.Version > extVersion4 {
-		return nil, fileErr(ExtName, ErrUnsupported, "version %d (this mmcr reads %d to %d)", ext.Version, extVersion, extVersion4)
+	if ext.Version < extVersion || ext.Version > extVersion5 {
+		return nil, fileErr(ExtName, ErrUnsupported, "version %d (this mmcr reads %d to %d)", ext.Version, extVersion, extVersion5)
 	}
 	return &ext, nil
 }
@@ -167,7 +167,44 @@ func (r *Reader) readTree() (*Tree, error) {
 			return nil, fileErr(ExtName, ErrCorrupt, "%v", err)
 		}
 	}
+	if err := r.resolvePipes(t); err != nil {
+		return nil, err
+	}
 	return t, nil
+}
+
+// resolvePipes reads the pipes and turns the inode and file entry id
+// fdFromEntry left in each pipe fd into its PipeID and OpenID.
+func (r *Reader) resolvePipes(t *Tree) error {
+	if r.has(pipesDataName) {
+		if err := r.readPipes(t); err != nil {
+			return err
+		}
+	}
+	byIno := make(map[uint32]*Pipe, len(t.Pipes))
+	for _, p := range t.Pipes {
+		byIno[p.Ino] = p
+	}
+	openIDs := map[uint32]uint32{} // file entry id: OpenID
+	for _, task := range t.Tasks {
+		for _, fd := range task.FDs {
+			if fd.Kind != FDPipe {
+				continue
+			}
+			p := byIno[fd.PipeID]
+			if p == nil {
+				return fileErr(pipesDataName, ErrCorrupt, "no data entry for pipe:[%d] of task %d fd %d", fd.PipeID, task.PID, fd.Num)
+			}
+			if openIDs[fd.OpenID] == 0 {
+				openIDs[fd.OpenID] = uint32(len(openIDs) + 1)
+			}
+			fd.PipeID, fd.OpenID = p.ID, openIDs[fd.OpenID]
+		}
+	}
+	if err := checkPipes(t); err != nil {
+		return fileErr(pipesDataName, ErrCorrupt, "%v", err)
+	}
+	return nil
 }
 
 func (r *Reader) readTask(t *Tree, pe *pstreeMsg, et *extTask, byID map[uint32]*fileMsg,
@@ -310,6 +347,14 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfoMsg, efd *extFD, byID map[uint
 		}
 		fd.Flags = int(e.flags)
 		fd.Epoll = e.tfds
+	case fdTypePipe:
+		if kind != FDPipe || fe.pipe == nil || fd.FileID != 0 {
+			return nil, fileErr(name, ErrCorrupt, "fd %d: pipe file entry for a %s fd", efd.Num, efd.Kind)
+		}
+		// The inode and the file entry id, for resolvePipes to turn into
+		// PipeID and OpenID once every task is read.
+		fd.Flags = int(fe.pipe.flags)
+		fd.PipeID, fd.OpenID = fe.pipe.pipeID, fdi.id
 	case fdTypeExt:
 		if kind != FDExternal {
 			return nil, fileErr(name, ErrCorrupt, "fd %d: external file entry for a %s fd", efd.Num, efd.Kind)

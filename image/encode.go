@@ -208,6 +208,9 @@ func checkTree(t *Tree) error {
 			return fmt.Errorf("image: %w", err)
 		}
 	}
+	if err := checkPipes(t); err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
 	return nil
 }
 
@@ -279,6 +282,7 @@ func (w *Writer) writeTree(t *Tree) error {
 		}
 	}
 
+	pipeFile := map[uint32]uint32{} // OpenID: its file entry id
 	for _, task := range t.Tasks {
 		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs, MDWE: task.Mm.MDWE,
 			MergeAny: task.Mm.MergeAny, THPExceptAdvised: task.Mm.THPExceptAdvised, MlockFuture: task.Mm.MlockFuture}
@@ -338,14 +342,25 @@ func (w *Writer) writeTree(t *Tree) error {
 			return err
 		}
 		var fdis [][]byte
-		// The file entry id of each fd: an epoll's targets name theirs.
+		// The file entry id of each fd: its own, or for a pipe end that of
+		// its open file description, shared with the fds that share it.
+		// An epoll's targets name theirs.
 		fdIDs := make(map[int]uint32, len(task.FDs))
-		for i, fd := range task.FDs {
-			fdIDs[fd.Num] = nextID + uint32(i)
+		for _, fd := range task.FDs {
+			if fd.Kind == FDPipe && pipeFile[fd.OpenID] != 0 {
+				fdIDs[fd.Num] = pipeFile[fd.OpenID]
+				continue
+			}
+			fdIDs[fd.Num] = nextID
+			nextID++
+			if fd.Kind == FDPipe {
+				pipeFile[fd.OpenID] = fdIDs[fd.Num]
+				p := t.PipeByID(fd.PipeID)
+				files = append(files, pipeFileEntry(fdIDs[fd.Num], uint32(fd.Flags)&^oCloexec, p.Ino))
+			}
 		}
 		for _, fd := range task.FDs {
-			id := nextID
-			nextID++
+			id := fdIDs[fd.Num]
 			efd := extFD{Num: fd.Num, Kind: fd.Kind.String(), FileID: fd.FileID, ExternalType: fd.ExternalType}
 			flags := uint32(fd.Flags) &^ oCloexec // the open file description's; FD_CLOEXEC is the fd's
 			var typ int32
@@ -361,6 +376,9 @@ func (w *Writer) writeTree(t *Tree) error {
 				typ = fdTypeExt
 				efd.Flags, efd.Pos = fd.Flags, fd.Pos
 				files = append(files, extFileEntry(id))
+			case FDPipe:
+				typ = fdTypePipe // its file entry went with the description's first fd
+				ext.Version = max(ext.Version, extVersion5)
 			default:
 				typ = fdTypeReg
 				var path string
@@ -381,6 +399,11 @@ func (w *Writer) writeTree(t *Tree) error {
 	}
 	if err := w.writeImage(filesName, "FILES", files...); err != nil {
 		return err
+	}
+	if len(t.Pipes) > 0 {
+		if err := w.writePipesData(t.Pipes); err != nil {
+			return err
+		}
 	}
 
 	// remap-fpath.img tells CRIU tools which files have ghost content.

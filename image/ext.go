@@ -23,6 +23,10 @@ const (
 	// restore the task with its later memory unlocked, or the object as
 	// shmem. It knows version 3.
 	extVersion4 = 4
+	// extVersion5 is written when a task holds a pipe ("pipe" fds): a
+	// reader of an earlier version knows no such fd kind. It knows
+	// version 4.
+	extVersion5 = 5
 )
 
 type extImage struct {

@@ -28,6 +28,7 @@ var magics = map[string]uint32{
 	"REMAP_FPATH": 0x59133954,
 	"PAGEMAP":     0x56084025,
 	"GHOST_FILE":  0x52583605,
+	"PIPES_DATA":  0x56453709,
 }
 
 func magicOf(name string) uint32 {
@@ -128,6 +129,17 @@ func (d *imgDecoder) u32() (uint32, bool) {
 	v := binary.LittleEndian.Uint32(d.data[d.off:])
 	d.off += 4
 	return v, true
+}
+
+// raw returns the next n bytes, data that follows an entry unframed (a
+// pipe's bytes after its pipe_data_entry).
+func (d *imgDecoder) raw(n int) ([]byte, bool) {
+	if n < 0 || n > len(d.data)-d.off {
+		return nil, false
+	}
+	b := d.data[d.off : d.off+n : d.off+n]
+	d.off += n
+	return b, true
 }
 
 // next decodes the next entry with decode. It returns false at a clean

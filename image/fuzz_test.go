@@ -231,3 +231,23 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodePipes is FuzzDecodeTree over an image holding pipes
+// (pipeTree): their data, file entries and fds. A tree that decodes has
+// pipes restore can make (checkPipes).
+func FuzzDecodePipes(f *testing.F) {
+	w, err := Create(filepath.Join(f.TempDir(), "img"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := w.Commit(pipeTree()); err != nil {
+		f.Fatal(err)
+	}
+	_, files := readFiles(f, w.dir)
+	names := []string{pipesDataName, filesName, fdinfoName(100), fdinfoName(102), ExtName}
+	fuzzOneFile(f, names, files, func(t *testing.T, r *Reader, tree *Tree) {
+		if err := checkPipes(tree); err != nil {
+			t.Fatalf("pipes decoded: %v", err)
+		}
+	})
+}

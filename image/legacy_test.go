@@ -22,6 +22,8 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/memfd"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mm"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/pipe"
+	pipe_data "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
 	remap_file_path "github.com/checkpoint-restore/go-criu/v7/crit/images/remap-file-path"
@@ -136,6 +138,7 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 		}
 	}
 
+	pipeFile := map[uint32]uint32{} // OpenID: its file entry id
 	for _, task := range t.Tasks {
 		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs, MDWE: task.Mm.MDWE, MergeAny: task.Mm.MergeAny}
 		for _, r := range task.ParentPages {
@@ -198,14 +201,26 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 			return nil
 		}
 		var fdis []proto.Message
-		// The file entry id of each fd: an epoll's targets name theirs.
+		// The file entry id of each fd: an epoll's targets name theirs. A
+		// pipe end's is its open file description's.
 		fdIDs := make(map[int]uint32, len(task.FDs))
-		for i, fd := range task.FDs {
-			fdIDs[fd.Num] = nextID + uint32(i)
+		for _, fd := range task.FDs {
+			if fd.Kind == FDPipe && pipeFile[fd.OpenID] != 0 {
+				fdIDs[fd.Num] = pipeFile[fd.OpenID]
+				continue
+			}
+			fdIDs[fd.Num] = nextID
+			nextID++
+			if fd.Kind == FDPipe {
+				id := fdIDs[fd.Num]
+				pipeFile[fd.OpenID] = id
+				files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_PIPE.Enum(), Id: proto.Uint32(id),
+					Pipe: &pipe.PipeEntry{Id: proto.Uint32(id), PipeId: proto.Uint32(t.PipeByID(fd.PipeID).Ino),
+						Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec), Fown: legacyZeroFown()}})
+			}
 		}
 		for _, fd := range task.FDs {
-			id := nextID
-			nextID++
+			id := fdIDs[fd.Num]
 			efd := extFD{Num: fd.Num, Kind: fd.Kind.String(), FileID: fd.FileID, ExternalType: fd.ExternalType}
 			fdi := &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Fd: proto.Uint32(uint32(fd.Num)), Flags: proto.Uint32(0)}
 			if fd.Flags&oCloexec != 0 {
@@ -227,6 +242,9 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 						Tfd: proto.Uint32(uint32(tg.FD)), Events: proto.Uint32(tg.Events), Data: proto.Uint64(tg.Data)})
 				}
 				files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_EVENTPOLL.Enum(), Id: proto.Uint32(id), Epfd: ep})
+			case FDPipe:
+				fdi.Type = fdinfo.FdTypes_PIPE.Enum()
+				ext.Version = max(ext.Version, extVersion5)
 			case FDExternal:
 				fdi.Type = fdinfo.FdTypes_EXT.Enum()
 				efd.Flags, efd.Pos = fd.Flags, fd.Pos
@@ -255,6 +273,20 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 	}
 	if err := w.writeImage(filesName, "FILES", files...); err != nil {
 		return nil
+	}
+	if len(t.Pipes) > 0 {
+		// Each pipe_data_entry is followed by the pipe's bytes.
+		data := encodeImage(tb, "PIPES_DATA")
+		for _, p := range t.Pipes {
+			e, err := proto.Marshal(&pipe_data.PipeDataEntry{PipeId: proto.Uint32(p.Ino),
+				Bytes: proto.Uint32(uint32(len(p.Data))), Size: proto.Uint32(p.Size)})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			data = binary.LittleEndian.AppendUint32(data, uint32(len(e)))
+			data = append(append(data, e...), p.Data...)
+		}
+		out[pipesDataName] = data
 	}
 
 	// remap-fpath.img tells CRIU tools which files have ghost content.

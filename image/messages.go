@@ -75,11 +75,12 @@ type fileMsg struct {
 	epfd  *eventpollMsg
 	ext   bool // an ext_file_entry is present
 	memfd *memfdFileMsg
+	pipe  *pipeMsg
 }
 
 func (m *fileMsg) decode(b []byte) error {
 	d := protoDec{msg: "file_entry", b: b}
-	var reg, efd, epfd, ext, memfd []byte
+	var reg, efd, epfd, ext, memfd, pipe []byte
 	for d.next() {
 		switch d.num {
 		case 1:
@@ -94,6 +95,8 @@ func (m *fileMsg) decode(b []byte) error {
 			d.singular(&epfd)
 		case 15:
 			d.singular(&ext)
+		case 18:
+			d.singular(&pipe)
 		case 20:
 			d.singular(&memfd)
 		}
@@ -103,6 +106,7 @@ func (m *fileMsg) decode(b []byte) error {
 	d.sub("epfd", epfd, func(b []byte) error { m.epfd = &eventpollMsg{}; return m.epfd.decode(b) })
 	d.sub("ext", ext, func(b []byte) error { m.ext = true; return decodeExtFile(b) })
 	d.sub("memfd", memfd, func(b []byte) error { m.memfd = &memfdFileMsg{}; return m.memfd.decode(b) })
+	d.sub("pipe", pipe, func(b []byte) error { m.pipe = &pipeMsg{}; return m.pipe.decode(b) })
 	return d.end("type id")
 }
 

@@ -27,6 +27,27 @@ type Tree struct {
 	// SharedObjects are the MAP_SHARED anonymous (shmem) and memfd objects,
 	// one per inode across all tasks. Their pages are in the shmem pagemaps.
 	SharedObjects []*SharedObject
+	// Pipes are the pipes whose ends the tree's tasks hold, with the bytes
+	// unread in them at dump.
+	Pipes []*Pipe
+}
+
+// Pipe is one pipe (a pipefs inode) held by the tree.
+type Pipe struct {
+	ID  uint32 // dense: Pipes[i].ID == i+1
+	Ino uint32 // its inode at dump, pipe:[Ino]; CRIU's pipe_id
+	// Size is its capacity in bytes (F_GETPIPE_SZ).
+	Size uint32
+	// Data are the bytes written and not yet read, in order.
+	Data []byte
+}
+
+// PipeByID returns the pipe with the given ID, or nil.
+func (t *Tree) PipeByID(id uint32) *Pipe {
+	if id == 0 || int(id) > len(t.Pipes) {
+		return nil
+	}
+	return t.Pipes[id-1]
 }
 
 // Task is one process (thread group).
@@ -533,10 +554,11 @@ const (
 	FDExternal               // fd 0-2 that is a pipe, tty or socket: restore gives its own stdio
 	FDEventfd                // an eventfd: Eventfd set
 	FDEpoll                  // an epoll instance: Epoll lists what it watches
+	FDPipe                   // an end of one of Tree.Pipes: PipeID and OpenID set
 )
 
 // lastFDKind is the highest FDKind a valid image holds.
-const lastFDKind = FDEpoll
+const lastFDKind = FDPipe
 
 // Eventfd is an eventfd's state (fdinfo "eventfd-count", "eventfd-semaphore").
 type Eventfd struct {
@@ -567,6 +589,12 @@ type FD struct {
 	// Epoll are an FDEpoll's registrations, each naming another fd of the
 	// task, in fdinfo order. Restore adds them once every other fd is open.
 	Epoll []EpollTarget
+	// PipeID names the pipe of an FDPipe. Its end is Flags' access mode.
+	PipeID uint32
+	// OpenID numbers an FDPipe's open file description among the tree's:
+	// the fds (of any task) that share one (dup, fork) share its OpenID,
+	// and so its flags (O_NONBLOCK) at restore.
+	OpenID uint32
 }
 
 // FileByID returns the file with the given ID, or nil. IDs are dense:
@@ -587,7 +615,7 @@ func (t *Tree) SharedObjectByID(id uint32) *SharedObject {
 	return t.SharedObjects[id-1]
 }
 
-var fdKindStrings = [...]string{"regular", "dir", "chardev", "external", "eventfd", "epoll"}
+var fdKindStrings = [...]string{"regular", "dir", "chardev", "external", "eventfd", "epoll", "pipe"}
 
 func (k FDKind) String() string {
 	if k >= 0 && int(k) < len(fdKindStrings) {

@@ -72,6 +72,13 @@ type FDSummary struct {
 	Flags        int    `json:"flags"`
 	Pos          int64  `json:"pos"`
 	ExternalType string `json:"external_type,omitempty"`
+	// A pipe end's pipe (its inode at dump: pipe:[PipeIno]), the bytes
+	// unread in it and its capacity, and its open file description
+	// (OpenID: fds sharing one share it).
+	PipeIno    uint32 `json:"pipe_ino,omitempty"`
+	PipeBytes  int    `json:"pipe_bytes,omitempty"`
+	PipeSize   uint32 `json:"pipe_size,omitempty"`
+	PipeOpenID uint32 `json:"pipe_open_id,omitempty"`
 }
 
 // FileSummary is one file of the tree.
@@ -169,6 +176,9 @@ func Summarize(r *Reader) (*Summary, error) {
 				ExternalType: fd.ExternalType}
 			if f := tree.FileByID(fd.FileID); f != nil {
 				fs.Path = f.Path
+			}
+			if p := tree.PipeByID(fd.PipeID); p != nil {
+				fs.PipeIno, fs.PipeBytes, fs.PipeSize, fs.PipeOpenID = p.Ino, len(p.Data), p.Size, fd.OpenID
 			}
 			ts.FDs = append(ts.FDs, fs)
 		}
@@ -310,6 +320,14 @@ func (s *Summary) WriteText(w io.Writer) error {
 			}
 			if fd.FileID != 0 {
 				fmt.Fprintf(&b, " file %d %s", fd.FileID, fd.Path)
+			}
+			if fd.PipeIno != 0 {
+				end := "read"
+				if fd.Flags&unix.O_ACCMODE == unix.O_WRONLY {
+					end = "write"
+				}
+				fmt.Fprintf(&b, " pipe:[%d] %s end (open file %d), %d bytes unread of %s", fd.PipeIno, end,
+					fd.PipeOpenID, fd.PipeBytes, humanBytes(int64(fd.PipeSize)))
 			}
 			fmt.Fprintf(&b, " flags %#o pos %d\n", fd.Flags, fd.Pos)
 		}

@@ -218,11 +218,11 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 		num := uint64(fd.Num)
 		cloexec := fd.Flags&unix.O_CLOEXEC != 0
 		switch fd.Kind {
-		case image.FDExternal, image.FDEventfd, image.FDEpoll:
+		case image.FDExternal, image.FDEventfd, image.FDEpoll, image.FDPipe:
 			if err := c.run(); err != nil {
 				return err
 			}
-			if pidfd == ^uint64(0) && fd.Kind == image.FDExternal {
+			if pidfd == ^uint64(0) && (fd.Kind == image.FDExternal || fd.Kind == image.FDPipe) {
 				if pidfd, err = tk.pidfdAbove(maxFD(tk.t.FDs)); err != nil {
 					return err
 				}
@@ -283,7 +283,7 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 	return nil
 }
 
-// openSpecial makes the file of an eventfd, epoll or external fd in tk
+// openSpecial makes the file of an eventfd, epoll, pipe or external fd in tk
 // and returns its (temporary) fd number; ok is false for an external fd
 // left closed.
 func (rs *restorer) openSpecial(tk *task, fd *image.FD, pidfd uint64) (tmp uint64, ok bool, err error) {
@@ -301,6 +301,11 @@ func (rs *restorer) openSpecial(tk *task, fd *image.FD, pidfd uint64) (tmp uint6
 			if tmp, err = rs.remoteOpen(tk, os.DevNull, uint64(fd.Flags&unix.O_ACCMODE)); err != nil {
 				return 0, false, fmt.Errorf("fd %d (%s): %w", fd.Num, fd.ExternalType, err)
 			}
+		}
+	case image.FDPipe:
+		// mmcr's open of the description (makePipes), shared.
+		if tmp, err = tk.sys(unix.SYS_PIDFD_GETFD, pidfd, uint64(rs.pipeOpens[fd.OpenID]), 0); err != nil {
+			return 0, false, fmt.Errorf("fd %d (pipe): %w", fd.Num, err)
 		}
 	case image.FDEventfd:
 		if tmp, err = rs.makeEventfd(tk, fd); err != nil {

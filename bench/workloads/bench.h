@@ -9,7 +9,7 @@
  * folds their statuses into its own and writes ./result: "PASS" or
  * "FAIL: <first reason>".
  *
- * No pipes or sockets (mmcr refuses them): fds 0-2 are what the harness gave.
+ * No pipes to the harness or sockets: fds 0-2 are what the harness gave.
  * The pidfile, ready files and SIGTERM handling are workload.h's, shared
  * with the e2e workloads.
  */

@@ -1,11 +1,14 @@
 // Workload for the dump refusal test: a parent and a child; the child
-// holds a pipe whose read end is fd 3, which dump must refuse.
-// Prints "ready PARENT CHILD"; on SIGTERM both exit 0 (the parent after
-// the child, failing if the child failed or its counter stopped moving).
+// holds as its fd 3 the read end of a pipe the test process made and
+// still writes to (the workload's fd 3 at start), which dump must refuse:
+// the pipe is not the tree's alone. Prints "ready PARENT CHILD"; on SIGTERM
+// both exit 0 (the parent after the child, failing if the child failed,
+// its counter stopped moving or its pipe lost the test's bytes).
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,8 +22,9 @@ static void loop(void) {
 }
 
 int main(void) {
-	// Only stdio: fds leaked by whoever started the test are not ours to dump.
-	close_range(3, ~0U, 0);
+	// Only stdio and the test's pipe: fds leaked by whoever started the
+	// test are not ours to dump.
+	close_range(4, ~0U, 0);
 	struct sigaction sa = {0};
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);
@@ -30,15 +34,14 @@ int main(void) {
 	if (child < 0) return 2;
 	if (child == 0) {
 		close(ready[0]);
-		int p[2];
-		if (pipe(p)) return 2;
-		if (p[0] != 3 && dup2(p[0], 3) < 0) return 2;
 		if (write(ready[1], "x", 1) != 1) return 2;
 		close(ready[1]);
 		loop();
-		return 0;
+		char buf[16] = {0};
+		return read(3, buf, sizeof(buf) - 1) == 4 && strcmp(buf, "test") == 0 ? 0 : 3;
 	}
 	close(ready[1]);
+	close(3);
 	char x;
 	/* The byte, then EOF once the child has closed its end. */
 	if (read(ready[0], &x, 1) != 1 || read(ready[0], &x, 1) != 0) return 2;

@@ -124,19 +124,38 @@ func (e *env) start() int {
 func (e *env) snapshot(root int) map[int]taskSnap {
 	e.t.Helper()
 	snap := map[int]taskSnap{}
-	for _, pid := range testproc.Descendants(root) {
+	pids := testproc.Descendants(root)
+	sort.Ints(pids) // the order compareTree names the pipes in
+	pipes := pipeNames{}
+	for _, pid := range pids {
 		m, err := readMaps(pid)
 		if err != nil {
 			e.t.Fatalf("read maps of %d: %v", pid, err)
 		}
-		snap[pid] = taskSnap{identity(pid), m}
+		snap[pid] = taskSnap{identity(pid, pipes), m}
 		os.WriteFile(filepath.Join(e.dir, fmt.Sprintf("maps-%d.before", pid)), []byte(strings.Join(m, "\n")+"\n"), 0o644)
 	}
 	return snap
 }
 
-// identity describes what a task is, beyond its memory.
-func identity(pid int) string {
+// pipeNames names the tree's pipes by their order of first appearance
+// (tasks by pid, fds in order): a restored pipe is a new inode, and which
+// fds share one is what must not change.
+type pipeNames map[string]string
+
+func (n pipeNames) name(target string) string {
+	if !strings.HasPrefix(target, "pipe:[") {
+		return target
+	}
+	if n[target] == "" {
+		n[target] = fmt.Sprintf("pipe#%d", len(n)+1)
+	}
+	return n[target]
+}
+
+// identity describes what a task is, beyond its memory; pipes names its
+// pipes, across the tree.
+func identity(pid int, pipes pipeNames) string {
 	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -148,7 +167,7 @@ func identity(pid int) string {
 	}
 	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	return fmt.Sprintf("comm=%q exe=%q cmdline=%q ppid=%s pgid=%s sid=%s fds=[%s] threads=[%s]", strings.TrimSpace(string(comm)),
-		exe, strings.ReplaceAll(string(cmdline), "\x00", " "), ppid, pgid, sid, fdsOf(pid), threadsOf(pid))
+		exe, strings.ReplaceAll(string(cmdline), "\x00", " "), ppid, pgid, sid, fdsOf(pid, pipes), threadsOf(pid))
 }
 
 // threadsOf lists a task's threads as "TID:comm", sorted by tid: every
@@ -170,8 +189,9 @@ func threadsOf(pid int) string {
 	return strings.Join(out, " ")
 }
 
-// fdsOf lists a task's fds as "N:target pos=P flags=F", sorted by fd.
-func fdsOf(pid int) string {
+// fdsOf lists a task's fds as "N:target pos=P flags=F", sorted by fd, its
+// pipes named by pipes.
+func fdsOf(pid int, pipes pipeNames) string {
 	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	var fds []int
 	for _, e := range ents {
@@ -192,7 +212,7 @@ func fdsOf(pid int) string {
 				flags = strings.TrimSpace(v)
 			}
 		}
-		out = append(out, fmt.Sprintf("%d:%s pos=%s flags=%s", fd, target, pos, flags))
+		out = append(out, fmt.Sprintf("%d:%s pos=%s flags=%s", fd, pipes.name(target), pos, flags))
 	}
 	return strings.Join(out, ", ")
 }
@@ -227,6 +247,7 @@ func (e *env) compareTreeParent(root, rootParent int, before map[int]taskSnap, w
 	if fmt.Sprint(now) != fmt.Sprint(pidsOf(before)) {
 		e.t.Errorf("%s: tree has pids %v, before dump %v", what, now, pidsOf(before))
 	}
+	pipes := pipeNames{}
 	for _, pid := range pidsOf(before) {
 		after, err := readMaps(pid)
 		if err != nil {
@@ -241,7 +262,7 @@ func (e *env) compareTreeParent(root, rootParent int, before map[int]taskSnap, w
 			}
 			want = regexp.MustCompile(` ppid=\d+ `).ReplaceAllString(want, fmt.Sprintf(" ppid=%d ", ppid))
 		}
-		if id := identity(pid); id != want {
+		if id := identity(pid, pipes); id != want {
 			e.t.Errorf("%s: task %d differs from before the dump:\n  before: %s\n  after:  %s", what, pid, want, id)
 		}
 		os.WriteFile(filepath.Join(e.dir, fmt.Sprintf("maps-%d.after", pid)), []byte(strings.Join(after, "\n")+"\n"), 0o644)

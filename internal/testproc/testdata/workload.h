@@ -3,7 +3,8 @@
  * of the e2e suite (test/e2e/testdata/common.h) and of the benchmark
  * (bench/workloads/bench.h). The driver knows a tree is ready when
  * ./pidfile exists in its run directory, and asks it to verify with
- * SIGTERM. No pipes or sockets (mmcr refuses them): readiness is files.
+ * SIGTERM. Readiness is files, never a pipe to the driver (a pipe shared
+ * with a process outside the tree is not the tree's to dump).
  *
  * The includer defines die(fmt, ...) (noreturn, for setup errors) first.
  * The root's verdict is ./result: "PASS" or "FAIL: <first reason>".

@@ -10,7 +10,7 @@
  * Tasks that fork forward SIGTERM to their children and fold the children's
  * exit codes (0 = pass) into their own verdict.
  *
- * No pipes or sockets: fds 0-2 are what the driver gave (/dev/null, files),
+ * fds 0-2 are what the driver gave (/dev/null, files), and
  * readiness is signalled by files in the run directory (workload.h, shared
  * with the benchmark's workloads).
  */

@@ -1,0 +1,181 @@
+package image
+
+import (
+	"bytes"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Pipes are written as CRIU writes them: a file_entry of type PIPE per open
+// file description in files.img (pipe_id is the pipe's inode number), the
+// fdinfo entries of the fds sharing a description naming the same entry,
+// and a pipe_data_entry per pipe in pipes-data.img, each followed by the
+// pipe's unread bytes.
+
+const (
+	pipesDataName = "pipes-data.img"
+	fdTypePipe    = 2 // fd_types PIPE
+	// maxPipeSize bounds a pipe's capacity in an image: the kernel's
+	// own bound (pipe-max-size cannot be set higher) is 2 GiB.
+	maxPipeSize = 1 << 31
+)
+
+// checkPipes checks the tree's pipes and its fds on them: dense ids,
+// distinct inodes, data within capacity, every pipe held by some fd, and
+// the fds sharing an open file description (OpenID) on one pipe with one
+// set of flags, the OpenIDs numbered in order of first use (tasks in tree
+// order, fds in order) so that an image has one way to say it.
+func checkPipes(t *Tree) error {
+	inos := map[uint32]bool{}
+	for i, p := range t.Pipes {
+		if p == nil || p.ID != uint32(i+1) {
+			return fmt.Errorf("pipe %d: missing or misnumbered", i+1)
+		}
+		if inos[p.Ino] {
+			return fmt.Errorf("pipe %d: inode %d twice", p.ID, p.Ino)
+		}
+		inos[p.Ino] = true
+		if p.Size == 0 || p.Size%4096 != 0 || p.Size > maxPipeSize || len(p.Data) > int(p.Size) {
+			return fmt.Errorf("pipe %d: %d bytes in a capacity of %d", p.ID, len(p.Data), p.Size)
+		}
+	}
+	held := make([]bool, len(t.Pipes))
+	var opens []*FD // by OpenID-1
+	for _, task := range t.Tasks {
+		for _, fd := range task.FDs {
+			if fd.Kind != FDPipe {
+				if fd.PipeID != 0 || fd.OpenID != 0 {
+					return fmt.Errorf("task %d: fd %d: pipe %d on a %s fd", task.PID, fd.Num, fd.PipeID, fd.Kind)
+				}
+				continue
+			}
+			if t.PipeByID(fd.PipeID) == nil || fd.FileID != 0 {
+				return fmt.Errorf("task %d: fd %d refers to unknown pipe %d", task.PID, fd.Num, fd.PipeID)
+			}
+			if acc := fd.Flags & unix.O_ACCMODE; acc != unix.O_RDONLY && acc != unix.O_WRONLY {
+				return fmt.Errorf("task %d: fd %d: pipe end open with flags %#o", task.PID, fd.Num, fd.Flags)
+			}
+			held[fd.PipeID-1] = true
+			switch {
+			case fd.OpenID == uint32(len(opens)+1):
+				opens = append(opens, fd)
+			case fd.OpenID == 0 || fd.OpenID > uint32(len(opens)):
+				return fmt.Errorf("task %d: fd %d: open file %d out of order", task.PID, fd.Num, fd.OpenID)
+			default:
+				if o := opens[fd.OpenID-1]; o.PipeID != fd.PipeID || o.Flags&^oCloexec != fd.Flags&^oCloexec {
+					return fmt.Errorf("task %d: fd %d: open file %d shared with fd %d of another pipe or other flags",
+						task.PID, fd.Num, fd.OpenID, o.Num)
+				}
+			}
+		}
+	}
+	for i, h := range held {
+		if !h {
+			return fmt.Errorf("pipe %d is held by no fd", i+1)
+		}
+	}
+	return nil
+}
+
+// pipeFileEntry: file_entry {type PIPE, pipe_entry}.
+func pipeFileEntry(id, flags, ino uint32) []byte {
+	var e protoEnc
+	e.int32(1, fdTypePipe)
+	e.uint32(2, id)
+	e.message(18, func(e *protoEnc) {
+		e.uint32(1, id)
+		e.uint32(2, ino)
+		e.uint32(3, flags)
+		e.message(4, zeroFown)
+	})
+	return e.b
+}
+
+// writePipesData writes pipes-data.img: each pipe's pipe_data_entry and
+// then its bytes.
+func (w *Writer) writePipesData(pipes []*Pipe) error {
+	var buf bytes.Buffer
+	enc := newImgEncoder(&buf, "PIPES_DATA")
+	for _, p := range pipes {
+		var e protoEnc
+		e.uint32(1, p.Ino)
+		e.uint32(2, uint32(len(p.Data)))
+		e.uint32(3, p.Size)
+		if err := enc.put(e.b); err != nil {
+			return fmt.Errorf("image: encode %s: %w", pipesDataName, err)
+		}
+		buf.Write(p.Data)
+	}
+	return w.writeWhole(pipesDataName, buf.Bytes())
+}
+
+// pipeMsg: pipe_entry.
+type pipeMsg struct{ pipeID, flags uint32 }
+
+func (m *pipeMsg) decode(b []byte) error {
+	d := protoDec{msg: "pipe_entry", b: b}
+	for d.next() {
+		switch d.num {
+		case 1:
+			d.note(protowire.VarintType) // id: required, not read
+		case 2:
+			d.uint32(&m.pipeID)
+		case 3:
+			d.uint32(&m.flags)
+		case 4:
+			d.note(protowire.BytesType) // fown: required, not read
+		}
+	}
+	return d.end("id pipe_id flags fown")
+}
+
+// pipeDataMsg: pipe_data_entry.
+type pipeDataMsg struct{ pipeID, bytes, size uint32 }
+
+func (m *pipeDataMsg) decode(b []byte) error {
+	d := protoDec{msg: "pipe_data_entry", b: b}
+	for d.next() {
+		switch d.num {
+		case 1:
+			d.uint32(&m.pipeID)
+		case 2:
+			d.uint32(&m.bytes)
+		case 3:
+			d.uint32(&m.size)
+		}
+	}
+	return d.end("pipe_id bytes")
+}
+
+// readPipes reads pipes-data.img into t.Pipes, in its order.
+func (r *Reader) readPipes(t *Tree) error {
+	data, err := r.readMeta(pipesDataName)
+	if err != nil {
+		return err
+	}
+	d, err := newImgDecoder(pipesDataName, data, "PIPES_DATA")
+	if err != nil {
+		return err
+	}
+	for {
+		var m pipeDataMsg
+		ok, err := d.next(m.decode)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		raw, ok := d.raw(int(m.bytes))
+		if !ok {
+			return fileErr(pipesDataName, ErrCorrupt, "pipe %d: %d bytes of data overrun the file", m.pipeID, m.bytes)
+		}
+		if len(raw) == 0 {
+			raw = nil
+		}
+		t.Pipes = append(t.Pipes, &Pipe{ID: uint32(len(t.Pipes) + 1), Ino: m.pipeID, Size: m.size, Data: raw})
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+package image
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	pipe_data "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+)
+
+// pipeTree is sampleTree with two pipes: the first with data, its read end
+// open in both tasks through one open file description (fd 12 of the root,
+// inherited as the child's fd 3) and its write end in the root; the second
+// held only by the child's write end, its reader gone.
+func pipeTree() *Tree {
+	t := sampleTree()
+	root, child := t.Tasks[0], t.Tasks[1]
+	root.FDs = append(root.FDs,
+		&FD{Num: 12, Kind: FDPipe, Flags: unix.O_RDONLY, PipeID: 1, OpenID: 1},
+		&FD{Num: 13, Kind: FDPipe, Flags: unix.O_WRONLY | unix.O_NONBLOCK | unix.O_CLOEXEC, PipeID: 1, OpenID: 2})
+	child.FDs = append(child.FDs,
+		&FD{Num: 3, Kind: FDPipe, Flags: unix.O_RDONLY | unix.O_CLOEXEC, PipeID: 1, OpenID: 1},
+		&FD{Num: 4, Kind: FDPipe, Flags: unix.O_WRONLY, PipeID: 2, OpenID: 3})
+	t.Pipes = []*Pipe{
+		{ID: 1, Ino: 77001, Size: 16 * PageSize, Data: append([]byte("hello\x00"), bytes.Repeat([]byte{0xa5}, 5000)...)},
+		{ID: 2, Ino: 77002, Size: 256 * PageSize},
+	}
+	return t
+}
+
+// TestPipesRoundTrip: pipes, their data and the fds on them come back,
+// the fds sharing an open file description sharing one files.img entry
+// (CRIU's way), as crit sees it; the ext file is version 5.
+func TestPipesRoundTrip(t *testing.T) {
+	want := pipeTree()
+	dir, err := commitTree(t, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := os.ReadFile(filepath.Join(dir, ExtName))
+	if err != nil || !strings.Contains(string(ext), `"version": 5`) {
+		t.Fatalf("%s is not version 5 (%v)", ExtName, err)
+	}
+	_, got := openTree(t, dir)
+	normalizeTree(want)
+	if !reflect.DeepEqual(got.Pipes, want.Pipes) {
+		t.Errorf("pipes came back as %+v, want %+v", got.Pipes, want.Pipes)
+	}
+	for i := range want.Tasks {
+		if !reflect.DeepEqual(got.Tasks[i].FDs, want.Tasks[i].FDs) {
+			t.Errorf("task %d: fds differ", want.Tasks[i].PID)
+		}
+	}
+
+	decode := func(name string, typ proto.Message) *crit.CriuImage { return critDecode(t, dir, name, typ) }
+	pipeFiles := map[uint32]uint32{} // file entry id: pipe_id
+	for _, e := range decode(filesName, &fdinfo.FileEntry{}).Entries {
+		if fe := e.Message.(*fdinfo.FileEntry); fe.GetType() == fdinfo.FdTypes_PIPE {
+			pipeFiles[fe.GetId()] = fe.GetPipe().GetPipeId()
+		}
+	}
+	if len(pipeFiles) != 3 {
+		t.Errorf("files.img pipe entries %v, want one per open file description (3)", pipeFiles)
+	}
+	root := decode(fdinfoName(100), &fdinfo.FdinfoEntry{}).Entries
+	child := decode(fdinfoName(102), &fdinfo.FdinfoEntry{}).Entries
+	rootRead := root[len(root)-2].Message.(*fdinfo.FdinfoEntry).GetId()
+	childRead := child[0].Message.(*fdinfo.FdinfoEntry).GetId()
+	if rootRead != childRead || pipeFiles[rootRead] != 77001 {
+		t.Errorf("the shared read end: file ids %d and %d (pipe %d)", rootRead, childRead, pipeFiles[rootRead])
+	}
+	pd := decode(pipesDataName, &pipe_data.PipeDataEntry{}).Entries
+	if len(pd) != 2 {
+		t.Fatalf("pipes-data.img: %d entries, want 2", len(pd))
+	}
+	if e := pd[0].Message.(*pipe_data.PipeDataEntry); e.GetPipeId() != 77001 || e.GetBytes() != 5006 || e.GetSize() != 16*PageSize {
+		t.Errorf("pipe data entry as crit sees it: %v", e)
+	}
+}
+
+// TestPipesRefused: a tree whose pipes or pipe fds make no sense is not
+// committed, and a pipes-data.img whose data overruns it is not read.
+func TestPipesRefused(t *testing.T) {
+	for what, mangle := range map[string]func(t *Tree){
+		"data over capacity": func(t *Tree) { t.Pipes[0].Data = make([]byte, t.Pipes[0].Size+1) },
+		"odd capacity":       func(t *Tree) { t.Pipes[1].Size = 1000 },
+		"inode twice":        func(t *Tree) { t.Pipes[1].Ino = t.Pipes[0].Ino },
+		"unheld pipe":        func(t *Tree) { t.Tasks[1].FDs = t.Tasks[1].FDs[:1] },
+		"unknown pipe":       func(t *Tree) { t.Tasks[1].FDs[1].PipeID = 3 },
+		"read-write end":     func(t *Tree) { t.Tasks[1].FDs[1].Flags = unix.O_RDWR },
+		"open out of order":  func(t *Tree) { t.Tasks[1].FDs[1].OpenID = 4 },
+		"shared, other flags": func(t *Tree) {
+			t.Tasks[1].FDs[0].Flags |= unix.O_NONBLOCK
+		},
+		"pipe on a regular fd": func(t *Tree) { t.Tasks[0].FDs[2].PipeID = 1 },
+	} {
+		tree := pipeTree()
+		mangle(tree)
+		if _, err := commitTree(t, tree); err == nil || !strings.Contains(err.Error(), "pipe") && !strings.Contains(err.Error(), "open file") {
+			t.Errorf("%s: commit %v, want a refusal", what, err)
+		}
+	}
+
+	dir, err := commitTree(t, pipeTree())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, pipesDataName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{pipesDataName: data[:len(data)-1]}
+	r := memReader(files)
+	if err := r.readPipes(&Tree{}); err == nil || !strings.Contains(err.Error(), "overrun") {
+		t.Errorf("truncated pipe data: %v, want an error", err)
+	}
+}
+
+// TestPipesSummary: mmcr show names each pipe end's pipe, end, open file
+// description and unread bytes.
+func TestPipesSummary(t *testing.T) {
+	dir, err := commitTree(t, pipeTree())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := openTree(t, dir)
+	s, err := Summarize(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := s.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	text := b.String()
+	for _, want := range []string{
+		"fd 12: pipe pipe:[77001] read end (open file 1), 5006 bytes unread of 64.0 KiB",
+		"fd 13: pipe pipe:[77001] write end (open file 2), 5006 bytes unread of 64.0 KiB",
+		"fd 4: pipe pipe:[77002] write end (open file 3), 0 bytes unread of 1.0 MiB",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("show lacks %q:\n%s", want, text)
+		}
+	}
+}

@@ -1,0 +1,201 @@
+/* pipes: a parent and a child holding pipes across a dump and restore.
+ *   a: child to parent, 3000 bytes unread at dump; the parent's read end
+ *      is also its fd 20 (dup: one open file description, made
+ *      non-blocking through fd 20). At the end the child writes "bye"
+ *      and exits: the parent must read it and then EOF (no writer left,
+ *      mmcr's own opens of the pipe included).
+ *   b: parent to child, capacity 1 MiB, 200 KiB unread; the parent's
+ *      write end non-blocking; the child reads through its inherited
+ *      (blocking) end and also holds a second, non-blocking open of it.
+ *   c: 100 bytes unread, every writer gone: the parent reads them, then
+ *      EOF.
+ *   d: the write end alone, its reader gone: writing fails with EPIPE.
+ *   e: the child's stdin, written by the parent after the restore: a
+ *      pipe of the tree's own at fd 0, not the harness's stdio.
+ * Prints PASS or the first FAIL. */
+#include "vmatest.h"
+#include <errno.h>
+#include <fcntl.h>
+
+#define A_BYTES 3000
+#define B_SIZE (1 << 20)
+#define B_BYTES (200 << 10)
+#define C_BYTES 100
+
+static int a[2], b[2], c[2], d[2], e[2], b_extra = -1;
+
+static unsigned char pat(size_t i, int seed) { return (unsigned char)(i * 31 + i / 4096 + seed); }
+
+static int write_pat(int fd, size_t n, int seed)
+{
+	unsigned char buf[4096];
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < sizeof(buf) ? n - done : sizeof(buf);
+		for (size_t i = 0; i < k; i++)
+			buf[i] = pat(done + i, seed);
+		ssize_t w = write(fd, buf, k);
+		if (w <= 0)
+			return -1;
+		done += (size_t)w;
+	}
+	return 0;
+}
+
+/* read_pat reads n bytes and checks them against the pattern. */
+static int read_pat(const char *who, int fd, size_t n, int seed)
+{
+	unsigned char buf[4096];
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < sizeof(buf) ? n - done : sizeof(buf);
+		ssize_t r = read(fd, buf, k);
+		if (r <= 0) {
+			printf("FAIL %s: read at %zu of %zu: %zd (%s)\n", who, done, n, r, r < 0 ? strerror(errno) : "EOF");
+			return 1;
+		}
+		for (ssize_t i = 0; i < r; i++)
+			if (buf[i] != pat(done + (size_t)i, seed)) {
+				printf("FAIL %s: byte %zu is %u, want %u\n", who, done + (size_t)i, buf[i], pat(done + (size_t)i, seed));
+				return 1;
+			}
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+static int nonblocking(int fd) { return (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0; }
+
+static void child_setup(void)
+{
+	close(a[0]);
+	close(b[1]);
+	close(c[0]);
+	close(d[1]);
+	if (write_pat(a[1], A_BYTES, 1))
+		_exit(3);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", b[0]);
+	b_extra = open(path, O_RDONLY | O_NONBLOCK);
+	if (b_extra < 0)
+		_exit(4);
+	close(e[1]);
+	if (dup2(e[0], 0) != 0)
+		_exit(5);
+	close(e[0]);
+}
+
+static int check_child(void)
+{
+	alarm(10); /* a byte missing would block a read for good */
+	if (fcntl(b[0], F_GETPIPE_SZ) != B_SIZE || nonblocking(b[0]) || !nonblocking(b_extra)) {
+		printf("FAIL child: pipe b: capacity %d, inherited end non-blocking %d, second open non-blocking %d\n",
+		       fcntl(b[0], F_GETPIPE_SZ), nonblocking(b[0]), nonblocking(b_extra));
+		return 1;
+	}
+	if (read_pat("child: pipe b", b[0], B_BYTES, 2))
+		return 1;
+	char line[64] = {0};
+	if (read(0, line, sizeof(line) - 1) <= 0 || strcmp(line, "to the child\n") != 0) {
+		printf("FAIL child: stdin gave \"%s\"\n", line);
+		return 1;
+	}
+	if (write(a[1], "bye", 3) != 3) {
+		printf("FAIL child: pipe a: write: %m\n");
+		return 1;
+	}
+	return 0;
+}
+
+static int check_parent(void)
+{
+	if (!nonblocking(a[0]) || fcntl(20, F_GETFL) != fcntl(a[0], F_GETFL)) {
+		printf("FAIL parent: pipe a: fd %d non-blocking %d, fd 20 flags %#o\n", a[0], nonblocking(a[0]), fcntl(20, F_GETFL));
+		return 1;
+	}
+	/* One description: a flag set through fd 20 is a[0]'s too. */
+	fcntl(20, F_SETFL, 0);
+	int parted = nonblocking(a[0]);
+	fcntl(20, F_SETFL, O_NONBLOCK);
+	if (parted) {
+		printf("FAIL parent: pipe a: fd %d and its dup fd 20 are two open file descriptions\n", a[0]);
+		return 1;
+	}
+	if (read_pat("parent: pipe a", a[0], A_BYTES, 1) || read_pat("parent: pipe c", c[0], C_BYTES, 3))
+		return 1;
+	char x;
+	ssize_t r = read(c[0], &x, 1);
+	if (r != 0) {
+		printf("FAIL parent: pipe c: read after its bytes: %zd, want EOF\n", r);
+		return 1;
+	}
+	if (write(d[1], "x", 1) != -1 || errno != EPIPE) {
+		printf("FAIL parent: pipe d: write to a pipe with no reader: %m, want EPIPE\n");
+		return 1;
+	}
+	if (!nonblocking(b[1]) || fcntl(b[1], F_GETPIPE_SZ) != B_SIZE) {
+		printf("FAIL parent: pipe b: non-blocking %d, capacity %d\n", nonblocking(b[1]), fcntl(b[1], F_GETPIPE_SZ));
+		return 1;
+	}
+	if (write(e[1], "to the child\n", 13) != 13) {
+		printf("FAIL parent: pipe e: write: %m\n");
+		return 1;
+	}
+	return 0;
+}
+
+int main(void)
+{
+	install_term();
+	signal(SIGPIPE, SIG_IGN);
+	if (pipe(a) || pipe(b) || pipe(c) || pipe(d) || pipe(e))
+		return 2;
+	if (fcntl(b[1], F_SETPIPE_SZ, B_SIZE) != B_SIZE)
+		return 2;
+	if (write_pat(c[1], C_BYTES, 3))
+		return 2;
+	close(c[1]);
+	close(d[0]);
+	fflush(stdout);
+	pid_t kid = fork_ready(child_setup);
+	if (kid == 0) {
+		wait_term();
+		int bad = check_child();
+		fflush(stdout);
+		_exit(bad);
+	}
+	if (kid < 0)
+		return 2;
+	close(a[1]);
+	close(b[0]);
+	close(e[0]);
+	if (dup2(a[0], 20) != 20 || fcntl(20, F_SETFL, O_NONBLOCK))
+		return 2;
+	if (write_pat(b[1], B_BYTES, 2) || fcntl(b[1], F_SETFL, O_NONBLOCK))
+		return 2;
+	printf("READY\n");
+	fflush(stdout);
+	wait_term();
+	alarm(20); /* a child blocked for good would block waitpid */
+	int bad = check_parent();
+	kill(kid, SIGTERM);
+	int st;
+	if (waitpid(kid, &st, 0) != kid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		printf("FAIL child: status %#x\n", st);
+		bad = 1;
+	}
+	/* The child's "bye", then EOF: the child was the last writer (no
+	 * open of mmcr's left behind). */
+	char buf[8] = {0};
+	if (!bad) {
+		ssize_t r = read(a[0], buf, sizeof(buf));
+		ssize_t eof = read(a[0], buf + 3, 1);
+		if (r != 3 || memcmp(buf, "bye", 3) != 0 || eof != 0) {
+			printf("FAIL parent: pipe a after the child: %zd bytes \"%.3s\", then %zd (%s), want \"bye\" and EOF\n", r, buf,
+			       eof, eof < 0 ? strerror(errno) : "");
+			bad = 1;
+		}
+	}
+	if (!bad)
+		printf("PASS\n");
+	fflush(stdout);
+	return bad;
+}
