@@ -129,9 +129,13 @@ type dumper struct {
 	// anonFDs are the eventfd and epoll descriptors met so far: one open
 	// file may appear only once in the tree.
 	anonFDs []anonFD
-	// pipeEnds are the pipe descriptors, in tree and fd order, resolved
-	// once every task is collected (pipes.go).
+	// pipeEnds are the pipe descriptors and fileEnds those of regular
+	// files, directories and devices, in tree and fd order, resolved once
+	// every task is collected (opens.go, pipes.go); nextOpen numbers
+	// their open file descriptions until image.NumberOpens.
 	pipeEnds []pipeEnd
+	fileEnds []openEnd
+	nextOpen uint32
 	w        *image.Writer
 	pool     *copyPool // page-copy workers (copy.go)
 	// cow finds the private pages a task shares with its parent.
@@ -265,6 +269,10 @@ func (d *dumper) run() error {
 	if err := d.resolvePipes(); err != nil {
 		return err
 	}
+	if err := d.resolveFileOpens(); err != nil {
+		return err
+	}
+	image.NumberOpens(d.tree)
 	phase("collect")
 	for _, t := range d.tree.Tasks {
 		if err := d.canceled(); err != nil {

@@ -887,7 +887,7 @@ func TestPipeOwnerPolls(t *testing.T) {
 	if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/3", child), &st); err != nil {
 		t.Fatal(err)
 	}
-	end := pipeEnd{pid: child, fd: &image.FD{Num: 3, Flags: unix.O_RDONLY}, ino: st.Ino, target: "pipe"}
+	end := pipeEnd{openEnd: openEnd{pid: child, fd: &image.FD{Num: 3, Flags: unix.O_RDONLY}, target: "pipe"}, ino: st.Ino}
 	if why := pipeOwner(end, [2]bool{true, false}, nil); !strings.Contains(why, "write end a process outside the tree holds") {
 		t.Errorf("with the test's write end open: %q, want the write end held outside", why)
 	}

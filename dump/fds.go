@@ -74,7 +74,7 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 		case typ == unix.S_IFIFO && strings.HasPrefix(fd.Target, "pipe:["):
 			// The tree's own, or its stdio's: resolvePipes decides.
 			e.Kind = image.FDPipe
-			d.pipeEnds = append(d.pipeEnds, pipeEnd{pid: pid, fd: e, ino: st.Ino, target: fd.Target})
+			d.pipeEnds = append(d.pipeEnds, pipeEnd{openEnd: openEnd{pid: pid, fd: e, target: fd.Target}, ino: st.Ino})
 		case typ == unix.S_IFIFO:
 			ferr = external("FIFO")
 		case typ == unix.S_IFSOCK:
@@ -91,6 +91,7 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 				return nil, fmt.Errorf("resolve fd %d (%s): %w", fd.Num, fd.Target, err)
 			}
 			e.FileID = d.files.add(r, link).ID
+			d.fileEnds = append(d.fileEnds, openEnd{pid: pid, fd: e, target: fd.Target})
 		}
 		out = append(out, e)
 	}

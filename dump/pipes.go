@@ -13,16 +13,14 @@ import (
 // pipeEnd is a pipe descriptor met while collecting fds; what it becomes
 // is decided once every task's fds are known (resolvePipes).
 type pipeEnd struct {
-	pid    int
-	fd     *image.FD
-	ino    uint64
-	target string
+	openEnd
+	ino uint64
 }
 
 // resolvePipes decides what each pipe descriptor of the tree is. A pipe
 // of the tree's alone is dumped, with its capacity and unread bytes, and
 // its fds with the open file description each shares with the fds before
-// it (kcmp), so that restore makes as many descriptions, each with its
+// it (joinOpen), so that restore makes as many descriptions, each with its
 // flags. Any other pipe is not the tree's: as fd 0-2 it is the task's
 // stdio, for which restore hands its own (external); as another fd it is
 // refused (pipeOwner says why).
@@ -48,7 +46,7 @@ func (d *dumper) resolvePipes() error {
 	}
 	notOurs := map[uint64]string{} // why a pipe is not the tree's ("": it is)
 	pipes := map[uint64]*image.Pipe{}
-	var opens []pipeEnd // the first fd of each open file description, by OpenID-1
+	firsts := map[uint64][]openEnd{} // per pipe inode, the first fd of each open file description
 	for _, p := range d.pipeEnds {
 		why, seen := notOurs[p.ino]
 		if !seen {
@@ -83,22 +81,8 @@ func (d *dumper) resolvePipes() error {
 				p.fd.Num, p.target, len(pipe.Data), ErrUnsupported))
 		}
 		p.fd.PipeID = pipe.ID
-		for i, o := range opens {
-			if o.fd.PipeID != pipe.ID {
-				continue
-			}
-			same, err := sameFile(o.pid, o.fd.Num, p.pid, p.fd.Num)
-			if err != nil {
-				return taskErr(p.pid, "dump fds", fmt.Errorf("fd %d (%s): compare with fd %d of %d: %w", p.fd.Num, p.target, o.fd.Num, o.pid, err))
-			}
-			if same {
-				p.fd.OpenID = uint32(i + 1)
-				break
-			}
-		}
-		if p.fd.OpenID == 0 {
-			opens = append(opens, p)
-			p.fd.OpenID = uint32(len(opens))
+		if err := d.joinOpen(firsts, p.ino, p.openEnd); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -167,15 +167,17 @@ func (r *Reader) readTree() (*Tree, error) {
 			return nil, fileErr(ExtName, ErrCorrupt, "%v", err)
 		}
 	}
-	if err := r.resolvePipes(t); err != nil {
+	if err := r.resolveOpens(t); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-// resolvePipes reads the pipes and turns the inode and file entry id
-// fdFromEntry left in each pipe fd into its PipeID and OpenID.
-func (r *Reader) resolvePipes(t *Tree) error {
+// resolveOpens reads the pipes, turns the pipe inode fdFromEntry left in
+// each pipe fd into its PipeID, and the file entry id it left in the
+// OpenID of each fd that may share a description into the OpenID (fds
+// naming one file entry share its description).
+func (r *Reader) resolveOpens(t *Tree) error {
 	if r.has(pipesDataName) {
 		if err := r.readPipes(t); err != nil {
 			return err
@@ -185,7 +187,6 @@ func (r *Reader) resolvePipes(t *Tree) error {
 	for _, p := range t.Pipes {
 		byIno[p.Ino] = p
 	}
-	openIDs := map[uint32]uint32{} // file entry id: OpenID
 	for _, task := range t.Tasks {
 		for _, fd := range task.FDs {
 			if fd.Kind != FDPipe {
@@ -195,14 +196,15 @@ func (r *Reader) resolvePipes(t *Tree) error {
 			if p == nil {
 				return fileErr(pipesDataName, ErrCorrupt, "no data entry for pipe:[%d] of task %d fd %d", fd.PipeID, task.PID, fd.Num)
 			}
-			if openIDs[fd.OpenID] == 0 {
-				openIDs[fd.OpenID] = uint32(len(openIDs) + 1)
-			}
-			fd.PipeID, fd.OpenID = p.ID, openIDs[fd.OpenID]
+			fd.PipeID = p.ID
 		}
 	}
+	NumberOpens(t)
 	if err := checkPipes(t); err != nil {
 		return fileErr(pipesDataName, ErrCorrupt, "%v", err)
+	}
+	if err := checkOpens(t); err != nil {
+		return fileErr(filesName, ErrCorrupt, "%v", err)
 	}
 	return nil
 }
@@ -330,6 +332,7 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfoMsg, efd *extFD, byID map[uint
 		}
 		fd.Flags = int(fe.reg.flags)
 		fd.Pos = int64(fe.reg.pos)
+		fd.OpenID = fdi.id // for resolveOpens
 		if efd.Flags != 0 || efd.Pos != 0 {
 			return nil, fileErr(ExtName, ErrCorrupt, "fd %d: flags/pos given twice", efd.Num)
 		}
@@ -351,7 +354,7 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfoMsg, efd *extFD, byID map[uint
 		if kind != FDPipe || fe.pipe == nil || fd.FileID != 0 {
 			return nil, fileErr(name, ErrCorrupt, "fd %d: pipe file entry for a %s fd", efd.Num, efd.Kind)
 		}
-		// The inode and the file entry id, for resolvePipes to turn into
+		// The inode and the file entry id, for resolveOpens to turn into
 		// PipeID and OpenID once every task is read.
 		fd.Flags = int(fe.pipe.flags)
 		fd.PipeID, fd.OpenID = fe.pipe.pipeID, fdi.id

@@ -211,6 +211,9 @@ func checkTree(t *Tree) error {
 	if err := checkPipes(t); err != nil {
 		return fmt.Errorf("image: %w", err)
 	}
+	if err := checkOpens(t); err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
 	return nil
 }
 
@@ -282,7 +285,7 @@ func (w *Writer) writeTree(t *Tree) error {
 		}
 	}
 
-	pipeFile := map[uint32]uint32{} // OpenID: its file entry id
+	openFile := map[uint32]uint32{} // OpenID: its file entry id
 	for _, task := range t.Tasks {
 		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs, MDWE: task.Mm.MDWE,
 			MergeAny: task.Mm.MergeAny, THPExceptAdvised: task.Mm.THPExceptAdvised, MlockFuture: task.Mm.MlockFuture}
@@ -342,43 +345,44 @@ func (w *Writer) writeTree(t *Tree) error {
 			return err
 		}
 		var fdis [][]byte
-		// The file entry id of each fd: its own, or for a pipe end that of
-		// its open file description, shared with the fds that share it.
-		// An epoll's targets name theirs.
+		// The file entry id of each fd: its own, or that of the open file
+		// description it shares with fds before it (CRIU's way: one
+		// entry per description, fdinfo entries naming it); own says the
+		// entry is the fd's to write. An epoll's targets name theirs.
 		fdIDs := make(map[int]uint32, len(task.FDs))
+		own := make(map[int]bool, len(task.FDs))
 		for _, fd := range task.FDs {
-			if fd.Kind == FDPipe && pipeFile[fd.OpenID] != 0 {
-				fdIDs[fd.Num] = pipeFile[fd.OpenID]
+			if fd.OpenID != 0 && openFile[fd.OpenID] != 0 {
+				fdIDs[fd.Num] = openFile[fd.OpenID]
 				continue
 			}
-			fdIDs[fd.Num] = nextID
-			nextID++
-			if fd.Kind == FDPipe {
-				pipeFile[fd.OpenID] = fdIDs[fd.Num]
-				p := t.PipeByID(fd.PipeID)
-				files = append(files, pipeFileEntry(fdIDs[fd.Num], uint32(fd.Flags)&^oCloexec, p.Ino))
+			fdIDs[fd.Num], own[fd.Num] = nextID, true
+			if fd.OpenID != 0 {
+				openFile[fd.OpenID] = nextID
 			}
+			nextID++
 		}
 		for _, fd := range task.FDs {
 			id := fdIDs[fd.Num]
 			efd := extFD{Num: fd.Num, Kind: fd.Kind.String(), FileID: fd.FileID, ExternalType: fd.ExternalType}
 			flags := uint32(fd.Flags) &^ oCloexec // the open file description's; FD_CLOEXEC is the fd's
 			var typ int32
+			var entry []byte
 			switch fd.Kind {
 			case FDEventfd:
 				typ = fdTypeEventfd
 				efd.EventfdSemaphore = fd.Eventfd.Semaphore
-				files = append(files, eventfdFileEntry(id, flags, fd.Eventfd.Count))
+				entry = eventfdFileEntry(id, flags, fd.Eventfd.Count)
 			case FDEpoll:
 				typ = fdTypeEventpoll
-				files = append(files, eventpollFileEntry(id, flags, fd.Epoll, fdIDs))
+				entry = eventpollFileEntry(id, flags, fd.Epoll, fdIDs)
 			case FDExternal:
 				typ = fdTypeExt
 				efd.Flags, efd.Pos = fd.Flags, fd.Pos
-				files = append(files, extFileEntry(id))
+				entry = extFileEntry(id)
 			case FDPipe:
-				typ = fdTypePipe // its file entry went with the description's first fd
-				ext.Version = max(ext.Version, extVersion5)
+				typ = fdTypePipe
+				entry = pipeFileEntry(id, flags, t.PipeByID(fd.PipeID).Ino)
 			default:
 				typ = fdTypeReg
 				var path string
@@ -387,7 +391,13 @@ func (w *Writer) writeTree(t *Tree) error {
 				if f := t.FileByID(fd.FileID); f != nil {
 					path, size, mode = f.Path, uint64(f.Size), f.Mode
 				}
-				files = append(files, regFileEntry(id, flags, uint64(fd.Pos), path, size, mode))
+				entry = regFileEntry(id, flags, uint64(fd.Pos), path, size, mode)
+			}
+			if own[fd.Num] {
+				files = append(files, entry)
+			}
+			if fd.OpenID != 0 {
+				ext.Version = max(ext.Version, extVersion5)
 			}
 			et.FDs = append(et.FDs, efd)
 			fdis = append(fdis, fdinfoEntry(id, fd, typ))

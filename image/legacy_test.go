@@ -138,7 +138,7 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 		}
 	}
 
-	pipeFile := map[uint32]uint32{} // OpenID: its file entry id
+	openFile := map[uint32]uint32{} // OpenID: its file entry id
 	for _, task := range t.Tasks {
 		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs, MDWE: task.Mm.MDWE, MergeAny: task.Mm.MergeAny}
 		for _, r := range task.ParentPages {
@@ -201,23 +201,20 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 			return nil
 		}
 		var fdis []proto.Message
-		// The file entry id of each fd: an epoll's targets name theirs. A
-		// pipe end's is its open file description's.
+		// The file entry id of each fd: an epoll's targets name theirs.
+		// Fds sharing an open file description share its entry.
 		fdIDs := make(map[int]uint32, len(task.FDs))
+		own := make(map[int]bool, len(task.FDs))
 		for _, fd := range task.FDs {
-			if fd.Kind == FDPipe && pipeFile[fd.OpenID] != 0 {
-				fdIDs[fd.Num] = pipeFile[fd.OpenID]
+			if fd.OpenID != 0 && openFile[fd.OpenID] != 0 {
+				fdIDs[fd.Num] = openFile[fd.OpenID]
 				continue
 			}
-			fdIDs[fd.Num] = nextID
-			nextID++
-			if fd.Kind == FDPipe {
-				id := fdIDs[fd.Num]
-				pipeFile[fd.OpenID] = id
-				files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_PIPE.Enum(), Id: proto.Uint32(id),
-					Pipe: &pipe.PipeEntry{Id: proto.Uint32(id), PipeId: proto.Uint32(t.PipeByID(fd.PipeID).Ino),
-						Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec), Fown: legacyZeroFown()}})
+			fdIDs[fd.Num], own[fd.Num] = nextID, true
+			if fd.OpenID != 0 {
+				openFile[fd.OpenID] = nextID
 			}
+			nextID++
 		}
 		for _, fd := range task.FDs {
 			id := fdIDs[fd.Num]
@@ -226,13 +223,17 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 			if fd.Flags&oCloexec != 0 {
 				fdi.Flags = proto.Uint32(fdCloexec)
 			}
+			if fd.OpenID != 0 {
+				ext.Version = max(ext.Version, extVersion5)
+			}
+			var fe *fdinfo.FileEntry
 			switch fd.Kind {
 			case FDEventfd:
 				fdi.Type = fdinfo.FdTypes_EVENTFD.Enum()
 				efd.EventfdSemaphore = fd.Eventfd.Semaphore
-				files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_EVENTFD.Enum(), Id: proto.Uint32(id),
+				fe = &fdinfo.FileEntry{Type: fdinfo.FdTypes_EVENTFD.Enum(), Id: proto.Uint32(id),
 					Efd: &eventfd.EventfdFileEntry{Id: proto.Uint32(id), Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec),
-						Fown: legacyZeroFown(), Counter: proto.Uint64(fd.Eventfd.Count)}})
+						Fown: legacyZeroFown(), Counter: proto.Uint64(fd.Eventfd.Count)}}
 			case FDEpoll:
 				fdi.Type = fdinfo.FdTypes_EVENTPOLL.Enum()
 				ep := &eventpoll.EventpollFileEntry{Id: proto.Uint32(id), Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec),
@@ -241,15 +242,17 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 					ep.Tfd = append(ep.Tfd, &eventpoll.EventpollTfdEntry{Id: proto.Uint32(fdIDs[tg.FD]),
 						Tfd: proto.Uint32(uint32(tg.FD)), Events: proto.Uint32(tg.Events), Data: proto.Uint64(tg.Data)})
 				}
-				files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_EVENTPOLL.Enum(), Id: proto.Uint32(id), Epfd: ep})
-			case FDPipe:
-				fdi.Type = fdinfo.FdTypes_PIPE.Enum()
-				ext.Version = max(ext.Version, extVersion5)
+				fe = &fdinfo.FileEntry{Type: fdinfo.FdTypes_EVENTPOLL.Enum(), Id: proto.Uint32(id), Epfd: ep}
 			case FDExternal:
 				fdi.Type = fdinfo.FdTypes_EXT.Enum()
 				efd.Flags, efd.Pos = fd.Flags, fd.Pos
-				files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_EXT.Enum(), Id: proto.Uint32(id),
-					Ext: &ext_file.ExtFileEntry{Id: proto.Uint32(id), Fown: legacyZeroFown()}})
+				fe = &fdinfo.FileEntry{Type: fdinfo.FdTypes_EXT.Enum(), Id: proto.Uint32(id),
+					Ext: &ext_file.ExtFileEntry{Id: proto.Uint32(id), Fown: legacyZeroFown()}}
+			case FDPipe:
+				fdi.Type = fdinfo.FdTypes_PIPE.Enum()
+				fe = &fdinfo.FileEntry{Type: fdinfo.FdTypes_PIPE.Enum(), Id: proto.Uint32(id),
+					Pipe: &pipe.PipeEntry{Id: proto.Uint32(id), PipeId: proto.Uint32(t.PipeByID(fd.PipeID).Ino),
+						Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec), Fown: legacyZeroFown()}}
 			default:
 				fdi.Type = fdinfo.FdTypes_REG.Enum()
 				var path string
@@ -258,10 +261,13 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 				if f := t.FileByID(fd.FileID); f != nil {
 					path, size, mode = f.Path, uint64(f.Size), f.Mode
 				}
-				files = append(files, &fdinfo.FileEntry{Type: fdinfo.FdTypes_REG.Enum(), Id: proto.Uint32(id),
+				fe = &fdinfo.FileEntry{Type: fdinfo.FdTypes_REG.Enum(), Id: proto.Uint32(id),
 					Reg: &regfile.RegFileEntry{Id: proto.Uint32(id), Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec),
 						Pos: proto.Uint64(uint64(fd.Pos)), Fown: legacyZeroFown(), Name: proto.String(path),
-						Size: proto.Uint64(size), Mode: proto.Uint32(mode)}})
+						Size: proto.Uint64(size), Mode: proto.Uint32(mode)}}
+			}
+			if own[fd.Num] {
+				files = append(files, fe)
 			}
 			et.FDs = append(et.FDs, efd)
 			fdis = append(fdis, fdi)

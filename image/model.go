@@ -591,9 +591,14 @@ type FD struct {
 	Epoll []EpollTarget
 	// PipeID names the pipe of an FDPipe. Its end is Flags' access mode.
 	PipeID uint32
-	// OpenID numbers an FDPipe's open file description among the tree's:
-	// the fds (of any task) that share one (dup, fork) share its OpenID,
-	// and so its flags (O_NONBLOCK) at restore.
+	// OpenID numbers the fd's open file description among the tree's when
+	// other fds may share it: the fds (of any task) that share one (dup,
+	// fork) have its OpenID, and share it again at restore, with its
+	// offset and flags (O_NONBLOCK, O_APPEND). Every pipe fd has one; a
+	// regular file, directory or device fd has one when it shares its
+	// description, 0 when it is the description's only fd. OpenIDs are
+	// numbered 1, 2... in order of first use (tasks in tree order, fds in
+	// order): an image has one way to say it (NumberOpens).
 	OpenID uint32
 }
 

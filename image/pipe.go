@@ -23,10 +23,8 @@ const (
 )
 
 // checkPipes checks the tree's pipes and its fds on them: dense ids,
-// distinct inodes, data within capacity, every pipe held by some fd, and
-// the fds sharing an open file description (OpenID) on one pipe with one
-// set of flags, the OpenIDs numbered in order of first use (tasks in tree
-// order, fds in order) so that an image has one way to say it.
+// distinct inodes, data within capacity, every pipe held by some fd, each
+// pipe fd on a known pipe with an open file description, and one end.
 func checkPipes(t *Tree) error {
 	inos := map[uint32]bool{}
 	for i, p := range t.Pipes {
@@ -42,33 +40,21 @@ func checkPipes(t *Tree) error {
 		}
 	}
 	held := make([]bool, len(t.Pipes))
-	var opens []*FD // by OpenID-1
 	for _, task := range t.Tasks {
 		for _, fd := range task.FDs {
 			if fd.Kind != FDPipe {
-				if fd.PipeID != 0 || fd.OpenID != 0 {
+				if fd.PipeID != 0 {
 					return fmt.Errorf("task %d: fd %d: pipe %d on a %s fd", task.PID, fd.Num, fd.PipeID, fd.Kind)
 				}
 				continue
 			}
-			if t.PipeByID(fd.PipeID) == nil || fd.FileID != 0 {
-				return fmt.Errorf("task %d: fd %d refers to unknown pipe %d", task.PID, fd.Num, fd.PipeID)
+			if t.PipeByID(fd.PipeID) == nil || fd.FileID != 0 || fd.OpenID == 0 {
+				return fmt.Errorf("task %d: fd %d refers to unknown pipe %d (open file %d)", task.PID, fd.Num, fd.PipeID, fd.OpenID)
 			}
 			if acc := fd.Flags & unix.O_ACCMODE; acc != unix.O_RDONLY && acc != unix.O_WRONLY {
 				return fmt.Errorf("task %d: fd %d: pipe end open with flags %#o", task.PID, fd.Num, fd.Flags)
 			}
 			held[fd.PipeID-1] = true
-			switch {
-			case fd.OpenID == uint32(len(opens)+1):
-				opens = append(opens, fd)
-			case fd.OpenID == 0 || fd.OpenID > uint32(len(opens)):
-				return fmt.Errorf("task %d: fd %d: open file %d out of order", task.PID, fd.Num, fd.OpenID)
-			default:
-				if o := opens[fd.OpenID-1]; o.PipeID != fd.PipeID || o.Flags&^oCloexec != fd.Flags&^oCloexec {
-					return fmt.Errorf("task %d: fd %d: open file %d shared with fd %d of another pipe or other flags",
-						task.PID, fd.Num, fd.OpenID, o.Num)
-				}
-			}
 		}
 	}
 	for i, h := range held {

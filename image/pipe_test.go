@@ -15,19 +15,24 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// pipeTree is sampleTree with two pipes: the first with data, its read end
+// pipeTree is sampleTree with a regular file's open file description
+// shared by the two tasks and two pipes: the first with data, its read end
 // open in both tasks through one open file description (fd 12 of the root,
 // inherited as the child's fd 3) and its write end in the root; the second
 // held only by the child's write end, its reader gone.
 func pipeTree() *Tree {
 	t := sampleTree()
 	root, child := t.Tasks[0], t.Tasks[1]
+	// The root's fd 3, a regular file, shares its description (and its
+	// offset) with the child's fd 5, inherited.
+	root.FDs[2].OpenID = 1
 	root.FDs = append(root.FDs,
-		&FD{Num: 12, Kind: FDPipe, Flags: unix.O_RDONLY, PipeID: 1, OpenID: 1},
-		&FD{Num: 13, Kind: FDPipe, Flags: unix.O_WRONLY | unix.O_NONBLOCK | unix.O_CLOEXEC, PipeID: 1, OpenID: 2})
+		&FD{Num: 12, Kind: FDPipe, Flags: unix.O_RDONLY, PipeID: 1, OpenID: 2},
+		&FD{Num: 13, Kind: FDPipe, Flags: unix.O_WRONLY | unix.O_NONBLOCK | unix.O_CLOEXEC, PipeID: 1, OpenID: 3})
 	child.FDs = append(child.FDs,
-		&FD{Num: 3, Kind: FDPipe, Flags: unix.O_RDONLY | unix.O_CLOEXEC, PipeID: 1, OpenID: 1},
-		&FD{Num: 4, Kind: FDPipe, Flags: unix.O_WRONLY, PipeID: 2, OpenID: 3})
+		&FD{Num: 3, Kind: FDPipe, Flags: unix.O_RDONLY | unix.O_CLOEXEC, PipeID: 1, OpenID: 2},
+		&FD{Num: 4, Kind: FDPipe, Flags: unix.O_WRONLY, PipeID: 2, OpenID: 4},
+		&FD{Num: 5, Kind: FDRegular, FileID: 2, Flags: unix.O_RDWR, Pos: 1234, OpenID: 1})
 	t.Pipes = []*Pipe{
 		{ID: 1, Ino: 77001, Size: 16 * PageSize, Data: append([]byte("hello\x00"), bytes.Repeat([]byte{0xa5}, 5000)...)},
 		{ID: 2, Ino: 77002, Size: 256 * PageSize},
@@ -95,11 +100,14 @@ func TestPipesRefused(t *testing.T) {
 		"unheld pipe":        func(t *Tree) { t.Tasks[1].FDs = t.Tasks[1].FDs[:1] },
 		"unknown pipe":       func(t *Tree) { t.Tasks[1].FDs[1].PipeID = 3 },
 		"read-write end":     func(t *Tree) { t.Tasks[1].FDs[1].Flags = unix.O_RDWR },
-		"open out of order":  func(t *Tree) { t.Tasks[1].FDs[1].OpenID = 4 },
+		"open out of order":  func(t *Tree) { t.Tasks[1].FDs[1].OpenID = 5 },
 		"shared, other flags": func(t *Tree) {
 			t.Tasks[1].FDs[0].Flags |= unix.O_NONBLOCK
 		},
-		"pipe on a regular fd": func(t *Tree) { t.Tasks[0].FDs[2].PipeID = 1 },
+		"shared, other offset":    func(t *Tree) { t.Tasks[1].FDs[2].Pos = 1 },
+		"shared, other file":      func(t *Tree) { t.Tasks[1].FDs[2].FileID = 4 },
+		"open file on an eventfd": func(t *Tree) { t.Tasks[0].FDs[7].OpenID = 1 },
+		"pipe on a regular fd":    func(t *Tree) { t.Tasks[0].FDs[2].PipeID = 1 },
 	} {
 		tree := pipeTree()
 		mangle(tree)
@@ -123,8 +131,8 @@ func TestPipesRefused(t *testing.T) {
 	}
 }
 
-// TestPipesSummary: mmcr show names each pipe end's pipe, end, open file
-// description and unread bytes.
+// TestPipesSummary: mmcr show names each pipe end's pipe, end and unread
+// bytes, and the open file description of each fd that shares one.
 func TestPipesSummary(t *testing.T) {
 	dir, err := commitTree(t, pipeTree())
 	if err != nil {
@@ -141,9 +149,10 @@ func TestPipesSummary(t *testing.T) {
 	}
 	text := b.String()
 	for _, want := range []string{
-		"fd 12: pipe pipe:[77001] read end (open file 1), 5006 bytes unread of 64.0 KiB",
-		"fd 13: pipe pipe:[77001] write end (open file 2), 5006 bytes unread of 64.0 KiB",
-		"fd 4: pipe pipe:[77002] write end (open file 3), 0 bytes unread of 1.0 MiB",
+		"fd 12: pipe pipe:[77001] read end, 5006 bytes unread of 64.0 KiB (open file 2)",
+		"fd 13: pipe pipe:[77001] write end, 5006 bytes unread of 64.0 KiB (open file 3)",
+		"fd 4: pipe pipe:[77002] write end, 0 bytes unread of 1.0 MiB (open file 4)",
+		"fd 5: regular file 2 /tmp/deleted file (open file 1) flags 02 pos 1234",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("show lacks %q:\n%s", want, text)

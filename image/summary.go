@@ -72,13 +72,14 @@ type FDSummary struct {
 	Flags        int    `json:"flags"`
 	Pos          int64  `json:"pos"`
 	ExternalType string `json:"external_type,omitempty"`
+	// OpenID is FD.OpenID: the fds sharing an open file description
+	// share it.
+	OpenID uint32 `json:"open_id,omitempty"`
 	// A pipe end's pipe (its inode at dump: pipe:[PipeIno]), the bytes
-	// unread in it and its capacity, and its open file description
-	// (OpenID: fds sharing one share it).
-	PipeIno    uint32 `json:"pipe_ino,omitempty"`
-	PipeBytes  int    `json:"pipe_bytes,omitempty"`
-	PipeSize   uint32 `json:"pipe_size,omitempty"`
-	PipeOpenID uint32 `json:"pipe_open_id,omitempty"`
+	// unread in it and its capacity.
+	PipeIno   uint32 `json:"pipe_ino,omitempty"`
+	PipeBytes int    `json:"pipe_bytes,omitempty"`
+	PipeSize  uint32 `json:"pipe_size,omitempty"`
 }
 
 // FileSummary is one file of the tree.
@@ -173,12 +174,12 @@ func Summarize(r *Reader) (*Summary, error) {
 			Stopped: t.Stopped, Threads: len(t.Threads), Depth: d}
 		for _, fd := range t.FDs {
 			fs := FDSummary{FD: fd.Num, Kind: fd.Kind.String(), FileID: fd.FileID, Flags: fd.Flags, Pos: fd.Pos,
-				ExternalType: fd.ExternalType}
+				ExternalType: fd.ExternalType, OpenID: fd.OpenID}
 			if f := tree.FileByID(fd.FileID); f != nil {
 				fs.Path = f.Path
 			}
 			if p := tree.PipeByID(fd.PipeID); p != nil {
-				fs.PipeIno, fs.PipeBytes, fs.PipeSize, fs.PipeOpenID = p.Ino, len(p.Data), p.Size, fd.OpenID
+				fs.PipeIno, fs.PipeBytes, fs.PipeSize = p.Ino, len(p.Data), p.Size
 			}
 			ts.FDs = append(ts.FDs, fs)
 		}
@@ -326,8 +327,11 @@ func (s *Summary) WriteText(w io.Writer) error {
 				if fd.Flags&unix.O_ACCMODE == unix.O_WRONLY {
 					end = "write"
 				}
-				fmt.Fprintf(&b, " pipe:[%d] %s end (open file %d), %d bytes unread of %s", fd.PipeIno, end,
-					fd.PipeOpenID, fd.PipeBytes, humanBytes(int64(fd.PipeSize)))
+				fmt.Fprintf(&b, " pipe:[%d] %s end, %d bytes unread of %s", fd.PipeIno, end,
+					fd.PipeBytes, humanBytes(int64(fd.PipeSize)))
+			}
+			if fd.OpenID != 0 {
+				fmt.Fprintf(&b, " (open file %d)", fd.OpenID)
 			}
 			fmt.Fprintf(&b, " flags %#o pos %d\n", fd.Flags, fd.Pos)
 		}

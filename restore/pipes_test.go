@@ -1,6 +1,8 @@
 package restore
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,9 +19,12 @@ import (
 // passes its checks. The restored tree passes them too: every byte back in
 // its pipe, each description with its flags, the ends shared between the
 // tasks, and no open of mmcr's left (EOF comes when the tasks close theirs).
+// A regular file's description shared by the two tasks comes back shared:
+// one offset.
 func TestRestorePipes(t *testing.T) {
 	needRoot(t)
-	d := dumpWorkload(t, true, buildC(t, "pipes"))
+	shared := filepath.Join(t.TempDir(), "shared")
+	d := dumpWorkload(t, true, buildC(t, "pipes"), shared)
 	unix.Kill(d.pids[0], unix.SIGTERM)
 	if err := d.cmd.Wait(); err != nil {
 		t.Fatalf("the original after the dump: %v (the dump took from or changed its pipes)", err)
@@ -43,11 +48,11 @@ func TestRestorePipes(t *testing.T) {
 			opens[fd.OpenID] = append(opens[fd.OpenID], fd.Num)
 		}
 	}
-	shared := false
+	dup := false
 	for _, fds := range opens {
-		shared = shared || len(fds) == 2 && fds[1] == 20
+		dup = dup || len(fds) == 2 && fds[1] == 20
 	}
-	if !shared {
+	if !dup {
 		t.Errorf("the parent's pipe fds by open file description: %v, want fd 20 sharing one", opens)
 	}
 	descs := map[uint32]map[uint32]bool{} // the child's descriptions per pipe
@@ -68,6 +73,23 @@ func TestRestorePipes(t *testing.T) {
 	}
 	if !two {
 		t.Errorf("the child's pipe descriptions %v: want two of one pipe", descs)
+	}
+
+	var fileOpen uint32
+	for _, fd := range parent.FDs {
+		if f := d.tree.FileByID(fd.FileID); fd.Kind == image.FDRegular && f != nil && f.Path == shared {
+			fileOpen = fd.OpenID
+		}
+	}
+	childShares := false
+	for _, fd := range child.FDs {
+		childShares = childShares || fd.Kind == image.FDRegular && fd.OpenID == fileOpen && fileOpen != 0
+	}
+	if !childShares {
+		t.Errorf("the file's open file description (%d) is not the child's too", fileOpen)
+	}
+	if err := os.WriteFile(shared, []byte("start"), 0o600); err != nil { // as at dump
+		t.Fatal(err)
 	}
 
 	code, out := restoreDumped(t, d)

@@ -148,11 +148,11 @@ type restorer struct {
 	createdThreads []int
 	// sysvMade are the SysV segments restore made, removed on failure.
 	sysvMade []int
-	// pipeFDs are mmcr's fds of the pipes it made (pipes.go), and
-	// pipeOpens the one of each open file description (FD.OpenID) the
-	// tasks take theirs from.
-	pipeFDs   map[int]bool
-	pipeOpens map[uint32]int
+	// openFDs are mmcr's fds of the pipes it made and the open file
+	// descriptions tasks share (pipes.go), and opens the one of each
+	// description (FD.OpenID) the tasks take theirs from.
+	openFDs map[int]bool
+	opens   map[uint32]int
 }
 
 // task is one task being restored.
@@ -310,9 +310,10 @@ func (rs *restorer) run() (int, error) {
 	if err := rs.canceled(); err != nil {
 		return 0, err
 	}
-	// Every task has its pipes: mmcr's opens of them go (a pipe whose
-	// last reader or writer is a task's must see it go with the task).
-	rs.closePipes()
+	// Every task has its pipes and shared files: mmcr's opens of them go
+	// (a pipe whose last reader or writer is a task's must see it go with
+	// the task).
+	rs.closeOpens()
 	// Every task has mapped and opened its files: deleted files can go,
 	// and SysV segments removed at dump.
 	if err := rs.ghosts.unlink(); err != nil {
@@ -388,7 +389,7 @@ func (rs *restorer) abort() {
 	}
 	rs.created, rs.createdThreads = nil, nil
 	rs.closeShm()
-	rs.closePipes()
+	rs.closeOpens()
 	rs.freeBufs()
 	if rs.stub != 0 {
 		unix.Kill(rs.stub, unix.SIGKILL)

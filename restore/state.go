@@ -217,12 +217,13 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 	for _, fd := range tk.t.FDs {
 		num := uint64(fd.Num)
 		cloexec := fd.Flags&unix.O_CLOEXEC != 0
-		switch fd.Kind {
-		case image.FDExternal, image.FDEventfd, image.FDEpoll, image.FDPipe:
+		// An fd that shares its open file description takes mmcr's open
+		// of it (sharedOpen), as an external fd takes mmcr's stdio.
+		if fd.Kind == image.FDExternal || fd.Kind == image.FDEventfd || fd.Kind == image.FDEpoll || fd.OpenID != 0 {
 			if err := c.run(); err != nil {
 				return err
 			}
-			if pidfd == ^uint64(0) && (fd.Kind == image.FDExternal || fd.Kind == image.FDPipe) {
+			if pidfd == ^uint64(0) && (fd.Kind == image.FDExternal || fd.OpenID != 0) {
 				if pidfd, err = tk.pidfdAbove(maxFD(tk.t.FDs)); err != nil {
 					return err
 				}
@@ -242,15 +243,11 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 			used[num] = true
 			continue
 		}
-		f := rs.tree.FileByID(fd.FileID)
-		if f == nil {
-			return fmt.Errorf("fd %d: no file %d in the image", fd.Num, fd.FileID)
+		path, err := rs.fdPath(fd)
+		if err != nil {
+			return err
 		}
-		flags := uint64(fd.Flags) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL | unix.O_CLOEXEC | unix.O_NOCTTY)
-		path := rs.ghosts.path(f)
-		if id := rs.shmOfFile(f); id != 0 && rs.shm[id] != nil {
-			path = rs.shmPath(id)
-		}
+		flags := uint64(reopenFlags(fd.Flags))
 		p, err := c.str(path)
 		if err != nil {
 			return err
@@ -283,7 +280,8 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 	return nil
 }
 
-// openSpecial makes the file of an eventfd, epoll, pipe or external fd in tk
+// openSpecial makes the file of an eventfd, epoll or external fd, or one
+// sharing its open file description, in tk
 // and returns its (temporary) fd number; ok is false for an external fd
 // left closed.
 func (rs *restorer) openSpecial(tk *task, fd *image.FD, pidfd uint64) (tmp uint64, ok bool, err error) {
@@ -302,10 +300,14 @@ func (rs *restorer) openSpecial(tk *task, fd *image.FD, pidfd uint64) (tmp uint6
 				return 0, false, fmt.Errorf("fd %d (%s): %w", fd.Num, fd.ExternalType, err)
 			}
 		}
-	case image.FDPipe:
-		// mmcr's open of the description (makePipes), shared.
-		if tmp, err = tk.sys(unix.SYS_PIDFD_GETFD, pidfd, uint64(rs.pipeOpens[fd.OpenID]), 0); err != nil {
-			return 0, false, fmt.Errorf("fd %d (pipe): %w", fd.Num, err)
+	case image.FDPipe, image.FDRegular, image.FDDir, image.FDCharDev:
+		// mmcr's open of the description, shared.
+		mine, err := rs.sharedOpen(fd)
+		if err != nil {
+			return 0, false, err
+		}
+		if tmp, err = tk.sys(unix.SYS_PIDFD_GETFD, pidfd, uint64(mine), 0); err != nil {
+			return 0, false, fmt.Errorf("fd %d (%s, open file %d): %w", fd.Num, fd.Kind, fd.OpenID, err)
 		}
 	case image.FDEventfd:
 		if tmp, err = rs.makeEventfd(tk, fd); err != nil {
@@ -323,6 +325,28 @@ func (rs *restorer) openSpecial(tk *task, fd *image.FD, pidfd uint64) (tmp uint6
 		}
 	}
 	return tmp, true, nil
+}
+
+// fdPath is the path restore opens a regular file, directory or device
+// fd by: the file's, its ghost's while it is a deleted file made again,
+// or mmcr's open of its shared object.
+func (rs *restorer) fdPath(fd *image.FD) (string, error) {
+	f := rs.tree.FileByID(fd.FileID)
+	if f == nil {
+		return "", fmt.Errorf("fd %d: no file %d in the image", fd.Num, fd.FileID)
+	}
+	path := rs.ghosts.path(f)
+	if id := rs.shmOfFile(f); id != 0 && rs.shm[id] != nil {
+		path = rs.shmPath(id)
+	}
+	return path, nil
+}
+
+// reopenFlags are the dumped open flags of a file to open again with: not
+// creating or truncating it, and close-on-exec (the fd's own FD_CLOEXEC
+// is set when it is put in place).
+func reopenFlags(flags int) int {
+	return flags&^(unix.O_CREAT|unix.O_TRUNC|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOCTTY) | unix.O_CLOEXEC
 }
 
 // makeEventfd creates an eventfd with the dumped counter and mode in tk

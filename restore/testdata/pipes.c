@@ -12,6 +12,10 @@
  *   d: the write end alone, its reader gone: writing fails with EPIPE.
  *   e: the child's stdin, written by the parent after the restore: a
  *      pipe of the tree's own at fd 0, not the harness's stdio.
+ * With a file argument, the parent also opens that file before the fork
+ * and writes "start": the child's inherited fd shares its offset. After
+ * the restore the child writes "child", then the parent "parent": the
+ * file must read "startchildparent" (one offset, not two).
  * Prints PASS or the first FAIL. */
 #include "vmatest.h"
 #include <errno.h>
@@ -22,7 +26,7 @@
 #define B_BYTES (200 << 10)
 #define C_BYTES 100
 
-static int a[2], b[2], c[2], d[2], e[2], b_extra = -1;
+static int a[2], b[2], c[2], d[2], e[2], b_extra = -1, file = -1;
 
 static unsigned char pat(size_t i, int seed) { return (unsigned char)(i * 31 + i / 4096 + seed); }
 
@@ -98,6 +102,10 @@ static int check_child(void)
 		printf("FAIL child: stdin gave \"%s\"\n", line);
 		return 1;
 	}
+	if (file >= 0 && write(file, "child", 5) != 5) {
+		printf("FAIL child: write the file: %m\n");
+		return 1;
+	}
 	if (write(a[1], "bye", 3) != 3) {
 		printf("FAIL child: pipe a: write: %m\n");
 		return 1;
@@ -142,10 +150,15 @@ static int check_parent(void)
 	return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	install_term();
 	signal(SIGPIPE, SIG_IGN);
+	if (argc > 1) {
+		file = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0600);
+		if (file < 0 || write(file, "start", 5) != 5)
+			return 2;
+	}
 	if (pipe(a) || pipe(b) || pipe(c) || pipe(d) || pipe(e))
 		return 2;
 	if (fcntl(b[1], F_SETPIPE_SZ, B_SIZE) != B_SIZE)
@@ -193,6 +206,14 @@ int main(void)
 			       eof, eof < 0 ? strerror(errno) : "");
 			bad = 1;
 		}
+	}
+	char content[32] = {0};
+	if (!bad && file >= 0 &&
+	    (lseek(file, 0, SEEK_CUR) != 10 || write(file, "parent", 6) != 6 || pread(file, content, sizeof(content) - 1, 0) != 16 ||
+	     strcmp(content, "startchildparent") != 0)) {
+		printf("FAIL parent: the file shared with the child reads \"%s\" (offset %ld before the parent's write)\n", content,
+		       (long)lseek(file, 0, SEEK_CUR));
+		bad = 1;
 	}
 	if (!bad)
 		printf("PASS\n");

@@ -16,27 +16,26 @@ const pipeFlags = unix.O_NONBLOCK | unix.O_DIRECT
 // had of it, with its flags: a task's fd on it is then mmcr's, taken with
 // pidfd_getfd (restoreFDs), and fds that shared a description share it
 // again. An end no task held is closed: the pipe has no reader (or no
-// writer) again. mmcr's own fds go with closePipes.
+// writer) again. mmcr's own fds go with closeOpens.
 func (rs *restorer) makePipes() error {
 	if len(rs.tree.Pipes) == 0 {
 		return nil
 	}
-	rs.pipeFDs = map[int]bool{}
+	rs.openFDs, rs.opens = map[int]bool{}, map[uint32]int{}
 	ends := make([][2]int, len(rs.tree.Pipes)) // mmcr's read and write end of each pipe
 	for i, p := range rs.tree.Pipes {
 		if err := unix.Pipe2(ends[i][:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
 			return fmt.Errorf("pipe:[%d]: %w", p.Ino, err)
 		}
-		rs.pipeFDs[ends[i][0]], rs.pipeFDs[ends[i][1]] = true, true
+		rs.openFDs[ends[i][0]], rs.openFDs[ends[i][1]] = true, true
 		if err := fillPipe(ends[i][1], p); err != nil {
 			return fmt.Errorf("pipe:[%d]: %w", p.Ino, err)
 		}
 	}
 	used := make([][2]bool, len(rs.tree.Pipes))
-	rs.pipeOpens = map[uint32]int{}
 	for _, t := range rs.tree.Tasks {
 		for _, fd := range t.FDs {
-			if fd.Kind != image.FDPipe || rs.pipeOpens[fd.OpenID] != 0 {
+			if fd.Kind != image.FDPipe || rs.opens[fd.OpenID] != 0 {
 				continue
 			}
 			p := rs.tree.PipeByID(fd.PipeID)
@@ -54,19 +53,19 @@ func (rs *restorer) makePipes() error {
 				if err != nil {
 					return fmt.Errorf("pipe:[%d]: open another description of fd %d of task %d: %w", p.Ino, fd.Num, t.PID, err)
 				}
-				rs.pipeFDs[mine] = true
+				rs.openFDs[mine] = true
 			}
 			used[p.ID-1][end] = true
 			if _, err := unix.FcntlInt(uintptr(mine), unix.F_SETFL, fd.Flags&pipeFlags); err != nil {
 				return fmt.Errorf("pipe:[%d]: flags %#o of fd %d of task %d: %w", p.Ino, fd.Flags&pipeFlags, fd.Num, t.PID, err)
 			}
-			rs.pipeOpens[fd.OpenID] = mine
+			rs.opens[fd.OpenID] = mine
 		}
 	}
 	for i := range ends {
 		for end := range 2 {
 			if !used[i][end] {
-				rs.closePipeFD(ends[i][end])
+				rs.closeOpenFD(ends[i][end])
 			}
 		}
 	}
@@ -96,17 +95,48 @@ func fillPipe(w int, p *image.Pipe) error {
 	return nil
 }
 
-// closePipeFD closes one of mmcr's pipe fds and forgets it.
-func (rs *restorer) closePipeFD(fd int) {
-	delete(rs.pipeFDs, fd)
+// sharedOpen returns mmcr's open of fd's open file description, made at
+// its first use for a regular file, directory or device (pipes are made by
+// makePipes): the tasks holding it take it with pidfd_getfd, and share its
+// offset and flags again.
+func (rs *restorer) sharedOpen(fd *image.FD) (int, error) {
+	if mine, ok := rs.opens[fd.OpenID]; ok {
+		return mine, nil
+	}
+	if fd.Kind == image.FDPipe {
+		return 0, fmt.Errorf("fd %d: pipe %d has no open file %d", fd.Num, fd.PipeID, fd.OpenID)
+	}
+	path, err := rs.fdPath(fd)
+	if err != nil {
+		return 0, err
+	}
+	mine, err := unix.Open(path, reopenFlags(fd.Flags), 0)
+	if err != nil {
+		return 0, fmt.Errorf("fd %d: open %s: %w", fd.Num, path, err)
+	}
+	if rs.openFDs == nil {
+		rs.openFDs, rs.opens = map[int]bool{}, map[uint32]int{}
+	}
+	rs.openFDs[mine], rs.opens[fd.OpenID] = true, mine
+	if fd.Kind == image.FDRegular && fd.Pos != 0 {
+		if _, err := unix.Seek(mine, fd.Pos, 0); err != nil {
+			return 0, fmt.Errorf("fd %d: seek %s to %d: %w", fd.Num, path, fd.Pos, err)
+		}
+	}
+	return mine, nil
+}
+
+// closeOpenFD closes one of mmcr's opens and forgets it.
+func (rs *restorer) closeOpenFD(fd int) {
+	delete(rs.openFDs, fd)
 	unix.Close(fd)
 }
 
-// closePipes closes mmcr's pipe fds: once every task has taken its own,
-// or on failure.
-func (rs *restorer) closePipes() {
-	for fd := range rs.pipeFDs {
+// closeOpens closes mmcr's opens of pipes and shared open file
+// descriptions: once every task has taken its own, or on failure.
+func (rs *restorer) closeOpens() {
+	for fd := range rs.openFDs {
 		unix.Close(fd)
 	}
-	rs.pipeFDs, rs.pipeOpens = nil, nil
+	rs.openFDs, rs.opens = nil, nil
 }

@@ -1,0 +1,72 @@
+package image
+
+import "fmt"
+
+// sharesOpen says whether fds of kind k may share an open file
+// description in an image (FD.OpenID): pipes always have one; regular
+// files, directories and devices when shared. Eventfds and epolls shared
+// between fds are refused at dump.
+func sharesOpen(k FDKind) bool {
+	return k == FDPipe || k == FDRegular || k == FDDir || k == FDCharDev
+}
+
+// checkOpens checks the fds' open file descriptions: OpenIDs only on kinds
+// that share them, numbered in order of first use, and the fds sharing one
+// alike in what belongs to the description (kind, file or pipe, flags
+// other than FD_CLOEXEC, offset).
+func checkOpens(t *Tree) error {
+	var opens []*FD // by OpenID-1
+	for _, task := range t.Tasks {
+		for _, fd := range task.FDs {
+			if fd.OpenID == 0 {
+				continue
+			}
+			if !sharesOpen(fd.Kind) {
+				return fmt.Errorf("task %d: fd %d: open file %d on a %s fd", task.PID, fd.Num, fd.OpenID, fd.Kind)
+			}
+			switch {
+			case fd.OpenID == uint32(len(opens)+1):
+				opens = append(opens, fd)
+			case fd.OpenID > uint32(len(opens)):
+				return fmt.Errorf("task %d: fd %d: open file %d out of order", task.PID, fd.Num, fd.OpenID)
+			default:
+				if o := opens[fd.OpenID-1]; o.Kind != fd.Kind || o.FileID != fd.FileID || o.PipeID != fd.PipeID ||
+					o.Flags&^oCloexec != fd.Flags&^oCloexec || o.Pos != fd.Pos {
+					return fmt.Errorf("task %d: fd %d: open file %d shared with fd %d of another file or other flags or offset",
+						task.PID, fd.Num, fd.OpenID, o.Num)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// NumberOpens renumbers the tree's OpenIDs, which may be any values
+// standing for open file descriptions, as an image has them: 1, 2... in
+// order of first use, and 0 for a regular file, directory or device fd no
+// other fd shares its description with.
+func NumberOpens(t *Tree) {
+	users := map[uint32]int{}
+	for _, task := range t.Tasks {
+		for _, fd := range task.FDs {
+			if fd.OpenID != 0 {
+				users[fd.OpenID]++
+			}
+		}
+	}
+	dense := map[uint32]uint32{}
+	for _, task := range t.Tasks {
+		for _, fd := range task.FDs {
+			switch {
+			case fd.OpenID == 0:
+			case users[fd.OpenID] < 2 && fd.Kind != FDPipe:
+				fd.OpenID = 0
+			default:
+				if dense[fd.OpenID] == 0 {
+					dense[fd.OpenID] = uint32(len(dense) + 1)
+				}
+				fd.OpenID = dense[fd.OpenID]
+			}
+		}
+	}
+}
