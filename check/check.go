@@ -40,6 +40,7 @@ func Probes() []Probe {
 		{"vdso/vvar layout", true, probeVDSO},
 		{"userfaultfd (write-protect async)", false, probeUserfaultfd},
 		{"guard regions (MADV_GUARD_INSTALL)", false, probeGuardRegions},
+		{"pidfd_getfd", false, probePidfdGetfd},
 	}
 }
 
@@ -150,6 +151,30 @@ func probeGuardRegions() (string, error) {
 		return "a task with guard regions fails to dump", errors.New("PAGEMAP_SCAN does not report them (Linux 6.15+)")
 	}
 	return "dumped and installed again at restore", nil
+}
+
+// probePidfdGetfd checks pidfd_getfd (Linux 5.6+), by which restored
+// tasks take the pipes, shared open files and stdio mmcr opened for them:
+// mmcr takes a copy of one of its own fds.
+func probePidfdGetfd() (string, error) {
+	const without = "pipes, shared open files and stdio cannot be restored"
+	pidfd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return without, fmt.Errorf("pidfd_open: %w", err)
+	}
+	defer unix.Close(pidfd)
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return without, err
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	fd, err := unix.PidfdGetfd(pidfd, p[1], 0)
+	if err != nil {
+		return without, fmt.Errorf("pidfd_getfd: %w", err)
+	}
+	unix.Close(fd)
+	return "tasks take their pipes, shared open files and stdio from mmcr", nil
 }
 
 // probeSetTID checks the pieces clone3's set_tid needs: the syscall

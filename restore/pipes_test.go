@@ -97,3 +97,37 @@ func TestRestorePipes(t *testing.T) {
 		t.Fatalf("restored workload: exit %d, output %q", code, out)
 	}
 }
+
+// TestRestorePipeTooLarge restores the pipes workload where a pipe of
+// 1 MiB cannot be made (pipe-max-size lowered to 64 KiB; mmcr lacks
+// CAP_SYS_RESOURCE to pass it): the restore fails in one line naming the
+// pipe and its capacity, and leaves nothing running.
+func TestRestorePipeTooLarge(t *testing.T) {
+	needRoot(t)
+	d := dumpWorkload(t, false, buildC(t, "pipes"))
+	const knob = "/proc/sys/fs/pipe-max-size"
+	old, err := os.ReadFile(knob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(knob, []byte("65536"), 0); err != nil {
+		t.Skipf("cannot lower %s: %v", knob, err)
+	}
+	_, err = Run(Options{Dir: d.dir, Log: testLog(t)})
+	os.WriteFile(knob, old, 0)
+	if err == nil {
+		for _, pid := range d.pids {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		waitGone(t, d.pids)
+		t.Fatal("restore succeeded")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "pipe:[") || !strings.Contains(msg, "capacity of 1048576 bytes") || strings.Contains(msg, "\n") {
+		t.Errorf("error %q should name the pipe and its capacity on one line", msg)
+	}
+	for _, pid := range d.pids {
+		if _, err := os.Stat("/proc/" + itoa(pid)); err == nil {
+			t.Errorf("pid %d exists after the failed restore", pid)
+		}
+	}
+}
