@@ -126,18 +126,20 @@ type dumper struct {
 	shmSrc map[uint32]vmaRef
 	// memfdFDs are the memfd descriptors, checked against shm at the end.
 	memfdFDs []memfdFD
-	// anonFDs are the eventfd and epoll descriptors met so far: one open
-	// file may appear only once in the tree.
+	// anonFDs are the epoll descriptors met so far: one open file may
+	// appear only once in the tree.
 	anonFDs []anonFD
-	// pipeEnds are the pipe descriptors and fileEnds those of regular
-	// files, directories and devices, in tree and fd order, resolved once
+	// pipeEnds are the pipe descriptors, fileEnds those of regular
+	// files, directories and devices and eventfdEnds the eventfds, in
+	// tree and fd order, resolved once
 	// every task is collected (opens.go, pipes.go); nextOpen numbers
 	// their open file descriptions until image.NumberOpens.
-	pipeEnds []pipeEnd
-	fileEnds []openEnd
-	nextOpen uint32
-	w        *image.Writer
-	pool     *copyPool // page-copy workers (copy.go)
+	pipeEnds    []pipeEnd
+	fileEnds    []openEnd
+	eventfdEnds []openEnd
+	nextOpen    uint32
+	w           *image.Writer
+	pool        *copyPool // page-copy workers (copy.go)
 	// cow finds the private pages a task shares with its parent.
 	cow cowDeduper
 	// vmFlags is each task's smaps, read while pages are copied (vmflags.go).

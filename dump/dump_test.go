@@ -734,7 +734,7 @@ func TestDumpRefusesFDKinds(t *testing.T) {
 	}
 	for _, tc := range []struct{ kind, want string }{
 		{"memfd", "fd 3 is a memfd (/memfd:lonely (deleted)) that no task maps shared"},
-		{"eventfd-dup", "fd 4 is the same anon_inode:[eventfd] as fd 3 of task"},
+		{"epoll-dup", "fd 4 is the same anon_inode:[eventpoll] as fd 3 of task"},
 		{"epoll-stale", "epoll fd 3 watches a file no longer open as fd 4"},
 		{"socket", "fd 3 is a socket"},
 		{"fifo", "fd 3 is a FIFO (" + fifo + ")"},

@@ -44,7 +44,7 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 		case fd.Target == "anon_inode:[eventfd]" && fd.Eventfd != nil:
 			e.Kind = image.FDEventfd
 			e.Eventfd = &image.Eventfd{Count: fd.Eventfd.Count, Semaphore: fd.Eventfd.Semaphore}
-			ferr = d.anonFile(pid, fd.Num, fd.Target)
+			d.eventfdEnds = append(d.eventfdEnds, openEnd{pid: pid, fd: e, target: fd.Target})
 		case fd.Target == "anon_inode:[eventpoll]":
 			e.Kind = image.FDEpoll
 			for _, tg := range fd.EpollTargets {
@@ -98,9 +98,9 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 	return out, nil
 }
 
-// anonFile records an eventfd or epoll fd and refuses it when it is the
-// same open file as one met before (a dup, or inherited across fork):
-// restore makes one file per fd, and the sharers would part.
+// anonFile records an epoll fd and refuses it when it is the same open
+// file as one met before (a dup, or inherited across fork): restore makes
+// one epoll per fd, and the sharers would part.
 func (d *dumper) anonFile(pid, num int, target string) error {
 	for _, o := range d.anonFDs {
 		same, err := sameFile(o.pid, o.num, pid, num)

@@ -34,13 +34,20 @@ func (d *dumper) joinOpen(firsts map[uint64][]openEnd, key uint64, e openEnd) er
 	return nil
 }
 
-// resolveFileOpens finds which fds of regular files, directories and
-// devices share an open file description (a dup, or an fd inherited by
-// fork): restore shares it again, and its offset with it.
+// resolveFileOpens finds which fds of regular files, directories, devices
+// and eventfds share an open file description (a dup, or an fd inherited
+// by fork): restore shares it again, its offset or counter with it.
 func (d *dumper) resolveFileOpens() error {
 	firsts := map[uint64][]openEnd{}
 	for _, e := range d.fileEnds {
 		if err := d.joinOpen(firsts, uint64(e.fd.FileID), e); err != nil {
+			return err
+		}
+	}
+	// Every eventfd is of one anonymous inode: one key for all.
+	const eventfds = 0
+	for _, e := range d.eventfdEnds {
+		if err := d.joinOpen(firsts, eventfds, e); err != nil {
 			return err
 		}
 	}

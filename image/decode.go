@@ -343,6 +343,7 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfoMsg, efd *extFD, byID map[uint
 		}
 		fd.Flags = int(e.flags)
 		fd.Eventfd = &Eventfd{Count: e.counter, Semaphore: efd.EventfdSemaphore}
+		fd.OpenID = fdi.id // for resolveOpens
 	case fdTypeEventpoll:
 		e := fe.epfd
 		if kind != FDEpoll || e == nil || fd.FileID != 0 {

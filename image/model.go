@@ -595,8 +595,8 @@ type FD struct {
 	// other fds may share it: the fds (of any task) that share one (dup,
 	// fork) have its OpenID, and share it again at restore, with its
 	// offset and flags (O_NONBLOCK, O_APPEND). Every pipe fd has one; a
-	// regular file, directory or device fd has one when it shares its
-	// description, 0 when it is the description's only fd. OpenIDs are
+	// regular file, directory, device or eventfd fd has one when it
+	// shares its description, 0 when it is the description's only fd. OpenIDs are
 	// numbered 1, 2... in order of first use (tasks in tree order, fds in
 	// order): an image has one way to say it (NumberOpens).
 	OpenID uint32

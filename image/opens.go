@@ -4,16 +4,16 @@ import "fmt"
 
 // sharesOpen says whether fds of kind k may share an open file
 // description in an image (FD.OpenID): pipes always have one; regular
-// files, directories and devices when shared. Eventfds and epolls shared
+// files, directories, devices and eventfds when shared. Epolls shared
 // between fds are refused at dump.
 func sharesOpen(k FDKind) bool {
-	return k == FDPipe || k == FDRegular || k == FDDir || k == FDCharDev
+	return k == FDPipe || k == FDRegular || k == FDDir || k == FDCharDev || k == FDEventfd
 }
 
 // checkOpens checks the fds' open file descriptions: OpenIDs only on kinds
 // that share them, numbered in order of first use, and the fds sharing one
 // alike in what belongs to the description (kind, file or pipe, flags
-// other than FD_CLOEXEC, offset).
+// other than FD_CLOEXEC, offset, an eventfd's counter).
 func checkOpens(t *Tree) error {
 	var opens []*FD // by OpenID-1
 	for _, task := range t.Tasks {
@@ -31,7 +31,8 @@ func checkOpens(t *Tree) error {
 				return fmt.Errorf("task %d: fd %d: open file %d out of order", task.PID, fd.Num, fd.OpenID)
 			default:
 				if o := opens[fd.OpenID-1]; o.Kind != fd.Kind || o.FileID != fd.FileID || o.PipeID != fd.PipeID ||
-					o.Flags&^oCloexec != fd.Flags&^oCloexec || o.Pos != fd.Pos {
+					o.Flags&^oCloexec != fd.Flags&^oCloexec || o.Pos != fd.Pos ||
+					(o.Eventfd != nil) != (fd.Eventfd != nil) || o.Eventfd != nil && *o.Eventfd != *fd.Eventfd {
 					return fmt.Errorf("task %d: fd %d: open file %d shared with fd %d of another file or other flags or offset",
 						task.PID, fd.Num, fd.OpenID, o.Num)
 				}
@@ -43,8 +44,8 @@ func checkOpens(t *Tree) error {
 
 // NumberOpens renumbers the tree's OpenIDs, which may be any values
 // standing for open file descriptions, as an image has them: 1, 2... in
-// order of first use, and 0 for a regular file, directory or device fd no
-// other fd shares its description with.
+// order of first use, and 0 for a regular file, directory, device or
+// eventfd fd no other fd shares its description with.
 func NumberOpens(t *Tree) {
 	users := map[uint32]int{}
 	for _, task := range t.Tasks {

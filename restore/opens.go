@@ -1,7 +1,9 @@
 package restore
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 
 	"github.com/mmcr/mmcr/image"
 	"golang.org/x/sys/unix"
@@ -96,8 +98,8 @@ func fillPipe(w int, p *image.Pipe) error {
 }
 
 // sharedOpen returns mmcr's open of fd's open file description, made at
-// its first use for a regular file, directory or device (pipes are made by
-// makePipes): the tasks holding it take it with pidfd_getfd, and share its
+// its first use for a regular file, directory, device or eventfd (pipes
+// are made by makePipes): the tasks holding it take it with pidfd_getfd, and share its
 // offset and flags again.
 func (rs *restorer) sharedOpen(fd *image.FD) (int, error) {
 	if mine, ok := rs.opens[fd.OpenID]; ok {
@@ -106,6 +108,17 @@ func (rs *restorer) sharedOpen(fd *image.FD) (int, error) {
 	if fd.Kind == image.FDPipe {
 		return 0, fmt.Errorf("fd %d: pipe %d has no open file %d", fd.Num, fd.PipeID, fd.OpenID)
 	}
+	if rs.openFDs == nil {
+		rs.openFDs, rs.opens = map[int]bool{}, map[uint32]int{}
+	}
+	if fd.Kind == image.FDEventfd {
+		mine, err := newEventfd(fd)
+		if err != nil {
+			return 0, fmt.Errorf("fd %d (eventfd, open file %d): %w", fd.Num, fd.OpenID, err)
+		}
+		rs.openFDs[mine], rs.opens[fd.OpenID] = true, mine
+		return mine, nil
+	}
 	path, err := rs.fdPath(fd)
 	if err != nil {
 		return 0, err
@@ -113,9 +126,6 @@ func (rs *restorer) sharedOpen(fd *image.FD) (int, error) {
 	mine, err := unix.Open(path, reopenFlags(fd.Flags), 0)
 	if err != nil {
 		return 0, fmt.Errorf("fd %d: open %s: %w", fd.Num, path, err)
-	}
-	if rs.openFDs == nil {
-		rs.openFDs, rs.opens = map[int]bool{}, map[uint32]int{}
 	}
 	rs.openFDs[mine], rs.opens[fd.OpenID] = true, mine
 	if fd.Kind == image.FDRegular && fd.Pos != 0 {
@@ -139,4 +149,30 @@ func (rs *restorer) closeOpens() {
 		unix.Close(fd)
 	}
 	rs.openFDs, rs.opens = nil, nil
+}
+
+// newEventfd makes in mmcr an eventfd with the dumped counter and mode.
+func newEventfd(fd *image.FD) (int, error) {
+	flags := unix.EFD_CLOEXEC
+	if fd.Flags&unix.O_NONBLOCK != 0 {
+		flags |= unix.EFD_NONBLOCK
+	}
+	if fd.Eventfd.Semaphore {
+		flags |= unix.EFD_SEMAPHORE
+	}
+	// eventfd2 takes an unsigned int; a larger count is written on top.
+	initval := min(fd.Eventfd.Count, math.MaxUint32)
+	efd, err := unix.Eventfd(uint(initval), flags)
+	if err != nil {
+		return 0, err
+	}
+	if rest := fd.Eventfd.Count - initval; rest > 0 {
+		var b [8]byte
+		binary.NativeEndian.PutUint64(b[:], rest)
+		if _, err := unix.Write(efd, b[:]); err != nil {
+			unix.Close(efd)
+			return 0, fmt.Errorf("count %d: %w", fd.Eventfd.Count, err)
+		}
+	}
+	return efd, nil
 }

@@ -285,8 +285,17 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 // and returns its (temporary) fd number; ok is false for an external fd
 // left closed.
 func (rs *restorer) openSpecial(tk *task, fd *image.FD, pidfd uint64) (tmp uint64, ok bool, err error) {
-	switch fd.Kind {
-	case image.FDExternal:
+	switch {
+	case fd.OpenID != 0:
+		// mmcr's open of the description, shared.
+		mine, err := rs.sharedOpen(fd)
+		if err != nil {
+			return 0, false, err
+		}
+		if tmp, err = tk.sys(unix.SYS_PIDFD_GETFD, pidfd, uint64(mine), 0); err != nil {
+			return 0, false, fmt.Errorf("fd %d (%s, open file %d): %w", fd.Num, fd.Kind, fd.OpenID, err)
+		}
+	case fd.Kind == image.FDExternal:
 		// The task takes mmcr's own stdio (any kind of file) with pidfd_getfd.
 		mine := rs.stdio(fd.Num)
 		if mine < 0 {
@@ -300,20 +309,11 @@ func (rs *restorer) openSpecial(tk *task, fd *image.FD, pidfd uint64) (tmp uint6
 				return 0, false, fmt.Errorf("fd %d (%s): %w", fd.Num, fd.ExternalType, err)
 			}
 		}
-	case image.FDPipe, image.FDRegular, image.FDDir, image.FDCharDev:
-		// mmcr's open of the description, shared.
-		mine, err := rs.sharedOpen(fd)
-		if err != nil {
-			return 0, false, err
-		}
-		if tmp, err = tk.sys(unix.SYS_PIDFD_GETFD, pidfd, uint64(mine), 0); err != nil {
-			return 0, false, fmt.Errorf("fd %d (%s, open file %d): %w", fd.Num, fd.Kind, fd.OpenID, err)
-		}
-	case image.FDEventfd:
+	case fd.Kind == image.FDEventfd:
 		if tmp, err = rs.makeEventfd(tk, fd); err != nil {
 			return 0, false, fmt.Errorf("fd %d (eventfd): %w", fd.Num, err)
 		}
-	case image.FDEpoll:
+	case fd.Kind == image.FDEpoll:
 		// Its targets are added once every fd is in place.
 		if tmp, err = tk.sys(unix.SYS_EPOLL_CREATE1, 0); err != nil {
 			return 0, false, fmt.Errorf("fd %d (epoll): %w", fd.Num, err)

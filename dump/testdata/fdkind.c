@@ -1,6 +1,6 @@
 // Workload for fd refusals: holds one descriptor of the kind named by
 // argv[1] on fd 3 ("memfd" unmapped, "socket", "fifo" on a named FIFO
-// given as argv[2], "eventfd-dup": an eventfd also on fd 4, "epoll-stale":
+// given as argv[2], "epoll-dup": an epoll also on fd 4, "epoll-stale":
 // an epoll watching fd 4, whose eventfd now lives on fd 5 only). Prints "ready PID"; exits 0 on
 // SIGTERM.
 #define _GNU_SOURCE
@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
 	sigaction(SIGTERM, &sa, NULL);
 	int fd = -1, sv[2];
 	if (!strcmp(argv[1], "memfd")) fd = memfd_create("lonely", 0);
-	else if (!strcmp(argv[1], "eventfd-dup") && (fd = eventfd(0, 0)) == 3) dup(fd);
+	else if (!strcmp(argv[1], "epoll-dup") && (fd = epoll_create1(0)) == 3) dup(fd);
 	else if (!strcmp(argv[1], "epoll-stale") && (fd = epoll_create1(0)) == 3) {
 		struct epoll_event ev = {.events = EPOLLIN};
 		int efd = eventfd(0, 0);

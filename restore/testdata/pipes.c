@@ -12,6 +12,8 @@
  *   d: the write end alone, its reader gone: writing fails with EPIPE.
  *   e: the child's stdin, written by the parent after the restore: a
  *      pipe of the tree's own at fd 0, not the harness's stdio.
+ *   an eventfd (counter 5) shared by both: the child adds 3 after the
+ *      restore, the parent must read 8 (one counter, not two).
  * With a file argument, the parent also opens that file before the fork
  * and writes "start": the child's inherited fd shares its offset. After
  * the restore the child writes "child", then the parent "parent": the
@@ -20,13 +22,15 @@
 #include "vmatest.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
 
 #define A_BYTES 3000
 #define B_SIZE (1 << 20)
 #define B_BYTES (200 << 10)
 #define C_BYTES 100
 
-static int a[2], b[2], c[2], d[2], e[2], b_extra = -1, file = -1;
+static int a[2], b[2], c[2], d[2], e[2], b_extra = -1, file = -1, efd = -1;
 
 static unsigned char pat(size_t i, int seed) { return (unsigned char)(i * 31 + i / 4096 + seed); }
 
@@ -102,6 +106,11 @@ static int check_child(void)
 		printf("FAIL child: stdin gave \"%s\"\n", line);
 		return 1;
 	}
+	uint64_t three = 3;
+	if (write(efd, &three, 8) != 8) {
+		printf("FAIL child: eventfd: write: %m\n");
+		return 1;
+	}
 	if (file >= 0 && write(file, "child", 5) != 5) {
 		printf("FAIL child: write the file: %m\n");
 		return 1;
@@ -161,6 +170,9 @@ int main(int argc, char **argv)
 	}
 	if (pipe(a) || pipe(b) || pipe(c) || pipe(d) || pipe(e))
 		return 2;
+	efd = eventfd(5, EFD_NONBLOCK);
+	if (efd < 0)
+		return 2;
 	if (fcntl(b[1], F_SETPIPE_SZ, B_SIZE) != B_SIZE)
 		return 2;
 	if (write_pat(c[1], C_BYTES, 3))
@@ -206,6 +218,11 @@ int main(int argc, char **argv)
 			       eof, eof < 0 ? strerror(errno) : "");
 			bad = 1;
 		}
+	}
+	uint64_t count = 0;
+	if (!bad && (read(efd, &count, 8) != 8 || count != 8)) {
+		printf("FAIL parent: the eventfd shared with the child counts %llu, want 8\n", (unsigned long long)count);
+		bad = 1;
 	}
 	char content[32] = {0};
 	if (!bad && file >= 0 &&
