@@ -129,12 +129,13 @@ type dumper struct {
 	// anonFDs are the epoll descriptors met so far: one open file may
 	// appear only once in the tree.
 	anonFDs []anonFD
-	// pipeEnds are the pipe descriptors, fileEnds those of regular
-	// files, directories and devices and eventfdEnds the eventfds, in
-	// tree and fd order, resolved once
-	// every task is collected (opens.go, pipes.go); nextOpen numbers
-	// their open file descriptions until image.NumberOpens.
+	// pipeEnds, socketEnds, fileEnds (regular files, directories and
+	// devices) and eventfdEnds are the descriptors that may share open
+	// file descriptions, in tree and fd order, resolved once every task is
+	// collected (opens.go, pipes.go, sockets.go); nextOpen numbers their
+	// descriptions until image.NumberOpens.
 	pipeEnds    []pipeEnd
+	socketEnds  []socketEnd
 	fileEnds    []openEnd
 	eventfdEnds []openEnd
 	nextOpen    uint32
@@ -269,6 +270,9 @@ func (d *dumper) run() error {
 		return err
 	}
 	if err := d.resolvePipes(); err != nil {
+		return err
+	}
+	if err := d.resolveSockets(); err != nil {
 		return err
 	}
 	if err := d.resolveFileOpens(); err != nil {

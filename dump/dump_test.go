@@ -897,3 +897,29 @@ func TestPipeOwnerPolls(t *testing.T) {
 	}
 	w.finish(t)
 }
+
+// TestDumpRefusesOutsideSocket dumps a tree whose child holds (as fd 3)
+// one end of a unix socket pair the test process holds the other end of:
+// the dump refuses it naming the task, the fd and the peer, and the tree
+// runs on, the bytes queued at the socket still there.
+func TestDumpRefusesOutsideSocket(t *testing.T) {
+	requireRoot(t)
+	sv, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, theirs := os.NewFile(uintptr(sv[0]), "test end"), os.NewFile(uintptr(sv[1]), "workload end")
+	defer mine.Close()
+	if _, err := mine.WriteString("test"); err != nil {
+		t.Fatal(err)
+	}
+	w := startWorkloadFiles(t, []*os.File{theirs}, buildC(t, "pipe"))
+	theirs.Close()
+	parent, child := w.pid(t, 1), w.pid(t, 2)
+	err = Run(Options{PID: parent, Dir: filepath.Join(t.TempDir(), "img"), Log: testLogger(t)})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("task %d", child)) || !strings.Contains(err.Error(), "fd 3 is a socket") ||
+		!strings.Contains(err.Error(), "is not the tree's") || !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("dump: %v; want task %d, fd 3 and its peer outside the tree", err, child)
+	}
+	w.finish(t)
+}

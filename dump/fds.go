@@ -13,9 +13,10 @@ import (
 )
 
 // collectFDs describes every open descriptor of pid, refusing those
-// restore cannot recreate. fds 0-2 that are ttys, sockets or named FIFOs
-// are external: restore hands its own stdio in their place; pipes are
-// decided once every task's fds are known (resolvePipes).
+// restore cannot recreate. fds 0-2 that are ttys or named FIFOs are
+// external: restore hands its own stdio in their place; pipes and sockets
+// are decided once every task's fds are known (resolvePipes,
+// resolveSockets).
 func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 	fds, err := d.fs.FDs(pid)
 	if err != nil {
@@ -78,7 +79,10 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 		case typ == unix.S_IFIFO:
 			ferr = external("FIFO")
 		case typ == unix.S_IFSOCK:
-			ferr = external("socket")
+			// A unix socket pair of the tree's, or its stdio's:
+			// resolveSockets decides.
+			e.Kind = image.FDSocket
+			d.socketEnds = append(d.socketEnds, socketEnd{openEnd: openEnd{pid: pid, fd: e, target: fd.Target}, ino: st.Ino})
 		default:
 			ferr = refuse(fmt.Sprintf("of unsupported type %#o", typ))
 		}

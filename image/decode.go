@@ -167,17 +167,18 @@ func (r *Reader) readTree() (*Tree, error) {
 			return nil, fileErr(ExtName, ErrCorrupt, "%v", err)
 		}
 	}
-	if err := r.resolveOpens(t); err != nil {
+	if err := r.resolveOpens(t, byID); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-// resolveOpens reads the pipes, turns the pipe inode fdFromEntry left in
-// each pipe fd into its PipeID, and the file entry id it left in the
+// resolveOpens reads the pipes and sockets (readSockets), turns the pipe
+// inode fdFromEntry left in each pipe fd into its PipeID, and the file
+// entry id it left in the
 // OpenID of each fd that may share a description into the OpenID (fds
 // naming one file entry share its description).
-func (r *Reader) resolveOpens(t *Tree) error {
+func (r *Reader) resolveOpens(t *Tree, byID map[uint32]*fileMsg) error {
 	if r.has(pipesDataName) {
 		if err := r.readPipes(t); err != nil {
 			return err
@@ -199,9 +200,15 @@ func (r *Reader) resolveOpens(t *Tree) error {
 			fd.PipeID = p.ID
 		}
 	}
+	if err := r.readSockets(t, byID); err != nil {
+		return err
+	}
 	NumberOpens(t)
 	if err := checkPipes(t); err != nil {
 		return fileErr(pipesDataName, ErrCorrupt, "%v", err)
+	}
+	if err := checkSockets(t); err != nil {
+		return fileErr(filesName, ErrCorrupt, "%v", err)
 	}
 	if err := checkOpens(t); err != nil {
 		return fileErr(filesName, ErrCorrupt, "%v", err)
@@ -359,6 +366,13 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfoMsg, efd *extFD, byID map[uint
 		// PipeID and OpenID once every task is read.
 		fd.Flags = int(fe.pipe.flags)
 		fd.PipeID, fd.OpenID = fe.pipe.pipeID, fdi.id
+	case fdTypeUnixSk:
+		if kind != FDSocket || fe.usk == nil || fd.FileID != 0 {
+			return nil, fileErr(name, ErrCorrupt, "fd %d: unix socket file entry for a %s fd", efd.Num, efd.Kind)
+		}
+		// The inode and the file entry id, for readSockets.
+		fd.Flags = int(fe.usk.flags)
+		fd.SocketID, fd.OpenID = fe.usk.ino, fdi.id
 	case fdTypeExt:
 		if kind != FDExternal {
 			return nil, fileErr(name, ErrCorrupt, "fd %d: external file entry for a %s fd", efd.Num, efd.Kind)

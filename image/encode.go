@@ -211,6 +211,9 @@ func checkTree(t *Tree) error {
 	if err := checkPipes(t); err != nil {
 		return fmt.Errorf("image: %w", err)
 	}
+	if err := checkSockets(t); err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
 	if err := checkOpens(t); err != nil {
 		return fmt.Errorf("image: %w", err)
 	}
@@ -286,6 +289,7 @@ func (w *Writer) writeTree(t *Tree) error {
 	}
 
 	openFile := map[uint32]uint32{} // OpenID: its file entry id
+	sockFile := map[uint32]uint32{} // socket ID: its file entry id
 	for _, task := range t.Tasks {
 		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs, MDWE: task.Mm.MDWE,
 			MergeAny: task.Mm.MergeAny, THPExceptAdvised: task.Mm.THPExceptAdvised, MlockFuture: task.Mm.MlockFuture}
@@ -383,6 +387,11 @@ func (w *Writer) writeTree(t *Tree) error {
 			case FDPipe:
 				typ = fdTypePipe
 				entry = pipeFileEntry(id, flags, t.PipeByID(fd.PipeID).Ino)
+			case FDSocket:
+				typ = fdTypeUnixSk
+				s := t.SocketByID(fd.SocketID)
+				entry = unixSkFileEntry(id, flags, s, t.SocketByID(s.Peer).Ino)
+				sockFile[s.ID] = id
 			default:
 				typ = fdTypeReg
 				var path string
@@ -412,6 +421,11 @@ func (w *Writer) writeTree(t *Tree) error {
 	}
 	if len(t.Pipes) > 0 {
 		if err := w.writePipesData(t.Pipes); err != nil {
+			return err
+		}
+	}
+	if len(t.Sockets) > 0 {
+		if err := w.writeSkQueues(t.Sockets, sockFile); err != nil {
 			return err
 		}
 	}

@@ -23,7 +23,8 @@ const (
 	// restore the task with its later memory unlocked, or the object as
 	// shmem. It knows version 3.
 	extVersion4 = 4
-	// extVersion5 is written when a task holds a pipe ("pipe" fds) or an
+	// extVersion5 is written when a task holds a pipe or unix socket pair
+	// ("pipe", "socket" fds) or an
 	// fd shares its open file description with another (fdinfo entries
 	// naming one file entry): a reader of an earlier version knows no
 	// pipes and would part the sharers (their offset). It knows version 4.

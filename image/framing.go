@@ -29,6 +29,7 @@ var magics = map[string]uint32{
 	"PAGEMAP":     0x56084025,
 	"GHOST_FILE":  0x52583605,
 	"PIPES_DATA":  0x56453709,
+	"SK_QUEUES":   0x56264026,
 }
 
 func magicOf(name string) uint32 {

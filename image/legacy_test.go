@@ -30,6 +30,9 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/rlimit"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/rseq"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/siginfo"
+	sk_opts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
+	sk_packet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
+	sk_unix "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-unix"
 	crtime "github.com/checkpoint-restore/go-criu/v7/crit/images/time"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/timer"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/vma"
@@ -139,6 +142,7 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 	}
 
 	openFile := map[uint32]uint32{} // OpenID: its file entry id
+	sockFile := map[uint32]uint32{} // socket ID: its file entry id
 	for _, task := range t.Tasks {
 		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs, MDWE: task.Mm.MDWE, MergeAny: task.Mm.MergeAny}
 		for _, r := range task.ParentPages {
@@ -253,6 +257,21 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 				fe = &fdinfo.FileEntry{Type: fdinfo.FdTypes_PIPE.Enum(), Id: proto.Uint32(id),
 					Pipe: &pipe.PipeEntry{Id: proto.Uint32(id), PipeId: proto.Uint32(t.PipeByID(fd.PipeID).Ino),
 						Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec), Fown: legacyZeroFown()}}
+			case FDSocket:
+				fdi.Type = fdinfo.FdTypes_UNIXSK.Enum()
+				sk := t.SocketByID(fd.SocketID)
+				z := proto.Uint64(0)
+				usk := &sk_unix.UnixSkEntry{Id: proto.Uint32(id), Ino: proto.Uint32(sk.Ino), Type: proto.Uint32(uint32(sk.Type)),
+					State: proto.Uint32(uint32(sk.State)), Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec),
+					Uflags: proto.Uint32(0), Backlog: proto.Uint32(0), Peer: proto.Uint32(t.SocketByID(sk.Peer).Ino),
+					Fown: legacyZeroFown(), Opts: &sk_opts.SkOptsEntry{SoSndbuf: proto.Uint32(sk.SndBuf), SoRcvbuf: proto.Uint32(sk.RcvBuf),
+						SoSndTmoSec: z, SoSndTmoUsec: z, SoRcvTmoSec: z, SoRcvTmoUsec: z},
+					Name: []byte{}}
+				if sk.Shutdown != 0 {
+					usk.Shutdown = sk_opts.SkShutdown(sk.Shutdown).Enum()
+				}
+				fe = &fdinfo.FileEntry{Type: fdinfo.FdTypes_UNIXSK.Enum(), Id: proto.Uint32(id), Usk: usk}
+				sockFile[sk.ID] = id
 			default:
 				fdi.Type = fdinfo.FdTypes_REG.Enum()
 				var path string
@@ -293,6 +312,21 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 			data = append(append(data, e...), p.Data...)
 		}
 		out[pipesDataName] = data
+	}
+	if len(t.Sockets) > 0 {
+		// Each sk_packet_entry is followed by the message's bytes.
+		data := encodeImage(tb, "SK_QUEUES")
+		for _, sk := range t.Sockets {
+			for _, m := range sk.Queue {
+				e, err := proto.Marshal(&sk_packet.SkPacketEntry{IdFor: proto.Uint32(sockFile[sk.ID]), Length: proto.Uint32(uint32(len(m)))})
+				if err != nil {
+					tb.Fatal(err)
+				}
+				data = binary.LittleEndian.AppendUint32(data, uint32(len(e)))
+				data = append(append(data, e...), m...)
+			}
+		}
+		out[skQueuesName] = data
 	}
 
 	// remap-fpath.img tells CRIU tools which files have ghost content.

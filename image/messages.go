@@ -76,11 +76,12 @@ type fileMsg struct {
 	ext   bool // an ext_file_entry is present
 	memfd *memfdFileMsg
 	pipe  *pipeMsg
+	usk   *unixSkMsg
 }
 
 func (m *fileMsg) decode(b []byte) error {
 	d := protoDec{msg: "file_entry", b: b}
-	var reg, efd, epfd, ext, memfd, pipe []byte
+	var reg, efd, epfd, ext, memfd, pipe, usk []byte
 	for d.next() {
 		switch d.num {
 		case 1:
@@ -95,6 +96,8 @@ func (m *fileMsg) decode(b []byte) error {
 			d.singular(&epfd)
 		case 15:
 			d.singular(&ext)
+		case 16:
+			d.singular(&usk)
 		case 18:
 			d.singular(&pipe)
 		case 20:
@@ -107,6 +110,7 @@ func (m *fileMsg) decode(b []byte) error {
 	d.sub("ext", ext, func(b []byte) error { m.ext = true; return decodeExtFile(b) })
 	d.sub("memfd", memfd, func(b []byte) error { m.memfd = &memfdFileMsg{}; return m.memfd.decode(b) })
 	d.sub("pipe", pipe, func(b []byte) error { m.pipe = &pipeMsg{}; return m.pipe.decode(b) })
+	d.sub("usk", usk, func(b []byte) error { m.usk = &unixSkMsg{}; return m.usk.decode(b) })
 	return d.end("type id")
 }
 

@@ -30,6 +30,9 @@ type Tree struct {
 	// Pipes are the pipes whose ends the tree's tasks hold, with the bytes
 	// unread in them at dump.
 	Pipes []*Pipe
+	// Sockets are the ends of the unix socket pairs the tree holds, with
+	// what waits to be read at each.
+	Sockets []*UnixSocket
 }
 
 // Pipe is one pipe (a pipefs inode) held by the tree.
@@ -555,10 +558,11 @@ const (
 	FDEventfd                // an eventfd: Eventfd set
 	FDEpoll                  // an epoll instance: Epoll lists what it watches
 	FDPipe                   // an end of one of Tree.Pipes: PipeID and OpenID set
+	FDSocket                 // one of Tree.Sockets: SocketID and OpenID set
 )
 
 // lastFDKind is the highest FDKind a valid image holds.
-const lastFDKind = FDPipe
+const lastFDKind = FDSocket
 
 // Eventfd is an eventfd's state (fdinfo "eventfd-count", "eventfd-semaphore").
 type Eventfd struct {
@@ -591,10 +595,12 @@ type FD struct {
 	Epoll []EpollTarget
 	// PipeID names the pipe of an FDPipe. Its end is Flags' access mode.
 	PipeID uint32
+	// SocketID names the socket of an FDSocket.
+	SocketID uint32
 	// OpenID numbers the fd's open file description among the tree's when
 	// other fds may share it: the fds (of any task) that share one (dup,
 	// fork) have its OpenID, and share it again at restore, with its
-	// offset and flags (O_NONBLOCK, O_APPEND). Every pipe fd has one; a
+	// offset and flags (O_NONBLOCK, O_APPEND). Every pipe or socket fd has one; a
 	// regular file, directory, device or eventfd fd has one when it
 	// shares its description, 0 when it is the description's only fd. OpenIDs are
 	// numbered 1, 2... in order of first use (tasks in tree order, fds in
@@ -620,7 +626,7 @@ func (t *Tree) SharedObjectByID(id uint32) *SharedObject {
 	return t.SharedObjects[id-1]
 }
 
-var fdKindStrings = [...]string{"regular", "dir", "chardev", "external", "eventfd", "epoll", "pipe"}
+var fdKindStrings = [...]string{"regular", "dir", "chardev", "external", "eventfd", "epoll", "pipe", "socket"}
 
 func (k FDKind) String() string {
 	if k >= 0 && int(k) < len(fdKindStrings) {

@@ -3,11 +3,11 @@ package image
 import "fmt"
 
 // sharesOpen says whether fds of kind k may share an open file
-// description in an image (FD.OpenID): pipes always have one; regular
+// description in an image (FD.OpenID): pipes and sockets always have one; regular
 // files, directories, devices and eventfds when shared. Epolls shared
 // between fds are refused at dump.
 func sharesOpen(k FDKind) bool {
-	return k == FDPipe || k == FDRegular || k == FDDir || k == FDCharDev || k == FDEventfd
+	return k == FDPipe || k == FDSocket || k == FDRegular || k == FDDir || k == FDCharDev || k == FDEventfd
 }
 
 // checkOpens checks the fds' open file descriptions: OpenIDs only on kinds
@@ -30,7 +30,7 @@ func checkOpens(t *Tree) error {
 			case fd.OpenID > uint32(len(opens)):
 				return fmt.Errorf("task %d: fd %d: open file %d out of order", task.PID, fd.Num, fd.OpenID)
 			default:
-				if o := opens[fd.OpenID-1]; o.Kind != fd.Kind || o.FileID != fd.FileID || o.PipeID != fd.PipeID ||
+				if o := opens[fd.OpenID-1]; o.Kind != fd.Kind || o.FileID != fd.FileID || o.PipeID != fd.PipeID || o.SocketID != fd.SocketID ||
 					o.Flags&^oCloexec != fd.Flags&^oCloexec || o.Pos != fd.Pos ||
 					(o.Eventfd != nil) != (fd.Eventfd != nil) || o.Eventfd != nil && *o.Eventfd != *fd.Eventfd {
 					return fmt.Errorf("task %d: fd %d: open file %d shared with fd %d of another file or other flags or offset",
@@ -60,7 +60,7 @@ func NumberOpens(t *Tree) {
 		for _, fd := range task.FDs {
 			switch {
 			case fd.OpenID == 0:
-			case users[fd.OpenID] < 2 && fd.Kind != FDPipe:
+			case users[fd.OpenID] < 2 && fd.Kind != FDPipe && fd.Kind != FDSocket:
 				fd.OpenID = 0
 			default:
 				if dense[fd.OpenID] == 0 {

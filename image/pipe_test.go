@@ -11,12 +11,13 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	pipe_data "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
+	sk_packet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
 
 // pipeTree is sampleTree with a regular file's open file description
-// shared by the two tasks and two pipes: the first with data, its read end
+// shared by the two tasks, a unix socket pair in the child and two pipes: the first with data, its read end
 // open in both tasks through one open file description (fd 12 of the root,
 // inherited as the child's fd 3) and its write end in the root; the second
 // held only by the child's write end, its reader gone.
@@ -28,11 +29,27 @@ func pipeTree() *Tree {
 	root.FDs[2].OpenID = 1
 	root.FDs = append(root.FDs,
 		&FD{Num: 12, Kind: FDPipe, Flags: unix.O_RDONLY, PipeID: 1, OpenID: 2},
-		&FD{Num: 13, Kind: FDPipe, Flags: unix.O_WRONLY | unix.O_NONBLOCK | unix.O_CLOEXEC, PipeID: 1, OpenID: 3})
+		&FD{Num: 13, Kind: FDPipe, Flags: unix.O_WRONLY | unix.O_NONBLOCK | unix.O_CLOEXEC, PipeID: 1, OpenID: 3},
+		&FD{Num: 14, Kind: FDSocket, Flags: unix.O_RDWR, SocketID: 1, OpenID: 4},
+		&FD{Num: 15, Kind: FDSocket, Flags: unix.O_RDWR, SocketID: 2, OpenID: 5})
 	child.FDs = append(child.FDs,
 		&FD{Num: 3, Kind: FDPipe, Flags: unix.O_RDONLY | unix.O_CLOEXEC, PipeID: 1, OpenID: 2},
-		&FD{Num: 4, Kind: FDPipe, Flags: unix.O_WRONLY, PipeID: 2, OpenID: 4},
-		&FD{Num: 5, Kind: FDRegular, FileID: 2, Flags: unix.O_RDWR, Pos: 1234, OpenID: 1})
+		&FD{Num: 4, Kind: FDPipe, Flags: unix.O_WRONLY, PipeID: 2, OpenID: 6},
+		&FD{Num: 5, Kind: FDRegular, FileID: 2, Flags: unix.O_RDWR, Pos: 1234, OpenID: 1},
+		&FD{Num: 6, Kind: FDSocket, Flags: unix.O_RDWR, SocketID: 3, OpenID: 7},
+		&FD{Num: 7, Kind: FDSocket, Flags: unix.O_RDWR | unix.O_NONBLOCK, SocketID: 4, OpenID: 8},
+		&FD{Num: 8, Kind: FDSocket, Flags: unix.O_RDWR | unix.O_CLOEXEC, SocketID: 3, OpenID: 7})
+	// A datagram pair with three messages queued at one end, one empty;
+	// a stream pair with bytes queued at one end, shut down for writing
+	// at the other.
+	t.Sockets = []*UnixSocket{
+		{ID: 1, Ino: 88003, Type: unix.SOCK_DGRAM, State: tcpClose, Peer: 2, SndBuf: 212992, RcvBuf: 212992,
+			Queue: [][]byte{[]byte("one"), {}, []byte("three")}},
+		{ID: 2, Ino: 88004, Type: unix.SOCK_DGRAM, State: tcpClose, Peer: 1, SndBuf: 212992, RcvBuf: 212992},
+		{ID: 3, Ino: 88001, Type: unix.SOCK_STREAM, State: tcpEstablish, Peer: 4, Shutdown: 1, SndBuf: 212992, RcvBuf: 212992,
+			Queue: [][]byte{[]byte("stream bytes"), bytes.Repeat([]byte{7}, 3000)}},
+		{ID: 4, Ino: 88002, Type: unix.SOCK_STREAM, State: tcpEstablish, Peer: 3, Shutdown: 2, SndBuf: 4608, RcvBuf: 212992},
+	}
 	t.Pipes = []*Pipe{
 		{ID: 1, Ino: 77001, Size: 16 * PageSize, Data: append([]byte("hello\x00"), bytes.Repeat([]byte{0xa5}, 5000)...)},
 		{ID: 2, Ino: 77002, Size: 256 * PageSize},
@@ -40,7 +57,8 @@ func pipeTree() *Tree {
 	return t
 }
 
-// TestPipesRoundTrip: pipes, their data and the fds on them come back,
+// TestPipesRoundTrip: pipes and unix socket pairs, their data and the fds
+// on them come back,
 // the fds sharing an open file description sharing one files.img entry
 // (CRIU's way), as crit sees it; the ext file is version 5.
 func TestPipesRoundTrip(t *testing.T) {
@@ -76,10 +94,13 @@ func TestPipesRoundTrip(t *testing.T) {
 	}
 	root := decode(fdinfoName(100), &fdinfo.FdinfoEntry{}).Entries
 	child := decode(fdinfoName(102), &fdinfo.FdinfoEntry{}).Entries
-	rootRead := root[len(root)-2].Message.(*fdinfo.FdinfoEntry).GetId()
+	rootRead := root[len(root)-4].Message.(*fdinfo.FdinfoEntry).GetId() // fd 12
 	childRead := child[0].Message.(*fdinfo.FdinfoEntry).GetId()
 	if rootRead != childRead || pipeFiles[rootRead] != 77001 {
 		t.Errorf("the shared read end: file ids %d and %d (pipe %d)", rootRead, childRead, pipeFiles[rootRead])
+	}
+	if q := decode(skQueuesName, &sk_packet.SkPacketEntry{}).Entries; len(q) != 5 {
+		t.Errorf("sk-queues.img: %d packets as crit sees them, want 5", len(q))
 	}
 	pd := decode(pipesDataName, &pipe_data.PipeDataEntry{}).Entries
 	if len(pd) != 2 {
@@ -100,18 +121,24 @@ func TestPipesRefused(t *testing.T) {
 		"unheld pipe":        func(t *Tree) { t.Tasks[1].FDs = t.Tasks[1].FDs[:1] },
 		"unknown pipe":       func(t *Tree) { t.Tasks[1].FDs[1].PipeID = 3 },
 		"read-write end":     func(t *Tree) { t.Tasks[1].FDs[1].Flags = unix.O_RDWR },
-		"open out of order":  func(t *Tree) { t.Tasks[1].FDs[1].OpenID = 5 },
+		"open out of order":  func(t *Tree) { t.Tasks[1].FDs[1].OpenID = 7 },
 		"shared, other flags": func(t *Tree) {
 			t.Tasks[1].FDs[0].Flags |= unix.O_NONBLOCK
 		},
 		"shared, other offset":    func(t *Tree) { t.Tasks[1].FDs[2].Pos = 1 },
 		"shared, other file":      func(t *Tree) { t.Tasks[1].FDs[2].FileID = 4 },
 		"open file on an eventfd": func(t *Tree) { t.Tasks[0].FDs[7].OpenID = 1 },
+		"socket peer not mutual":  func(t *Tree) { t.Sockets[1].Peer = 3 },
+		"socket types differ":     func(t *Tree) { t.Sockets[1].Type = unix.SOCK_STREAM },
+		"socket unheld":           func(t *Tree) { t.Tasks[0].FDs = t.Tasks[0].FDs[:len(t.Tasks[0].FDs)-1] },
+		"socket in two opens":     func(t *Tree) { t.Tasks[1].FDs[5].OpenID = 8 },
+		"sockets out of order":    func(t *Tree) { t.Tasks[0].FDs[8].SocketID, t.Tasks[0].FDs[9].SocketID = 2, 1 },
 		"pipe on a regular fd":    func(t *Tree) { t.Tasks[0].FDs[2].PipeID = 1 },
 	} {
 		tree := pipeTree()
 		mangle(tree)
-		if _, err := commitTree(t, tree); err == nil || !strings.Contains(err.Error(), "pipe") && !strings.Contains(err.Error(), "open file") {
+		if _, err := commitTree(t, tree); err == nil || !strings.Contains(err.Error(), "pipe") && !strings.Contains(err.Error(), "open file") &&
+			!strings.Contains(err.Error(), "socket") {
 			t.Errorf("%s: commit %v, want a refusal", what, err)
 		}
 	}
@@ -132,7 +159,8 @@ func TestPipesRefused(t *testing.T) {
 }
 
 // TestPipesSummary: mmcr show names each pipe end's pipe, end and unread
-// bytes, and the open file description of each fd that shares one.
+// bytes, each socket's type, peer and queue, and the open file description
+// of each fd that shares one.
 func TestPipesSummary(t *testing.T) {
 	dir, err := commitTree(t, pipeTree())
 	if err != nil {
@@ -151,8 +179,9 @@ func TestPipesSummary(t *testing.T) {
 	for _, want := range []string{
 		"fd 12: pipe pipe:[77001] read end, 5006 bytes unread of 64.0 KiB (open file 2)",
 		"fd 13: pipe pipe:[77001] write end, 5006 bytes unread of 64.0 KiB (open file 3)",
-		"fd 4: pipe pipe:[77002] write end, 0 bytes unread of 1.0 MiB (open file 4)",
+		"fd 4: pipe pipe:[77002] write end, 0 bytes unread of 1.0 MiB (open file 6)",
 		"fd 5: regular file 2 /tmp/deleted file (open file 1) flags 02 pos 1234",
+		"fd 6: socket socket:[88001] stream, peer socket:[88002], 2 messages (2.9 KiB) queued (open file 7)",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("show lacks %q:\n%s", want, text)

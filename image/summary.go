@@ -80,6 +80,13 @@ type FDSummary struct {
 	PipeIno   uint32 `json:"pipe_ino,omitempty"`
 	PipeBytes int    `json:"pipe_bytes,omitempty"`
 	PipeSize  uint32 `json:"pipe_size,omitempty"`
+	// A unix socket's inode at dump, its type, its peer's inode, and the
+	// messages and bytes waiting to be read at it.
+	SocketIno      uint32 `json:"socket_ino,omitempty"`
+	SocketType     string `json:"socket_type,omitempty"`
+	SocketPeerIno  uint32 `json:"socket_peer_ino,omitempty"`
+	SocketMessages int    `json:"socket_messages,omitempty"`
+	SocketBytes    int    `json:"socket_bytes,omitempty"`
 }
 
 // FileSummary is one file of the tree.
@@ -180,6 +187,15 @@ func Summarize(r *Reader) (*Summary, error) {
 			}
 			if p := tree.PipeByID(fd.PipeID); p != nil {
 				fs.PipeIno, fs.PipeBytes, fs.PipeSize = p.Ino, len(p.Data), p.Size
+			}
+			if sk := tree.SocketByID(fd.SocketID); sk != nil {
+				fs.SocketIno, fs.SocketType, fs.SocketMessages = sk.Ino, socketTypeName(sk.Type), len(sk.Queue)
+				if p := tree.SocketByID(sk.Peer); p != nil {
+					fs.SocketPeerIno = p.Ino
+				}
+				for _, m := range sk.Queue {
+					fs.SocketBytes += len(m)
+				}
 			}
 			ts.FDs = append(ts.FDs, fs)
 		}
@@ -330,6 +346,10 @@ func (s *Summary) WriteText(w io.Writer) error {
 				fmt.Fprintf(&b, " pipe:[%d] %s end, %d bytes unread of %s", fd.PipeIno, end,
 					fd.PipeBytes, humanBytes(int64(fd.PipeSize)))
 			}
+			if fd.SocketIno != 0 {
+				fmt.Fprintf(&b, " socket:[%d] %s, peer socket:[%d], %d messages (%s) queued", fd.SocketIno, fd.SocketType,
+					fd.SocketPeerIno, fd.SocketMessages, humanBytes(int64(fd.SocketBytes)))
+			}
 			if fd.OpenID != 0 {
 				fmt.Fprintf(&b, " (open file %d)", fd.OpenID)
 			}
@@ -382,4 +402,17 @@ func rangePages(rs []Range, v *VMA) int64 {
 		}
 	}
 	return n
+}
+
+// socketTypeName names a socket type as socket(2) does.
+func socketTypeName(t int) string {
+	switch t {
+	case unix.SOCK_STREAM:
+		return "stream"
+	case unix.SOCK_DGRAM:
+		return "datagram"
+	case unix.SOCK_SEQPACKET:
+		return "seqpacket"
+	}
+	return fmt.Sprintf("type %d", t)
 }

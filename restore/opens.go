@@ -105,8 +105,8 @@ func (rs *restorer) sharedOpen(fd *image.FD) (int, error) {
 	if mine, ok := rs.opens[fd.OpenID]; ok {
 		return mine, nil
 	}
-	if fd.Kind == image.FDPipe {
-		return 0, fmt.Errorf("fd %d: pipe %d has no open file %d", fd.Num, fd.PipeID, fd.OpenID)
+	if fd.Kind == image.FDPipe || fd.Kind == image.FDSocket {
+		return 0, fmt.Errorf("fd %d: %s has no open file %d", fd.Num, fd.Kind, fd.OpenID)
 	}
 	if rs.openFDs == nil {
 		rs.openFDs, rs.opens = map[int]bool{}, map[uint32]int{}

@@ -269,6 +269,9 @@ func (rs *restorer) run() (int, error) {
 	if err := rs.makePipes(); err != nil {
 		return 0, err
 	}
+	if err := rs.makeSockets(); err != nil {
+		return 0, err
+	}
 	if err := rs.startStub(); err != nil {
 		return 0, err
 	}

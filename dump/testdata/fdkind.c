@@ -1,5 +1,5 @@
 // Workload for fd refusals: holds one descriptor of the kind named by
-// argv[1] on fd 3 ("memfd" unmapped, "socket", "fifo" on a named FIFO
+// argv[1] on fd 3 ("memfd" unmapped, "socket" whose peer is closed, "fifo" on a named FIFO
 // given as argv[2], "epoll-dup": an epoll also on fd 4, "epoll-stale":
 // an epoll watching fd 4, whose eventfd now lives on fd 5 only). Prints "ready PID"; exits 0 on
 // SIGTERM.
@@ -34,7 +34,10 @@ int main(int argc, char **argv) {
 		dup(efd);
 		close(efd);
 	}
-	else if (!strcmp(argv[1], "socket") && !socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) fd = sv[0];
+	else if (!strcmp(argv[1], "socket") && !socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
+		fd = sv[0];
+		close(sv[1]); /* its peer gone: not a pair of the tree's */
+	}
 	else if (!strcmp(argv[1], "fifo") && argc > 2) fd = open(argv[2], O_RDWR);
 	if (fd != 3) {
 		fprintf(stderr, "fdkind: %s landed on fd %d\n", argv[1], fd);

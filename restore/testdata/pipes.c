@@ -201,24 +201,7 @@ int main(int argc, char **argv)
 	wait_term();
 	alarm(20); /* a child blocked for good would block waitpid */
 	int bad = check_parent();
-	kill(kid, SIGTERM);
-	int st;
-	if (waitpid(kid, &st, 0) != kid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		printf("FAIL child: status %#x\n", st);
-		bad = 1;
-	}
-	/* The child's "bye", then EOF: the child was the last writer (no
-	 * open of mmcr's left behind). */
-	char buf[8] = {0};
-	if (!bad) {
-		ssize_t r = read(a[0], buf, sizeof(buf));
-		ssize_t eof = read(a[0], buf + 3, 1);
-		if (r != 3 || memcmp(buf, "bye", 3) != 0 || eof != 0) {
-			printf("FAIL parent: pipe a after the child: %zd bytes \"%.3s\", then %zd (%s), want \"bye\" and EOF\n", r, buf,
-			       eof, eof < 0 ? strerror(errno) : "");
-			bad = 1;
-		}
-	}
+	bad = reap_said_bye(bad, kid, a[0], "pipe a");
 	uint64_t count = 0;
 	if (!bad && (read(efd, &count, 8) != 8 || count != 8)) {
 		printf("FAIL parent: the eventfd shared with the child counts %llu, want 8\n", (unsigned long long)count);

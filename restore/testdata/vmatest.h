@@ -1,12 +1,14 @@
-/* vmatest.h: what the restore tests' memory workloads share (guards.c,
- * sealed.c, droppable.c, lockonfault.c, thp.c, mlockall.c, hugetlb.c): SIGTERM
- * handling, a look at one of the task's own VMAs in /proc/self/smaps, and a
- * fork that waits until the child has set itself up. */
+/* vmatest.h: what the restore tests' workloads share (guards.c, sealed.c,
+ * droppable.c, lockonfault.c, thp.c, mlockall.c, hugetlb.c, pipes.c,
+ * sockets.c...): SIGTERM handling, a look at one of the task's own VMAs in
+ * /proc/self/smaps, a fork that waits until the child has set itself up,
+ * and the parent's end of such a pair. */
 #ifndef VMATEST_H
 #define VMATEST_H
 
 #define _GNU_SOURCE
 #pragma GCC diagnostic ignored "-Wunused-function"
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +114,31 @@ static int finish_parent(int bad, pid_t kid)
 	if (!bad)
 		printf("PASS\n");
 	fflush(stdout);
+	return bad;
+}
+
+/* reap_said_bye stops fork_ready's child, whose last act was to write
+ * "bye" to the other end of the parent's (non-blocking) fd, and folds into
+ * bad its exit status and whether fd then reads "bye" and EOF: the child
+ * held the last other end (mmcr left no open of it behind). */
+static int reap_said_bye(int bad, pid_t kid, int fd, const char *what)
+{
+	kill(kid, SIGTERM);
+	int st;
+	if (waitpid(kid, &st, 0) != kid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		printf("FAIL child: status %#x\n", st);
+		bad = 1;
+	}
+	char buf[8] = {0};
+	if (!bad) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+		ssize_t eof = read(fd, buf + 3, 1);
+		if (r != 3 || memcmp(buf, "bye", 3) != 0 || eof != 0) {
+			printf("FAIL parent: %s after the child: %zd bytes \"%.3s\", then %zd (%s), want \"bye\" and EOF\n", what, r,
+			       buf, eof, eof < 0 ? strerror(errno) : "");
+			bad = 1;
+		}
+	}
 	return bad;
 }
 

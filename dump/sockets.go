@@ -1,0 +1,173 @@
+package dump
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/internal/kernel"
+	"golang.org/x/sys/unix"
+)
+
+// socketEnd is a socket descriptor met while collecting fds; what it
+// becomes is decided once every task's fds are known (resolveSockets).
+type socketEnd struct {
+	openEnd
+	ino uint64
+}
+
+// maxSocketMessage bounds a message mmcr peeks at in a socket's queue.
+const maxSocketMessage = 4 << 20
+
+// resolveSockets decides what each socket descriptor of the tree is. An
+// end of a connected pair of unnamed unix sockets whose other end the
+// tree holds too (a socketpair between its tasks) is dumped, with what
+// waits to be read at it, its shutdown state and buffer sizes; its fds
+// share its one open file description. Any other socket (a named, listening
+// or network one, or one whose peer is outside the tree) is not the
+// tree's: as fd 0-2 it is the task's stdio, for which restore hands its
+// own (external); as another fd it is refused, saying why.
+func (d *dumper) resolveSockets() error {
+	if len(d.socketEnds) == 0 {
+		return nil
+	}
+	held := map[uint32]bool{}
+	for _, e := range d.socketEnds {
+		held[uint32(e.ino)] = true
+	}
+	diag, err := kernel.UnixSockets(held)
+	if err != nil {
+		return fmt.Errorf("list unix sockets: %w", err)
+	}
+	notOurs := func(ino uint32) string {
+		s, ok := diag[ino]
+		switch {
+		case !ok:
+			return "that is not a unix socket"
+		case s.Named:
+			return "bound to a name"
+		case s.Peer == 0:
+			return "that is not connected"
+		case !held[s.Peer]:
+			return fmt.Sprintf("whose peer socket:[%d] is not the tree's", s.Peer)
+		}
+		return ""
+	}
+	sockets := map[uint32]*image.UnixSocket{}
+	firsts := map[uint64][]openEnd{}
+	for _, e := range d.socketEnds {
+		ino := uint32(e.ino)
+		if why := notOurs(ino); why != "" {
+			if e.fd.Num <= 2 {
+				e.fd.Kind, e.fd.ExternalType = image.FDExternal, "socket"
+				continue
+			}
+			return taskErr(e.pid, "dump fds", fmt.Errorf("fd %d is a socket (%s) %s: %w", e.fd.Num, e.target, why, ErrUnsupported))
+		}
+		s := sockets[ino]
+		if s == nil {
+			if s, err = readSocket(e, diag[ino]); err != nil {
+				return taskErr(e.pid, "dump fds", err)
+			}
+			s.ID = uint32(len(d.tree.Sockets) + 1)
+			d.tree.Sockets = append(d.tree.Sockets, s)
+			sockets[ino] = s
+		}
+		e.fd.SocketID = s.ID
+		if err := d.joinOpen(firsts, e.ino, e.openEnd); err != nil {
+			return err
+		}
+	}
+	for _, s := range d.tree.Sockets {
+		s.Peer = sockets[diag[s.Ino].Peer].ID // held, and so the tree's too
+	}
+	return nil
+}
+
+// readSocket reads one end of a unix socket pair: mmcr takes a copy of
+// the task's fd (pidfd_getfd) and peeks at each message waiting in its
+// queue (MSG_PEEK from a peek offset, SO_PEEK_OFF, put back as it was),
+// so that the task keeps them.
+func readSocket(e socketEnd, diag kernel.UnixSocket) (*image.UnixSocket, error) {
+	fail := func(what string, err error) (*image.UnixSocket, error) {
+		return nil, fmt.Errorf("fd %d is a socket (%s): %s: %w", e.fd.Num, e.target, what, err)
+	}
+	pidfd, err := unix.PidfdOpen(e.pid, 0)
+	if err != nil {
+		return fail("pidfd_open", err)
+	}
+	mine, err := unix.PidfdGetfd(pidfd, e.fd.Num, 0)
+	unix.Close(pidfd)
+	if err != nil {
+		return fail("pidfd_getfd", err)
+	}
+	defer unix.Close(mine)
+	s := &image.UnixSocket{Ino: diag.Ino, Type: diag.Type, State: diag.State, Shutdown: diag.Shutdown}
+	for _, o := range []struct {
+		opt int
+		to  *uint32
+	}{{unix.SO_SNDBUF, &s.SndBuf}, {unix.SO_RCVBUF, &s.RcvBuf}} {
+		v, err := unix.GetsockoptInt(mine, unix.SOL_SOCKET, o.opt)
+		if err != nil {
+			return fail("getsockopt", err)
+		}
+		*o.to = uint32(v)
+	}
+	if v, err := unix.GetsockoptInt(mine, unix.SOL_SOCKET, unix.SO_PASSCRED); err != nil || v != 0 {
+		return fail("SO_PASSCRED", errors.Join(err, fmt.Errorf("credentials passed with its messages are not kept: %w", ErrUnsupported)))
+	}
+	if s.Queue, err = peekQueue(mine, s.Type, s.Shutdown&1 != 0); err != nil {
+		return fail("peek at its queue", err)
+	}
+	return s, nil
+}
+
+// peekQueue returns the messages (the stream's bytes, in runs) waiting in
+// socket fd's receive queue without taking them. A peek that returns
+// nothing ends the queue when the socket is shut down for receiving (it
+// then reads as EOF); before, it is an empty datagram.
+func peekQueue(fd, typ int, rcvShut bool) ([][]byte, error) {
+	old, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PEEK_OFF)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PEEK_OFF, 0); err != nil {
+		return nil, err
+	}
+	defer unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PEEK_OFF, old)
+	buf := make([]byte, maxSocketMessage)
+	oob := make([]byte, unix.CmsgSpace(64*4))
+	var queue [][]byte
+	for {
+		n, oobn, flags, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN {
+			return queue, nil
+		}
+		if err != nil {
+			return nil, os.NewSyscallError("recvmsg", err)
+		}
+		if oobn > 0 || flags&unix.MSG_CTRUNC != 0 {
+			closeRights(oob[:oobn])
+			return nil, fmt.Errorf("a message carries control data (fds or credentials): %w", ErrUnsupported)
+		}
+		if flags&unix.MSG_TRUNC != 0 {
+			return nil, fmt.Errorf("a message of over %d bytes: %w", maxSocketMessage, ErrUnsupported)
+		}
+		if n == 0 && (typ == unix.SOCK_STREAM || rcvShut) {
+			return queue, nil
+		}
+		queue = append(queue, append([]byte{}, buf[:n]...))
+	}
+}
+
+// closeRights closes the fds a peek at an SCM_RIGHTS message gave mmcr.
+func closeRights(oob []byte) {
+	msgs, _ := unix.ParseSocketControlMessage(oob)
+	for _, m := range msgs {
+		fds, _ := unix.ParseUnixRights(&m)
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
+}

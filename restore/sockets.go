@@ -1,0 +1,115 @@
+package restore
+
+import (
+	"fmt"
+
+	"github.com/mmcr/mmcr/image"
+	"golang.org/x/sys/unix"
+)
+
+// makeSockets makes every unix socket pair of the image in mmcr
+// (socketpair), with its buffer sizes, what waited to be read at each end
+// (sent again from the other end, message by message) and its shutdown
+// state, and sets the flags of each socket's open file description: the
+// tasks take their fds on them with pidfd_getfd (restoreFDs), and mmcr's
+// go with closeOpens.
+func (rs *restorer) makeSockets() error {
+	if len(rs.tree.Sockets) == 0 {
+		return nil
+	}
+	if rs.openFDs == nil {
+		rs.openFDs, rs.opens = map[int]bool{}, map[uint32]int{}
+	}
+	fds := make([]int, len(rs.tree.Sockets)+1) // mmcr's fd of each socket, by ID
+	for _, s := range rs.tree.Sockets {
+		if fds[s.ID] != 0 {
+			continue // made with its peer
+		}
+		p := rs.tree.SocketByID(s.Peer)
+		pair, err := unix.Socketpair(unix.AF_UNIX, s.Type|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+		if err != nil {
+			return fmt.Errorf("socket:[%d]: socketpair: %w", s.Ino, err)
+		}
+		fds[s.ID], fds[p.ID] = pair[0], pair[1]
+		rs.openFDs[pair[0]], rs.openFDs[pair[1]] = true, true
+		for _, end := range []*image.UnixSocket{s, p} {
+			if err := setBuffers(fds[end.ID], end); err != nil {
+				return fmt.Errorf("socket:[%d]: %w", end.Ino, err)
+			}
+		}
+		for _, end := range []*image.UnixSocket{s, p} {
+			if err := requeue(fds[end.Peer], end); err != nil {
+				return fmt.Errorf("socket:[%d]: %w", end.Ino, err)
+			}
+		}
+		for _, end := range []*image.UnixSocket{s, p} {
+			if err := shutdownAsDumped(fds[end.ID], end.Shutdown); err != nil {
+				return fmt.Errorf("socket:[%d]: shutdown %d: %w", end.Ino, end.Shutdown, err)
+			}
+		}
+	}
+	for _, t := range rs.tree.Tasks {
+		for _, fd := range t.FDs {
+			if fd.Kind != image.FDSocket || rs.opens[fd.OpenID] != 0 {
+				continue
+			}
+			mine := fds[fd.SocketID]
+			if _, err := unix.FcntlInt(uintptr(mine), unix.F_SETFL, fd.Flags&unix.O_NONBLOCK); err != nil {
+				return fmt.Errorf("socket:[%d]: flags of fd %d of task %d: %w", rs.tree.SocketByID(fd.SocketID).Ino, fd.Num, t.PID, err)
+			}
+			rs.opens[fd.OpenID] = mine
+		}
+	}
+	return nil
+}
+
+// setBuffers gives socket fd the dumped SO_SNDBUF and SO_RCVBUF: half of
+// what getsockopt said (the kernel doubles what it is given), past the
+// system's maximum where mmcr may (the FORCE options, CAP_NET_ADMIN).
+func setBuffers(fd int, s *image.UnixSocket) error {
+	for _, o := range []struct {
+		force, plain int
+		v            uint32
+	}{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, s.SndBuf}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, s.RcvBuf}} {
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, o.force, int(o.v/2)) == nil {
+			continue
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, o.plain, int(o.v/2)); err != nil {
+			return fmt.Errorf("buffer of %d bytes: %w", o.v, err)
+		}
+	}
+	return nil
+}
+
+// requeue sends, from the peer's fd, each message that waited to be read
+// at socket s: they wait there again, in order. The fd does not block: a
+// message that does not fit fails the restore rather than hanging it.
+func requeue(peer int, s *image.UnixSocket) error {
+	for i, m := range s.Queue {
+		for done := 0; done < len(m) || len(m) == 0; {
+			n, err := unix.SendmsgN(peer, m[done:], nil, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+			if err != nil {
+				return fmt.Errorf("queue message %d of %d (%d bytes): %w", i+1, len(s.Queue), len(m), err)
+			}
+			if s.Type != unix.SOCK_STREAM || len(m) == 0 {
+				break // a message goes whole or not at all
+			}
+			done += n
+		}
+	}
+	return nil
+}
+
+// shutdownAsDumped shuts down at socket fd what was shut down at dump
+// (bit 1 receiving, bit 2 sending).
+func shutdownAsDumped(fd int, shut uint8) error {
+	if shut&2 != 0 {
+		if err := unix.Shutdown(fd, unix.SHUT_WR); err != nil {
+			return err
+		}
+	}
+	if shut&1 != 0 {
+		return unix.Shutdown(fd, unix.SHUT_RD)
+	}
+	return nil
+}

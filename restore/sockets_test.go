@@ -1,0 +1,54 @@
+package restore
+
+import (
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mmcr/mmcr/image"
+)
+
+// TestRestoreSockets dumps a parent and child holding unix socket pairs
+// (testdata/sockets.c): stream bytes queued both ways, datagrams (one
+// empty) with their bounds, a seqpacket pair shut down for writing, a dup
+// sharing the stream end's description and flags, a buffer size set. The
+// dump leaves the tree running and takes nothing from the queues: the
+// original, let go, passes its checks. The restored tree passes them too,
+// down to EOF on the stream once the child exits (no copy of mmcr's left).
+func TestRestoreSockets(t *testing.T) {
+	needRoot(t)
+	d := dumpWorkload(t, true, buildC(t, "sockets"))
+	unix.Kill(d.pids[0], unix.SIGTERM)
+	if err := d.cmd.Wait(); err != nil {
+		t.Fatalf("the original after the dump: %v (the dump took from or changed its sockets)", err)
+	}
+	waitGone(t, d.pids)
+
+	types := map[int]int{}
+	queued := 0
+	for _, s := range d.tree.Sockets {
+		types[s.Type]++
+		queued += len(s.Queue)
+	}
+	if types[unix.SOCK_STREAM] != 2 || types[unix.SOCK_DGRAM] != 2 || types[unix.SOCK_SEQPACKET] != 2 {
+		t.Errorf("sockets by type %v, want a pair of each", types)
+	}
+	if queued < 6 { // stream both ways, three datagrams, two packets
+		t.Errorf("%d messages queued in the image, want at least 6", queued)
+	}
+	shared := false
+	for _, fd := range d.tree.Tasks[0].FDs {
+		for _, o := range d.tree.Tasks[0].FDs {
+			shared = shared || fd.Kind == image.FDSocket && o.Num == 30 && o != fd && o.OpenID == fd.OpenID
+		}
+	}
+	if !shared {
+		t.Errorf("the parent's fd 30 shares no socket's description")
+	}
+
+	code, out := restoreDumped(t, d)
+	if code != 0 || !strings.Contains(out, "PASS") {
+		t.Fatalf("restored workload: exit %d, output %q", code, out)
+	}
+}
