@@ -22,10 +22,11 @@
 // every task of its tree is ready, waits for SIGTERM, verifies, and the
 // root writes ./result. Tasks that fork forward SIGTERM and fold their
 // children's exit codes into their verdict. Readiness goes through files;
-// pipes a workload makes between its own tasks (pipeline.c) are part of
-// what is checkpointed. The driver compares each task's fds before and
-// after, pipes named by their order of appearance across the tree (a
-// restored pipe is a new inode).
+// pipes and socket pairs a workload makes between its own tasks
+// (pipeline.c, rpc.c) are part of what is checkpointed. The driver
+// compares each task's fds before and after, pipes and sockets named by
+// their order of appearance across the tree (a restored one is a new
+// inode).
 //
 // # Adding a scenario
 //

@@ -96,6 +96,7 @@ var scenarios = []scenario{
 	{name: "guard-stacks", src: "guardstacks.c", cflags: []string{"-pthread"}},
 	{name: "memory-kinds", src: "memkinds.c"},
 	{name: "pipeline", src: "pipeline.c"},
+	{name: "socket-rpc", src: "rpc.c"},
 	{name: "go-threads", src: "gothreads", args: []string{"256"}, verdict: 120 * time.Second, runtimeAnon: true},
 	{name: "python-threads", src: "pythreads.py", runtimeAnon: true},
 	{name: "eventfd-epoll", src: "epoll.c", cflags: []string{"-pthread"}},

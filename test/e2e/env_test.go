@@ -138,17 +138,18 @@ func (e *env) snapshot(root int) map[int]taskSnap {
 	return snap
 }
 
-// pipeNames names the tree's pipes by their order of first appearance
-// (tasks by pid, fds in order): a restored pipe is a new inode, and which
-// fds share one is what must not change.
+// pipeNames names the tree's pipes and sockets by their order of first
+// appearance (tasks by pid, fds in order): a restored pipe or socket is a
+// new inode, and which fds share one is what must not change.
 type pipeNames map[string]string
 
 func (n pipeNames) name(target string) string {
-	if !strings.HasPrefix(target, "pipe:[") {
+	kind, _, ok := strings.Cut(target, ":[")
+	if !ok || kind != "pipe" && kind != "socket" {
 		return target
 	}
 	if n[target] == "" {
-		n[target] = fmt.Sprintf("pipe#%d", len(n)+1)
+		n[target] = fmt.Sprintf("%s#%d", kind, len(n)+1)
 	}
 	return n[target]
 }
