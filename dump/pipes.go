@@ -3,7 +3,9 @@ package dump
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 
 	"github.com/mmcr/mmcr/image"
@@ -32,17 +34,25 @@ func (d *dumper) resolvePipes() error {
 	for _, pid := range d.order {
 		inTree[pid] = true
 	}
-	wanted := map[uint64]bool{}
 	ends := map[uint64][2]bool{} // the ends the tree holds, read and write
 	for _, p := range d.pipeEnds {
-		wanted[p.ino] = true
 		e := ends[p.ino]
 		e[min(p.fd.Flags&unix.O_ACCMODE, 1)] = true
 		ends[p.ino] = e
 	}
-	outside, err := pipeHolders(wanted, inTree)
-	if err != nil {
-		return err
+	// Only a pipe the tree holds both ends of needs the walk of every
+	// process's fds (a poll cannot count a third holder); the common one,
+	// a task's stdout to its supervisor, does not.
+	wanted := map[uint64]bool{}
+	for ino, e := range ends {
+		wanted[ino] = e[0] && e[1]
+	}
+	var outside map[uint64]int
+	if slices.Contains(slices.Collect(maps.Values(wanted)), true) {
+		var err error
+		if outside, err = pipeHolders(wanted, inTree); err != nil {
+			return err
+		}
 	}
 	notOurs := map[uint64]string{} // why a pipe is not the tree's ("": it is)
 	pipes := map[uint64]*image.Pipe{}
@@ -58,6 +68,13 @@ func (d *dumper) resolvePipes() error {
 				p.fd.Kind, p.fd.ExternalType = image.FDExternal, "pipe"
 				continue
 			}
+			if _, named := outside[p.ino]; !named {
+				// Refused: worth a walk of every process's fds to name
+				// the holder the poll saw.
+				if found, err := pipeHolders(map[uint64]bool{p.ino: true}, inTree); err == nil && found[p.ino] != 0 {
+					why = fmt.Sprintf("that process %d outside the tree also holds", found[p.ino])
+				}
+			}
 			return taskErr(p.pid, "dump fds", fmt.Errorf("fd %d is a pipe (%s) %s: %w", p.fd.Num, p.target, why, ErrUnsupported))
 		}
 		if acc := p.fd.Flags & unix.O_ACCMODE; acc != unix.O_RDONLY && acc != unix.O_WRONLY {
@@ -69,6 +86,7 @@ func (d *dumper) resolvePipes() error {
 		}
 		pipe := pipes[p.ino]
 		if pipe == nil {
+			var err error
 			if pipe, err = readPipe(p); err != nil {
 				return taskErr(p.pid, "dump fds", err)
 			}
@@ -89,11 +107,12 @@ func (d *dumper) resolvePipes() error {
 }
 
 // pipeOwner says why the pipe of p is not the tree's alone, or "" when it
-// is: no process outside holds it, as far as pipeHolders could see, and
-// the tree holds both ends, or one end while nobody holds the other (a new
-// open of the pipe by mmcr polls POLLHUP: no writer, or POLLERR: no
-// reader). The poll sees what the walk cannot: processes mmcr may not
-// look at, or of other pid namespaces.
+// is: the tree holds one end while nobody holds the other (a new open of
+// the pipe by mmcr polls POLLHUP: no writer, or POLLERR: no reader), or
+// both ends while no process outside holds it, as far as pipeHolders
+// could see (outside; nil when it did not look). The poll sees what the
+// walk cannot: processes mmcr may not look at, or of other pid
+// namespaces.
 func pipeOwner(p pipeEnd, ends [2]bool, outside map[uint64]int) string {
 	if holder, ok := outside[p.ino]; ok {
 		return fmt.Sprintf("that process %d outside the tree also holds", holder)
