@@ -63,25 +63,33 @@ type UnixSocket struct {
 	Shutdown uint8
 }
 
-// UnixSockets asks sock_diag for every unix socket of the caller's network
-// namespace and returns those of the inodes in want, by inode.
+// UnixSockets asks sock_diag about each unix socket of the inodes in want
+// (of the caller's network namespace), one exact lookup each, and returns
+// those it knows, by inode: an inode it does not know is no unix socket
+// (or gone).
 func UnixSockets(want map[uint32]bool) (map[uint32]UnixSocket, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
 		return nil, os.NewSyscallError("socket(NETLINK_SOCK_DIAG)", err)
 	}
 	defer unix.Close(fd)
-	req := make([]byte, unix.SizeofNlMsghdr+sizeofUnixDiagReq)
-	*(*unix.NlMsghdr)(unsafe.Pointer(&req[0])) = unix.NlMsghdr{Len: uint32(len(req)), Type: unix.SOCK_DIAG_BY_FAMILY,
-		Flags: unix.NLM_F_REQUEST | unix.NLM_F_DUMP, Seq: 1}
-	*(*unixDiagReq)(unsafe.Pointer(&req[unix.SizeofNlMsghdr])) = unixDiagReq{Family: unix.AF_UNIX, States: ^uint32(0),
-		Show: udiagShowName | udiagShowPeer | udiagShowRQLen}
-	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, os.NewSyscallError("sendto(sock_diag)", err)
-	}
 	out := map[uint32]UnixSocket{}
-	buf := make([]byte, 64<<10)
-	for {
+	req := make([]byte, unix.SizeofNlMsghdr+sizeofUnixDiagReq)
+	buf := make([]byte, 8<<10)
+	seq := uint32(0)
+	for ino, ok := range want {
+		if !ok {
+			continue
+		}
+		seq++
+		*(*unix.NlMsghdr)(unsafe.Pointer(&req[0])) = unix.NlMsghdr{Len: uint32(len(req)), Type: unix.SOCK_DIAG_BY_FAMILY,
+			Flags: unix.NLM_F_REQUEST, Seq: seq}
+		// The cookie ~0 asks for the socket of that inode, whichever.
+		*(*unixDiagReq)(unsafe.Pointer(&req[unix.SizeofNlMsghdr])) = unixDiagReq{Family: unix.AF_UNIX, States: ^uint32(0),
+			Ino: ino, Show: udiagShowName | udiagShowPeer | udiagShowRQLen, Cookie: [2]uint32{^uint32(0), ^uint32(0)}}
+		if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+			return nil, os.NewSyscallError("sendto(sock_diag)", err)
+		}
 		n, _, err := unix.Recvfrom(fd, buf, 0)
 		if err != nil {
 			return nil, os.NewSyscallError("recvfrom(sock_diag)", err)
@@ -91,23 +99,23 @@ func UnixSockets(want map[uint32]bool) (map[uint32]UnixSocket, error) {
 			return nil, fmt.Errorf("sock_diag: %w", err)
 		}
 		for _, m := range msgs {
-			switch m.Header.Type {
-			case unix.NLMSG_DONE:
-				return out, nil
-			case unix.NLMSG_ERROR:
+			if m.Header.Seq != seq {
+				continue
+			}
+			if m.Header.Type == unix.NLMSG_ERROR {
 				if len(m.Data) >= 4 {
-					if e := int32(binary.NativeEndian.Uint32(m.Data)); e != 0 {
-						return nil, fmt.Errorf("sock_diag: %w", unix.Errno(-e))
+					if e := unix.Errno(-int32(binary.NativeEndian.Uint32(m.Data))); e != 0 && e != unix.ENOENT {
+						return nil, fmt.Errorf("sock_diag of socket:[%d]: %w", ino, e)
 					}
 				}
-				return out, nil
+				continue // not a unix socket
 			}
-			s, ok := parseUnixDiag(m.Data)
-			if ok && want[s.Ino] {
-				out[s.Ino] = s
+			if s, ok := parseUnixDiag(m.Data); ok && s.Ino == ino {
+				out[ino] = s
 			}
 		}
 	}
+	return out, nil
 }
 
 // parseUnixDiag reads a unix_diag_msg and its attributes.
