@@ -21,12 +21,12 @@ type socketEnd struct {
 const maxSocketMessage = 4 << 20
 
 // resolveSockets decides what each socket descriptor of the tree is. An
-// end of a connected pair of unnamed unix sockets whose other end the
-// tree holds too (a socketpair between its tasks) is dumped, with what
-// waits to be read at it, its shutdown state and buffer sizes; its fds
-// share its one open file description. Any other socket (a named, listening
-// or network one, or one whose peer is outside the tree) is not the
-// tree's: as fd 0-2 it is the task's stdio, for which restore hands its
+// unnamed unix socket is the tree's when it is one end of a connected pair
+// whose other end the tree holds too (a socketpair between its tasks) or
+// has closed, or was never connected: it is dumped, with what waits to be
+// read at it, its shutdown state and buffer sizes; its fds share its one
+// open file description. Any other socket (a named, listening or network
+// one, or one whose peer is outside the tree) is not the tree's: as fd 0-2 it is the task's stdio, for which restore hands its
 // own (external); as another fd it is refused, saying why.
 func (d *dumper) resolveSockets() error {
 	if len(d.socketEnds) == 0 {
@@ -47,9 +47,9 @@ func (d *dumper) resolveSockets() error {
 			return "that is not a unix socket"
 		case s.Named:
 			return "bound to a name"
-		case s.Peer == 0:
-			return "that is not connected"
-		case !held[s.Peer]:
+		case s.Peer == 0 && s.State != stateEstablished && s.State != stateClose:
+			return fmt.Sprintf("in state %d", s.State)
+		case s.Peer != 0 && !held[s.Peer]:
 			return fmt.Sprintf("whose peer socket:[%d] is not the tree's", s.Peer)
 		}
 		return ""
@@ -80,10 +80,19 @@ func (d *dumper) resolveSockets() error {
 		}
 	}
 	for _, s := range d.tree.Sockets {
-		s.Peer = sockets[diag[s.Ino].Peer].ID // held, and so the tree's too
+		if p := diag[s.Ino].Peer; p != 0 {
+			s.Peer = sockets[p].ID // held, and so the tree's too
+		}
 	}
 	return nil
 }
+
+// The unix socket states (the kernel's TCP_* names) of an unnamed socket:
+// connected, its peer maybe closed since; never connected.
+const (
+	stateEstablished = 1
+	stateClose       = 7
+)
 
 // readSocket reads one end of a unix socket pair: mmcr takes a copy of
 // the task's fd (pidfd_getfd) and peeks at each message waiting in its

@@ -390,7 +390,11 @@ func (w *Writer) writeTree(t *Tree) error {
 			case FDSocket:
 				typ = fdTypeUnixSk
 				s := t.SocketByID(fd.SocketID)
-				entry = unixSkFileEntry(id, flags, s, t.SocketByID(s.Peer).Ino)
+				var peerIno uint32
+				if p := t.SocketByID(s.Peer); p != nil {
+					peerIno = p.Ino
+				}
+				entry = unixSkFileEntry(id, flags, s, peerIno)
 				sockFile[s.ID] = id
 			default:
 				typ = fdTypeReg

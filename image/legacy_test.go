@@ -263,12 +263,15 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 				z := proto.Uint64(0)
 				usk := &sk_unix.UnixSkEntry{Id: proto.Uint32(id), Ino: proto.Uint32(sk.Ino), Type: proto.Uint32(uint32(sk.Type)),
 					State: proto.Uint32(uint32(sk.State)), Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec),
-					Uflags: proto.Uint32(0), Backlog: proto.Uint32(0), Peer: proto.Uint32(t.SocketByID(sk.Peer).Ino),
+					Uflags: proto.Uint32(0), Backlog: proto.Uint32(0), Peer: proto.Uint32(0),
 					Fown: legacyZeroFown(), Opts: &sk_opts.SkOptsEntry{SoSndbuf: proto.Uint32(sk.SndBuf), SoRcvbuf: proto.Uint32(sk.RcvBuf),
 						SoSndTmoSec: z, SoSndTmoUsec: z, SoRcvTmoSec: z, SoRcvTmoUsec: z},
 					Name: []byte{}}
 				if sk.Shutdown != 0 {
 					usk.Shutdown = sk_opts.SkShutdown(sk.Shutdown).Enum()
+				}
+				if p := t.SocketByID(sk.Peer); p != nil {
+					usk.Peer = proto.Uint32(p.Ino)
 				}
 				fe = &fdinfo.FileEntry{Type: fdinfo.FdTypes_UNIXSK.Enum(), Id: proto.Uint32(id), Usk: usk}
 				sockFile[sk.ID] = id

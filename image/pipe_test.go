@@ -38,17 +38,23 @@ func pipeTree() *Tree {
 		&FD{Num: 5, Kind: FDRegular, FileID: 2, Flags: unix.O_RDWR, Pos: 1234, OpenID: 1},
 		&FD{Num: 6, Kind: FDSocket, Flags: unix.O_RDWR, SocketID: 3, OpenID: 7},
 		&FD{Num: 7, Kind: FDSocket, Flags: unix.O_RDWR | unix.O_NONBLOCK, SocketID: 4, OpenID: 8},
-		&FD{Num: 8, Kind: FDSocket, Flags: unix.O_RDWR | unix.O_CLOEXEC, SocketID: 3, OpenID: 7})
+		&FD{Num: 8, Kind: FDSocket, Flags: unix.O_RDWR | unix.O_CLOEXEC, SocketID: 3, OpenID: 7},
+		&FD{Num: 9, Kind: FDSocket, Flags: unix.O_RDWR, SocketID: 5, OpenID: 9},
+		&FD{Num: 10, Kind: FDSocket, Flags: unix.O_RDWR, SocketID: 6, OpenID: 10})
 	// A datagram pair with three messages queued at one end, one empty;
 	// a stream pair with bytes queued at one end, shut down for writing
 	// at the other.
 	t.Sockets = []*UnixSocket{
-		{ID: 1, Ino: 88003, Type: unix.SOCK_DGRAM, State: tcpClose, Peer: 2, SndBuf: 212992, RcvBuf: 212992,
+		{ID: 1, Ino: 88003, Type: unix.SOCK_DGRAM, State: tcpEstablish, Peer: 2, SndBuf: 212992, RcvBuf: 212992,
 			Queue: [][]byte{[]byte("one"), {}, []byte("three")}},
-		{ID: 2, Ino: 88004, Type: unix.SOCK_DGRAM, State: tcpClose, Peer: 1, SndBuf: 212992, RcvBuf: 212992},
+		{ID: 2, Ino: 88004, Type: unix.SOCK_DGRAM, State: tcpEstablish, Peer: 1, SndBuf: 212992, RcvBuf: 212992},
 		{ID: 3, Ino: 88001, Type: unix.SOCK_STREAM, State: tcpEstablish, Peer: 4, Shutdown: 1, SndBuf: 212992, RcvBuf: 212992,
 			Queue: [][]byte{[]byte("stream bytes"), bytes.Repeat([]byte{7}, 3000)}},
 		{ID: 4, Ino: 88002, Type: unix.SOCK_STREAM, State: tcpEstablish, Peer: 3, Shutdown: 2, SndBuf: 4608, RcvBuf: 212992},
+		// A stream socket whose peer closed, bytes left; one never connected.
+		{ID: 5, Ino: 88005, Type: unix.SOCK_STREAM, State: tcpEstablish, Shutdown: 3, SndBuf: 212992, RcvBuf: 212992,
+			Queue: [][]byte{[]byte("last words")}},
+		{ID: 6, Ino: 88006, Type: unix.SOCK_DGRAM, State: tcpClose, SndBuf: 212992, RcvBuf: 212992},
 	}
 	t.Pipes = []*Pipe{
 		{ID: 1, Ino: 77001, Size: 16 * PageSize, Data: append([]byte("hello\x00"), bytes.Repeat([]byte{0xa5}, 5000)...)},
@@ -99,8 +105,8 @@ func TestPipesRoundTrip(t *testing.T) {
 	if rootRead != childRead || pipeFiles[rootRead] != 77001 {
 		t.Errorf("the shared read end: file ids %d and %d (pipe %d)", rootRead, childRead, pipeFiles[rootRead])
 	}
-	if q := decode(skQueuesName, &sk_packet.SkPacketEntry{}).Entries; len(q) != 5 {
-		t.Errorf("sk-queues.img: %d packets as crit sees them, want 5", len(q))
+	if q := decode(skQueuesName, &sk_packet.SkPacketEntry{}).Entries; len(q) != 6 {
+		t.Errorf("sk-queues.img: %d packets as crit sees them, want 6", len(q))
 	}
 	pd := decode(pipesDataName, &pipe_data.PipeDataEntry{}).Entries
 	if len(pd) != 2 {
@@ -129,6 +135,7 @@ func TestPipesRefused(t *testing.T) {
 		"shared, other file":      func(t *Tree) { t.Tasks[1].FDs[2].FileID = 4 },
 		"open file on an eventfd": func(t *Tree) { t.Tasks[0].FDs[7].OpenID = 1 },
 		"socket peer not mutual":  func(t *Tree) { t.Sockets[1].Peer = 3 },
+		"never connected, queued": func(t *Tree) { t.Sockets[5].Queue = [][]byte{{1}} },
 		"socket types differ":     func(t *Tree) { t.Sockets[1].Type = unix.SOCK_STREAM },
 		"socket unheld":           func(t *Tree) { t.Tasks[0].FDs = t.Tasks[0].FDs[:len(t.Tasks[0].FDs)-1] },
 		"socket in two opens":     func(t *Tree) { t.Tasks[1].FDs[5].OpenID = 8 },

@@ -18,19 +18,22 @@ import (
 const (
 	skQueuesName  = "sk-queues.img"
 	fdTypeUnixSk  = 5 // fd_types UNIXSK
-	tcpEstablish  = 1 // the state of a connected unix socket
-	tcpClose      = 7 // that of a datagram socketpair's ends
+	tcpEstablish  = 1 // the state of a connected unix socket (and of one whose peer closed)
+	tcpClose      = 7 // that of one never connected
 	maxSocketData = 1 << 30
 )
 
-// UnixSocket is one end of a pair of connected unnamed unix sockets (a
-// socketpair) held by the tree, which holds the other end too.
+// UnixSocket is an unnamed unix socket held by the tree: one end of a
+// connected pair (a socketpair) whose other end the tree holds too, or
+// closed, or a socket never connected.
 type UnixSocket struct {
 	ID    uint32 // dense: Sockets[i].ID == i+1
 	Ino   uint32 // its inode at dump, socket:[Ino]
 	Type  int    // unix.SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET
-	State uint8  // the kernel's sk_state: established, or closed for a datagram pair
-	Peer  uint32 // the ID of the other end
+	State uint8  // the kernel's sk_state: established (connected, its peer maybe closed), or closed (never connected)
+	// Peer is the ID of the other end; 0 when it was closed (State
+	// established) or there is none (closed).
+	Peer uint32
 	// Shutdown is what is shut down at this end: bit 1 receiving, bit 2
 	// sending (the kernel's RCV_SHUTDOWN, SEND_SHUTDOWN; CRIU's
 	// sk_shutdown READ, WRITE).
@@ -65,9 +68,11 @@ func checkSockets(t *Tree) error {
 			return fmt.Errorf("socket %d: inode %d twice", s.ID, s.Ino)
 		}
 		inos[s.Ino] = true
-		p := t.SocketByID(s.Peer)
-		if p == nil || p == s || p.Peer != s.ID || p.Type != s.Type {
+		if p := t.SocketByID(s.Peer); s.Peer != 0 && (p == nil || p == s || p.Peer != s.ID || p.Type != s.Type || s.State != tcpEstablish) {
 			return fmt.Errorf("socket %d: peer %d does not name it back", s.ID, s.Peer)
+		}
+		if s.State == tcpClose && len(s.Queue) > 0 {
+			return fmt.Errorf("socket %d: never connected, %d messages queued", s.ID, len(s.Queue))
 		}
 		if s.Type != unix.SOCK_STREAM && s.Type != unix.SOCK_DGRAM && s.Type != unix.SOCK_SEQPACKET ||
 			s.State != tcpEstablish && s.State != tcpClose || s.Shutdown > 3 {
@@ -267,6 +272,9 @@ func (r *Reader) readSockets(t *Tree, byID map[uint32]*fileMsg) error {
 		}
 	}
 	for _, s := range t.Sockets {
+		if peerIno[s] == 0 {
+			continue // closed, or never connected
+		}
 		p := byIno[peerIno[s]]
 		if p == nil {
 			return fileErr(filesName, ErrCorrupt, "socket:[%d]: peer socket:[%d] is not the tree's", s.Ino, peerIno[s])

@@ -25,6 +25,14 @@ func (rs *restorer) makeSockets() error {
 		if fds[s.ID] != 0 {
 			continue // made with its peer
 		}
+		if s.Peer == 0 {
+			fd, err := lonelySocket(s)
+			if err != nil {
+				return fmt.Errorf("socket:[%d]: %w", s.Ino, err)
+			}
+			fds[s.ID], rs.openFDs[fd] = fd, true
+			continue
+		}
 		p := rs.tree.SocketByID(s.Peer)
 		pair, err := unix.Socketpair(unix.AF_UNIX, s.Type|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 		if err != nil {
@@ -61,6 +69,42 @@ func (rs *restorer) makeSockets() error {
 		}
 	}
 	return nil
+}
+
+// lonelySocket makes a socket without a peer: one never connected
+// (socket), or one whose peer closed, made as a pair whose other end
+// queues what waited to be read and is closed, as the peer was (a stream
+// socket then reads EOF after its queue; a datagram one sends to no one).
+func lonelySocket(s *image.UnixSocket) (int, error) {
+	const established = 1
+	if s.State != established {
+		fd, err := unix.Socket(unix.AF_UNIX, s.Type|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+		if err != nil {
+			return 0, err
+		}
+		if err := setBuffers(fd, s); err != nil {
+			unix.Close(fd)
+			return 0, err
+		}
+		return fd, nil
+	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, s.Type|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return 0, fmt.Errorf("socketpair: %w", err)
+	}
+	defer unix.Close(pair[1]) // the peer, closed as at dump
+	err = setBuffers(pair[0], s)
+	if err == nil {
+		err = requeue(pair[1], s)
+	}
+	if err == nil {
+		err = shutdownAsDumped(pair[0], s.Shutdown) // the peer's close then shuts a stream down whole, as it did
+	}
+	if err != nil {
+		unix.Close(pair[0])
+		return 0, err
+	}
+	return pair[0], nil
 }
 
 // setBuffers gives socket fd the dumped SO_SNDBUF and SO_RCVBUF: half of

@@ -1,5 +1,5 @@
 // Workload for fd refusals: holds one descriptor of the kind named by
-// argv[1] on fd 3 ("memfd" unmapped, "socket" whose peer is closed, "fifo" on a named FIFO
+// argv[1] on fd 3 ("memfd" unmapped, "socket" bound to an abstract name, "tcp", "fifo" on a named FIFO
 // given as argv[2], "epoll-dup": an epoll also on fd 4, "epoll-stale":
 // an epoll watching fd 4, whose eventfd now lives on fd 5 only). Prints "ready PID"; exits 0 on
 // SIGTERM.
@@ -11,7 +11,10 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,7 +27,7 @@ int main(int argc, char **argv) {
 	struct sigaction sa = {0};
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);
-	int fd = -1, sv[2];
+	int fd = -1;
 	if (!strcmp(argv[1], "memfd")) fd = memfd_create("lonely", 0);
 	else if (!strcmp(argv[1], "epoll-dup") && (fd = epoll_create1(0)) == 3) dup(fd);
 	else if (!strcmp(argv[1], "epoll-stale") && (fd = epoll_create1(0)) == 3) {
@@ -34,10 +37,12 @@ int main(int argc, char **argv) {
 		dup(efd);
 		close(efd);
 	}
-	else if (!strcmp(argv[1], "socket") && !socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
-		fd = sv[0];
-		close(sv[1]); /* its peer gone: not a pair of the tree's */
+	else if (!strcmp(argv[1], "socket") && (fd = socket(AF_UNIX, SOCK_DGRAM, 0)) == 3) {
+		struct sockaddr_un a = {.sun_family = AF_UNIX};
+		int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "mmcr-fdkind-%d", getpid());
+		if (bind(fd, (struct sockaddr *)&a, offsetof(struct sockaddr_un, sun_path) + 1 + n)) return 2;
 	}
+	else if (!strcmp(argv[1], "tcp")) fd = socket(AF_INET, SOCK_STREAM, 0);
 	else if (!strcmp(argv[1], "fifo") && argc > 2) fd = open(argv[2], O_RDWR);
 	if (fd != 3) {
 		fprintf(stderr, "fdkind: %s landed on fd %d\n", argv[1], fd);

@@ -9,6 +9,10 @@
  *      says 128 KiB).
  *   q: seqpacket, both ends in the child: two packets wait at one end, the
  *      other shut down for writing: they read back, then EOF.
+ *   h: stream, the child wrote "last words" and closed its end: the
+ *      parent reads them, then EOF.
+ *   u: a datagram socket of the parent's, never connected: it is one
+ *      again (ENOTCONN).
  * Prints PASS or the first FAIL. */
 #include "vmatest.h"
 #include <errno.h>
@@ -17,7 +21,7 @@
 
 #define S_BYTES 5000
 
-static int s[2], g[2], q[2];
+static int s[2], g[2], q[2], h[2], u = -1;
 
 static unsigned char pat(size_t i) { return (unsigned char)(i * 13 + 5); }
 
@@ -27,6 +31,10 @@ static void child_setup(void)
 {
 	close(s[0]);
 	close(g[0]);
+	close(h[0]);
+	if (write(h[1], "last words", 10) != 10)
+		_exit(6);
+	close(h[1]);
 	unsigned char buf[S_BYTES];
 	for (size_t i = 0; i < S_BYTES; i++)
 		buf[i] = pat(i);
@@ -99,6 +107,20 @@ static int check_parent(void)
 		printf("FAIL parent: stream: write: %m\n");
 		return 1;
 	}
+	char words[16] = {0};
+	if (read(h[0], words, sizeof(words)) != 10 || strcmp(words, "last words") != 0 || read(h[0], words, 1) != 0) {
+		printf("FAIL parent: stream whose peer closed: \"%s\", then want EOF\n", words);
+		return 1;
+	}
+	int type = 0;
+	socklen_t len = sizeof(type);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockopt(u, SOL_SOCKET, SO_TYPE, &type, &len) || type != SOCK_DGRAM || getpeername(u, (struct sockaddr *)&ss, &sl) == 0 ||
+	    errno != ENOTCONN) {
+		printf("FAIL parent: the unconnected socket: type %d, getpeername %m\n", type);
+		return 1;
+	}
 	return 0;
 }
 
@@ -106,7 +128,9 @@ int main(void)
 {
 	install_term();
 	signal(SIGPIPE, SIG_IGN);
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, s) || socketpair(AF_UNIX, SOCK_DGRAM, 0, g))
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, s) || socketpair(AF_UNIX, SOCK_DGRAM, 0, g) || socketpair(AF_UNIX, SOCK_STREAM, 0, h))
+		return 2;
+	if ((u = socket(AF_UNIX, SOCK_DGRAM, 0)) < 0)
 		return 2;
 	fflush(stdout);
 	pid_t kid = fork_ready(child_setup);
@@ -120,6 +144,7 @@ int main(void)
 		return 2;
 	close(s[1]);
 	close(g[1]);
+	close(h[1]);
 	if (send(g[0], "d1", 2, 0) != 2 || send(g[0], "", 0, 0) != 0 || send(g[0], "d333", 4, 0) != 4)
 		return 2;
 	if (dup2(s[0], 30) != 30 || fcntl(30, F_SETFL, O_NONBLOCK))
