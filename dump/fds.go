@@ -77,7 +77,18 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 			e.Kind = image.FDPipe
 			d.pipeEnds = append(d.pipeEnds, pipeEnd{openEnd: openEnd{pid: pid, fd: e, target: fd.Target}, ino: st.Ino})
 		case typ == unix.S_IFIFO:
-			ferr = external("FIFO")
+			// A FIFO: as a pipe, with its path to open again.
+			r, err := mapfiles.ResolveLink(link)
+			switch {
+			case err != nil:
+				ferr = fmt.Errorf("resolve fd %d (%s): %w", fd.Num, fd.Target, err)
+			case r.Deleted || r.Renamed:
+				ferr = refuse("a FIFO removed or renamed since it was opened")
+			default:
+				e.Kind = image.FDPipe
+				d.pipeEnds = append(d.pipeEnds, pipeEnd{openEnd: openEnd{pid: pid, fd: e, target: fd.Target}, ino: st.Ino,
+					fifo: d.files.add(r, link).ID})
+			}
 		case typ == unix.S_IFSOCK:
 			// A unix socket pair of the tree's, or its stdio's:
 			// resolveSockets decides.

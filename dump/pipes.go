@@ -3,9 +3,7 @@ package dump
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"os"
-	"slices"
 	"strconv"
 
 	"github.com/mmcr/mmcr/image"
@@ -16,7 +14,16 @@ import (
 // is decided once every task's fds are known (resolvePipes).
 type pipeEnd struct {
 	openEnd
-	ino uint64
+	ino  uint64
+	fifo uint32 // a FIFO's file; 0 for a pipe
+}
+
+// kind names the end's pipe in errors.
+func (p pipeEnd) kind() string {
+	if p.fifo != 0 {
+		return "FIFO"
+	}
+	return "pipe"
 }
 
 // resolvePipes decides what each pipe descriptor of the tree is. A pipe
@@ -37,18 +44,27 @@ func (d *dumper) resolvePipes() error {
 	ends := map[uint64][2]bool{} // the ends the tree holds, read and write
 	for _, p := range d.pipeEnds {
 		e := ends[p.ino]
-		e[min(p.fd.Flags&unix.O_ACCMODE, 1)] = true
+		switch p.fd.Flags & unix.O_ACCMODE {
+		case unix.O_RDONLY:
+			e[0] = true
+		case unix.O_WRONLY:
+			e[1] = true
+		default: // a reopen read-write holds both
+			e[0], e[1] = true, true
+		}
 		ends[p.ino] = e
 	}
 	// Only a pipe the tree holds both ends of needs the walk of every
 	// process's fds (a poll cannot count a third holder); the common one,
 	// a task's stdout to its supervisor, does not.
-	wanted := map[uint64]bool{}
-	for ino, e := range ends {
-		wanted[ino] = e[0] && e[1]
+	wanted := map[string]uint64{} // by fd link: pipe:[ino], or the FIFO's path
+	for _, p := range d.pipeEnds {
+		if e := ends[p.ino]; e[0] && e[1] {
+			wanted[p.target] = p.ino
+		}
 	}
 	var outside map[uint64]int
-	if slices.Contains(slices.Collect(maps.Values(wanted)), true) {
+	if len(wanted) > 0 {
 		var err error
 		if outside, err = pipeHolders(wanted, inTree); err != nil {
 			return err
@@ -66,23 +82,23 @@ func (d *dumper) resolvePipes() error {
 		if why != "" {
 			if p.fd.Num <= 2 {
 				p.fd.Kind, p.fd.ExternalType = image.FDExternal, "pipe"
+				if p.fifo != 0 {
+					p.fd.ExternalType = "FIFO"
+				}
 				continue
 			}
 			if _, named := outside[p.ino]; !named {
 				// Refused: worth a walk of every process's fds to name
 				// the holder the poll saw.
-				if found, err := pipeHolders(map[uint64]bool{p.ino: true}, inTree); err == nil && found[p.ino] != 0 {
+				if found, err := pipeHolders(map[string]uint64{p.target: p.ino}, inTree); err == nil && found[p.ino] != 0 {
 					why = fmt.Sprintf("that process %d outside the tree also holds", found[p.ino])
 				}
 			}
-			return taskErr(p.pid, "dump fds", fmt.Errorf("fd %d is a pipe (%s) %s: %w", p.fd.Num, p.target, why, ErrUnsupported))
-		}
-		if acc := p.fd.Flags & unix.O_ACCMODE; acc != unix.O_RDONLY && acc != unix.O_WRONLY {
-			return taskErr(p.pid, "dump fds", fmt.Errorf("fd %d is a pipe (%s) opened read-write: %w", p.fd.Num, p.target, ErrUnsupported))
+			return taskErr(p.pid, "dump fds", fmt.Errorf("fd %d is a %s (%s) %s: %w", p.fd.Num, p.kind(), p.target, why, ErrUnsupported))
 		}
 		if p.fd.Flags&unix.O_ASYNC != 0 {
-			return taskErr(p.pid, "dump fds", fmt.Errorf("fd %d is a pipe (%s) with O_ASYNC (its signal owner is not kept): %w",
-				p.fd.Num, p.target, ErrUnsupported))
+			return taskErr(p.pid, "dump fds", fmt.Errorf("fd %d is a %s (%s) with O_ASYNC (its signal owner is not kept): %w",
+				p.fd.Num, p.kind(), p.target, ErrUnsupported))
 		}
 		pipe := pipes[p.ino]
 		if pipe == nil {
@@ -90,13 +106,13 @@ func (d *dumper) resolvePipes() error {
 			if pipe, err = readPipe(p); err != nil {
 				return taskErr(p.pid, "dump fds", err)
 			}
-			pipe.ID = uint32(len(d.tree.Pipes) + 1)
+			pipe.ID, pipe.FileID = uint32(len(d.tree.Pipes)+1), p.fifo
 			d.tree.Pipes = append(d.tree.Pipes, pipe)
 			pipes[p.ino] = pipe
 		}
 		if p.fd.Flags&unix.O_DIRECT != 0 && len(pipe.Data) > 0 {
-			return taskErr(p.pid, "dump fds", fmt.Errorf("fd %d is a packet-mode pipe (%s) holding %d bytes (the packet bounds are not kept): %w",
-				p.fd.Num, p.target, len(pipe.Data), ErrUnsupported))
+			return taskErr(p.pid, "dump fds", fmt.Errorf("fd %d is a packet-mode %s (%s) holding %d bytes (the packet bounds are not kept): %w",
+				p.fd.Num, p.kind(), p.target, len(pipe.Data), ErrUnsupported))
 		}
 		p.fd.PipeID = pipe.ID
 		if err := d.joinOpen(firsts, p.ino, p.openEnd); err != nil {
@@ -125,6 +141,9 @@ func pipeOwner(p pipeEnd, ends [2]bool, outside map[uint64]int) string {
 		mode, gone, other = unix.O_WRONLY, unix.POLLERR, "read"
 	}
 	fd, err := unix.Open(fmt.Sprintf("/proc/%d/fd/%d", p.pid, p.fd.Num), mode|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err == unix.ENXIO && mode == unix.O_WRONLY {
+		return "" // a FIFO with no reader: a writer's open fails so
+	}
 	if err != nil {
 		return fmt.Sprintf("that mmcr cannot open to look at its %s end (%v)", other, err)
 	}
@@ -140,10 +159,11 @@ func pipeOwner(p pipeEnd, ends [2]bool, outside map[uint64]int) string {
 }
 
 // pipeHolders walks every process's fds but the tree's and returns, for
-// each pipe inode in wanted that one holds, the pid of one holder. It sees
-// the processes it may look at, of its pid namespace; those that exit
+// each pipe in wanted (its fd link, pipe:[ino] or a FIFO's path: its
+// inode) that one holds, the pid of one holder, by inode. It sees the
+// processes it may look at, of its pid namespace; those that exit
 // meanwhile are skipped.
-func pipeHolders(wanted map[uint64]bool, skip map[int]bool) (map[uint64]int, error) {
+func pipeHolders(wanted map[string]uint64, skip map[int]bool) (map[uint64]int, error) {
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, err
@@ -164,8 +184,7 @@ func pipeHolders(wanted map[uint64]bool, skip map[int]bool) (map[uint64]int, err
 			if err != nil {
 				continue
 			}
-			var ino uint64
-			if _, err := fmt.Sscanf(target, "pipe:[%d]", &ino); err == nil && wanted[ino] {
+			if ino, ok := wanted[target]; ok {
 				found[ino] = pid
 			}
 		}
@@ -178,7 +197,7 @@ func pipeHolders(wanted map[uint64]bool, skip map[int]bool) (map[uint64]int, err
 // into a pipe of mmcr's as large, which mmcr reads.
 func readPipe(p pipeEnd) (*image.Pipe, error) {
 	fail := func(what string, err error) (*image.Pipe, error) {
-		return nil, fmt.Errorf("fd %d is a pipe (%s): %s: %w", p.fd.Num, p.target, what, err)
+		return nil, fmt.Errorf("fd %d is a %s (%s): %s: %w", p.fd.Num, p.kind(), p.target, what, err)
 	}
 	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/%d", p.pid, p.fd.Num), os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {

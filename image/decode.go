@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
 )
 
@@ -174,20 +175,22 @@ func (r *Reader) readTree() (*Tree, error) {
 }
 
 // resolveOpens reads the pipes and sockets (readSockets), turns the pipe
-// inode fdFromEntry left in each pipe fd into its PipeID, and the file
-// entry id it left in the
-// OpenID of each fd that may share a description into the OpenID (fds
-// naming one file entry share its description).
+// inode fdFromEntry left in each pipe fd into its PipeID (pipes numbered
+// in order of first use, a FIFO's file from its entry), and the file
+// entry id it left in the OpenID of each fd that may share a description
+// into the OpenID (fds naming one file entry share its description).
 func (r *Reader) resolveOpens(t *Tree, byID map[uint32]*fileMsg) error {
-	if r.has(pipesDataName) {
-		if err := r.readPipes(t); err != nil {
-			return err
-		}
+	if err := r.readPipes(t); err != nil {
+		return err
 	}
 	byIno := make(map[uint32]*Pipe, len(t.Pipes))
 	for _, p := range t.Pipes {
+		if byIno[p.Ino] != nil {
+			return fileErr(pipesDataName, ErrCorrupt, "pipe:[%d] twice", p.Ino)
+		}
 		byIno[p.Ino] = p
 	}
+	var used []*Pipe
 	for _, task := range t.Tasks {
 		for _, fd := range task.FDs {
 			if fd.Kind != FDPipe {
@@ -197,7 +200,29 @@ func (r *Reader) resolveOpens(t *Tree, byID map[uint32]*fileMsg) error {
 			if p == nil {
 				return fileErr(pipesDataName, ErrCorrupt, "no data entry for pipe:[%d] of task %d fd %d", fd.PipeID, task.PID, fd.Num)
 			}
-			fd.PipeID = p.ID
+			if p.ID = 0; !slices.Contains(used, p) {
+				used = append(used, p)
+			}
+			if fifo := byID[fd.OpenID].fifo; fifo != nil { // fdFromEntry left the file entry id there
+				if p.FileID != 0 && p.FileID != fifo.regfID || fifo.regfID == 0 {
+					return fileErr(filesName, ErrCorrupt, "FIFO pipe:[%d] of files %d and %d", p.Ino, p.FileID, fifo.regfID)
+				}
+				p.FileID = fifo.regfID
+			}
+		}
+	}
+	if len(used) != len(t.Pipes) {
+		return fileErr(pipesDataName, ErrCorrupt, "%d pipes, %d held by fds", len(t.Pipes), len(used))
+	}
+	t.Pipes = used
+	for i, p := range t.Pipes {
+		p.ID = uint32(i + 1)
+	}
+	for _, task := range t.Tasks {
+		for _, fd := range task.FDs {
+			if fd.Kind == FDPipe {
+				fd.PipeID = byIno[fd.PipeID].ID
+			}
 		}
 	}
 	if err := r.readSockets(t, byID); err != nil {
@@ -358,6 +383,14 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfoMsg, efd *extFD, byID map[uint
 		}
 		fd.Flags = int(e.flags)
 		fd.Epoll = e.tfds
+	case fdTypeFifo:
+		if kind != FDPipe || fe.fifo == nil || fd.FileID != 0 || efd.Pos != 0 {
+			return nil, fileErr(name, ErrCorrupt, "fd %d: FIFO file entry for a %s fd", efd.Num, efd.Kind)
+		}
+		// fifo_entry has no flags: the ext file has them. The inode and
+		// the file entry id, for resolveOpens.
+		fd.Flags = efd.Flags
+		fd.PipeID, fd.OpenID = fe.fifo.pipeID, fdi.id
 	case fdTypePipe:
 		if kind != FDPipe || fe.pipe == nil || fd.FileID != 0 {
 			return nil, fileErr(name, ErrCorrupt, "fd %d: pipe file entry for a %s fd", efd.Num, efd.Kind)

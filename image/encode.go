@@ -386,7 +386,13 @@ func (w *Writer) writeTree(t *Tree) error {
 				entry = extFileEntry(id)
 			case FDPipe:
 				typ = fdTypePipe
-				entry = pipeFileEntry(id, flags, t.PipeByID(fd.PipeID).Ino)
+				p := t.PipeByID(fd.PipeID)
+				entry = pipeFileEntry(id, flags, p.Ino)
+				if p.FileID != 0 {
+					// fifo_entry has no place for the flags.
+					typ, efd.Flags = fdTypeFifo, int(flags)
+					entry = fifoFileEntry(id, p.Ino, p.FileID)
+				}
 			case FDSocket:
 				typ = fdTypeUnixSk
 				s := t.SocketByID(fd.SocketID)

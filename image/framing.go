@@ -30,6 +30,7 @@ var magics = map[string]uint32{
 	"GHOST_FILE":  0x52583605,
 	"PIPES_DATA":  0x56453709,
 	"SK_QUEUES":   0x56264026,
+	"FIFO_DATA":   0x59333054,
 }
 
 func magicOf(name string) uint32 {

@@ -244,7 +244,7 @@ func FuzzDecodePipes(f *testing.F) {
 		f.Fatal(err)
 	}
 	_, files := readFiles(f, w.dir)
-	names := []string{pipesDataName, skQueuesName, filesName, fdinfoName(100), fdinfoName(102), ExtName}
+	names := []string{pipesDataName, fifoDataName, skQueuesName, filesName, fdinfoName(100), fdinfoName(102), ExtName}
 	fuzzOneFile(f, names, files, func(t *testing.T, r *Reader, tree *Tree) {
 		if err := checkPipes(tree); err != nil {
 			t.Fatalf("pipes decoded: %v", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/eventpoll"
 	ext_file "github.com/checkpoint-restore/go-criu/v7/crit/images/ext-file"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fifo"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fown"
 	fsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/fs"
 	ghost_file "github.com/checkpoint-restore/go-criu/v7/crit/images/ghost-file"
@@ -254,9 +255,16 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 					Ext: &ext_file.ExtFileEntry{Id: proto.Uint32(id), Fown: legacyZeroFown()}}
 			case FDPipe:
 				fdi.Type = fdinfo.FdTypes_PIPE.Enum()
+				p := t.PipeByID(fd.PipeID)
 				fe = &fdinfo.FileEntry{Type: fdinfo.FdTypes_PIPE.Enum(), Id: proto.Uint32(id),
-					Pipe: &pipe.PipeEntry{Id: proto.Uint32(id), PipeId: proto.Uint32(t.PipeByID(fd.PipeID).Ino),
+					Pipe: &pipe.PipeEntry{Id: proto.Uint32(id), PipeId: proto.Uint32(p.Ino),
 						Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec), Fown: legacyZeroFown()}}
+				if p.FileID != 0 {
+					fdi.Type = fdinfo.FdTypes_FIFO.Enum()
+					efd.Flags = int(uint32(fd.Flags) &^ oCloexec)
+					fe = &fdinfo.FileEntry{Type: fdinfo.FdTypes_FIFO.Enum(), Id: proto.Uint32(id),
+						Fifo: &fifo.FifoEntry{Id: proto.Uint32(id), PipeId: proto.Uint32(p.Ino), RegfId: proto.Uint32(p.FileID)}}
+				}
 			case FDSocket:
 				fdi.Type = fdinfo.FdTypes_UNIXSK.Enum()
 				sk := t.SocketByID(fd.SocketID)
@@ -302,10 +310,18 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 	if err := w.writeImage(filesName, "FILES", files...); err != nil {
 		return nil
 	}
-	if len(t.Pipes) > 0 {
-		// Each pipe_data_entry is followed by the pipe's bytes.
-		data := encodeImage(tb, "PIPES_DATA")
+	// Each pipe_data_entry is followed by the pipe's bytes; a FIFO's go to
+	// fifo-data.img.
+	for _, f := range []struct {
+		name, magic string
+		fifo        bool
+	}{{pipesDataName, "PIPES_DATA", false}, {fifoDataName, "FIFO_DATA", true}} {
+		data := encodeImage(tb, f.magic)
+		n := 0
 		for _, p := range t.Pipes {
+			if (p.FileID != 0) != f.fifo {
+				continue
+			}
 			e, err := proto.Marshal(&pipe_data.PipeDataEntry{PipeId: proto.Uint32(p.Ino),
 				Bytes: proto.Uint32(uint32(len(p.Data))), Size: proto.Uint32(p.Size)})
 			if err != nil {
@@ -313,8 +329,11 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 			}
 			data = binary.LittleEndian.AppendUint32(data, uint32(len(e)))
 			data = append(append(data, e...), p.Data...)
+			n++
 		}
-		out[pipesDataName] = data
+		if n > 0 {
+			out[f.name] = data
+		}
 	}
 	if len(t.Sockets) > 0 {
 		// Each sk_packet_entry is followed by the message's bytes.

@@ -77,11 +77,12 @@ type fileMsg struct {
 	memfd *memfdFileMsg
 	pipe  *pipeMsg
 	usk   *unixSkMsg
+	fifo  *fifoMsg
 }
 
 func (m *fileMsg) decode(b []byte) error {
 	d := protoDec{msg: "file_entry", b: b}
-	var reg, efd, epfd, ext, memfd, pipe, usk []byte
+	var reg, efd, epfd, ext, memfd, pipe, usk, fifo []byte
 	for d.next() {
 		switch d.num {
 		case 1:
@@ -98,6 +99,8 @@ func (m *fileMsg) decode(b []byte) error {
 			d.singular(&ext)
 		case 16:
 			d.singular(&usk)
+		case 17:
+			d.singular(&fifo)
 		case 18:
 			d.singular(&pipe)
 		case 20:
@@ -111,6 +114,7 @@ func (m *fileMsg) decode(b []byte) error {
 	d.sub("memfd", memfd, func(b []byte) error { m.memfd = &memfdFileMsg{}; return m.memfd.decode(b) })
 	d.sub("pipe", pipe, func(b []byte) error { m.pipe = &pipeMsg{}; return m.pipe.decode(b) })
 	d.sub("usk", usk, func(b []byte) error { m.usk = &unixSkMsg{}; return m.usk.decode(b) })
+	d.sub("fifo", fifo, func(b []byte) error { m.fifo = &fifoMsg{}; return m.fifo.decode(b) })
 	return d.end("type id")
 }
 

@@ -35,10 +35,13 @@ type Tree struct {
 	Sockets []*UnixSocket
 }
 
-// Pipe is one pipe (a pipefs inode) held by the tree.
+// Pipe is one pipe held by the tree: a pipefs inode, or a named pipe
+// (a FIFO of a file system).
 type Pipe struct {
-	ID  uint32 // dense: Pipes[i].ID == i+1
-	Ino uint32 // its inode at dump, pipe:[Ino]; CRIU's pipe_id
+	ID  uint32 // dense: Pipes[i].ID == i+1, numbered in order of first use
+	Ino uint32 // its inode at dump, pipe:[Ino] for a pipe; CRIU's pipe_id
+	// FileID is a FIFO's file (its path); 0 for a pipe.
+	FileID uint32
 	// Size is its capacity in bytes (F_GETPIPE_SZ).
 	Size uint32
 	// Data are the bytes written and not yet read, in order.

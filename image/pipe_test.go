@@ -40,7 +40,10 @@ func pipeTree() *Tree {
 		&FD{Num: 7, Kind: FDSocket, Flags: unix.O_RDWR | unix.O_NONBLOCK, SocketID: 4, OpenID: 8},
 		&FD{Num: 8, Kind: FDSocket, Flags: unix.O_RDWR | unix.O_CLOEXEC, SocketID: 3, OpenID: 7},
 		&FD{Num: 9, Kind: FDSocket, Flags: unix.O_RDWR, SocketID: 5, OpenID: 9},
-		&FD{Num: 10, Kind: FDSocket, Flags: unix.O_RDWR, SocketID: 6, OpenID: 10})
+		&FD{Num: 10, Kind: FDSocket, Flags: unix.O_RDWR, SocketID: 6, OpenID: 10},
+		&FD{Num: 11, Kind: FDPipe, Flags: unix.O_RDONLY | unix.O_NONBLOCK, PipeID: 3, OpenID: 11})
+	// A FIFO, its read end in the child, bytes in it.
+	t.Files = append(t.Files, &File{ID: 6, Path: "/tmp/fifo", Dev: 0x2a, Ino: 79, Mode: unix.S_IFIFO | 0o600})
 	// A datagram pair with three messages queued at one end, one empty;
 	// a stream pair with bytes queued at one end, shut down for writing
 	// at the other.
@@ -59,6 +62,7 @@ func pipeTree() *Tree {
 	t.Pipes = []*Pipe{
 		{ID: 1, Ino: 77001, Size: 16 * PageSize, Data: append([]byte("hello\x00"), bytes.Repeat([]byte{0xa5}, 5000)...)},
 		{ID: 2, Ino: 77002, Size: 256 * PageSize},
+		{ID: 3, Ino: 79, FileID: 6, Size: 16 * PageSize, Data: []byte("through the fifo")},
 	}
 	return t
 }
@@ -124,9 +128,10 @@ func TestPipesRefused(t *testing.T) {
 		"data over capacity": func(t *Tree) { t.Pipes[0].Data = make([]byte, t.Pipes[0].Size+1) },
 		"odd capacity":       func(t *Tree) { t.Pipes[1].Size = 1000 },
 		"inode twice":        func(t *Tree) { t.Pipes[1].Ino = t.Pipes[0].Ino },
-		"unheld pipe":        func(t *Tree) { t.Tasks[1].FDs = t.Tasks[1].FDs[:1] },
+		"unheld pipe":        func(t *Tree) { t.Tasks[1].FDs = t.Tasks[1].FDs[:len(t.Tasks[1].FDs)-1] },
+		"FIFO of no file":    func(t *Tree) { t.Pipes[2].FileID = 9 },
 		"unknown pipe":       func(t *Tree) { t.Tasks[1].FDs[1].PipeID = 3 },
-		"read-write end":     func(t *Tree) { t.Tasks[1].FDs[1].Flags = unix.O_RDWR },
+		"no access mode":     func(t *Tree) { t.Tasks[1].FDs[1].Flags = unix.O_ACCMODE },
 		"open out of order":  func(t *Tree) { t.Tasks[1].FDs[1].OpenID = 7 },
 		"shared, other flags": func(t *Tree) {
 			t.Tasks[1].FDs[0].Flags |= unix.O_NONBLOCK

@@ -26,12 +26,11 @@ func (rs *restorer) makePipes() error {
 	rs.openFDs, rs.opens = map[int]bool{}, map[uint32]int{}
 	ends := make([][2]int, len(rs.tree.Pipes)) // mmcr's read and write end of each pipe
 	for i, p := range rs.tree.Pipes {
-		if err := unix.Pipe2(ends[i][:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
-			return fmt.Errorf("pipe:[%d]: %w", p.Ino, err)
+		if err := rs.openPipe(p, &ends[i]); err != nil {
+			return fmt.Errorf("%s: %w", rs.pipeName(p), err)
 		}
-		rs.openFDs[ends[i][0]], rs.openFDs[ends[i][1]] = true, true
 		if err := fillPipe(ends[i][1], p); err != nil {
-			return fmt.Errorf("pipe:[%d]: %w", p.Ino, err)
+			return fmt.Errorf("%s: %w", rs.pipeName(p), err)
 		}
 	}
 	used := make([][2]bool, len(rs.tree.Pipes))
@@ -45,33 +44,73 @@ func (rs *restorer) makePipes() error {
 			if fd.Flags&unix.O_ACCMODE == unix.O_WRONLY {
 				end = 1
 			}
+			acc := fd.Flags & unix.O_ACCMODE
 			mine := ends[p.ID-1][end]
-			if used[p.ID-1][end] {
-				// Another description of this end: a new open of the pipe
-				// (the other end is open in mmcr, so a writer's does not
-				// wait for a reader).
+			if p.FileID != 0 || acc == unix.O_RDWR || used[p.ID-1][end] {
+				// A FIFO's description, one read-write, or another of this
+				// end: a new open of the pipe (both ends are open in mmcr,
+				// so it does not wait for a partner).
+				path := fmt.Sprintf("/proc/self/fd/%d", mine)
+				if p.FileID != 0 {
+					path = rs.tree.FileByID(p.FileID).Path
+				}
 				var err error
-				mine, err = unix.Open(fmt.Sprintf("/proc/self/fd/%d", mine), fd.Flags&unix.O_ACCMODE|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-				if err != nil {
-					return fmt.Errorf("pipe:[%d]: open another description of fd %d of task %d: %w", p.Ino, fd.Num, t.PID, err)
+				if mine, err = unix.Open(path, acc|unix.O_CLOEXEC|unix.O_NONBLOCK, 0); err != nil {
+					return fmt.Errorf("%s: open a description of fd %d of task %d: %w", rs.pipeName(p), fd.Num, t.PID, err)
 				}
 				rs.openFDs[mine] = true
+			} else {
+				used[p.ID-1][end] = true
 			}
-			used[p.ID-1][end] = true
 			if _, err := unix.FcntlInt(uintptr(mine), unix.F_SETFL, fd.Flags&pipeFlags); err != nil {
-				return fmt.Errorf("pipe:[%d]: flags %#o of fd %d of task %d: %w", p.Ino, fd.Flags&pipeFlags, fd.Num, t.PID, err)
+				return fmt.Errorf("%s: flags %#o of fd %d of task %d: %w", rs.pipeName(p), fd.Flags&pipeFlags, fd.Num, t.PID, err)
 			}
 			rs.opens[fd.OpenID] = mine
 		}
 	}
-	for i := range ends {
+	for i, p := range rs.tree.Pipes {
 		for end := range 2 {
-			if !used[i][end] {
+			if !used[i][end] && p.FileID == 0 {
 				rs.closeOpenFD(ends[i][end])
 			}
 		}
 	}
 	return nil
+}
+
+// openPipe makes pipe p in mmcr: a new pipe, or a FIFO's path opened
+// read-write (its one fd stands for both ends, and keeps it from waiting
+// for a partner); ends gets the read and the write end.
+func (rs *restorer) openPipe(p *image.Pipe, ends *[2]int) error {
+	if p.FileID == 0 {
+		if err := unix.Pipe2(ends[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+			return err
+		}
+		rs.openFDs[ends[0]], rs.openFDs[ends[1]] = true, true
+		return nil
+	}
+	fd, err := unix.Open(rs.tree.FileByID(p.FileID).Path, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	rs.openFDs[fd] = true
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		return fmt.Errorf("not a FIFO any more (mode %#o)", st.Mode)
+	}
+	ends[0], ends[1] = fd, fd
+	return nil
+}
+
+// pipeName names pipe p in errors: pipe:[ino], or a FIFO's path.
+func (rs *restorer) pipeName(p *image.Pipe) string {
+	if f := rs.tree.FileByID(p.FileID); f != nil {
+		return "FIFO " + f.Path
+	}
+	return fmt.Sprintf("pipe:[%d]", p.Ino)
 }
 
 // fillPipe gives the pipe whose write end is w the dumped capacity and

@@ -20,19 +20,30 @@ import (
 // its pipe, each description with its flags, the ends shared between the
 // tasks, and no open of mmcr's left (EOF comes when the tasks close theirs).
 // A regular file's description shared by the two tasks comes back shared:
-// one offset.
+// one offset. A FIFO comes back with its bytes, the child's read-write open
+// of it too.
 func TestRestorePipes(t *testing.T) {
 	needRoot(t)
 	shared := filepath.Join(t.TempDir(), "shared")
-	d := dumpWorkload(t, true, buildC(t, "pipes"), shared)
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	d := dumpWorkload(t, true, buildC(t, "pipes"), shared, fifo)
 	unix.Kill(d.pids[0], unix.SIGTERM)
 	if err := d.cmd.Wait(); err != nil {
 		t.Fatalf("the original after the dump: %v (the dump took from or changed its pipes)", err)
 	}
 	waitGone(t, d.pids)
 
-	if len(d.tree.Pipes) != 5 {
-		t.Fatalf("%d pipes in the image, want 5", len(d.tree.Pipes))
+	if len(d.tree.Pipes) != 6 {
+		t.Fatalf("%d pipes in the image, want 5 and a FIFO", len(d.tree.Pipes))
+	}
+	fifos := 0
+	for _, p := range d.tree.Pipes {
+		if f := d.tree.FileByID(p.FileID); f != nil && f.Path == fifo && string(p.Data) == "fifo bytes" {
+			fifos++
+		}
+	}
+	if fifos != 1 {
+		t.Errorf("the FIFO %s with its bytes is not in the image", fifo)
 	}
 	sizes := map[int]uint32{}
 	for _, p := range d.tree.Pipes {

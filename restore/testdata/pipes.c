@@ -14,6 +14,10 @@
  *      pipe of the tree's own at fd 0, not the harness's stdio.
  *   an eventfd (counter 5) shared by both: the child adds 3 after the
  *      restore, the parent must read 8 (one counter, not two).
+ * With a second argument, the parent makes that FIFO (mkfifo) and holds a
+ * non-blocking reader and a writer of it, "fifo bytes" waiting; the child
+ * holds it read-write. After the restore the parent reads them, writes and
+ * reads "more", and once the child is gone reads the "c" it wrote.
  * With a file argument, the parent also opens that file before the fork
  * and writes "start": the child's inherited fd shares its offset. After
  * the restore the child writes "child", then the parent "parent": the
@@ -24,13 +28,15 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 
 #define A_BYTES 3000
 #define B_SIZE (1 << 20)
 #define B_BYTES (200 << 10)
 #define C_BYTES 100
 
-static int a[2], b[2], c[2], d[2], e[2], b_extra = -1, file = -1, efd = -1;
+static int a[2], b[2], c[2], d[2], e[2], b_extra = -1, file = -1, efd = -1, fr = -1, fw = -1, frw = -1;
+static const char *fifo;
 
 static unsigned char pat(size_t i, int seed) { return (unsigned char)(i * 31 + i / 4096 + seed); }
 
@@ -74,6 +80,8 @@ static int nonblocking(int fd) { return (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0; 
 
 static void child_setup(void)
 {
+	if (fifo && ((frw = open(fifo, O_RDWR)) < 0))
+		_exit(7);
 	close(a[0]);
 	close(b[1]);
 	close(c[0]);
@@ -104,6 +112,10 @@ static int check_child(void)
 	char line[64] = {0};
 	if (read(0, line, sizeof(line) - 1) <= 0 || strcmp(line, "to the child\n") != 0) {
 		printf("FAIL child: stdin gave \"%s\"\n", line);
+		return 1;
+	}
+	if (frw >= 0 && write(frw, "c", 1) != 1) {
+		printf("FAIL child: FIFO: write: %m\n");
 		return 1;
 	}
 	uint64_t three = 3;
@@ -152,6 +164,14 @@ static int check_parent(void)
 		printf("FAIL parent: pipe b: non-blocking %d, capacity %d\n", nonblocking(b[1]), fcntl(b[1], F_GETPIPE_SZ));
 		return 1;
 	}
+	if (fr >= 0) {
+		char got[16] = {0};
+		if (read(fr, got, sizeof(got)) != 10 || strcmp(got, "fifo bytes") != 0 || write(fw, "more", 4) != 4 ||
+		    read(fr, got, sizeof(got)) != 4 || memcmp(got, "more", 4) != 0 || !nonblocking(fr)) {
+			printf("FAIL parent: FIFO: read \"%s\"\n", got);
+			return 1;
+		}
+	}
 	if (write(e[1], "to the child\n", 13) != 13) {
 		printf("FAIL parent: pipe e: write: %m\n");
 		return 1;
@@ -166,6 +186,12 @@ int main(int argc, char **argv)
 	if (argc > 1) {
 		file = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0600);
 		if (file < 0 || write(file, "start", 5) != 5)
+			return 2;
+	}
+	if (argc > 2) {
+		fifo = argv[2];
+		if (mkfifo(fifo, 0600) || (fr = open(fifo, O_RDONLY | O_NONBLOCK)) < 0 || (fw = open(fifo, O_WRONLY)) < 0 ||
+		    write(fw, "fifo bytes", 10) != 10)
 			return 2;
 	}
 	if (pipe(a) || pipe(b) || pipe(c) || pipe(d) || pipe(e))
@@ -202,6 +228,11 @@ int main(int argc, char **argv)
 	alarm(20); /* a child blocked for good would block waitpid */
 	int bad = check_parent();
 	bad = reap_said_bye(bad, kid, a[0], "pipe a");
+	char cb = 0;
+	if (!bad && fr >= 0 && (read(fr, &cb, 1) != 1 || cb != 'c')) {
+		printf("FAIL parent: FIFO: the child's byte: %c\n", cb);
+		bad = 1;
+	}
 	uint64_t count = 0;
 	if (!bad && (read(efd, &count, 8) != 8 || count != 8)) {
 		printf("FAIL parent: the eventfd shared with the child counts %llu, want 8\n", (unsigned long long)count);
