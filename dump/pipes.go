@@ -59,7 +59,7 @@ func (d *dumper) resolvePipes() error {
 	// a task's stdout to its supervisor, does not.
 	wanted := map[string]uint64{} // by fd link: pipe:[ino], or the FIFO's path
 	for _, p := range d.pipeEnds {
-		if e := ends[p.ino]; e[0] && e[1] {
+		if e := ends[p.ino]; e[0] && e[1] || fifoReader(p, e) {
 			wanted[p.target] = p.ino
 		}
 	}
@@ -126,15 +126,15 @@ func (d *dumper) resolvePipes() error {
 // is: the tree holds one end while nobody holds the other (a new open of
 // the pipe by mmcr polls POLLHUP: no writer, or POLLERR: no reader), or
 // both ends while no process outside holds it, as far as pipeHolders
-// could see (outside; nil when it did not look). The poll sees what the
-// walk cannot: processes mmcr may not look at, or of other pid
-// namespaces.
+// could see (outside; nil when it did not look), as for a FIFO's read end
+// (fifoReader). The poll sees what the walk cannot: processes mmcr may not
+// look at, or of other pid namespaces.
 func pipeOwner(p pipeEnd, ends [2]bool, outside map[uint64]int) string {
 	if holder, ok := outside[p.ino]; ok {
 		return fmt.Sprintf("that process %d outside the tree also holds", holder)
 	}
-	if ends[0] && ends[1] {
-		return ""
+	if ends[0] && ends[1] || fifoReader(p, ends) {
+		return "" // nobody outside, as far as the walk saw
 	}
 	mode, gone, other := unix.O_RDONLY, int16(unix.POLLHUP), "write"
 	if ends[1] {
@@ -157,6 +157,11 @@ func pipeOwner(p pipeEnd, ends [2]bool, outside map[uint64]int) string {
 	}
 	return ""
 }
+
+// fifoReader says whether p is of a FIFO the tree holds only the read end
+// of. Its writers cannot be told by a poll (a FIFO's new reader sees no
+// POLLHUP before a writer comes): the walk of every process's fds decides.
+func fifoReader(p pipeEnd, ends [2]bool) bool { return p.fifo != 0 && ends[0] && !ends[1] }
 
 // pipeHolders walks every process's fds but the tree's and returns, for
 // each pipe in wanted (its fd link, pipe:[ino] or a FIFO's path: its

@@ -21,7 +21,7 @@ import (
 // tasks, and no open of mmcr's left (EOF comes when the tasks close theirs).
 // A regular file's description shared by the two tasks comes back shared:
 // one offset. A FIFO comes back with its bytes, the child's read-write open
-// of it too.
+// of it too; another, with a reader and no writer, reads EOF again.
 func TestRestorePipes(t *testing.T) {
 	needRoot(t)
 	shared := filepath.Join(t.TempDir(), "shared")
@@ -33,8 +33,8 @@ func TestRestorePipes(t *testing.T) {
 	}
 	waitGone(t, d.pids)
 
-	if len(d.tree.Pipes) != 6 {
-		t.Fatalf("%d pipes in the image, want 5 and a FIFO", len(d.tree.Pipes))
+	if len(d.tree.Pipes) != 7 {
+		t.Fatalf("%d pipes in the image, want 5 and two FIFOs", len(d.tree.Pipes))
 	}
 	fifos := 0
 	for _, p := range d.tree.Pipes {

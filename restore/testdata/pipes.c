@@ -17,7 +17,9 @@
  * With a second argument, the parent makes that FIFO (mkfifo) and holds a
  * non-blocking reader and a writer of it, "fifo bytes" waiting; the child
  * holds it read-write. After the restore the parent reads them, writes and
- * reads "more", and once the child is gone reads the "c" it wrote.
+ * reads "more", and once the child is gone reads the "c" it wrote. A
+ * second FIFO (the path with "2" appended) the parent holds a non-blocking
+ * reader of, no writer ever: it reads EOF, before and after.
  * With a file argument, the parent also opens that file before the fork
  * and writes "start": the child's inherited fd shares its offset. After
  * the restore the child writes "child", then the parent "parent": the
@@ -37,6 +39,7 @@
 
 static int a[2], b[2], c[2], d[2], e[2], b_extra = -1, file = -1, efd = -1, fr = -1, fw = -1, frw = -1;
 static const char *fifo;
+static int fr2 = -1;
 
 static unsigned char pat(size_t i, int seed) { return (unsigned char)(i * 31 + i / 4096 + seed); }
 
@@ -172,6 +175,10 @@ static int check_parent(void)
 			return 1;
 		}
 	}
+	if (fr2 >= 0 && read(fr2, &x, 1) != 0) {
+		printf("FAIL parent: a FIFO no one writes to: read %m, want EOF\n");
+		return 1;
+	}
 	if (write(e[1], "to the child\n", 13) != 13) {
 		printf("FAIL parent: pipe e: write: %m\n");
 		return 1;
@@ -192,6 +199,10 @@ int main(int argc, char **argv)
 		fifo = argv[2];
 		if (mkfifo(fifo, 0600) || (fr = open(fifo, O_RDONLY | O_NONBLOCK)) < 0 || (fw = open(fifo, O_WRONLY)) < 0 ||
 		    write(fw, "fifo bytes", 10) != 10)
+			return 2;
+		char path2[4096];
+		snprintf(path2, sizeof(path2), "%s2", fifo);
+		if (mkfifo(path2, 0600) || (fr2 = open(path2, O_RDONLY | O_NONBLOCK)) < 0)
 			return 2;
 	}
 	if (pipe(a) || pipe(b) || pipe(c) || pipe(d) || pipe(e))
