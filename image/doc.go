@@ -36,14 +36,25 @@
 //	                           [vvar_vclock] is a VVAR VMA marked in mmcr-ext.json
 //	fs-PID.img                 FsEntry: cwd/root file ids, umask
 //	fdinfo-PID.img             FdinfoEntry per fd (flags = FD_CLOEXEC, type REG, EXT,
-//	                           EVENTFD or EVENTPOLL)
+//	                           EVENTFD, EVENTPOLL, PIPE, FIFO or UNIXSK); fds
+//	                           that share an open file description name one entry
 //	files.img                  FileEntry: ids 1..len(Tree.Files) are the Tree's files
 //	                           (RegFileEntry: path, mode, size); then a MEMFD entry
-//	                           per memfd object; then one entry per
-//	                           fd (its open file description: flags, pos), or an
+//	                           per memfd object; then one entry per open
+//	                           file description (flags, pos), or an
 //	                           ExtFileEntry for external fds, an EventfdFileEntry
-//	                           (flags, counter) or an EventpollFileEntry (flags,
-//	                           one tfd entry per registration: fd, events, data)
+//	                           (flags, counter), an EventpollFileEntry (flags,
+//	                           one tfd entry per registration: fd, events, data),
+//	                           a PipeEntry (pipe_id: the pipe's inode, flags), a
+//	                           FifoEntry (pipe_id, regf_id: the FIFO's file; flags
+//	                           in mmcr-ext.json) or a UnixSkEntry (ino, type, state,
+//	                           peer's ino or 0, sndbuf/rcvbuf, shutdown; unnamed)
+//	pipes-data.img             PipeDataEntry per pipe (pipe_id, bytes, size), each
+//	                           followed by the bytes unread in it
+//	fifo-data.img              the same, for FIFOs
+//	sk-queues.img              SkPacketEntry per message waiting at a unix socket
+//	                           (id_for: the socket's file entry, length), each
+//	                           followed by its bytes
 //	pagemap-PID.img            a task's private pages  -> pages-N.img
 //	pagemap-shmem-SHMID.img    a shared object's pages (vaddr = offset) -> pages-N.img
 //	memfd-inode.img            MemfdInodeEntry per memfd object (inode_id = shmid =
@@ -141,6 +152,17 @@
 // 4 (as one with a hugetlb or SysV shared object), so that an older
 // reader refuses it rather than restore the task with its later memory
 // unlocked; a version 4 reader reads versions 1-4.
+//
+// # Pipes, unix sockets, shared open files (mmcr-ext version 5)
+//
+// A pipe (or FIFO, or unix socket) fd is of kind "pipe" ("socket") in the
+// ext file; one that shares its open file description with another fd
+// (Tree FD.OpenID) names the same files.img entry in its fdinfo entry, and
+// so do regular files, directories, devices and eventfds that share one.
+// Pipes, sockets and descriptions are numbered in order of first use. An
+// ext file with any of them says version 5, so that a reader of versions
+// 1-4 refuses it rather than restore the sharers apart; a version 5 reader
+// reads versions 1-5.
 //
 // # manifest.json (format "mmcr-image", version 1)
 //
