@@ -190,10 +190,11 @@ func (rs *restorer) setRlimits(tk *task, limits map[int]unix.Rlimit) {
 }
 
 // restoreFDs closes the stub's fds and opens the dumped ones at their
-// numbers. Regular files go in c: open returns the lowest free number,
-// which a model of the task's fd table (used) predicts, so the dup3 that
-// moves it needs no result. Eventfds, epolls and external fds take a
-// result each; c runs before them.
+// numbers. Regular files, and the fds taken from mmcr's open of a shared
+// description (pidfd_getfd), go in c: open and pidfd_getfd return the
+// lowest free number, which a model of the task's fd table (used)
+// predicts, so the dup3 that moves it needs no result. Unshared eventfds,
+// epolls and external fds take a result each; c runs before them.
 func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 	pid := tk.t.PID
 	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
@@ -213,21 +214,23 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 		}
 		return n
 	}
+	// A task that takes fds of mmcr's (shared open file descriptions,
+	// external stdio) gets a pidfd of mmcr first, moved above every fd it
+	// will hold: with the stub's fds closed, both numbers are known.
 	pidfd := ^uint64(0)
+	if slices.ContainsFunc(tk.t.FDs, func(fd *image.FD) bool { return fd.Kind == image.FDExternal || fd.OpenID != 0 }) {
+		low, high := lowest(), uint64(maxFD(tk.t.FDs)+1)
+		c.addWant("pidfd of mmcr", low, unix.SYS_PIDFD_OPEN, uint64(os.Getpid()), 0)
+		c.addWant("pidfd of mmcr: move up", high, unix.SYS_FCNTL, low, unix.F_DUPFD_CLOEXEC, high)
+		c.add("pidfd of mmcr: close", unix.SYS_CLOSE, low)
+		pidfd, used[high] = high, true
+	}
 	for _, fd := range tk.t.FDs {
 		num := uint64(fd.Num)
 		cloexec := fd.Flags&unix.O_CLOEXEC != 0
-		// An fd that shares its open file description takes mmcr's open
-		// of it (sharedOpen), as an external fd takes mmcr's stdio.
-		if fd.Kind == image.FDExternal || fd.Kind == image.FDEventfd || fd.Kind == image.FDEpoll || fd.OpenID != 0 {
+		if fd.OpenID == 0 && (fd.Kind == image.FDExternal || fd.Kind == image.FDEventfd || fd.Kind == image.FDEpoll) {
 			if err := c.run(); err != nil {
 				return err
-			}
-			if pidfd == ^uint64(0) && (fd.Kind == image.FDExternal || fd.OpenID != 0) {
-				if pidfd, err = tk.pidfdAbove(maxFD(tk.t.FDs)); err != nil {
-					return err
-				}
-				used[pidfd] = true
 			}
 			tmp, ok, err := rs.openSpecial(tk, fd, pidfd)
 			if err != nil {
@@ -243,18 +246,30 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 			used[num] = true
 			continue
 		}
-		path, err := rs.fdPath(fd)
-		if err != nil {
-			return err
-		}
-		flags := uint64(reopenFlags(fd.Flags))
-		p, err := c.str(path)
-		if err != nil {
-			return err
-		}
-		what := fmt.Sprintf("fd %d: %s", fd.Num, path)
+		// Taken from mmcr's open of a shared description (sharedOpen),
+		// or opened by the task: either way the lowest free number, which
+		// the model predicts, so the batch needs no result.
+		var what string
 		tmp := lowest()
-		c.addWant(what+": open", tmp, unix.SYS_OPENAT, atFDCWD, p, flags|unix.O_CLOEXEC, 0)
+		if fd.OpenID != 0 {
+			mine, err := rs.sharedOpen(fd)
+			if err != nil {
+				return err
+			}
+			what = fmt.Sprintf("fd %d: open file %d", fd.Num, fd.OpenID)
+			c.addWant(what+": take", tmp, unix.SYS_PIDFD_GETFD, pidfd, uint64(mine), 0)
+		} else {
+			path, err := rs.fdPath(fd)
+			if err != nil {
+				return err
+			}
+			p, err := c.str(path)
+			if err != nil {
+				return err
+			}
+			what = fmt.Sprintf("fd %d: %s", fd.Num, path)
+			c.addWant(what+": open", tmp, unix.SYS_OPENAT, atFDCWD, p, uint64(reopenFlags(fd.Flags)), 0)
+		}
 		if tmp == num {
 			arg := uint64(0)
 			if cloexec {
@@ -270,7 +285,7 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 			c.add(what+": close", unix.SYS_CLOSE, tmp)
 		}
 		used[num] = true
-		if fd.Kind == image.FDRegular && fd.Pos != 0 {
+		if fd.OpenID == 0 && fd.Kind == image.FDRegular && fd.Pos != 0 {
 			c.add(what+": seek", unix.SYS_LSEEK, num, uint64(fd.Pos), unix.SEEK_SET)
 		}
 	}
@@ -280,21 +295,11 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 	return nil
 }
 
-// openSpecial makes the file of an eventfd, epoll or external fd, or one
-// sharing its open file description, in tk
-// and returns its (temporary) fd number; ok is false for an external fd
-// left closed.
+// openSpecial makes the file of an unshared eventfd, an epoll or an
+// external fd in tk and returns its (temporary) fd number; ok is false for
+// an external fd left closed.
 func (rs *restorer) openSpecial(tk *task, fd *image.FD, pidfd uint64) (tmp uint64, ok bool, err error) {
 	switch {
-	case fd.OpenID != 0:
-		// mmcr's open of the description, shared.
-		mine, err := rs.sharedOpen(fd)
-		if err != nil {
-			return 0, false, err
-		}
-		if tmp, err = tk.sys(unix.SYS_PIDFD_GETFD, pidfd, uint64(mine), 0); err != nil {
-			return 0, false, fmt.Errorf("fd %d (%s, open file %d): %w", fd.Num, fd.Kind, fd.OpenID, err)
-		}
 	case fd.Kind == image.FDExternal:
 		// The task takes mmcr's own stdio (any kind of file) with pidfd_getfd.
 		mine := rs.stdio(fd.Num)
@@ -423,18 +428,6 @@ func (rs *restorer) fillEpolls(tk *task) error {
 		}
 	}
 	return nil
-}
-
-// pidfdAbove opens a pidfd of mmcr in tk at a number above every dumped
-// fd, so that placing the dumped fds never lands on it.
-func (tk *task) pidfdAbove(above int) (uint64, error) {
-	fd, err := tk.sys(unix.SYS_PIDFD_OPEN, uint64(os.Getpid()), 0)
-	if err != nil {
-		return 0, err
-	}
-	high, err := tk.sys(unix.SYS_FCNTL, fd, unix.F_DUPFD_CLOEXEC, uint64(above+1))
-	tk.r.Syscall(unix.SYS_CLOSE, fd)
-	return high, err
 }
 
 func maxFD(fds []*image.FD) int {
