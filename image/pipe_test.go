@@ -192,6 +192,7 @@ func TestPipesSummary(t *testing.T) {
 		"fd 12: pipe pipe:[77001] read end, 5006 bytes unread of 64.0 KiB (open file 2)",
 		"fd 13: pipe pipe:[77001] write end, 5006 bytes unread of 64.0 KiB (open file 3)",
 		"fd 4: pipe pipe:[77002] write end, 0 bytes unread of 1.0 MiB (open file 6)",
+		"fd 11: pipe FIFO /tmp/fifo read end, 16 bytes unread of 64.0 KiB (open file 11)",
 		"fd 5: regular file 2 /tmp/deleted file (open file 1) flags 02 pos 1234",
 		"fd 6: socket socket:[88001] stream, peer socket:[88002], 2 messages (2.9 KiB) queued (open file 7)",
 	} {

@@ -75,7 +75,8 @@ type FDSummary struct {
 	// OpenID is FD.OpenID: the fds sharing an open file description
 	// share it.
 	OpenID uint32 `json:"open_id,omitempty"`
-	// A pipe end's pipe (its inode at dump: pipe:[PipeIno]), the bytes
+	// A pipe end's pipe (its inode at dump: pipe:[PipeIno]; a FIFO's path
+	// is Path), the bytes
 	// unread in it and its capacity.
 	PipeIno   uint32 `json:"pipe_ino,omitempty"`
 	PipeBytes int    `json:"pipe_bytes,omitempty"`
@@ -187,6 +188,9 @@ func Summarize(r *Reader) (*Summary, error) {
 			}
 			if p := tree.PipeByID(fd.PipeID); p != nil {
 				fs.PipeIno, fs.PipeBytes, fs.PipeSize = p.Ino, len(p.Data), p.Size
+				if f := tree.FileByID(p.FileID); f != nil {
+					fs.Path = f.Path // a FIFO's
+				}
 			}
 			if sk := tree.SocketByID(fd.SocketID); sk != nil {
 				fs.SocketIno, fs.SocketType, fs.SocketMessages = sk.Ino, socketTypeName(sk.Type), len(sk.Queue)
@@ -339,12 +343,18 @@ func (s *Summary) WriteText(w io.Writer) error {
 				fmt.Fprintf(&b, " file %d %s", fd.FileID, fd.Path)
 			}
 			if fd.PipeIno != 0 {
-				end := "read"
-				if fd.Flags&unix.O_ACCMODE == unix.O_WRONLY {
-					end = "write"
+				end := "read end"
+				switch fd.Flags & unix.O_ACCMODE {
+				case unix.O_WRONLY:
+					end = "write end"
+				case unix.O_RDWR:
+					end = "both ends"
 				}
-				fmt.Fprintf(&b, " pipe:[%d] %s end, %d bytes unread of %s", fd.PipeIno, end,
-					fd.PipeBytes, humanBytes(int64(fd.PipeSize)))
+				name := fmt.Sprintf("pipe:[%d]", fd.PipeIno)
+				if fd.Path != "" {
+					name = "FIFO " + fd.Path
+				}
+				fmt.Fprintf(&b, " %s %s, %d bytes unread of %s", name, end, fd.PipeBytes, humanBytes(int64(fd.PipeSize)))
 			}
 			if fd.SocketIno != 0 {
 				fmt.Fprintf(&b, " socket:[%d] %s, peer socket:[%d], %d messages (%s) queued", fd.SocketIno, fd.SocketType,
