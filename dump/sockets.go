@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/internal/kernel"
@@ -20,13 +21,16 @@ type socketEnd struct {
 // maxSocketMessage bounds a message mmcr peeks at in a socket's queue.
 const maxSocketMessage = 4 << 20
 
-// resolveSockets decides what each socket descriptor of the tree is. An
-// unnamed unix socket is the tree's when it is one end of a connected pair
-// whose other end the tree holds too (a socketpair between its tasks) or
-// has closed, or was never connected: it is dumped, with what waits to be
-// read at it, its shutdown state and buffer sizes; its fds share its one
-// open file description. Any other socket (a named, listening or network
-// one, or one whose peer is outside the tree) is not the tree's: as fd 0-2 it is the task's stdio, for which restore hands its
+// resolveSockets decides what each socket descriptor of the tree is. A
+// unix socket is the tree's when it is one end of a connected unnamed
+// pair whose other end the tree holds too (a socketpair between its tasks)
+// or has closed, was never connected, or is bound to a name (a path or an
+// abstract one), listening or not, with nothing waiting at it: it is
+// dumped, with what waits to be read at it, its shutdown state, buffer
+// sizes, name, backlog and socket file's mode and owner; its fds share its
+// one open file description. Any other socket (a network one, one
+// connected through a name, one whose peer is outside the tree) is not
+// the tree's: as fd 0-2 it is the task's stdio, for which restore hands its
 // own (external); as another fd it is refused, saying why.
 func (d *dumper) resolveSockets() error {
 	if len(d.socketEnds) == 0 {
@@ -45,9 +49,13 @@ func (d *dumper) resolveSockets() error {
 		switch {
 		case !ok:
 			return "that is not a unix socket"
-		case s.Named:
-			return "bound to a name"
-		case s.Peer == 0 && s.State != stateEstablished && s.State != stateClose:
+		case s.Named && s.State == stateListen && s.RQueue != 0:
+			return fmt.Sprintf("listening on %q with %d connections not accepted", s.Name, s.RQueue)
+		case s.Named && s.State != stateListen && s.State != stateClose:
+			return fmt.Sprintf("connected through a name (%q: accepted from a listener)", s.Name)
+		case s.Named && s.Name[0] != 0 && s.Name[0] != '/':
+			return fmt.Sprintf("bound to a relative path (%q)", s.Name)
+		case s.Peer == 0 && s.State != stateEstablished && s.State != stateClose && s.State != stateListen:
 			return fmt.Sprintf("in state %d", s.State)
 		case s.Peer != 0 && !held[s.Peer]:
 			return fmt.Sprintf("whose peer socket:[%d] is not the tree's", s.Peer)
@@ -92,6 +100,7 @@ func (d *dumper) resolveSockets() error {
 const (
 	stateEstablished = 1
 	stateClose       = 7
+	stateListen      = 10
 )
 
 // readSocket reads one end of a unix socket pair: mmcr takes a copy of
@@ -126,8 +135,28 @@ func readSocket(e socketEnd, diag kernel.UnixSocket) (*image.UnixSocket, error) 
 	if v, err := unix.GetsockoptInt(mine, unix.SOL_SOCKET, unix.SO_PASSCRED); err != nil || v != 0 {
 		return fail("SO_PASSCRED", errors.Join(err, fmt.Errorf("credentials passed with its messages are not kept: %w", ErrUnsupported)))
 	}
-	if s.Queue, err = peekQueue(mine, s.Type, s.Shutdown&1 != 0); err != nil {
-		return fail("peek at its queue", err)
+	if diag.State != stateListen {
+		if s.Queue, err = peekQueue(mine, s.Type, s.Shutdown&1 != 0); err != nil {
+			return fail("peek at its queue", err)
+		}
+	}
+	if !diag.Named {
+		return s, nil
+	}
+	// Bound: its name, a listener's backlog, a path's file.
+	s.Name = diag.Name
+	if diag.State == stateListen {
+		s.Backlog = diag.WQueue
+	}
+	if len(s.Queue) > 0 {
+		return fail("bound to "+strconv.Quote(string(s.Name)), fmt.Errorf("%d messages from others wait at it (their senders are not kept): %w", len(s.Queue), ErrUnsupported))
+	}
+	if s.Name[0] == '/' {
+		var st unix.Stat_t
+		if err := unix.Lstat(string(s.Name), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+			return fail("bound to "+string(s.Name), fmt.Errorf("its socket file is gone or replaced (%v): %w", err, ErrUnsupported))
+		}
+		s.Perms = &image.SocketPerms{Mode: st.Mode, UID: st.Uid, GID: st.Gid}
 	}
 	return s, nil
 }

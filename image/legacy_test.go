@@ -271,10 +271,13 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 				z := proto.Uint64(0)
 				usk := &sk_unix.UnixSkEntry{Id: proto.Uint32(id), Ino: proto.Uint32(sk.Ino), Type: proto.Uint32(uint32(sk.Type)),
 					State: proto.Uint32(uint32(sk.State)), Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec),
-					Uflags: proto.Uint32(0), Backlog: proto.Uint32(0), Peer: proto.Uint32(0),
+					Uflags: proto.Uint32(0), Backlog: proto.Uint32(sk.Backlog), Peer: proto.Uint32(0),
 					Fown: legacyZeroFown(), Opts: &sk_opts.SkOptsEntry{SoSndbuf: proto.Uint32(sk.SndBuf), SoRcvbuf: proto.Uint32(sk.RcvBuf),
 						SoSndTmoSec: z, SoSndTmoUsec: z, SoRcvTmoSec: z, SoRcvTmoUsec: z},
-					Name: []byte{}}
+					Name: append([]byte{}, sk.Name...)}
+				if p := sk.Perms; p != nil {
+					usk.FilePerms = &sk_unix.FilePermsEntry{Mode: proto.Uint32(p.Mode), Uid: proto.Uint32(p.UID), Gid: proto.Uint32(p.GID)}
+				}
 				if sk.Shutdown != 0 {
 					usk.Shutdown = sk_opts.SkShutdown(sk.Shutdown).Enum()
 				}

@@ -41,7 +41,9 @@ func pipeTree() *Tree {
 		&FD{Num: 8, Kind: FDSocket, Flags: unix.O_RDWR | unix.O_CLOEXEC, SocketID: 3, OpenID: 7},
 		&FD{Num: 9, Kind: FDSocket, Flags: unix.O_RDWR, SocketID: 5, OpenID: 9},
 		&FD{Num: 10, Kind: FDSocket, Flags: unix.O_RDWR, SocketID: 6, OpenID: 10},
-		&FD{Num: 11, Kind: FDPipe, Flags: unix.O_RDONLY | unix.O_NONBLOCK, PipeID: 3, OpenID: 11})
+		&FD{Num: 11, Kind: FDPipe, Flags: unix.O_RDONLY | unix.O_NONBLOCK, PipeID: 3, OpenID: 11},
+		&FD{Num: 12, Kind: FDSocket, Flags: unix.O_RDWR, SocketID: 7, OpenID: 12},
+		&FD{Num: 13, Kind: FDSocket, Flags: unix.O_RDWR, SocketID: 8, OpenID: 13})
 	// A FIFO, its read end in the child, bytes in it.
 	t.Files = append(t.Files, &File{ID: 6, Path: "/tmp/fifo", Dev: 0x2a, Ino: 79, Mode: unix.S_IFIFO | 0o600})
 	// A datagram pair with three messages queued at one end, one empty;
@@ -58,6 +60,10 @@ func pipeTree() *Tree {
 		{ID: 5, Ino: 88005, Type: unix.SOCK_STREAM, State: tcpEstablish, Shutdown: 3, SndBuf: 212992, RcvBuf: 212992,
 			Queue: [][]byte{[]byte("last words")}},
 		{ID: 6, Ino: 88006, Type: unix.SOCK_DGRAM, State: tcpClose, SndBuf: 212992, RcvBuf: 212992},
+		// A listener on a path, a datagram socket bound to an abstract name.
+		{ID: 7, Ino: 88007, Type: unix.SOCK_STREAM, State: tcpListen, SndBuf: 212992, RcvBuf: 212992,
+			Name: []byte("/run/app.sock"), Backlog: 16, Perms: &SocketPerms{Mode: unix.S_IFSOCK | 0o660, UID: 1000, GID: 1001}},
+		{ID: 8, Ino: 88008, Type: unix.SOCK_DGRAM, State: tcpClose, SndBuf: 212992, RcvBuf: 212992, Name: []byte("\x00app")},
 	}
 	t.Pipes = []*Pipe{
 		{ID: 1, Ino: 77001, Size: 16 * PageSize, Data: append([]byte("hello\x00"), bytes.Repeat([]byte{0xa5}, 5000)...)},
@@ -141,6 +147,8 @@ func TestPipesRefused(t *testing.T) {
 		"open file on an eventfd": func(t *Tree) { t.Tasks[0].FDs[7].OpenID = 1 },
 		"socket peer not mutual":  func(t *Tree) { t.Sockets[1].Peer = 3 },
 		"never connected, queued": func(t *Tree) { t.Sockets[5].Queue = [][]byte{{1}} },
+		"listener without a name": func(t *Tree) { t.Sockets[6].Name = nil },
+		"relative name":           func(t *Tree) { t.Sockets[6].Name = []byte("app.sock") },
 		"socket types differ":     func(t *Tree) { t.Sockets[1].Type = unix.SOCK_STREAM },
 		"socket unheld":           func(t *Tree) { t.Tasks[0].FDs = t.Tasks[0].FDs[:len(t.Tasks[0].FDs)-1] },
 		"socket in two opens":     func(t *Tree) { t.Tasks[1].FDs[5].OpenID = 8 },
@@ -193,6 +201,8 @@ func TestPipesSummary(t *testing.T) {
 		"fd 13: pipe pipe:[77001] write end, 5006 bytes unread of 64.0 KiB (open file 3)",
 		"fd 4: pipe pipe:[77002] write end, 0 bytes unread of 1.0 MiB (open file 6)",
 		"fd 11: pipe FIFO /tmp/fifo read end, 16 bytes unread of 64.0 KiB (open file 11)",
+		"fd 12: socket socket:[88007] stream listening on /run/app.sock, backlog 16 (open file 12)",
+		"fd 13: socket socket:[88008] datagram bound to @app (open file 13)",
 		"fd 5: regular file 2 /tmp/deleted file (open file 1) flags 02 pos 1234",
 		"fd 6: socket socket:[88001] stream, peer socket:[88002], 2 messages (2.9 KiB) queued (open file 7)",
 	} {

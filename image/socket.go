@@ -17,15 +17,17 @@ import (
 
 const (
 	skQueuesName  = "sk-queues.img"
-	fdTypeUnixSk  = 5 // fd_types UNIXSK
-	tcpEstablish  = 1 // the state of a connected unix socket (and of one whose peer closed)
-	tcpClose      = 7 // that of one never connected
+	fdTypeUnixSk  = 5  // fd_types UNIXSK
+	tcpEstablish  = 1  // the state of a connected unix socket (and of one whose peer closed)
+	tcpClose      = 7  // that of one never connected
+	tcpListen     = 10 // that of a listening one
 	maxSocketData = 1 << 30
 )
 
-// UnixSocket is an unnamed unix socket held by the tree: one end of a
-// connected pair (a socketpair) whose other end the tree holds too, or
-// closed, or a socket never connected.
+// UnixSocket is a unix socket held by the tree: one end of a connected
+// unnamed pair (a socketpair) whose other end the tree holds too, or
+// closed; a socket never connected; or a socket bound to a name, listening
+// or not, with nothing waiting at it.
 type UnixSocket struct {
 	ID    uint32 // dense: Sockets[i].ID == i+1
 	Ino   uint32 // its inode at dump, socket:[Ino]
@@ -44,7 +46,16 @@ type UnixSocket struct {
 	// Queue is what waits to be read at this end, sent by the peer: each
 	// message (datagram, seqpacket), or the bytes of a stream in runs.
 	Queue [][]byte
+	// Name is what a socket not connected is bound to: sun_path, a file
+	// system path or an abstract name (a NUL byte first); Backlog a
+	// listener's (listen(2)). A path's socket file had Perms.
+	Name    []byte
+	Backlog uint32
+	Perms   *SocketPerms
 }
+
+// SocketPerms are the mode and owner of a bound socket's file.
+type SocketPerms struct{ Mode, UID, GID uint32 }
 
 // SocketByID returns the socket with the given ID, or nil.
 func (t *Tree) SocketByID(id uint32) *UnixSocket {
@@ -71,11 +82,16 @@ func checkSockets(t *Tree) error {
 		if p := t.SocketByID(s.Peer); s.Peer != 0 && (p == nil || p == s || p.Peer != s.ID || p.Type != s.Type || s.State != tcpEstablish) {
 			return fmt.Errorf("socket %d: peer %d does not name it back", s.ID, s.Peer)
 		}
-		if s.State == tcpClose && len(s.Queue) > 0 {
-			return fmt.Errorf("socket %d: never connected, %d messages queued", s.ID, len(s.Queue))
+		if s.State != tcpEstablish && len(s.Queue) > 0 {
+			return fmt.Errorf("socket %d: not connected, %d messages queued", s.ID, len(s.Queue))
+		}
+		if s.State == tcpListen && len(s.Name) == 0 || len(s.Name) != 0 && (s.Peer != 0 || s.State == tcpEstablish) ||
+			s.Backlog != 0 && s.State != tcpListen || len(s.Name) > 108 || len(s.Name) == 0 && s.Perms != nil ||
+			len(s.Name) != 0 && s.Name[0] != 0 && s.Name[0] != '/' {
+			return fmt.Errorf("socket %d: state %d with name %q, backlog %d", s.ID, s.State, s.Name, s.Backlog)
 		}
 		if s.Type != unix.SOCK_STREAM && s.Type != unix.SOCK_DGRAM && s.Type != unix.SOCK_SEQPACKET ||
-			s.State != tcpEstablish && s.State != tcpClose || s.Shutdown > 3 {
+			s.State != tcpEstablish && s.State != tcpClose && s.State != tcpListen || s.Shutdown > 3 {
 			return fmt.Errorf("socket %d: type %d, state %d, shutdown %d", s.ID, s.Type, s.State, s.Shutdown)
 		}
 		total := 0
@@ -131,7 +147,7 @@ func unixSkFileEntry(id, flags uint32, s *UnixSocket, peerIno uint32) []byte {
 		e.uint32(4, uint32(s.State))
 		e.uint32(5, flags)
 		e.uint32(6, 0) // uflags
-		e.uint32(7, 0) // backlog
+		e.uint32(7, s.Backlog)
 		e.uint32(8, peerIno)
 		e.message(9, zeroFown)
 		e.message(10, func(e *protoEnc) {
@@ -141,9 +157,16 @@ func unixSkFileEntry(id, flags uint32, s *UnixSocket, peerIno uint32) []byte {
 				e.uint64(num, 0) // no send or receive timeout
 			}
 		})
-		e.bytes(11, []byte{}) // unnamed
+		e.bytes(11, s.Name)
 		if s.Shutdown != 0 {
 			e.int32(12, int32(s.Shutdown))
+		}
+		if p := s.Perms; p != nil {
+			e.message(13, func(e *protoEnc) {
+				e.uint32(1, p.Mode)
+				e.uint32(2, p.UID)
+				e.uint32(3, p.GID)
+			})
 		}
 	})
 	return e.b
@@ -172,18 +195,24 @@ func (w *Writer) writeSkQueues(sockets []*UnixSocket, fileOf map[uint32]uint32) 
 // unixSkMsg: unix_sk_entry, what mmcr writes of it.
 type unixSkMsg struct {
 	ino, typ, state, flags, peer uint32
+	backlog                      uint32
 	sndbuf, rcvbuf               uint32
 	name                         []byte
 	shutdown                     int32
+	perms                        *SocketPerms
 }
 
 func (m *unixSkMsg) decode(b []byte) error {
 	d := protoDec{msg: "unix_sk_entry", b: b}
-	var opts []byte
+	var opts, perms []byte
 	for d.next() {
 		switch d.num {
-		case 1, 6, 7:
-			d.note(protowire.VarintType) // id, uflags, backlog: required, not read
+		case 1, 6:
+			d.note(protowire.VarintType) // id, uflags: required, not read
+		case 7:
+			d.uint32(&m.backlog)
+		case 13:
+			d.singular(&perms)
 		case 2:
 			d.uint32(&m.ino)
 		case 3:
@@ -217,6 +246,21 @@ func (m *unixSkMsg) decode(b []byte) error {
 			}
 		}
 		return o.end("so_sndbuf so_rcvbuf so_snd_tmo_sec so_snd_tmo_usec so_rcv_tmo_sec so_rcv_tmo_usec")
+	})
+	d.sub("file_perms", perms, func(b []byte) error {
+		m.perms = &SocketPerms{}
+		o := protoDec{msg: "file_perms_entry", b: b}
+		for o.next() {
+			switch o.num {
+			case 1:
+				o.uint32(&m.perms.Mode)
+			case 2:
+				o.uint32(&m.perms.UID)
+			case 3:
+				o.uint32(&m.perms.GID)
+			}
+		}
+		return o.end("mode uid gid")
 	})
 	return d.end("id ino type state flags uflags backlog peer fown opts name")
 }
@@ -256,11 +300,11 @@ func (r *Reader) readSockets(t *Tree, byID map[uint32]*fileMsg) error {
 			if s == nil {
 				fe := byID[fd.OpenID] // fdFromEntry left the file entry id there
 				m := fe.usk
-				if len(m.name) != 0 {
-					return fileErr(filesName, ErrUnsupported, "task %d fd %d: a named unix socket", task.PID, fd.Num)
-				}
 				s = &UnixSocket{ID: uint32(len(t.Sockets) + 1), Ino: m.ino, Type: int(m.typ), State: uint8(m.state),
-					Shutdown: uint8(m.shutdown), SndBuf: m.sndbuf, RcvBuf: m.rcvbuf}
+					Shutdown: uint8(m.shutdown), SndBuf: m.sndbuf, RcvBuf: m.rcvbuf, Backlog: m.backlog, Perms: m.perms}
+				if len(m.name) != 0 {
+					s.Name = m.name
+				}
 				if uint32(s.State) != m.state {
 					return fileErr(filesName, ErrCorrupt, "socket:[%d]: state %d", m.ino, m.state)
 				}

@@ -88,6 +88,10 @@ type FDSummary struct {
 	SocketPeerIno  uint32 `json:"socket_peer_ino,omitempty"`
 	SocketMessages int    `json:"socket_messages,omitempty"`
 	SocketBytes    int    `json:"socket_bytes,omitempty"`
+	// SocketName is what a bound socket is bound to (an abstract name
+	// with a leading "@"), SocketBacklog a listener's backlog.
+	SocketName    string `json:"socket_name,omitempty"`
+	SocketBacklog uint32 `json:"socket_backlog,omitempty"`
 }
 
 // FileSummary is one file of the tree.
@@ -199,6 +203,12 @@ func Summarize(r *Reader) (*Summary, error) {
 				}
 				for _, m := range sk.Queue {
 					fs.SocketBytes += len(m)
+				}
+				if len(sk.Name) > 0 {
+					fs.SocketName, fs.SocketBacklog = string(sk.Name), sk.Backlog
+					if sk.Name[0] == 0 {
+						fs.SocketName = "@" + string(sk.Name[1:])
+					}
 				}
 			}
 			ts.FDs = append(ts.FDs, fs)
@@ -356,7 +366,12 @@ func (s *Summary) WriteText(w io.Writer) error {
 				}
 				fmt.Fprintf(&b, " %s %s, %d bytes unread of %s", name, end, fd.PipeBytes, humanBytes(int64(fd.PipeSize)))
 			}
-			if fd.SocketIno != 0 {
+			switch {
+			case fd.SocketName != "" && fd.SocketBacklog != 0:
+				fmt.Fprintf(&b, " socket:[%d] %s listening on %s, backlog %d", fd.SocketIno, fd.SocketType, fd.SocketName, fd.SocketBacklog)
+			case fd.SocketName != "":
+				fmt.Fprintf(&b, " socket:[%d] %s bound to %s", fd.SocketIno, fd.SocketType, fd.SocketName)
+			case fd.SocketIno != 0:
 				fmt.Fprintf(&b, " socket:[%d] %s, peer socket:[%d], %d messages (%s) queued", fd.SocketIno, fd.SocketType,
 					fd.SocketPeerIno, fd.SocketMessages, humanBytes(int64(fd.SocketBytes)))
 			}

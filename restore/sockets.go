@@ -72,17 +72,25 @@ func (rs *restorer) makeSockets() error {
 }
 
 // lonelySocket makes a socket without a peer: one never connected
-// (socket), or one whose peer closed, made as a pair whose other end
+// (socket; bound to its name, listening, when it was), or one whose peer
+// closed, made as a pair whose other end
 // queues what waited to be read and is closed, as the peer was (a stream
 // socket then reads EOF after its queue; a datagram one sends to no one).
 func lonelySocket(s *image.UnixSocket) (int, error) {
-	const established = 1
+	const established, listen = 1, 10
 	if s.State != established {
 		fd, err := unix.Socket(unix.AF_UNIX, s.Type|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 		if err != nil {
 			return 0, err
 		}
-		if err := setBuffers(fd, s); err != nil {
+		err = setBuffers(fd, s)
+		if err == nil && len(s.Name) > 0 {
+			err = bindAsDumped(fd, s)
+		}
+		if err == nil && s.State == listen {
+			err = unix.Listen(fd, int(s.Backlog))
+		}
+		if err != nil {
 			unix.Close(fd)
 			return 0, err
 		}
@@ -105,6 +113,38 @@ func lonelySocket(s *image.UnixSocket) (int, error) {
 		return 0, err
 	}
 	return pair[0], nil
+}
+
+// bindAsDumped binds socket fd to the dumped name. A path's socket file
+// left by the dumped socket (a socket file, nothing else) is removed
+// first, and the new one gets the dumped mode and owner.
+func bindAsDumped(fd int, s *image.UnixSocket) error {
+	name := string(s.Name)
+	if s.Name[0] == 0 {
+		name = "@" + name[1:] // x/sys/unix's spelling of an abstract name
+	} else {
+		var st unix.Stat_t
+		if err := unix.Lstat(name, &st); err == nil {
+			if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+				return fmt.Errorf("bind %s: a file that is not a socket is there", name)
+			}
+			if err := unix.Unlink(name); err != nil {
+				return fmt.Errorf("remove the stale socket file %s: %w", name, err)
+			}
+		}
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: name}); err != nil {
+		return fmt.Errorf("bind %q: %w", s.Name, err)
+	}
+	if p := s.Perms; p != nil {
+		if err := unix.Chmod(name, p.Mode&0o7777); err != nil {
+			return fmt.Errorf("chmod %s: %w", name, err)
+		}
+		if err := unix.Lchown(name, int(p.UID), int(p.GID)); err != nil {
+			return fmt.Errorf("chown %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // setBuffers gives socket fd the dumped SO_SNDBUF and SO_RCVBUF: half of

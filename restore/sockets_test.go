@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -48,6 +49,35 @@ func TestRestoreSockets(t *testing.T) {
 		t.Errorf("the parent's fd 30 shares no socket's description")
 	}
 
+	code, out := restoreDumped(t, d)
+	if code != 0 || !strings.Contains(out, "PASS") {
+		t.Fatalf("restored workload: exit %d, output %q", code, out)
+	}
+}
+
+// TestRestoreListener dumps a parent listening on a path (its socket file
+// 0640, owned by 65534) and holding a datagram socket bound to an abstract
+// name, and a child; the dump kills them, leaving the socket file. The
+// restored parent listens on the path again (the stale file replaced, mode
+// and owner as they were) and receives at the abstract name: the restored
+// child connects and sends to both.
+func TestRestoreListener(t *testing.T) {
+	needRoot(t)
+	path := filepath.Join(t.TempDir(), "app.sock")
+	d := dumpWorkload(t, false, buildC(t, "listener"), path)
+	var listener, bound *image.UnixSocket
+	for _, s := range d.tree.Sockets {
+		switch {
+		case string(s.Name) == path:
+			listener = s
+		case len(s.Name) > 0 && s.Name[0] == 0:
+			bound = s
+		}
+	}
+	if listener == nil || listener.Backlog != 7 || listener.Perms == nil || listener.Perms.Mode&0o777 != 0o640 ||
+		listener.Perms.UID != 65534 || bound == nil || bound.Type != unix.SOCK_DGRAM {
+		t.Fatalf("the image's named sockets: listener %+v, bound %+v", listener, bound)
+	}
 	code, out := restoreDumped(t, d)
 	if code != 0 || !strings.Contains(out, "PASS") {
 		t.Fatalf("restored workload: exit %d, output %q", code, out)

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -53,11 +54,14 @@ type UnixSocket struct {
 	Type  int   // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
 	State uint8 // TCP_ESTABLISHED, TCP_LISTEN, TCP_CLOSE...
 	Peer  uint32
-	// Named: bound to a path or an abstract name.
+	// Named: bound to a path or an abstract name (Name: sun_path as
+	// bound, an abstract one starting with a NUL byte).
 	Named bool
-	// RQueue: the bytes waiting to be read (stream, seqpacket), or the
-	// length of the first datagram; WQueue: the bytes sent and not yet
-	// read by the peer.
+	Name  []byte
+	// RQueue: the bytes waiting to be read (stream, seqpacket), the
+	// length of the first datagram, or a listener's connections waiting to
+	// be accepted; WQueue: the bytes sent and not yet read by the peer, or
+	// a listener's backlog.
 	RQueue, WQueue uint32
 	// Shutdown: the kernel's sk_shutdown (1 receiving, 2 sending).
 	Shutdown uint8
@@ -134,7 +138,12 @@ func parseUnixDiag(b []byte) (UnixSocket, bool) {
 		v := a[unix.SizeofRtAttr:l]
 		switch {
 		case typ == unixDiagName:
-			s.Named = true
+			// A path ends at its NUL (the kernel keeps the terminator);
+			// an abstract name is every byte.
+			if i := bytes.IndexByte(v, 0); i > 0 {
+				v = v[:i]
+			}
+			s.Named, s.Name = true, append([]byte{}, v...)
 		case typ == unixDiagPeer && len(v) >= 4:
 			s.Peer = binary.NativeEndian.Uint32(v)
 		case typ == unixDiagRQLen && len(v) >= 8:
