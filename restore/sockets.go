@@ -128,6 +128,9 @@ func bindAsDumped(fd int, s *image.UnixSocket) error {
 			if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 				return fmt.Errorf("bind %s: a file that is not a socket is there", name)
 			}
+			if live(name) {
+				return fmt.Errorf("bind %s: another socket listens there", name)
+			}
 			if err := unix.Unlink(name); err != nil {
 				return fmt.Errorf("remove the stale socket file %s: %w", name, err)
 			}
@@ -145,6 +148,23 @@ func bindAsDumped(fd int, s *image.UnixSocket) error {
 		}
 	}
 	return nil
+}
+
+// live says whether a socket listens (or receives) at path: one that a
+// connection reaches is not a stale file to remove.
+func live(path string) bool {
+	for _, typ := range []int{unix.SOCK_STREAM, unix.SOCK_SEQPACKET, unix.SOCK_DGRAM} {
+		fd, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+		if err != nil {
+			continue
+		}
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+		unix.Close(fd)
+		if err == nil || err == unix.EAGAIN {
+			return true
+		}
+	}
+	return false
 }
 
 // setBuffers gives socket fd the dumped SO_SNDBUF and SO_RCVBUF: half of

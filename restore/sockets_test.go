@@ -1,6 +1,8 @@
 package restore
 
 import (
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,7 +62,8 @@ func TestRestoreSockets(t *testing.T) {
 // name, and a child; the dump kills them, leaving the socket file. The
 // restored parent listens on the path again (the stale file replaced, mode
 // and owner as they were) and receives at the abstract name: the restored
-// child connects and sends to both.
+// child connects and sends to both. Over another process's live socket at
+// the path, the restore fails instead.
 func TestRestoreListener(t *testing.T) {
 	needRoot(t)
 	path := filepath.Join(t.TempDir(), "app.sock")
@@ -78,6 +81,26 @@ func TestRestoreListener(t *testing.T) {
 		listener.Perms.UID != 65534 || bound == nil || bound.Type != unix.SOCK_DGRAM {
 		t.Fatalf("the image's named sockets: listener %+v, bound %+v", listener, bound)
 	}
+
+	// Someone else listening on the path now: the restore leaves their
+	// socket alone, fails naming the path, and nothing runs.
+	os.Remove(path)
+	other, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(Options{Dir: d.dir, Log: testLog(t)})
+	if err == nil { // restored over it after all: not to be left running
+		for _, pid := range d.pids {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+	waitGone(t, d.pids)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "another socket listens there") {
+		t.Fatalf("restore over a live socket: %v", err)
+	}
+	other.Close() // removes the path
+
 	code, out := restoreDumped(t, d)
 	if code != 0 || !strings.Contains(out, "PASS") {
 		t.Fatalf("restored workload: exit %d, output %q", code, out)
