@@ -23,7 +23,6 @@ func (rs *restorer) makePipes() error {
 	if len(rs.tree.Pipes) == 0 {
 		return nil
 	}
-	rs.openFDs, rs.opens = map[int]bool{}, map[uint32]int{}
 	ends := make([][2]int, len(rs.tree.Pipes)) // mmcr's read and write end of each pipe
 	for i, p := range rs.tree.Pipes {
 		if err := rs.openPipe(p, &ends[i]); err != nil {
@@ -136,26 +135,28 @@ func fillPipe(w int, p *image.Pipe) error {
 	return nil
 }
 
-// sharedOpen returns mmcr's open of fd's open file description, made at
+// mmcrOpen returns mmcr's open of what fd is, for its task to take with
+// pidfd_getfd: the open file description fd shares with others, made at
 // its first use for a regular file, directory, device or eventfd (pipes
-// are made by makePipes): the tasks holding it take it with pidfd_getfd, and share its
-// offset and flags again.
-func (rs *restorer) sharedOpen(fd *image.FD) (int, error) {
-	if mine, ok := rs.opens[fd.OpenID]; ok {
+// and sockets are made by makePipes and makeSockets), which its holders
+// then share again, offset and flags; or a new eventfd of fd's own
+// (eventfds are made in mmcr, their counter written by mmcr).
+func (rs *restorer) mmcrOpen(fd *image.FD) (int, error) {
+	if mine, ok := rs.opens[fd.OpenID]; ok && fd.OpenID != 0 {
 		return mine, nil
 	}
 	if fd.Kind == image.FDPipe || fd.Kind == image.FDSocket {
 		return 0, fmt.Errorf("fd %d: %s has no open file %d", fd.Num, fd.Kind, fd.OpenID)
 	}
-	if rs.openFDs == nil {
-		rs.openFDs, rs.opens = map[int]bool{}, map[uint32]int{}
-	}
 	if fd.Kind == image.FDEventfd {
 		mine, err := newEventfd(fd)
 		if err != nil {
-			return 0, fmt.Errorf("fd %d (eventfd, open file %d): %w", fd.Num, fd.OpenID, err)
+			return 0, fmt.Errorf("fd %d (eventfd): %w", fd.Num, err)
 		}
-		rs.openFDs[mine], rs.opens[fd.OpenID] = true, mine
+		rs.openFDs[mine] = true
+		if fd.OpenID != 0 {
+			rs.opens[fd.OpenID] = mine
+		}
 		return mine, nil
 	}
 	path, err := rs.fdPath(fd)
@@ -187,7 +188,8 @@ func (rs *restorer) closeOpens() {
 	for fd := range rs.openFDs {
 		unix.Close(fd)
 	}
-	rs.openFDs, rs.opens = nil, nil
+	clear(rs.openFDs)
+	clear(rs.opens)
 }
 
 // newEventfd makes in mmcr an eventfd with the dumped counter and mode.

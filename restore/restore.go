@@ -202,7 +202,8 @@ func Run(opts Options) (rootPID int, err error) {
 	runtime.LockOSThread()
 	// On a failure that leaves tracees in an unknown state the thread stays
 	// locked and dies with its goroutine's end; on success it is released.
-	rs := &restorer{opts: opts, log: opts.Log, byPID: make(map[int]*task), shm: make(map[uint32]*os.File)}
+	rs := &restorer{opts: opts, log: opts.Log, byPID: make(map[int]*task), shm: make(map[uint32]*os.File),
+		openFDs: make(map[int]bool), opens: make(map[uint32]int)}
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("internal error: %v", p)

@@ -17,9 +17,6 @@ func (rs *restorer) makeSockets() error {
 	if len(rs.tree.Sockets) == 0 {
 		return nil
 	}
-	if rs.openFDs == nil {
-		rs.openFDs, rs.opens = map[int]bool{}, map[uint32]int{}
-	}
 	fds := make([]int, len(rs.tree.Sockets)+1) // mmcr's fd of each socket, by ID
 	for _, s := range rs.tree.Sockets {
 		if fds[s.ID] != 0 {

@@ -3,7 +3,6 @@ package restore
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -190,11 +189,11 @@ func (rs *restorer) setRlimits(tk *task, limits map[int]unix.Rlimit) {
 }
 
 // restoreFDs closes the stub's fds and opens the dumped ones at their
-// numbers. Regular files, and the fds taken from mmcr's open of a shared
-// description (pidfd_getfd), go in c: open and pidfd_getfd return the
-// lowest free number, which a model of the task's fd table (used)
-// predicts, so the dup3 that moves it needs no result. Unshared eventfds,
-// epolls and external fds take a result each; c runs before them.
+// numbers. Regular files, and the fds taken from mmcr's open of them
+// (pidfd_getfd: shared descriptions, eventfds), go in c: open and
+// pidfd_getfd return the lowest free number, which a model of the task's
+// fd table (used) predicts, so the dup3 that moves it needs no result.
+// Epolls and external fds take a result each; c runs before them.
 func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 	pid := tk.t.PID
 	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
@@ -218,7 +217,9 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 	// external stdio) gets a pidfd of mmcr first, moved above every fd it
 	// will hold: with the stub's fds closed, both numbers are known.
 	pidfd := ^uint64(0)
-	if slices.ContainsFunc(tk.t.FDs, func(fd *image.FD) bool { return fd.Kind == image.FDExternal || fd.OpenID != 0 }) {
+	if slices.ContainsFunc(tk.t.FDs, func(fd *image.FD) bool {
+		return fd.Kind == image.FDExternal || fd.OpenID != 0 || fd.Kind == image.FDEventfd
+	}) {
 		low, high := lowest(), uint64(maxFD(tk.t.FDs)+1)
 		c.addWant("pidfd of mmcr", low, unix.SYS_PIDFD_OPEN, uint64(os.Getpid()), 0)
 		c.addWant("pidfd of mmcr: move up", high, unix.SYS_FCNTL, low, unix.F_DUPFD_CLOEXEC, high)
@@ -228,7 +229,7 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 	for _, fd := range tk.t.FDs {
 		num := uint64(fd.Num)
 		cloexec := fd.Flags&unix.O_CLOEXEC != 0
-		if fd.OpenID == 0 && (fd.Kind == image.FDExternal || fd.Kind == image.FDEventfd || fd.Kind == image.FDEpoll) {
+		if fd.Kind == image.FDExternal || fd.Kind == image.FDEpoll {
 			if err := c.run(); err != nil {
 				return err
 			}
@@ -246,13 +247,13 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 			used[num] = true
 			continue
 		}
-		// Taken from mmcr's open of a shared description (sharedOpen),
-		// or opened by the task: either way the lowest free number, which
-		// the model predicts, so the batch needs no result.
+		// Taken from mmcr's open of it (mmcrOpen: a shared description,
+		// an eventfd), or opened by the task: either way the lowest free
+		// number, which the model predicts, so the batch needs no result.
 		var what string
 		tmp := lowest()
-		if fd.OpenID != 0 {
-			mine, err := rs.sharedOpen(fd)
+		if fd.OpenID != 0 || fd.Kind == image.FDEventfd {
+			mine, err := rs.mmcrOpen(fd)
 			if err != nil {
 				return err
 			}
@@ -295,9 +296,9 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 	return nil
 }
 
-// openSpecial makes the file of an unshared eventfd, an epoll or an
-// external fd in tk and returns its (temporary) fd number; ok is false for
-// an external fd left closed.
+// openSpecial makes the file of an epoll or an external fd in tk and
+// returns its (temporary) fd number; ok is false for an external fd left
+// closed.
 func (rs *restorer) openSpecial(tk *task, fd *image.FD, pidfd uint64) (tmp uint64, ok bool, err error) {
 	switch {
 	case fd.Kind == image.FDExternal:
@@ -313,10 +314,6 @@ func (rs *restorer) openSpecial(tk *task, fd *image.FD, pidfd uint64) (tmp uint6
 			if tmp, err = rs.remoteOpen(tk, os.DevNull, uint64(fd.Flags&unix.O_ACCMODE)); err != nil {
 				return 0, false, fmt.Errorf("fd %d (%s): %w", fd.Num, fd.ExternalType, err)
 			}
-		}
-	case fd.Kind == image.FDEventfd:
-		if tmp, err = rs.makeEventfd(tk, fd); err != nil {
-			return 0, false, fmt.Errorf("fd %d (eventfd): %w", fd.Num, err)
 		}
 	case fd.Kind == image.FDEpoll:
 		// Its targets are added once every fd is in place.
@@ -352,37 +349,6 @@ func (rs *restorer) fdPath(fd *image.FD) (string, error) {
 // is set when it is put in place).
 func reopenFlags(flags int) int {
 	return flags&^(unix.O_CREAT|unix.O_TRUNC|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOCTTY) | unix.O_CLOEXEC
-}
-
-// makeEventfd creates an eventfd with the dumped counter and mode in tk
-// and returns its (temporary) fd number.
-func (rs *restorer) makeEventfd(tk *task, fd *image.FD) (uint64, error) {
-	const efdSemaphore = 1
-	flags := uint64(0)
-	if fd.Flags&unix.O_NONBLOCK != 0 {
-		flags |= unix.O_NONBLOCK // EFD_NONBLOCK
-	}
-	if fd.Eventfd.Semaphore {
-		flags |= efdSemaphore
-	}
-	// eventfd2 takes an unsigned int; a larger count is written on top.
-	count := fd.Eventfd.Count
-	initval := min(count, math.MaxUint32)
-	efd, err := tk.sys(unix.SYS_EVENTFD2, initval, flags)
-	if err != nil {
-		return 0, err
-	}
-	if rest := count - initval; rest > 0 {
-		s := rs.newScratch()
-		p := s.u64s(rest)
-		if err := s.write(tk.t.PID); err != nil {
-			return 0, err
-		}
-		if _, err := tk.sys(unix.SYS_WRITE, efd, p, 8); err != nil {
-			return 0, fmt.Errorf("count %d: %w", count, err)
-		}
-	}
-	return efd, nil
 }
 
 // fillEpolls registers every epoll fd's targets again, by fd number, with

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +116,28 @@ static int finish_parent(int bad, pid_t kid)
 		printf("PASS\n");
 	fflush(stdout);
 	return bad;
+}
+
+static int nonblocking(int fd) { return (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0; }
+
+/* shares_nonblocking says (0) whether fd, non-blocking, and its dup are
+ * one open file description: clearing O_NONBLOCK through dup clears it for
+ * fd too (it is set again after). */
+static int shares_nonblocking(const char *what, int fd, int dup)
+{
+	if (!nonblocking(fd) || fcntl(dup, F_GETFL) != fcntl(fd, F_GETFL)) {
+		printf("FAIL parent: %s: fd %d non-blocking %d, its dup %d flags %#o\n", what, fd, nonblocking(fd), dup,
+		       fcntl(dup, F_GETFL));
+		return 1;
+	}
+	fcntl(dup, F_SETFL, 0);
+	int parted = nonblocking(fd);
+	fcntl(dup, F_SETFL, O_NONBLOCK);
+	if (parted) {
+		printf("FAIL parent: %s: fd %d and its dup %d are two open file descriptions\n", what, fd, dup);
+		return 1;
+	}
+	return 0;
 }
 
 /* reap_said_bye stops fork_ready's child, whose last act was to write
