@@ -118,6 +118,10 @@ type dumper struct {
 	// jobStopped holds the tasks found in a job-control stop (SIGSTOP,
 	// SIGTSTP...): restore leaves them stopped.
 	jobStopped map[int]bool
+	// zombies are the tree's children that had exited and were not yet
+	// reaped when the last pass looked (their tasks, complete: a zombie
+	// has nothing else to collect), in the order met.
+	zombies []*image.Task
 
 	tree  *image.Tree
 	files *fileTable
@@ -307,6 +311,9 @@ func (d *dumper) run() error {
 	if err := d.checkMemfdFDs(); err != nil {
 		return err
 	}
+	// Zombies have nothing to collect or copy; having no children, they
+	// may follow every live task.
+	d.tree.Tasks = append(d.tree.Tasks, d.zombies...)
 	d.tree.Files = d.files.files
 	d.tree.SharedObjects = d.shm.Objects()
 	hugetlbObjects(d.tree)

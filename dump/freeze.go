@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/ptrace"
 	"golang.org/x/sys/unix"
 )
@@ -42,6 +43,7 @@ func (d *dumper) freeze() error {
 // d.threads and reports whether it seized anything.
 func (d *dumper) scan() (grew bool, err error) {
 	d.order = d.order[:0]
+	d.zombies = d.zombies[:0]
 	clear(d.threads)
 	visited := make(map[int]bool)
 
@@ -74,6 +76,12 @@ func (d *dumper) scan() (grew bool, err error) {
 					}
 					if tid == pid && pid != d.opts.PID && processGone(pid) {
 						return nil
+					}
+					if tid == pid && pid != d.opts.PID && len(tids) == 1 {
+						if z, ok := d.zombie(pid); ok {
+							d.zombies = append(d.zombies, z)
+							return nil
+						}
 					}
 					return taskErr(pid, "seize thread "+strconv.Itoa(tid), d.explainSeize(pid, tid, err))
 				}
@@ -115,10 +123,27 @@ func (d *dumper) scan() (grew bool, err error) {
 	return grew, visit(d.opts.PID)
 }
 
+// zombie returns the task of pid if it is a zombie: a child that has
+// exited and waits for its parent's wait (which its frozen parent cannot
+// call). It has no threads, memory or children left; restore makes it
+// again and lets it end the same way.
+func (d *dumper) zombie(pid int) (*image.Task, bool) {
+	st, err := d.fs.Stat(pid)
+	if err != nil || st.State != 'Z' || image.CheckExitStatus(st.ExitCode) != nil {
+		return nil, false
+	}
+	d.log.Debug("zombie", "pid", pid, "ppid", st.PPID, "exit status", st.ExitCode)
+	return &image.Task{PID: pid, PPID: st.PPID, PGID: st.PGID, SID: st.SID, Comm: st.Comm,
+		Zombie: true, ExitStatus: st.ExitCode, Threads: []*image.Thread{{TID: pid}}}, true
+}
+
 // explainSeize turns the usual seize failures into something a user can
 // act on.
 func (d *dumper) explainSeize(pid, tid int, err error) error {
 	if st, serr := d.fs.Stat(pid); serr == nil && st.State == 'Z' {
+		if tids, terr := d.fs.Threads(pid); terr == nil && len(tids) > 1 {
+			return fmt.Errorf("its main thread has exited while other threads (%d) still run: %w", len(tids)-1, ErrUnsupported)
+		}
 		return fmt.Errorf("task is a zombie (its parent has not reaped it): %w", err)
 	}
 	if errors.Is(err, unix.EPERM) {

@@ -61,8 +61,8 @@ func decodeExt(data []byte) (*extImage, error) {
 	if ext.Format != extFormat {
 		return nil, fileErr(ExtName, ErrBadMagic, "format %q, want %q", ext.Format, extFormat)
 	}
-	if ext.Version < extVersion || ext.Version > extVersion5 {
-		return nil, fileErr(ExtName, ErrUnsupported, "version %d (this mmcr reads %d to %d)", ext.Version, extVersion, extVersion5)
+	if ext.Version < extVersion || ext.Version > extVersion6 {
+		return nil, fileErr(ExtName, ErrUnsupported, "version %d (this mmcr reads %d to %d)", ext.Version, extVersion, extVersion6)
 	}
 	return &ext, nil
 }
@@ -168,6 +168,9 @@ func (r *Reader) readTree() (*Tree, error) {
 			return nil, fileErr(ExtName, ErrCorrupt, "%v", err)
 		}
 	}
+	if err := checkZombies(t); err != nil {
+		return nil, fileErr(pstreeName, ErrCorrupt, "%v", err)
+	}
 	if err := r.resolveOpens(t, byID); err != nil {
 		return nil, err
 	}
@@ -267,6 +270,9 @@ func (r *Reader) readTask(t *Tree, pe *pstreeMsg, et *extTask, byID map[uint32]*
 		var ce coreMsg
 		if err := r.decodeOne(name, "CORE", ce.decode); err != nil {
 			return nil, err
+		}
+		if i == 0 && ce.tc != nil && ce.tc.taskState == taskDead {
+			return zombieFromCore(name, &ce, task, len(tids))
 		}
 		th, err := threadFromCore(name, &ce, int(tid), et.Threads[i].Xsave)
 		if err != nil {
@@ -488,6 +494,23 @@ func credsFrom(name string, c *credsMsg, out *Creds) error {
 }
 
 // taskFromCore fills the task-wide fields from the leader's core.
+// zombieFromCore fills a zombie's task from its core (the only image
+// CRIU writes for one).
+func zombieFromCore(name string, ce *coreMsg, task *Task, threads int) (*Task, error) {
+	if ce.mtype != marchX86_64 {
+		return nil, fileErr(name, ErrUnsupported, "architecture %s (this mmcr reads x86_64)", marchName(ce.mtype))
+	}
+	if threads != 1 {
+		return nil, fileErr(pstreeName, ErrCorrupt, "zombie %d has %d threads", task.PID, threads)
+	}
+	task.Zombie, task.ExitStatus, task.Comm = true, int(ce.tc.exitCode), ce.tc.comm
+	if err := CheckExitStatus(task.ExitStatus); err != nil {
+		return nil, fileErr(name, ErrCorrupt, "zombie %d: %v", task.PID, err)
+	}
+	task.Threads = []*Thread{{TID: task.PID}}
+	return task, nil
+}
+
 func taskFromCore(name string, ce *coreMsg, task *Task) error {
 	tc := ce.tc
 	if tc == nil {

@@ -164,6 +164,16 @@
 // 1-4 refuses it rather than restore the sharers apart; a version 5 reader
 // reads versions 1-5.
 //
+// # Zombies (mmcr-ext version 6)
+//
+// A child that had exited and was not yet reaped (Task.Zombie) is written
+// as CRIU writes one: its pstree entry and a core-PID.img whose
+// task_core_entry has task_state TASK_DEAD (2), exit_code its wait status
+// and its comm, and no other image (no mm, fs, ids, fdinfo or pagemap);
+// its ext task entry holds only its pid and one thread. A zombie is never
+// the root nor a parent. An ext file with one says version 6; a version 6
+// reader reads versions 1-6.
+//
 // # manifest.json (format "mmcr-image", version 1)
 //
 // Written by Writer.Commit after every other file, through a rename, so a

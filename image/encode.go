@@ -17,6 +17,7 @@ const (
 	criuImagesV1_1 = 2 // inventory img_version CRIU writes today
 	taskAlive      = 1 // task_core_entry.task_state
 	taskStopped    = 3 // the same, a task in a job-control stop
+	taskDead       = 2 // the same, a zombie
 	fdCloexec      = 1 // FD_CLOEXEC in fdinfo_entry.flags
 	oCloexec       = 0o2000000
 
@@ -208,6 +209,9 @@ func checkTree(t *Tree) error {
 			return fmt.Errorf("image: %w", err)
 		}
 	}
+	if err := checkZombies(t); err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
 	if err := checkPipes(t); err != nil {
 		return fmt.Errorf("image: %w", err)
 	}
@@ -291,6 +295,15 @@ func (w *Writer) writeTree(t *Tree) error {
 	openFile := map[uint32]uint32{} // OpenID: its file entry id
 	sockFile := map[uint32]uint32{} // socket ID: its file entry id
 	for _, task := range t.Tasks {
+		if task.Zombie {
+			// As CRIU writes one: its core and nothing else.
+			ext.Version = max(ext.Version, extVersion6)
+			ext.Tasks = append(ext.Tasks, extTask{PID: task.PID, Threads: []extThread{{TID: task.PID}}})
+			if err := w.writeImage(coreName(task.PID), "CORE", zombieCoreEntry(task)); err != nil {
+				return err
+			}
+			continue
+		}
 		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs, MDWE: task.Mm.MDWE,
 			MergeAny: task.Mm.MergeAny, THPExceptAdvised: task.Mm.THPExceptAdvised, MlockFuture: task.Mm.MlockFuture}
 		if task.Mm.THPExceptAdvised || len(task.Guards) > 0 {
@@ -739,6 +752,22 @@ func coreEntry(task *Task, th *Thread, leader bool) []byte {
 		e.message(3, func(e *protoEnc) { taskCore(e, task, th) })
 	}
 	e.message(5, func(e *protoEnc) { threadCore(e, task, th) })
+	return e.b
+}
+
+// zombieCoreEntry: a zombie's core_entry, a task_core_entry with its
+// state, exit status and name.
+func zombieCoreEntry(task *Task) []byte {
+	var e protoEnc
+	e.int32(1, marchX86_64)
+	e.message(3, func(e *protoEnc) {
+		e.uint32(1, taskDead)
+		e.uint32(2, uint32(task.ExitStatus))
+		e.uint32(3, 0) // personality
+		e.uint32(4, 0) // flags
+		e.uint64(5, 0) // blk_sigset
+		e.string(6, task.Comm)
+	})
 	return e.b
 }
 

@@ -29,6 +29,11 @@ const (
 	// naming one file entry): a reader of an earlier version knows no
 	// pipes and would part the sharers (their offset). It knows version 4.
 	extVersion5 = 5
+	// extVersion6 is written when the tree holds a zombie (a core whose
+	// task_state is TASK_DEAD, and no mm, fs or fdinfo image for it): a
+	// reader of an earlier version refuses its task state anyway; the
+	// version says why up front. It knows version 5.
+	extVersion6 = 6
 )
 
 type extImage struct {

@@ -308,9 +308,12 @@ func (w *Writer) Commit(tree *Tree) error {
 	if err := checkTree(tree); err != nil {
 		return err
 	}
-	// Every task and shared object gets a pagemap, even an empty one, as
-	// CRIU expects.
+	// Every task (but a zombie) and shared object gets a pagemap, even an
+	// empty one, as CRIU expects.
 	for _, t := range tree.Tasks {
+		if t.Zombie {
+			continue
+		}
 		if err := w.ensurePagemap(pagemapName(t.PID)); err != nil {
 			return err
 		}

@@ -522,6 +522,7 @@ func (m *credsMsg) decode(b []byte) error {
 // taskCoreMsg: task_core_entry.
 type taskCoreMsg struct {
 	taskState, personality uint32
+	exitCode               uint32
 	comm                   string
 	timers                 *[3]Itimer // real, virt, prof
 	posixTimers            int
@@ -540,8 +541,10 @@ func (m *taskCoreMsg) decode(b []byte) error {
 		switch d.num {
 		case 1:
 			d.uint32(&m.taskState)
-		case 2, 4, 5:
-			d.note(protowire.VarintType) // exit_code, flags, blk_sigset (the thread core's is used): required, not read
+		case 2:
+			d.uint32(&m.exitCode)
+		case 4, 5:
+			d.note(protowire.VarintType) // flags, blk_sigset (the thread core's is used): required, not read
 		case 3:
 			d.uint32(&m.personality)
 		case 6:

@@ -63,6 +63,16 @@ type Task struct {
 	// Stopped: the task was in a job-control stop (SIGSTOP, SIGTSTP...)
 	// at dump, CRIU's task_state TASK_STOPPED; restore leaves it stopped.
 	Stopped bool
+	// Zombie: the task had exited and its parent had not yet reaped it
+	// (CRIU's task_state TASK_DEAD). All that is left of it is its pid,
+	// its place in the tree and ExitStatus, which its parent's wait
+	// collects: it has one thread (TID only), no memory, no fds, no
+	// children, and is never the root.
+	Zombie bool
+	// ExitStatus is a zombie's status as wait reports it: the exit code
+	// shifted left by 8, or the number of the signal that killed it
+	// (0x80 added when it dumped core).
+	ExitStatus int
 
 	// Threads holds every thread; Threads[0] is the leader (TID == PID).
 	Threads []*Thread
@@ -636,4 +646,53 @@ func (k FDKind) String() string {
 		return fdKindStrings[k]
 	}
 	return "unknown"
+}
+
+// CheckExitStatus checks a zombie's wait status: an exit code (0-255),
+// or a signal whose default action ends a task (with or without a core
+// dump); a signal that stops, continues or is ignored cannot have.
+func CheckExitStatus(ws int) error {
+	sig := ws & 0x7f
+	switch {
+	case ws < 0 || ws > 0xffff:
+	case sig == 0 && ws&0xff == 0:
+		return nil
+	case ws&^0xff == 0 && sig < 65 && !nonFatalSignals[sig]:
+		return nil
+	}
+	return fmt.Errorf("exit status %#x is neither an exit code nor a fatal signal", ws)
+}
+
+// nonFatalSignals are those whose default action does not end a task.
+var nonFatalSignals = map[int]bool{
+	int(unix.SIGCHLD): true, int(unix.SIGCONT): true, int(unix.SIGSTOP): true, int(unix.SIGTSTP): true,
+	int(unix.SIGTTIN): true, int(unix.SIGTTOU): true, int(unix.SIGURG): true, int(unix.SIGWINCH): true,
+}
+
+// checkZombies checks what a zombie may be: not the root, one thread, no
+// memory or fds, a valid exit status, nobody's parent (a task's children
+// go to a reaper as it exits).
+func checkZombies(t *Tree) error {
+	zombies := map[int]bool{}
+	for i, task := range t.Tasks {
+		if !task.Zombie {
+			continue
+		}
+		switch {
+		case i == 0:
+			return fmt.Errorf("task %d: the root is a zombie", task.PID)
+		case len(task.Threads) != 1 || len(task.VMAs) != 0 || len(task.FDs) != 0 || task.Stopped:
+			return fmt.Errorf("zombie %d has threads, memory, fds or a stop", task.PID)
+		}
+		if err := CheckExitStatus(task.ExitStatus); err != nil {
+			return fmt.Errorf("zombie %d: %w", task.PID, err)
+		}
+		zombies[task.PID] = true
+	}
+	for _, task := range t.Tasks {
+		if zombies[task.PPID] {
+			return fmt.Errorf("task %d: its parent %d is a zombie", task.PID, task.PPID)
+		}
+	}
+	return nil
 }

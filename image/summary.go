@@ -27,7 +27,11 @@ type TaskSummary struct {
 	SID     int    `json:"sid"`
 	Comm    string `json:"comm"`
 	Stopped bool   `json:"stopped,omitempty"` // in a job-control stop at dump
-	Threads int    `json:"threads"`
+	// Zombie: exited, not yet reaped by its parent; ExitStatus is what
+	// its parent's wait will collect.
+	Zombie     bool `json:"zombie,omitempty"`
+	ExitStatus int  `json:"exit_status,omitempty"`
+	Threads    int  `json:"threads"`
 	// Depth is the task's depth in the tree (the root is 0).
 	Depth int          `json:"depth"`
 	VMAs  []VMASummary `json:"vmas"`
@@ -183,7 +187,12 @@ func Summarize(r *Reader) (*Summary, error) {
 		}
 		depth[t.PID] = d
 		ts := TaskSummary{PID: t.PID, PPID: t.PPID, PGID: t.PGID, SID: t.SID, Comm: t.Comm,
-			Stopped: t.Stopped, Threads: len(t.Threads), Depth: d}
+			Stopped: t.Stopped, Zombie: t.Zombie, ExitStatus: t.ExitStatus, Threads: len(t.Threads), Depth: d}
+		if t.Zombie {
+			s.Totals.Threads += ts.Threads
+			s.Tasks = append(s.Tasks, ts)
+			continue
+		}
 		for _, fd := range t.FDs {
 			fs := FDSummary{FD: fd.Num, Kind: fd.Kind.String(), FileID: fd.FileID, Flags: fd.Flags, Pos: fd.Pos,
 				ExternalType: fd.ExternalType, OpenID: fd.OpenID}
@@ -318,11 +327,19 @@ func (s *Summary) WriteText(w io.Writer) error {
 		if ts.Stopped {
 			stopped = ", stopped"
 		}
+		if ts.Zombie {
+			fmt.Fprintf(&b, "  %s%d %s (ppid %d, pgid %d, sid %d), zombie: %s\n",
+				strings.Repeat("  ", ts.Depth), ts.PID, ts.Comm, ts.PPID, ts.PGID, ts.SID, describeExit(ts.ExitStatus))
+			continue
+		}
 		fmt.Fprintf(&b, "  %s%d %s (ppid %d, pgid %d, sid %d%s), %d threads, %d fds, %d pages (%s)\n",
 			strings.Repeat("  ", ts.Depth), ts.PID, ts.Comm, ts.PPID, ts.PGID, ts.SID, stopped, ts.Threads, len(ts.FDs),
 			ts.Pages, humanBytes(ts.Bytes))
 	}
 	for _, ts := range s.Tasks {
+		if ts.Zombie {
+			continue
+		}
 		fmt.Fprintf(&b, "\ntask %d (%s):\n", ts.PID, ts.Comm)
 		for _, v := range ts.VMAs {
 			fmt.Fprintf(&b, "  %08x-%08x %s %08x %s %-8d %-40s %s", v.Start, v.End, v.Perms, v.Offset, v.Dev, v.Ino,
@@ -440,4 +457,16 @@ func socketTypeName(t int) string {
 		return "seqpacket"
 	}
 	return fmt.Sprintf("type %d", t)
+}
+
+// describeExit says how a zombie ended, from its wait status.
+func describeExit(ws int) string {
+	if ws&0x7f == 0 {
+		return fmt.Sprintf("exited with %d", ws>>8)
+	}
+	d := fmt.Sprintf("killed by signal %d (%v)", ws&0x7f, unix.Signal(ws&0x7f))
+	if ws&0x80 != 0 {
+		d += ", core dumped"
+	}
+	return d
 }

@@ -66,6 +66,9 @@ type Stat struct {
 	ArgStart, ArgEnd   uint64
 	EnvStart, EnvEnd   uint64
 	ExitSignal         int
+	// ExitCode is a zombie's wait status (exit code << 8, or the fatal
+	// signal); 0 unless the reader may ptrace pid.
+	ExitCode int
 }
 
 // Status holds the fields of /proc/PID/status mmcr uses.

@@ -83,6 +83,7 @@ func ParseStat(b []byte, name string) (Stat, error) {
 	st.ArgEnd = num(49)
 	st.EnvStart = num(50)
 	st.EnvEnd = num(51)
+	st.ExitCode = int(num(52))
 	if firstErr != nil {
 		return Stat{}, firstErr
 	}

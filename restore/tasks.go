@@ -155,6 +155,12 @@ func (rs *restorer) createTasks() error {
 		if err := rs.canceled(); err != nil {
 			return err
 		}
+		if t.Zombie {
+			if err := rs.makeZombie(t); err != nil {
+				return err
+			}
+			continue
+		}
 		var in *ptrace.Remote
 		var flags uint64
 		var parent *task
