@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -44,4 +45,17 @@ func TestRestoreZombies(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "PASS") {
 		t.Fatalf("restored workload: exit %d, output %q", code, out)
 	}
+}
+
+// TestRestoreZombiesFailure fails a restore once the zombies are made:
+// nothing of the tree is left, the zombies reaped too.
+func TestRestoreZombiesFailure(t *testing.T) {
+	needRoot(t)
+	d := dumpWorkload(t, false, buildC(t, "zombies"))
+	testHookAfterCreate = func() error { return errors.New("injected failure") }
+	defer func() { testHookAfterCreate = nil }()
+	if _, err := Run(Options{Dir: d.dir, Log: testLog(t)}); err == nil || !strings.Contains(err.Error(), "injected failure") {
+		t.Fatalf("restore: %v, want the injected failure", err)
+	}
+	waitGone(t, d.pids)
 }
