@@ -143,6 +143,9 @@ func (d *dumper) collectProc(pid int) (t *image.Task, status procfs.Status, err 
 	if err != nil {
 		return nil, procfs.Status{}, taskErr(pid, "read status", err)
 	}
+	if err := checkNamespaces(pid); err != nil {
+		return nil, procfs.Status{}, taskErr(pid, "check namespaces", err)
+	}
 	t = &image.Task{
 		PID:     pid,
 		PPID:    st.PPID,

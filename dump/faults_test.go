@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -332,6 +333,32 @@ func TestDumpLeaveRunningSignalPending(t *testing.T) {
 				status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 				t.Fatalf("task %d still blocked 30 s after the SIGTERM: stat %s syscall %s status %s", pid, st, sc, status)
 			}
+		})
+	}
+}
+
+// TestDumpRefusesOtherNamespaces: a tree whose root lives in a pid, UTS
+// or network namespace of its own would be restored into mmcr's (another
+// pid, hostname, network): the dump refuses it by name and leaves it as
+// it was.
+func TestDumpRefusesOtherNamespaces(t *testing.T) {
+	requireRoot(t)
+	bin := buildC(t, "tree")
+	for _, tc := range []struct {
+		kind  string
+		flags uintptr
+	}{{"pid", unix.CLONE_NEWPID}, {"uts", unix.CLONE_NEWUTS}, {"net", unix.CLONE_NEWNET}} {
+		t.Run(tc.kind, func(t *testing.T) {
+			w := startWorkloadCmd(t, func(cmd *exec.Cmd) {
+				cmd.SysProcAttr = &unix.SysProcAttr{Cloneflags: tc.flags}
+			}, bin, t.TempDir())
+			// The ready line's pids are the namespace's own for a new
+			// pid namespace: the root's here is the process's.
+			pids := []int{w.cmd.Process.Pid}
+			if tc.kind != "pid" {
+				pids = append(pids, w.pid(t, 2))
+			}
+			requireRefusal(t, w, pids, fmt.Sprintf("task %d", pids[0]), "another "+tc.kind+" namespace than mmcr")
 		})
 	}
 }
