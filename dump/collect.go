@@ -1,6 +1,7 @@
 package dump
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -154,9 +155,6 @@ func (d *dumper) collectProc(pid int) (t *image.Task, status procfs.Status, err 
 		Comm:    st.Comm,
 		Stopped: d.jobStopped[pid],
 	}
-	if status.Seccomp != 0 {
-		d.log.Warn("task has a seccomp filter; it is not dumped", "pid", pid, "mode", status.Seccomp)
-	}
 
 	// maps, not smaps: the VmFlags come later (vmflags.go).
 	maps, err := d.fs.Maps(pid)
@@ -224,6 +222,9 @@ func (d *dumper) collectTraced(t *image.Task, status procfs.Status) error {
 			return taskErr(pid, "read thread "+strconv.Itoa(th.TID), err)
 		}
 		regs.Comm, regs.Sched = th.Comm, th.Sched
+		if regs.Seccomp, err = seccompFilters(th.TID, status.Seccomp); err != nil {
+			return taskErr(pid, "read seccomp filters of thread "+strconv.Itoa(th.TID), err)
+		}
 		t.Threads[i] = regs
 	}
 	shared, err := ptrace.PeekSigInfo(pid, true)
@@ -425,4 +426,27 @@ func (d *dumper) sysvAttachment(v *image.VMA, o *image.SharedObject, ino uint64)
 	}
 	o.SysV = &image.SysVSegment{Key: s.Key, ID: s.ID, Mode: s.Mode, UID: s.UID, GID: s.GID, Size: s.Size}
 	return nil
+}
+
+// seccompFilters reads the seccomp filters of thread tid of a task in
+// seccomp mode (its status, 1 strict, 2 filter). Strict mode is refused:
+// restore's own remote syscalls could not run under it.
+func seccompFilters(tid, mode int) ([]image.SeccompFilter, error) {
+	if mode == 1 {
+		return nil, fmt.Errorf("the task runs in seccomp strict mode: %w", ErrUnsupported)
+	}
+	fs, err := ptrace.SeccompFilters(tid)
+	switch {
+	case errors.Is(err, ptrace.ErrSeccompUnreadable):
+		return nil, fmt.Errorf("%w: %w", err, ErrUnsupported)
+	case errors.Is(err, unix.EACCES):
+		return nil, fmt.Errorf("%w (reading seccomp filters takes CAP_SYS_ADMIN, and mmcr under no filter of its own)", err)
+	case err != nil:
+		return nil, err
+	}
+	out := make([]image.SeccompFilter, len(fs))
+	for i, f := range fs {
+		out[i] = image.SeccompFilter{Prog: f.Prog, Flags: f.Flags & ptrace.SeccompFilterFlagLog}
+	}
+	return out, nil
 }

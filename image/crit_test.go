@@ -16,6 +16,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mm"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	remap_file_path "github.com/checkpoint-restore/go-criu/v7/crit/images/remap-file-path"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/seccomp"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -43,6 +44,8 @@ func critEntryType(magicName string) (proto.Message, bool) {
 		return &memfd.MemfdInodeEntry{}, true
 	case "REMAP_FPATH":
 		return &remap_file_path.RemapFilePathEntry{}, true
+	case "SECCOMP":
+		return &seccomp.SeccompEntry{}, true
 	case "PAGEMAP", "GHOST_FILE":
 		return nil, true // crit's own special handlers
 	}

@@ -150,10 +150,16 @@ func (r *Reader) readTree() (*Tree, error) {
 		t.SharedObjects = append(t.SharedObjects, so)
 	}
 
+	var seccomp []seccompFilterMsg
+	if r.has(seccompName) {
+		if seccomp, err = r.readSeccomp(); err != nil {
+			return nil, err
+		}
+	}
 	seenTID := map[uint32]bool{}
 	for i, pe := range ps {
 		et := &ext.Tasks[i]
-		task, err := r.readTask(t, pe, et, byID, seenTID)
+		task, err := r.readTask(t, pe, et, byID, seenTID, seccomp)
 		if err != nil {
 			return nil, err
 		}
@@ -245,7 +251,7 @@ func (r *Reader) resolveOpens(t *Tree, byID map[uint32]*fileMsg) error {
 }
 
 func (r *Reader) readTask(t *Tree, pe *pstreeMsg, et *extTask, byID map[uint32]*fileMsg,
-	seenTID map[uint32]bool) (*Task, error) {
+	seenTID map[uint32]bool, seccomp []seccompFilterMsg) (*Task, error) {
 	pid := int(pe.pid)
 	task := &Task{PID: pid, PPID: int(pe.ppid), PGID: int(pe.pgid), SID: int(pe.sid)}
 	if et.PID != pid {
@@ -277,6 +283,18 @@ func (r *Reader) readTask(t *Tree, pe *pstreeMsg, et *extTask, byID map[uint32]*
 		th, err := threadFromCore(name, &ce, int(tid), et.Threads[i].Xsave)
 		if err != nil {
 			return nil, err
+		}
+		switch ce.thc.seccompMode {
+		case 0:
+		case seccompModeFilter:
+			if seccomp == nil {
+				return nil, fileErr(name, ErrCorrupt, "thread %d has seccomp filters, and %s is missing", tid, seccompName)
+			}
+			if th.Seccomp, err = seccompChain(seccomp, ce.thc.seccompFilter); err != nil {
+				return nil, fileErr(seccompName, ErrCorrupt, "thread %d: %v", tid, err)
+			}
+		default:
+			return nil, fileErr(name, ErrUnsupported, "thread %d in seccomp mode %d (strict)", tid, ce.thc.seccompMode)
 		}
 		th.TimerSlackNs = et.Threads[i].TimerSlackNs
 		if p := et.Threads[i].MemPolicy; p != nil {

@@ -174,6 +174,12 @@
 // the root nor a parent. An ext file with one says version 6; a version 6
 // reader reads versions 1-6.
 //
+// Seccomp filters also make version 6: seccomp.img (CRIU's seccomp_entry)
+// holds every filter of the tree once, each naming the one installed
+// before it (prev); a thread with filters has seccomp_mode
+// SECCOMP_MODE_FILTER and seccomp_filter, its last filter's index, in its
+// thread_core_entry.
+//
 // # manifest.json (format "mmcr-image", version 1)
 //
 // Written by Writer.Commit after every other file, through a rename, so a

@@ -146,6 +146,9 @@ func checkTree(t *Tree) error {
 			if err := checkMemPolicy(th.MemPolicy); err != nil {
 				return fmt.Errorf("image: task %d: thread %d: %w", task.PID, th.TID, err)
 			}
+			if err := checkSeccomp(th.Seccomp); err != nil {
+				return fmt.Errorf("image: task %d: thread %d: %w", task.PID, th.TID, err)
+			}
 		}
 		if task.OomScoreAdj != nil {
 			if err := checkOomScoreAdj(*task.OomScoreAdj); err != nil {
@@ -292,6 +295,19 @@ func (w *Writer) writeTree(t *Tree) error {
 		}
 	}
 
+	seccompFilters, seccompLast := seccompTable(t)
+	if len(seccompFilters) > 0 {
+		ext.Version = max(ext.Version, extVersion6)
+		entry := encodeMsg(func(e *protoEnc) {
+			for _, f := range seccompFilters {
+				e.bytes(1, f) // seccomp_entry.seccomp_filters
+			}
+		})
+		if err := w.writeImage(seccompName, "SECCOMP", entry); err != nil {
+			return err
+		}
+	}
+
 	openFile := map[uint32]uint32{} // OpenID: its file entry id
 	sockFile := map[uint32]uint32{} // socket ID: its file entry id
 	for _, task := range t.Tasks {
@@ -328,7 +344,7 @@ func (w *Writer) writeTree(t *Tree) error {
 				et.Threads[len(et.Threads)-1].MemPolicy = &extMemPolicy{Mode: p.Mode, Nodes: p.Nodes}
 				ext.Version = max(ext.Version, extVersion4)
 			}
-			if err := w.writeImage(coreName(th.TID), "CORE", coreEntry(task, th, i == 0)); err != nil {
+			if err := w.writeImage(coreName(th.TID), "CORE", coreEntry(task, th, i == 0, seccompLast[th])); err != nil {
 				return err
 			}
 		}
@@ -744,14 +760,16 @@ func credsEntry(e *protoEnc, c *Creds) {
 
 // coreEntry builds core-TID.img: a core_entry. The leader's carries the
 // task-wide part (tc).
-func coreEntry(task *Task, th *Thread, leader bool) []byte {
+// seccompLast is the thread's last filter in seccomp.img, for a thread
+// with filters.
+func coreEntry(task *Task, th *Thread, leader bool, seccompLast uint32) []byte {
 	var e protoEnc
 	e.int32(1, marchX86_64)
 	e.message(2, func(e *protoEnc) { threadInfo(e, th) })
 	if leader {
 		e.message(3, func(e *protoEnc) { taskCore(e, task, th) })
 	}
-	e.message(5, func(e *protoEnc) { threadCore(e, task, th) })
+	e.message(5, func(e *protoEnc) { threadCore(e, task, th, seccompLast) })
 	return e.b
 }
 
@@ -787,7 +805,7 @@ func threadInfo(e *protoEnc, th *Thread) {
 }
 
 // threadCore: thread_core_entry.
-func threadCore(e *protoEnc, task *Task, th *Thread) {
+func threadCore(e *protoEnc, task *Task, th *Thread, seccompLast uint32) {
 	e.uint64(1, th.RobustList)
 	e.uint32(2, th.RobustListLen)
 	if s := th.Sched; s != nil {
@@ -804,6 +822,10 @@ func threadCore(e *protoEnc, task *Task, th *Thread) {
 	e.uint32(8, th.PdeathSig)
 	sigQueue(e, 9, th.Pending)
 	e.message(10, func(e *protoEnc) { credsEntry(e, &task.Creds) })
+	if len(th.Seccomp) > 0 {
+		e.uint32(11, seccompModeFilter)
+		e.uint32(12, seccompLast)
+	}
 	if th.Comm != "" {
 		e.string(13, th.Comm)
 	}

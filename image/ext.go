@@ -30,9 +30,10 @@ const (
 	// pipes and would part the sharers (their offset). It knows version 4.
 	extVersion5 = 5
 	// extVersion6 is written when the tree holds a zombie (a core whose
-	// task_state is TASK_DEAD, and no mm, fs or fdinfo image for it): a
-	// reader of an earlier version refuses its task state anyway; the
-	// version says why up front. It knows version 5.
+	// task_state is TASK_DEAD, and no mm, fs or fdinfo image for it) or a
+	// thread with seccomp filters (seccomp.img): a reader of an earlier
+	// version would refuse the zombie's task state, and restore the
+	// thread without its filters. It knows version 5.
 	extVersion6 = 6
 )
 

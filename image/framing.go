@@ -31,6 +31,7 @@ var magics = map[string]uint32{
 	"PIPES_DATA":  0x56453709,
 	"SK_QUEUES":   0x56264026,
 	"FIFO_DATA":   0x59333054,
+	"SECCOMP":     0x64413049,
 }
 
 func magicOf(name string) uint32 {

@@ -381,6 +381,8 @@ type threadCoreMsg struct {
 	creds           *credsMsg
 	comm            string
 	rseq            Rseq
+	seccompMode     uint32
+	seccompFilter   uint32 // the thread's last filter in seccomp.img, when seccompMode is 2
 }
 
 func (m *threadCoreMsg) decode(b []byte) error {
@@ -409,6 +411,10 @@ func (m *threadCoreMsg) decode(b []byte) error {
 			d.singular(&sigs)
 		case 10:
 			d.singular(&creds)
+		case 11:
+			d.uint32(&m.seccompMode)
+		case 12:
+			d.uint32(&m.seccompFilter)
 		case 13:
 			d.string(&m.comm)
 		case 15:

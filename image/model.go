@@ -148,6 +148,9 @@ type Thread struct {
 	// holding robust mutexes. Head 0: none registered.
 	RobustList    uint64
 	RobustListLen uint32
+	// Seccomp are the thread's seccomp filters, the first installed
+	// first; none: the thread is not in filter mode.
+	Seccomp []SeccompFilter
 	// PdeathSig is the signal the thread gets when its parent dies
 	// (prctl PR_SET_PDEATHSIG; per thread); 0: none.
 	PdeathSig uint32
@@ -693,6 +696,38 @@ func checkZombies(t *Tree) error {
 		if zombies[task.PPID] {
 			return fmt.Errorf("task %d: its parent %d is a zombie", task.PID, task.PPID)
 		}
+	}
+	return nil
+}
+
+// SeccompFilter is one seccomp filter: its classic BPF program, an array
+// of struct sock_filter (8 bytes each), and its SECCOMP_FILTER_FLAG_*
+// flags (only LOG is kept by the kernel).
+type SeccompFilter struct {
+	Prog  []byte
+	Flags uint32
+}
+
+// maxSeccompPath is the kernel's limit on the instructions of one
+// thread's filters together (MAX_INSNS_PER_PATH, counting 4 more per
+// filter).
+const maxSeccompPath = 32768
+
+// checkSeccomp checks a thread's filters as seccomp(2) would take them.
+func checkSeccomp(fs []SeccompFilter) error {
+	total := 0
+	for i, f := range fs {
+		n := len(f.Prog) / 8
+		if len(f.Prog)%8 != 0 || n == 0 || n > 4096 {
+			return fmt.Errorf("seccomp filter %d: %d bytes is not a program of 1 to 4096 instructions", i, len(f.Prog))
+		}
+		if f.Flags&^2 != 0 {
+			return fmt.Errorf("seccomp filter %d: flags %#x (only LOG, 2, is kept)", i, f.Flags)
+		}
+		total += n + 4
+	}
+	if total > maxSeccompPath {
+		return fmt.Errorf("seccomp filters of %d instructions in all, over the kernel's %d", total, maxSeccompPath)
 	}
 	return nil
 }

@@ -32,6 +32,8 @@ type TaskSummary struct {
 	Zombie     bool `json:"zombie,omitempty"`
 	ExitStatus int  `json:"exit_status,omitempty"`
 	Threads    int  `json:"threads"`
+	// SeccompFilters counts the leader's seccomp filters.
+	SeccompFilters int `json:"seccomp_filters,omitempty"`
 	// Depth is the task's depth in the tree (the root is 0).
 	Depth int          `json:"depth"`
 	VMAs  []VMASummary `json:"vmas"`
@@ -187,7 +189,8 @@ func Summarize(r *Reader) (*Summary, error) {
 		}
 		depth[t.PID] = d
 		ts := TaskSummary{PID: t.PID, PPID: t.PPID, PGID: t.PGID, SID: t.SID, Comm: t.Comm,
-			Stopped: t.Stopped, Zombie: t.Zombie, ExitStatus: t.ExitStatus, Threads: len(t.Threads), Depth: d}
+			Stopped: t.Stopped, Zombie: t.Zombie, ExitStatus: t.ExitStatus, Threads: len(t.Threads), Depth: d,
+			SeccompFilters: len(t.Threads[0].Seccomp)}
 		if t.Zombie {
 			s.Totals.Threads += ts.Threads
 			s.Tasks = append(s.Tasks, ts)
@@ -326,6 +329,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 		stopped := ""
 		if ts.Stopped {
 			stopped = ", stopped"
+		}
+		if ts.SeccompFilters > 0 {
+			stopped += fmt.Sprintf(", %d seccomp filters", ts.SeccompFilters)
 		}
 		if ts.Zombie {
 			fmt.Fprintf(&b, "  %s%d %s (ppid %d, pgid %d, sid %d), zombie: %s\n",

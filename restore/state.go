@@ -804,11 +804,20 @@ func (rs *restorer) release() error {
 		// remote syscall: they leave it for their final stop and never
 		// return to the area.
 		for _, thr := range tk.threads[1:] {
+			if err := rs.installSeccomp(tk.t.PID, thr); err != nil {
+				return err
+			}
 			if err := setFinalState(tk.t.PID, thr.tid, thr.th); err != nil {
 				return err
 			}
 		}
+		if err := rs.installSeccomp(tk.t.PID, tk.threads[0]); err != nil {
+			return err
+		}
 		if _, err := tk.r.SyscallToExit(unix.SYS_MUNMAP, rs.area, restorerSize); err != nil {
+			if len(tk.t.Threads[0].Seccomp) > 0 {
+				err = fmt.Errorf("%w (its seccomp filter refuses munmap?)", err)
+			}
 			return fmt.Errorf("task %d: unmap restorer area: %w", tk.t.PID, err)
 		}
 		if err := setFinalState(tk.t.PID, tk.t.PID, tk.t.Threads[0]); err != nil {
