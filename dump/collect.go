@@ -222,7 +222,7 @@ func (d *dumper) collectTraced(t *image.Task, status procfs.Status) error {
 			return taskErr(pid, "read thread "+strconv.Itoa(th.TID), err)
 		}
 		regs.Comm, regs.Sched = th.Comm, th.Sched
-		if regs.Seccomp, err = seccompFilters(th.TID, status.Seccomp); err != nil {
+		if regs.Seccomp, err = seccompFilters(pid, th.TID, status.Seccomp); err != nil {
 			return taskErr(pid, "read seccomp filters of thread "+strconv.Itoa(th.TID), err)
 		}
 		t.Threads[i] = regs
@@ -428,11 +428,29 @@ func (d *dumper) sysvAttachment(v *image.VMA, o *image.SharedObject, ino uint64)
 	return nil
 }
 
-// seccompFilters reads the seccomp filters of thread tid of a task in
-// seccomp mode (its status, 1 strict, 2 filter). Strict mode is refused:
-// restore's own remote syscalls could not run under it.
-func seccompFilters(tid, mode int) ([]image.SeccompFilter, error) {
-	if mode == 1 {
+// seccompFilters reads the seccomp filters of thread tid of task pid,
+// whose leader's status says seccomp mode leaderMode (1 strict, 2
+// filter). Strict mode is refused: restore's own remote syscalls could
+// not run under it. Only a thread in filter mode is asked: reading
+// filters takes CAP_SYS_ADMIN, which a dump of tasks without any does not
+// need.
+func seccompFilters(pid, tid, leaderMode int) ([]image.SeccompFilter, error) {
+	mode := leaderMode
+	if tid != pid {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
+		if err != nil {
+			return nil, err
+		}
+		st, err := procfs.ParseStatus(b, "status")
+		if err != nil {
+			return nil, err
+		}
+		mode = st.Seccomp
+	}
+	switch mode {
+	case 0:
+		return nil, nil
+	case 1:
 		return nil, fmt.Errorf("the task runs in seccomp strict mode: %w", ErrUnsupported)
 	}
 	fs, err := ptrace.SeccompFilters(tid)
