@@ -736,7 +736,7 @@ func TestDumpRefusesFDKinds(t *testing.T) {
 		{"memfd", "fd 3 is a memfd (/memfd:lonely (deleted)) that no task maps shared"},
 		{"epoll-dup", "fd 4 is the same anon_inode:[eventpoll] as fd 3 of task"},
 		{"epoll-stale", "epoll fd 3 watches a file no longer open as fd 4"},
-		{"socket", "connected through a name"},
+		{"socket", "and connected"}, // fd 3, a datagram socket bound to a name
 		{"tcp", "that is not a unix socket"},
 		{"fifo", fmt.Sprintf("fd 3 is a FIFO (%s) that process %d outside the tree also holds", fifo, os.Getpid())},
 	} {

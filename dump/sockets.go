@@ -22,14 +22,16 @@ type socketEnd struct {
 const maxSocketMessage = 4 << 20
 
 // resolveSockets decides what each socket descriptor of the tree is. A
-// unix socket is the tree's when it is one end of a connected unnamed
-// pair whose other end the tree holds too (a socketpair between its tasks)
-// or has closed, was never connected, or is bound to a name (a path or an
-// abstract one), listening or not, with nothing waiting at it: it is
-// dumped, with what waits to be read at it, its shutdown state, buffer
-// sizes, name, backlog and socket file's mode and owner; its fds share its
-// one open file description. Any other socket (a network one, one
-// connected through a name, one whose peer is outside the tree) is not
+// unix socket is the tree's when it is one end of a connection whose
+// other end the tree holds too (a socketpair between its tasks, or a
+// stream or seqpacket connection accepted from a listener) or has closed,
+// was never connected, or is bound to a name (a path or an abstract one),
+// listening or not, with nothing waiting at it: it is dumped, with what
+// waits to be read at it, its shutdown state, buffer sizes, name (not a
+// connected one's), backlog and socket file's mode and owner; its fds
+// share its one open file description. Any other socket (a network one,
+// a bound datagram socket connected to another, one whose peer is
+// outside the tree) is not
 // the tree's: as fd 0-2 it is the task's stdio, for which restore hands its
 // own (external); as another fd it is refused, saying why.
 func (d *dumper) resolveSockets() error {
@@ -51,8 +53,8 @@ func (d *dumper) resolveSockets() error {
 			return "that is not a unix socket"
 		case s.Named && s.State == stateListen && s.RQueue != 0:
 			return fmt.Sprintf("listening on %q with %d connections not accepted", s.Name, s.RQueue)
-		case s.Named && s.State != stateListen && s.State != stateClose:
-			return fmt.Sprintf("connected through a name (%q: accepted from a listener)", s.Name)
+		case s.Named && s.State != stateListen && s.State != stateClose && s.Type == unix.SOCK_DGRAM:
+			return fmt.Sprintf("bound to %q and connected", s.Name)
 		case s.Named && s.Name[0] != 0 && s.Name[0] != '/':
 			return fmt.Sprintf("bound to a relative path (%q)", s.Name)
 		case s.Peer == 0 && s.State != stateEstablished && s.State != stateClose && s.State != stateListen:
@@ -140,7 +142,10 @@ func readSocket(e socketEnd, diag kernel.UnixSocket) (*image.UnixSocket, error) 
 			return fail("peek at its queue", err)
 		}
 	}
-	if !diag.Named {
+	if !diag.Named || diag.State == stateEstablished {
+		// A connection made through a name (accepted from a listener,
+		// or made by a socket bound first) comes back as a socket pair
+		// (or an end whose peer closed): its ends' names are not kept.
 		return s, nil
 	}
 	// Bound: its name, a listener's backlog, a path's file.

@@ -106,3 +106,36 @@ func TestRestoreListener(t *testing.T) {
 		t.Fatalf("restored workload: exit %d, output %q", code, out)
 	}
 }
+
+// TestRestoreAccepted restores a server and the child that connected to
+// its listener: each accepted connection comes back joined to the
+// child's end, with the bytes waiting either way, one whose client closed
+// with its last bytes and EOF, and the listener takes new connections.
+func TestRestoreAccepted(t *testing.T) {
+	needRoot(t)
+	path := filepath.Join(t.TempDir(), "srv.sock")
+	d := dumpWorkload(t, true, buildC(t, "accepted"), path)
+	unix.Kill(d.pids[0], unix.SIGTERM)
+	if err := d.cmd.Wait(); err != nil {
+		t.Fatalf("the original after the dump: %v (the dump took from or changed its sockets)", err)
+	}
+	waitGone(t, d.pids)
+	var pairs, closed, listeners int
+	for _, s := range d.tree.Sockets {
+		switch {
+		case s.Peer != 0:
+			pairs++
+		case s.State == 1 && len(s.Name) == 0 && len(s.Queue) == 1:
+			closed++ // established, its peer gone, "bye" waiting
+		case string(s.Name) == path:
+			listeners++
+		}
+	}
+	if pairs != 2 || closed != 1 || listeners != 1 {
+		t.Errorf("sockets in the image: %d connected ends, %d with a closed peer, %d listeners; want 2, 1, 1", pairs, closed, listeners)
+	}
+	code, out := restoreDumped(t, d)
+	if code != 0 || !strings.Contains(out, "PASS") {
+		t.Fatalf("restored workload: exit %d, output %q", code, out)
+	}
+}

@@ -1,5 +1,5 @@
 // Workload for fd refusals: holds one descriptor of the kind named by
-// argv[1] on fd 3 ("memfd" unmapped, "socket" accepted from a listener, "tcp", "fifo" on a named FIFO
+// argv[1] on fd 3 ("memfd" unmapped, "socket" a bound datagram socket connected to another, "tcp", "fifo" on a named FIFO
 // given as argv[2], "epoll-dup": an epoll also on fd 4, "epoll-stale":
 // an epoll watching fd 4, whose eventfd now lives on fd 5 only). Prints "ready PID"; exits 0 on
 // SIGTERM.
@@ -37,17 +37,16 @@ int main(int argc, char **argv) {
 		dup(efd);
 		close(efd);
 	}
-	else if (!strcmp(argv[1], "socket") && (fd = socket(AF_UNIX, SOCK_STREAM, 0)) == 3) {
-		/* A connection accepted from a listener of the task's, on fd 3
-		 * in the listener's place. */
-		struct sockaddr_un a = {.sun_family = AF_UNIX};
+	else if (!strcmp(argv[1], "socket") && (fd = socket(AF_UNIX, SOCK_DGRAM, 0)) == 3) {
+		/* A datagram socket bound to a name and connected to another
+		 * bound one (on fd 4): restore would lose whom it sends as. */
+		struct sockaddr_un a = {.sun_family = AF_UNIX}, b = a;
 		int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "mmcr-fdkind-%d", getpid());
-		socklen_t len = offsetof(struct sockaddr_un, sun_path) + 1 + n;
-		int c = socket(AF_UNIX, SOCK_STREAM, 0);
-		if (bind(fd, (struct sockaddr *)&a, len) || listen(fd, 1) || connect(c, (struct sockaddr *)&a, len)) return 2;
-		int acc = accept(fd, NULL, NULL);
-		if (acc < 0 || dup2(acc, 3) != 3) return 2;
-		close(acc);
+		int m = snprintf(b.sun_path + 1, sizeof(b.sun_path) - 1, "mmcr-fdkind-rx-%d", getpid());
+		socklen_t la = offsetof(struct sockaddr_un, sun_path) + 1 + n, lb = offsetof(struct sockaddr_un, sun_path) + 1 + m;
+		int rx = socket(AF_UNIX, SOCK_DGRAM, 0);
+		if (bind(rx, (struct sockaddr *)&b, lb) || bind(fd, (struct sockaddr *)&a, la) || connect(fd, (struct sockaddr *)&b, lb))
+			return 2;
 	}
 	else if (!strcmp(argv[1], "tcp")) fd = socket(AF_INET, SOCK_STREAM, 0);
 	else if (!strcmp(argv[1], "fifo") && argc > 2) fd = open(argv[2], O_RDWR);
