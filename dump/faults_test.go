@@ -362,3 +362,13 @@ func TestDumpRefusesOtherNamespaces(t *testing.T) {
 		})
 	}
 }
+
+// TestDumpRefusesPosixTimers: a task with a POSIX timer would come back
+// without it (they are not dumped): the dump refuses it by name and the
+// timer goes on ticking.
+func TestDumpRefusesPosixTimers(t *testing.T) {
+	requireRoot(t)
+	w := startWorkload(t, buildC(t, "ptimer"))
+	pid := w.pid(t, 1)
+	requireRefusal(t, w, []int{pid}, fmt.Sprintf("task %d", pid), "1 POSIX timers (timer_create)")
+}
