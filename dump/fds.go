@@ -97,6 +97,9 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 		default:
 			ferr = refuse(fmt.Sprintf("of unsupported type %#o", typ))
 		}
+		if ferr == nil && len(fd.Locks) > 0 {
+			e.Locks, ferr = fileLocks(pid, fd, e.Kind)
+		}
 		if ferr != nil {
 			return nil, ferr
 		}
@@ -204,4 +207,41 @@ func (d *dumper) checkMemfdFDs() error {
 		}
 	}
 	return nil
+}
+
+// fileLocks turns the locks fdinfo shows on fd of task pid into the
+// task's: its flock and OFD locks (the open file description's, whoever
+// took them) and the POSIX locks it took itself (another process's,
+// taken through a shared description, are that process's to dump). A
+// lease, or a lock on anything but a regular file, is refused.
+func fileLocks(pid int, fd procfs.FD, kind image.FDKind) ([]image.FileLock, error) {
+	var out []image.FileLock
+	for _, l := range fd.Locks {
+		var k image.LockKind
+		switch l.Kind {
+		case "FLOCK":
+			k = image.LockFlock
+		case "OFDLCK":
+			k = image.LockOFD
+		case "POSIX":
+			if l.PID != pid {
+				continue
+			}
+			k = image.LockPOSIX
+		default:
+			return nil, fmt.Errorf("fd %d (%s) holds a %s, which is not dumped: %w", fd.Num, fd.Target, l.Kind, ErrUnsupported)
+		}
+		if kind != image.FDRegular {
+			return nil, fmt.Errorf("fd %d (%s, a %s) holds a %s lock: %w", fd.Num, fd.Target, kind, l.Kind, ErrUnsupported)
+		}
+		fl := image.FileLock{Kind: k, Write: l.Write}
+		if k != image.LockFlock {
+			fl.Start = l.Start
+			if l.End >= 0 {
+				fl.Len = l.End - l.Start + 1
+			}
+		}
+		out = append(out, fl)
+	}
+	return out, nil
 }

@@ -177,6 +177,16 @@ func (r *Reader) readTree() (*Tree, error) {
 	if err := checkZombies(t); err != nil {
 		return nil, fileErr(pstreeName, ErrCorrupt, "%v", err)
 	}
+	if r.has(fileLocksName) {
+		if err := r.readFileLocks(t); err != nil {
+			return nil, err
+		}
+		for _, task := range t.Tasks {
+			if err := checkLocks(task); err != nil {
+				return nil, fileErr(fileLocksName, ErrCorrupt, "task %d: %v", task.PID, err)
+			}
+		}
+	}
 	if err := r.resolveOpens(t, byID); err != nil {
 		return nil, err
 	}

@@ -161,6 +161,9 @@ func checkTree(t *Tree) error {
 		if err := checkAIORings(task); err != nil {
 			return fmt.Errorf("image: %w", err)
 		}
+		if err := checkLocks(task); err != nil {
+			return fmt.Errorf("image: task %d: %w", task.PID, err)
+		}
 		if len(task.SigActions) > 64 || len(task.Rlimits) > 64 {
 			return fmt.Errorf("image: task %d: too many sigactions or rlimits", task.PID)
 		}
@@ -295,6 +298,12 @@ func (w *Writer) writeTree(t *Tree) error {
 		}
 	}
 
+	if locks := fileLockEntries(t); len(locks) > 0 {
+		ext.Version = max(ext.Version, extVersion6)
+		if err := w.writeImage(fileLocksName, "FILE_LOCKS", locks...); err != nil {
+			return err
+		}
+	}
 	seccompFilters, seccompLast := seccompTable(t)
 	if len(seccompFilters) > 0 {
 		ext.Version = max(ext.Version, extVersion6)

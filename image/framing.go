@@ -32,6 +32,7 @@ var magics = map[string]uint32{
 	"SK_QUEUES":   0x56264026,
 	"FIFO_DATA":   0x59333054,
 	"SECCOMP":     0x64413049,
+	"FILE_LOCKS":  0x54323616,
 }
 
 func magicOf(name string) uint32 {

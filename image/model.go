@@ -622,6 +622,27 @@ type FD struct {
 	// numbered 1, 2... in order of first use (tasks in tree order, fds in
 	// order): an image has one way to say it (NumberOpens).
 	OpenID uint32
+	// Locks are the file locks the fd's task holds through it (a regular
+	// file's): flock and OFD locks (its open file description's) and the
+	// task's own POSIX record locks.
+	Locks []FileLock
+}
+
+// LockKind is how a file lock was taken, with CRIU's numbers (FL_*).
+type LockKind uint32
+
+const (
+	LockPOSIX LockKind = 1 // fcntl F_SETLK, lockf: the process's
+	LockFlock LockKind = 2 // flock: the open file description's
+	LockOFD   LockKind = 4 // fcntl F_OFD_SETLK: the open file description's
+)
+
+// FileLock is one lock: shared or exclusive (Write), on bytes [Start,
+// Start+Len), Len 0 meaning to the end of the file (a flock is whole).
+type FileLock struct {
+	Kind       LockKind
+	Write      bool
+	Start, Len int64
 }
 
 // FileByID returns the file with the given ID, or nil. IDs are dense:

@@ -106,6 +106,18 @@ type FD struct {
 	Eventfd *EventfdInfo
 	// EpollTargets are an epoll fd's "tfd:" lines, in order.
 	EpollTargets []EpollTarget
+	// Locks are the file locks on the fd's open file ("lock:" lines),
+	// requests still waiting for one left out.
+	Locks []FileLock
+}
+
+// FileLock is a lock on an open file, as fdinfo's "lock:" line tells it.
+type FileLock struct {
+	Kind  string // "FLOCK", "POSIX", "OFDLCK", "LEASE", "DELEG"...
+	Write bool   // WRITE (exclusive); else READ (shared)
+	PID   int    // the process that took it (0 for an OFD lock)
+	Start int64
+	End   int64 // the last byte, -1 for EOF (to the end of the file)
 }
 
 // EventfdInfo is what an eventfd's fdinfo tells.

@@ -202,6 +202,12 @@ func parseFdinfo(b []byte, fd *FD) error {
 				fd.Eventfd = &EventfdInfo{}
 			}
 			fd.Eventfd.Semaphore = val == "1"
+		case "lock":
+			var l FileLock
+			var blocked bool
+			if l, blocked, err = parseLock(val); err == nil && !blocked {
+				fd.Locks = append(fd.Locks, l)
+			}
 		case "tfd":
 			var tg EpollTarget
 			tg, err = parseEpollTarget(line)
@@ -258,4 +264,29 @@ func parseEpollTarget(line string) (EpollTarget, error) {
 // mapfiles' ResolveLink gives the inode behind it.
 func (fs FS) Link(pid int, name string) (string, error) {
 	return os.Readlink(fs.path(pid, name))
+}
+
+// parseLock parses a "lock:" line's value, "1: FLOCK  ADVISORY  WRITE 526
+// fe:00:10117177 0 EOF"; blocked is a request still waiting ("1: ->
+// FLOCK ...").
+func parseLock(val string) (l FileLock, blocked bool, err error) {
+	f := strings.Fields(val)
+	if len(f) > 1 && f[1] == "->" {
+		return l, true, nil
+	}
+	if len(f) < 8 {
+		return l, false, fmt.Errorf("%w: lock %q", ErrParse, val)
+	}
+	l.Kind, l.Write = f[1], f[3] == "WRITE"
+	pid, err1 := strconv.Atoi(f[4])
+	start, err2 := strconv.ParseInt(f[6], 10, 64)
+	end, err3 := int64(-1), error(nil)
+	if f[7] != "EOF" {
+		end, err3 = strconv.ParseInt(f[7], 10, 64)
+	}
+	if err1 != nil || err2 != nil || err3 != nil || f[3] != "READ" && f[3] != "WRITE" {
+		return l, false, fmt.Errorf("%w: lock %q", ErrParse, val)
+	}
+	l.PID, l.Start, l.End = pid, start, end
+	return l, false, nil
 }

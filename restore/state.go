@@ -36,6 +36,7 @@ func (rs *restorer) restoreState(tk *task) error {
 	}
 	steps := []step{
 		{"fds", rs.restoreFDs},
+		{"file locks", rs.restoreLocks},
 		{"cwd", rs.restoreFS},
 		{"signals", rs.restoreSignals},
 		{"timers", rs.restoreTimers},
