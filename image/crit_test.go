@@ -10,6 +10,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit"
 	criu_core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	file_lock "github.com/checkpoint-restore/go-criu/v7/crit/images/file-lock"
 	fsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/fs"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/inventory"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/memfd"
@@ -46,6 +47,8 @@ func critEntryType(magicName string) (proto.Message, bool) {
 		return &remap_file_path.RemapFilePathEntry{}, true
 	case "SECCOMP":
 		return &seccomp.SeccompEntry{}, true
+	case "FILE_LOCKS":
+		return &file_lock.FileLockEntry{}, true
 	case "PAGEMAP", "GHOST_FILE":
 		return nil, true // crit's own special handlers
 	}

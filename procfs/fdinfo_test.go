@@ -35,3 +35,27 @@ func TestParseFdinfoEpollEventfd(t *testing.T) {
 		t.Error("a bad tfd line parsed")
 	}
 }
+
+// A file's fdinfo with locks as Linux 6.18 prints them: an flock, POSIX
+// ranges (one to the end of the file), an OFD lock, and a request still
+// waiting, which is no lock.
+func TestParseFdinfoLocks(t *testing.T) {
+	var fd FD
+	err := parseFdinfo([]byte("pos:\t0\nflags:\t02100002\nmnt_id:\t26\nino:\t10117178\n"+
+		"lock:\t1: FLOCK  ADVISORY  WRITE 526 fe:00:10117177 0 EOF\n"+
+		"lock:\t2: POSIX  ADVISORY  WRITE 537 fe:00:10117178 10 19\n"+
+		"lock:\t3: POSIX  ADVISORY  READ 537 fe:00:10117178 100 EOF\n"+
+		"lock:\t4: OFDLCK ADVISORY  READ -1 fe:00:10117178 0 EOF\n"+
+		"lock:\t5: -> POSIX  ADVISORY  WRITE 600 fe:00:10117178 0 EOF\n"), &fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []FileLock{{Kind: "FLOCK", Write: true, PID: 526, End: -1}, {Kind: "POSIX", Write: true, PID: 537, Start: 10, End: 19},
+		{Kind: "POSIX", PID: 537, Start: 100, End: -1}, {Kind: "OFDLCK", PID: -1, End: -1}}
+	if !reflect.DeepEqual(fd.Locks, want) {
+		t.Errorf("locks: got %+v\nwant %+v", fd.Locks, want)
+	}
+	if err := parseFdinfo([]byte("pos:\t0\nflags:\t02\nlock:\t1: FLOCK ADVISORY SOMETIMES 1 0:0:0 0 EOF\n"), &FD{}); err == nil {
+		t.Error("a lock neither READ nor WRITE parsed")
+	}
+}
