@@ -372,3 +372,13 @@ func TestDumpRefusesPosixTimers(t *testing.T) {
 	pid := w.pid(t, 1)
 	requireRefusal(t, w, []int{pid}, fmt.Sprintf("task %d", pid), "1 POSIX timers (timer_create)")
 }
+
+// TestDumpRefusesWhatSeccompKills: a task whose seccomp filter kills it
+// at a syscall dump would run in it (getitimer) is refused before that
+// syscall runs, naming the filter's answer, and lives on as it was.
+func TestDumpRefusesWhatSeccompKills(t *testing.T) {
+	requireRoot(t)
+	w := startWorkload(t, buildC(t, "seccompkill"))
+	pid := w.pid(t, 1)
+	requireRefusal(t, w, []int{pid}, fmt.Sprintf("task %d", pid), "seccomp filter answers KILL_PROCESS to getitimer")
+}

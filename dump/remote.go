@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/internal/kernel"
 	"github.com/mmcr/mmcr/procfs"
 	"github.com/mmcr/mmcr/ptrace"
 	"golang.org/x/sys/unix"
@@ -101,6 +102,9 @@ func (d *dumper) collectRemote(t *image.Task, status procfs.Status) (err error) 
 			err = taskErr(pid, "restore registers after remote syscalls", rerr)
 		}
 	}()
+	if r.Allow, err = seccompAllow(t.Threads[0].Seccomp, insn); err != nil {
+		return taskErr(pid, "prepare remote syscalls", err)
+	}
 	scratch, err := mapScratch(r, status.Seccomp != 0)
 	if err != nil {
 		return taskErr(pid, "map scratch area", err)
@@ -370,6 +374,9 @@ func threadRemote(th *image.Thread, insn uint64, area ptrace.BatchArea, scratch 
 			err = rerr
 		}
 	}()
+	if r.Allow, err = seccompAllow(th.Seccomp, insn); err != nil {
+		return err
+	}
 	var b ptrace.Batch
 	q := addThreadQueries(&b, scratch)
 	if err := r.RunBatch(area, &b); err != nil {
@@ -414,4 +421,37 @@ func memPolicy(r *ptrace.Remote, tid int, scratch uint64) (*image.MemPolicy, err
 		nodes = nodes[:len(nodes)-1]
 	}
 	return &image.MemPolicy{Mode: mode, Nodes: nodes}, nil
+}
+
+// seccompAllow returns the check (ptrace.Remote.Allow) that keeps dump's
+// remote syscalls in a thread within what its seccomp filters allow:
+// the filters run here, over each call's number and arguments, and any
+// answer but ALLOW or LOG refuses the dump before the call runs (in the
+// task it could kill it, trap into its SIGSYS handler, fail, or wait for
+// a supervisor). The unmapping of the scratch area, which undoes the
+// mapping whatever happens, is checked first: nil means no filter.
+func seccompAllow(filters []image.SeccompFilter, insn uint64) (func(uintptr, [6]uint64) error, error) {
+	if len(filters) == 0 {
+		return nil, nil
+	}
+	progs := make([][]byte, len(filters))
+	for i, f := range filters {
+		progs[i] = f.Prog
+	}
+	allow := func(nr uintptr, args [6]uint64) error {
+		ret, err := kernel.SeccompAction(progs, kernel.SeccompData{Nr: int32(nr), Arch: kernel.AuditArchX8664, IP: insn, Args: args})
+		if err != nil {
+			return err
+		}
+		switch ret & 0xffff0000 {
+		case kernel.SeccompAllow, kernel.SeccompLog:
+			return nil
+		}
+		return fmt.Errorf("its seccomp filter answers %s to %s, which dump runs in the task: %w",
+			kernel.SeccompActionName(ret), ptrace.SyscallName(nr), ErrUnsupported)
+	}
+	if err := allow(unix.SYS_MUNMAP, [6]uint64{0, scratchSize}); err != nil {
+		return nil, err
+	}
+	return allow, nil
 }

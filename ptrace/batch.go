@@ -152,6 +152,13 @@ func (r *Remote) RunBatch(area BatchArea, b *Batch) error {
 	if r.done {
 		return &TaskError{TID: r.TID, Op: "remote syscall batch", Err: ErrRemoteDone}
 	}
+	if r.Allow != nil {
+		for _, o := range b.ops {
+			if err := r.Allow(o.nr, o.args); err != nil {
+				return &TaskError{TID: r.TID, Op: "remote " + o.what, Err: err}
+			}
+		}
+	}
 	out, err := runBatch(r.TID, area, b, r.last)
 	if out != nil {
 		r.last = *out

@@ -27,6 +27,13 @@ type Remote struct {
 	last    unix.PtraceRegs // at the latest syscall-exit stop (saved at first)
 	mask    uint64          // signal mask NewRemote found
 	done    bool            // SyscallToExit ran: Insn may be gone
+
+	// Allow, when set, is asked before each remote syscall (alone or in
+	// a batch, where it is asked for every entry before the first runs):
+	// an error stops the call before the thread runs it. Dump sets it
+	// from the thread's seccomp filters, which would otherwise judge the
+	// call inside the task, and might kill it.
+	Allow func(nr uintptr, args [6]uint64) error
 }
 
 // NewRemote prepares remote syscalls in stopped thread tid using the
@@ -146,6 +153,11 @@ func (r *Remote) run(nr uintptr, args []uint64) (uint64, error) {
 	}
 	var a [6]uint64
 	copy(a[:], args)
+	if r.Allow != nil {
+		if err := r.Allow(nr, a); err != nil {
+			return 0, &TaskError{TID: r.TID, Op: "remote " + SyscallName(nr), Err: err}
+		}
+	}
 	// Start from the registers the last syscall left, so that state a
 	// remote syscall changed (fs_base after arch_prctl) is not undone.
 	out, err := stepSyscall(r.TID, r.last, r.Insn, nr, a)
@@ -274,6 +286,8 @@ var syscallNames = map[uintptr]string{
 	unix.SYS_RESTART_SYSCALL: "restart_syscall", unix.SYS_RT_SIGRETURN: "rt_sigreturn",
 	unix.SYS_NANOSLEEP: "nanosleep", unix.SYS_GETPPID: "getppid", unix.SYS_SETITIMER: "setitimer",
 	unix.SYS_TIMER_CREATE: "timer_create", unix.SYS_PERSONALITY: "personality",
+	unix.SYS_GETITIMER: "getitimer", unix.SYS_GET_MEMPOLICY: "get_mempolicy", unix.SYS_MLOCKALL: "mlockall",
+	unix.SYS_IO_GETEVENTS: "io_getevents", unix.SYS_RT_SIGTIMEDWAIT: "rt_sigtimedwait",
 }
 
 // SyscallName names an x86-64 syscall number for error messages.
