@@ -1,7 +1,6 @@
 package dump
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -148,16 +147,19 @@ func (d *dumper) collectProc(pid int) (t *image.Task, status procfs.Status, err 
 	if err := checkNamespaces(pid); err != nil {
 		return nil, procfs.Status{}, taskErr(pid, "check namespaces", err)
 	}
-	if err := checkNoPosixTimers(pid); err != nil {
-		return nil, procfs.Status{}, taskErr(pid, "check timers", err)
+
+	timers, err := posixTimers(pid)
+	if err != nil {
+		return nil, procfs.Status{}, taskErr(pid, "read POSIX timers", err)
 	}
 	t = &image.Task{
-		PID:     pid,
-		PPID:    st.PPID,
-		PGID:    st.PGID,
-		SID:     st.SID,
-		Comm:    st.Comm,
-		Stopped: d.jobStopped[pid],
+		PosixTimers: timers,
+		PID:         pid,
+		PPID:        st.PPID,
+		PGID:        st.PGID,
+		SID:         st.SID,
+		Comm:        st.Comm,
+		Stopped:     d.jobStopped[pid],
 	}
 
 	// maps, not smaps: the VmFlags come later (vmflags.go).
@@ -471,21 +473,4 @@ func seccompFilters(pid, tid, leaderMode int) ([]image.SeccompFilter, error) {
 		out[i] = image.SeccompFilter{Prog: f.Prog, Flags: f.Flags & ptrace.SeccompFilterFlagLog}
 	}
 	return out, nil
-}
-
-// checkNoPosixTimers refuses a task with POSIX timers (timer_create):
-// they are not dumped, and the task would come back without them, its
-// ticks gone for good. /proc/PID/timers lists them, an "ID:" line each.
-func checkNoPosixTimers(pid int) error {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/timers", pid))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil // a kernel without CONFIG_CHECKPOINT_RESTORE's file
-	}
-	if err != nil {
-		return err
-	}
-	if n := bytes.Count(append([]byte("\n"), b...), []byte("\nID:")); n > 0 {
-		return fmt.Errorf("it has %d POSIX timers (timer_create), which are not dumped: %w", n, ErrUnsupported)
-	}
-	return nil
 }

@@ -363,16 +363,6 @@ func TestDumpRefusesOtherNamespaces(t *testing.T) {
 	}
 }
 
-// TestDumpRefusesPosixTimers: a task with a POSIX timer would come back
-// without it (they are not dumped): the dump refuses it by name and the
-// timer goes on ticking.
-func TestDumpRefusesPosixTimers(t *testing.T) {
-	requireRoot(t)
-	w := startWorkload(t, buildC(t, "ptimer"))
-	pid := w.pid(t, 1)
-	requireRefusal(t, w, []int{pid}, fmt.Sprintf("task %d", pid), "1 POSIX timers (timer_create)")
-}
-
 // TestDumpRefusesWhatSeccompKills: a task whose seccomp filter kills it
 // at a syscall dump would run in it (getitimer) is refused before that
 // syscall runs, naming the filter's answer, and lives on as it was.

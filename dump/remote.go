@@ -208,6 +208,9 @@ func (d *dumper) collectRemote(t *image.Task, status procfs.Status) (err error) 
 			return taskErr(pid, "memory policy", err)
 		}
 	}
+	if err := timerTimes(r, pid, scratch, t.PosixTimers); err != nil {
+		return taskErr(pid, "POSIX timers", err)
+	}
 
 	// sigaltstack, clear_child_tid, the parent-death signal and the timer
 	// slack are per thread: the leader's came with the batch above, other

@@ -320,6 +320,9 @@ func (r *Reader) readTask(t *Tree, pe *pstreeMsg, et *extTask, byID map[uint32]*
 			}
 		}
 	}
+	if err := checkPosixTimers(task); err != nil {
+		return nil, fileErr(coreName(pid), ErrCorrupt, "%v", err)
+	}
 	task.Creds.CapAmb, task.Creds.NoNewPrivs = et.CapAmb, et.NoNewPrivs
 	for _, r := range et.ParentPages {
 		task.ParentPages = append(task.ParentPages, Range{r[0], r[1]})
@@ -572,9 +575,7 @@ func taskFromCore(name string, ce *coreMsg, task *Task) error {
 	task.SigActions = tc.sigactions
 	if tc.timers != nil {
 		task.Itimers = *tc.timers
-		if tc.posixTimers > 0 {
-			return fileErr(name, ErrUnsupported, "POSIX timers are not supported")
-		}
+		task.PosixTimers = tc.posixTimers
 	}
 	task.SharedPending = tc.sharedPending
 	return nil

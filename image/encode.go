@@ -161,6 +161,9 @@ func checkTree(t *Tree) error {
 		if err := checkAIORings(task); err != nil {
 			return fmt.Errorf("image: %w", err)
 		}
+		if err := checkPosixTimers(task); err != nil {
+			return fmt.Errorf("image: task %d: %w", task.PID, err)
+		}
 		if err := checkLocks(task); err != nil {
 			return fmt.Errorf("image: task %d: %w", task.PID, err)
 		}
@@ -336,6 +339,9 @@ func (w *Writer) writeTree(t *Tree) error {
 		}
 		if task.Mm.MlockFuture != 0 {
 			ext.Version = max(ext.Version, extVersion4)
+		}
+		if len(task.PosixTimers) > 0 {
+			ext.Version = max(ext.Version, extVersion6)
 		}
 		for _, r := range task.Guards {
 			et.Guards = append(et.Guards, [2]uint64{r.Start, r.End})
@@ -863,6 +869,9 @@ func taskCore(e *protoEnc, task *Task, th *Thread) {
 		itimer(e, 1, task.Itimers[0])
 		itimer(e, 2, task.Itimers[1])
 		itimer(e, 3, task.Itimers[2])
+		for _, pt := range task.PosixTimers {
+			e.message(4, func(e *protoEnc) { posixTimer(e, pt) })
+		}
 	})
 	if len(task.Rlimits) > 0 {
 		e.message(8, func(e *protoEnc) { // task_rlimits_entry
@@ -888,6 +897,26 @@ func taskCore(e *protoEnc, task *Task, th *Thread) {
 	}
 	e.bool(18, task.ChildSubreaper)
 }
+
+// posixTimer: posix_timer_entry.
+func posixTimer(e *protoEnc, pt PosixTimer) {
+	e.uint32(1, uint32(pt.ID))
+	e.uint32(2, uint32(pt.Clock))
+	e.uint32(3, uint32(pt.Signo))
+	e.uint32(4, uint32(pt.Notify))
+	e.uint64(5, pt.SigValue)
+	e.uint32(6, uint32(pt.Overrun))
+	e.uint64(7, uint64(pt.IntervalNsec/1e9))
+	e.uint64(8, uint64(pt.IntervalNsec%1e9))
+	e.uint64(9, uint64(pt.ValueNsec/1e9))
+	e.uint64(10, uint64(pt.ValueNsec%1e9))
+	if pt.Notify == sigevThreadID {
+		e.int32(11, pt.NotifyTID)
+	}
+}
+
+// sigevThreadID is SIGEV_THREAD_ID.
+const sigevThreadID = 4
 
 // xsave layout (the standard, non-compacted format of NT_X86_XSTATE).
 const (

@@ -31,10 +31,11 @@ const (
 	extVersion5 = 5
 	// extVersion6 is written when the tree holds a zombie (a core whose
 	// task_state is TASK_DEAD, and no mm, fs or fdinfo image for it) or a
-	// thread with seccomp filters (seccomp.img) or an fd holding a file
-	// lock (filelocks.img): a reader of an earlier version would refuse
-	// the zombie's task state, and restore the thread without its
-	// filters or the fd without its lock. It knows version 5.
+	// thread with seccomp filters (seccomp.img), an fd holding a file
+	// lock (filelocks.img) or a task with POSIX timers (in its core): a
+	// reader of an earlier version would refuse the zombie's task state
+	// and the timers, and restore the thread without its filters or the
+	// fd without its lock. It knows version 5.
 	extVersion6 = 6
 )
 

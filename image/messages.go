@@ -531,7 +531,7 @@ type taskCoreMsg struct {
 	exitCode               uint32
 	comm                   string
 	timers                 *[3]Itimer // real, virt, prof
-	posixTimers            int
+	posixTimers            []PosixTimer
 	rlimits                []unix.Rlimit
 	sharedPending          []SigInfo
 	oomScoreAdj            *int32
@@ -592,15 +592,58 @@ func (m *taskCoreMsg) decodeTimers(b []byte) error {
 		case 1, 2, 3:
 			d.singular(&raw[d.num-1])
 		case 4:
-			if d.typ == protowire.BytesType {
-				m.posixTimers++
-			}
+			d.message("posix", func(b []byte) error {
+				pt, err := decodePosixTimer(b)
+				m.posixTimers = append(m.posixTimers, pt)
+				return err
+			})
 		}
 	}
 	for i, name := range []string{"real", "virt", "prof"} {
 		d.sub(name, raw[i], func(b []byte) (err error) { m.timers[i], err = decodeItimer(b); return err })
 	}
 	return d.end("real virt prof")
+}
+
+// decodePosixTimer decodes posix_timer_entry.
+func decodePosixTimer(b []byte) (PosixTimer, error) {
+	var pt PosixTimer
+	var id, clock, signo, notify, overrun uint32
+	var isec, insec, vsec, vnsec uint64
+	var tid int32
+	d := protoDec{msg: "posix_timer_entry", b: b}
+	for d.next() {
+		switch d.num {
+		case 1:
+			d.uint32(&id)
+		case 2:
+			d.uint32(&clock)
+		case 3:
+			d.uint32(&signo)
+		case 4:
+			d.uint32(&notify)
+		case 5:
+			d.uint64(&pt.SigValue)
+		case 6:
+			d.uint32(&overrun)
+		case 7:
+			d.uint64(&isec)
+		case 8:
+			d.uint64(&insec)
+		case 9:
+			d.uint64(&vsec)
+		case 10:
+			d.uint64(&vnsec)
+		case 11:
+			d.int32(&tid)
+		}
+	}
+	if isec > 1<<32 || vsec > 1<<32 || insec >= 1e9 || vnsec >= 1e9 {
+		return pt, fmt.Errorf("posix_timer_entry: interval %d.%09d s, value %d.%09d s", isec, insec, vsec, vnsec)
+	}
+	pt.ID, pt.Clock, pt.Signo, pt.Notify, pt.Overrun, pt.NotifyTID = int32(id), int32(clock), int32(signo), int32(notify), int32(overrun), tid
+	pt.IntervalNsec, pt.ValueNsec = int64(isec)*1e9+int64(insec), int64(vsec)*1e9+int64(vnsec)
+	return pt, d.end("it_id clock_id si_signo it_sigev_notify sival_ptr overrun isec insec vsec vnsec")
 }
 
 // decodeItimer decodes itimer_entry (seconds and microseconds).

@@ -98,6 +98,8 @@ type Task struct {
 	SigActions []SigAction
 	// Itimers: ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF.
 	Itimers [3]Itimer
+	// PosixTimers are the task's POSIX timers, by ID.
+	PosixTimers []PosixTimer
 	// SharedPending are process-wide pending signals (raw siginfo).
 	SharedPending []SigInfo
 
@@ -276,6 +278,24 @@ type Rseq struct {
 // Itimer is a struct itimerval in microseconds.
 type Itimer struct {
 	IntervalUsec, ValueUsec int64
+}
+
+// PosixTimer is a POSIX timer of the task (timer_create), as restore
+// makes it again: with its id, clock, how it notifies, and its interval
+// and time left (nanoseconds; ValueNsec 0: disarmed) at dump.
+type PosixTimer struct {
+	ID    int32
+	Clock int32
+	// Notify is sigev_notify: SIGEV_SIGNAL (0), SIGEV_NONE (1) or
+	// SIGEV_THREAD_ID (4, to thread NotifyTID) with Signo and the
+	// sigev_value SigValue.
+	Notify    int32
+	Signo     int32
+	SigValue  uint64
+	NotifyTID int32
+	// Overrun is the overrun count of the expiry whose signal is pending.
+	Overrun                 int32
+	IntervalNsec, ValueNsec int64
 }
 
 // Creds are a task's credentials.
@@ -751,4 +771,34 @@ func checkSeccomp(fs []SeccompFilter) error {
 		return fmt.Errorf("seccomp filters of %d instructions in all, over the kernel's %d", total, maxSeccompPath)
 	}
 	return nil
+}
+
+// checkPosixTimers checks what timer_create and timer_settime would take.
+func checkPosixTimers(task *Task) error {
+	var prev int32 = -1
+	for _, pt := range task.PosixTimers {
+		if pt.ID <= prev {
+			return fmt.Errorf("POSIX timer %d out of order", pt.ID)
+		}
+		prev = pt.ID
+		okNotify := pt.Notify == 0 || pt.Notify == 1 || pt.Notify == 4
+		if !okNotify || pt.Notify != 1 && (pt.Signo < 1 || pt.Signo > 64) || pt.Clock < 0 || pt.Clock > 11 ||
+			pt.IntervalNsec < 0 || pt.ValueNsec < 0 || pt.Overrun < 0 {
+			return fmt.Errorf("POSIX timer %d: notify %d, signal %d, clock %d, interval %d ns, value %d ns",
+				pt.ID, pt.Notify, pt.Signo, pt.Clock, pt.IntervalNsec, pt.ValueNsec)
+		}
+		if pt.Notify == 4 && !task.hasThread(int(pt.NotifyTID)) {
+			return fmt.Errorf("POSIX timer %d notifies thread %d, not one of the task's", pt.ID, pt.NotifyTID)
+		}
+	}
+	return nil
+}
+
+func (t *Task) hasThread(tid int) bool {
+	for _, th := range t.Threads {
+		if th.TID == tid {
+			return true
+		}
+	}
+	return false
 }

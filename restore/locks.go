@@ -42,7 +42,11 @@ func (rs *restorer) restoreLocks(tk *task, c *calls) error {
 			if l.Kind == image.LockOFD {
 				cmd = unix.F_OFD_SETLK
 			}
-			c.add(what, unix.SYS_FCNTL, uint64(fd.Num), cmd, c.s.add(fl))
+			p, err := c.arg(fl)
+			if err != nil {
+				return err
+			}
+			c.add(what, unix.SYS_FCNTL, uint64(fd.Num), cmd, p)
 		}
 	}
 	return nil

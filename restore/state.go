@@ -501,6 +501,53 @@ func (rs *restorer) restoreTimers(tk *task, c *calls) error {
 		}
 		c.add(fmt.Sprintf("itimer %d", which), unix.SYS_SETITIMER, uint64(which), p, 0)
 	}
+	return rs.restorePosixTimers(tk, c)
+}
+
+// prTimerCreateRestoreIDs is PR_TIMER_CREATE_RESTORE_IDS (Linux 6.15):
+// while on, timer_create makes the timer with the id its timer_t holds.
+const prTimerCreateRestoreIDs = 77
+
+// restorePosixTimers makes the task's POSIX timers again with their ids
+// (timer_create under PR_TIMER_CREATE_RESTORE_IDS), signal, sigev_value,
+// target thread and clock, and arms each with its interval and the time it
+// had left at dump.
+func (rs *restorer) restorePosixTimers(tk *task, c *calls) error {
+	timers := tk.t.PosixTimers
+	if len(timers) == 0 {
+		return nil
+	}
+	c.add("prctl(PR_TIMER_CREATE_RESTORE_IDS, on): POSIX timers with their ids (Linux 6.15+)",
+		unix.SYS_PRCTL, prTimerCreateRestoreIDs, 1, 0, 0, 0)
+	for _, pt := range timers {
+		id := make([]byte, 8)
+		binary.LittleEndian.PutUint32(id, uint32(pt.ID))
+		sev := make([]byte, 64) // struct sigevent: value, signo, notify, thread id
+		binary.LittleEndian.PutUint64(sev[0:], pt.SigValue)
+		binary.LittleEndian.PutUint32(sev[8:], uint32(pt.Signo))
+		binary.LittleEndian.PutUint32(sev[12:], uint32(pt.Notify))
+		binary.LittleEndian.PutUint32(sev[16:], uint32(pt.NotifyTID))
+		sevAddr, err := c.arg(sev)
+		if err != nil {
+			return err
+		}
+		idAddr, err := c.arg(id)
+		if err != nil {
+			return err
+		}
+		c.add(fmt.Sprintf("timer_create (POSIX timer %d)", pt.ID), unix.SYS_TIMER_CREATE, uint64(pt.Clock), sevAddr, idAddr)
+	}
+	c.add("prctl(PR_TIMER_CREATE_RESTORE_IDS, off)", unix.SYS_PRCTL, prTimerCreateRestoreIDs, 0, 0, 0, 0)
+	for _, pt := range timers {
+		if pt.ValueNsec == 0 {
+			continue // disarmed
+		}
+		its, err := c.u64s(uint64(pt.IntervalNsec/1e9), uint64(pt.IntervalNsec%1e9), uint64(pt.ValueNsec/1e9), uint64(pt.ValueNsec%1e9))
+		if err != nil {
+			return err
+		}
+		c.add(fmt.Sprintf("timer_settime (POSIX timer %d)", pt.ID), unix.SYS_TIMER_SETTIME, uint64(pt.ID), 0, its, 0)
+	}
 	return nil
 }
 
