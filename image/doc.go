@@ -180,6 +180,14 @@
 // SECCOMP_MODE_FILTER and seccomp_filter, its last filter's index, in its
 // thread_core_entry.
 //
+// File locks make version 6 too: filelocks.img (CRIU's file_lock_entry per
+// lock: FL_POSIX 1, FL_FLOCK 2 or FL_OFD 4; F_RDLCK/F_WRLCK, or
+// LOCK_SH/LOCK_EX for a flock; the task's pid and the fd; start and
+// length, 0 to the end of the file), read into FD.Locks. So do POSIX
+// timers: posix_timer_entry messages in the task core's timers (id, clock,
+// signal, sigev_notify, sival_ptr, overrun, interval and time left in
+// seconds and nanoseconds, the target thread of a SIGEV_THREAD_ID one).
+//
 // # manifest.json (format "mmcr-image", version 1)
 //
 // Written by Writer.Commit after every other file, through a rename, so a
