@@ -231,6 +231,9 @@ func (d *dumper) collectTraced(t *image.Task, status procfs.Status) error {
 		if regs.Seccomp, err = seccompFilters(pid, th.TID, status.Seccomp); err != nil {
 			return taskErr(pid, "read seccomp filters of thread "+strconv.Itoa(th.TID), err)
 		}
+		if regs.CPUAffinity, err = cpuAffinity(th.TID); err != nil {
+			return taskErr(pid, "read CPU affinity of thread "+strconv.Itoa(th.TID), err)
+		}
 		t.Threads[i] = regs
 	}
 	shared, err := ptrace.PeekSigInfo(pid, true)

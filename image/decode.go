@@ -307,6 +307,12 @@ func (r *Reader) readTask(t *Tree, pe *pstreeMsg, et *extTask, byID map[uint32]*
 			return nil, fileErr(name, ErrUnsupported, "thread %d in seccomp mode %d (strict)", tid, ce.thc.seccompMode)
 		}
 		th.TimerSlackNs = et.Threads[i].TimerSlackNs
+		if cpus := et.Threads[i].CPUs; len(cpus) > 0 {
+			if len(cpus) > 16 || slices.Max(cpus) == 0 && slices.Min(cpus) == 0 {
+				return nil, fileErr(ExtName, ErrCorrupt, "thread %d: CPU mask of %d words, or of no CPU", tid, len(cpus))
+			}
+			th.CPUAffinity = cpus
+		}
 		if p := et.Threads[i].MemPolicy; p != nil {
 			th.MemPolicy = &MemPolicy{Mode: p.Mode, Nodes: p.Nodes}
 			if err := checkMemPolicy(th.MemPolicy); err != nil {

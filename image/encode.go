@@ -146,6 +146,9 @@ func checkTree(t *Tree) error {
 			if err := checkMemPolicy(th.MemPolicy); err != nil {
 				return fmt.Errorf("image: task %d: thread %d: %w", task.PID, th.TID, err)
 			}
+			if n := len(th.CPUAffinity); n > 16 || n > 0 && slices.Max(th.CPUAffinity) == 0 {
+				return fmt.Errorf("image: task %d: thread %d: CPU mask of %d words, or of no CPU", task.PID, th.TID, n)
+			}
 			if err := checkSeccomp(th.Seccomp); err != nil {
 				return fmt.Errorf("image: task %d: thread %d: %w", task.PID, th.TID, err)
 			}
@@ -354,7 +357,10 @@ func (w *Writer) writeTree(t *Tree) error {
 			return err
 		}
 		for i, th := range task.Threads {
-			et.Threads = append(et.Threads, extThread{TID: th.TID, Xsave: th.Xsave, TimerSlackNs: th.TimerSlackNs})
+			et.Threads = append(et.Threads, extThread{TID: th.TID, Xsave: th.Xsave, TimerSlackNs: th.TimerSlackNs, CPUs: th.CPUAffinity})
+			if len(th.CPUAffinity) > 0 {
+				ext.Version = max(ext.Version, extVersion6)
+			}
 			if p := th.MemPolicy; p != nil {
 				et.Threads[len(et.Threads)-1].MemPolicy = &extMemPolicy{Mode: p.Mode, Nodes: p.Nodes}
 				ext.Version = max(ext.Version, extVersion4)

@@ -32,7 +32,8 @@ const (
 	// extVersion6 is written when the tree holds a zombie (a core whose
 	// task_state is TASK_DEAD, and no mm, fs or fdinfo image for it) or a
 	// thread with seccomp filters (seccomp.img), an fd holding a file
-	// lock (filelocks.img) or a task with POSIX timers (in its core): a
+	// lock (filelocks.img), a task with POSIX timers (in its core) or a
+	// thread kept to some CPUs ("cpus"): a
 	// reader of an earlier version would refuse the zombie's task state
 	// and the timers, and restore the thread without its filters or the
 	// fd without its lock. It knows version 5.
@@ -110,6 +111,8 @@ type extThread struct {
 	TimerSlackNs uint64 `json:"timer_slack_ns,omitempty"`
 	// MemPolicy is Thread.MemPolicy (version 4; nor has CRIU one).
 	MemPolicy *extMemPolicy `json:"mempolicy,omitempty"`
+	// CPUs is Thread.CPUAffinity (version 6; CRIU keeps none).
+	CPUs []uint64 `json:"cpus,omitempty"`
 }
 
 type extMemPolicy struct {

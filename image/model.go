@@ -153,6 +153,10 @@ type Thread struct {
 	// Seccomp are the thread's seccomp filters, the first installed
 	// first; none: the thread is not in filter mode.
 	Seccomp []SeccompFilter
+	// CPUAffinity is the thread's CPU mask (sched_setaffinity), 64 CPUs
+	// a word, when it was kept to some of the machine's online CPUs; nil:
+	// any CPU.
+	CPUAffinity []uint64
 	// PdeathSig is the signal the thread gets when its parent dies
 	// (prctl PR_SET_PDEATHSIG; per thread); 0: none.
 	PdeathSig uint32

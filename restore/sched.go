@@ -26,6 +26,9 @@ func (rs *restorer) restoreSched(tk *task) error {
 				return err
 			}
 		}
+		if cpus := thr.th.CPUAffinity; len(cpus) > 0 {
+			rs.setAffinity(tk.t.PID, thr.tid, cpus)
+		}
 	}
 	if v := tk.t.OomScoreAdj; v != nil {
 		return rs.setOomScoreAdj(tk.t.PID, *v)
@@ -131,4 +134,20 @@ func policyName(p uint32) string {
 		n += "|SCHED_RESET_ON_FORK"
 	}
 	return n
+}
+
+// setAffinity keeps thread tid on the dumped CPUs. Where none of them is
+// online here (another machine), the thread stays free, with a warning.
+func (rs *restorer) setAffinity(pid, tid int, cpus []uint64) {
+	var set unix.CPUSet
+	for i := 0; i < len(cpus) && i < len(set); i++ {
+		for b := range 64 {
+			if cpus[i]&(1<<b) != 0 {
+				set.Set(64*i + b)
+			}
+		}
+	}
+	if err := unix.SchedSetaffinity(tid, &set); err != nil {
+		rs.log.Warn("CPU affinity not restored", "pid", pid, "tid", tid, "cpus", fmt.Sprintf("%#x", cpus), "err", err)
+	}
 }

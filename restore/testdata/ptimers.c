@@ -70,6 +70,7 @@ int main(void)
 	sigemptyset(&s);
 	sigaddset(&s, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &s, NULL);
+	block_term_in_threads();
 	pthread_t th;
 	if (pthread_create(&th, NULL, worker, NULL))
 		return 1;

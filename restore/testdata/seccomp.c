@@ -102,6 +102,7 @@ int main(int argc, char **argv)
 	pid_t kid = fork_ready(NULL);
 	if (kid == 0)
 		child_main();
+	block_term_in_threads();
 	pthread_t th;
 	if (kid < 0 || pthread_create(&th, NULL, worker, NULL)) {
 		printf("FAIL parent: fork or thread\n");

@@ -33,6 +33,18 @@ static void install_term(void)
  * (waitterm.h). */
 static void wait_term(void) { wait_for_term(&term); }
 
+/* block_term_in_threads blocks SIGTERM in the calling thread, and so in
+ * the threads it makes next: the process's SIGTERM then goes to the
+ * thread in wait_term, not to one that would take it while the waiter
+ * sleeps on. */
+static void block_term_in_threads(void)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGTERM);
+	sigprocmask(SIG_BLOCK, &s, NULL);
+}
+
 /* vma_info is what smaps says of the VMA starting at an address. */
 struct vma_info {
 	int found;

@@ -1,0 +1,64 @@
+package dump
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// onlineCPUs is the machine's online CPUs (/sys/devices/system/cpu/online,
+// "0-1,4"); nil when it cannot be read.
+var onlineCPUs = sync.OnceValue(func() *unix.CPUSet {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return nil
+	}
+	var set unix.CPUSet
+	for _, r := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		lo, hi, isRange := strings.Cut(r, "-")
+		a, err1 := strconv.Atoi(lo)
+		z, err2 := a, error(nil)
+		if isRange {
+			z, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil || a > z || z >= 1024 {
+			return nil
+		}
+		for c := a; c <= z; c++ {
+			set.Set(c)
+		}
+	}
+	return &set
+})
+
+// cpuAffinity returns thread tid's CPU mask when it keeps the thread off
+// some online CPU (taskset, sched_setaffinity), nil when it allows them
+// all, as a fresh task's does.
+func cpuAffinity(tid int) ([]uint64, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(tid, &set); err != nil {
+		return nil, fmt.Errorf("sched_getaffinity: %w", err)
+	}
+	online := onlineCPUs()
+	all := online != nil
+	for i := range set {
+		if online != nil && online[i]&^set[i] != 0 {
+			all = false
+		}
+	}
+	if all {
+		return nil, nil
+	}
+	words := make([]uint64, len(set))
+	for i, w := range set {
+		words[i] = uint64(w)
+	}
+	for len(words) > 1 && words[len(words)-1] == 0 {
+		words = words[:len(words)-1]
+	}
+	return words, nil
+}

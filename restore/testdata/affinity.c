@@ -1,0 +1,64 @@
+/* affinity: a thread kept to CPU 1 (sched_setaffinity) and a main thread
+ * free to run anywhere, across a dump and restore. On SIGTERM each checks
+ * its CPU mask. Prints PASS or the first FAIL. Run as "affinity probe" it
+ * exits 0 where there are two CPUs online. */
+#include "vmatest.h"
+#include <pthread.h>
+#include <sched.h>
+
+static volatile int check, result = -1;
+
+static int mask_is(const char *who, const cpu_set_t *want)
+{
+	cpu_set_t got;
+	if (sched_getaffinity(0, sizeof(got), &got) || !CPU_EQUAL(&got, want)) {
+		printf("FAIL %s: CPU mask has %d CPUs, CPU 1 %d, want %d CPUs\n", who, CPU_COUNT(&got), CPU_ISSET(1, &got),
+		       CPU_COUNT(want));
+		return 1;
+	}
+	return 0;
+}
+
+static void *pinned(void *arg)
+{
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(1, &one);
+	if (sched_setaffinity(0, sizeof(one), &one)) {
+		result = 1;
+		return NULL;
+	}
+	*(volatile int *)arg = 1;
+	while (!check)
+		usleep(1000);
+	result = mask_is("pinned thread", &one);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	install_term();
+	cpu_set_t all;
+	if (sched_getaffinity(0, sizeof(all), &all) || CPU_COUNT(&all) < 2 || !CPU_ISSET(1, &all))
+		return 1;
+	if (argc > 1 && strcmp(argv[1], "probe") == 0)
+		return 0;
+	volatile int ready = 0;
+	block_term_in_threads();
+	pthread_t th;
+	if (pthread_create(&th, NULL, pinned, (void *)&ready))
+		return 1;
+	while (!ready && result < 0)
+		usleep(1000);
+	printf("READY\n");
+	fflush(stdout);
+	wait_term();
+	int bad = mask_is("main thread", &all);
+	check = 1;
+	pthread_join(th, NULL);
+	bad |= result != 0;
+	if (!bad)
+		printf("PASS\n");
+	fflush(stdout);
+	return bad;
+}
