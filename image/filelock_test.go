@@ -37,7 +37,16 @@ func TestFileLocksRoundTrip(t *testing.T) {
 	if e := img.Entries[0].Message.(*file_lock.FileLockEntry); e.GetFlag() != uint32(LockFlock) || e.GetType() != 2 {
 		t.Errorf("an exclusive flock as crit sees it: %v", e)
 	}
-	_, got := openTree(t, dir)
+	r, got := openTree(t, dir)
+	sum, err := Summarize(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	sum.WriteText(&text)
+	if !strings.Contains(text.String(), "fd 9: regular (3 locks held)") {
+		t.Errorf("mmcr show does not count fd 9's locks:\n%s", text.String())
+	}
 	want.Tasks[0].VMAs[7].VmFlags = nil // empty slices come back nil
 	if !reflect.DeepEqual(got.Tasks[0].FDs, want.Tasks[0].FDs) {
 		t.Errorf("fds differ:\n got %+v\nwant %+v", got.Tasks[0].FDs, want.Tasks[0].FDs)

@@ -34,9 +34,18 @@ func TestPosixTimersRoundTrip(t *testing.T) {
 		ps[1].GetInsec() != 5 || ps[0].GetSivalPtr() != 0x1234 || ps[2].GetItId() != 4 {
 		t.Errorf("POSIX timers as crit sees them: %v", ps)
 	}
-	_, got := openTree(t, dir)
+	r, got := openTree(t, dir)
 	if !reflect.DeepEqual(got.Tasks[0].PosixTimers, want.Tasks[0].PosixTimers) {
 		t.Errorf("timers: got %+v\nwant %+v", got.Tasks[0].PosixTimers, want.Tasks[0].PosixTimers)
+	}
+	sum, err := Summarize(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	sum.WriteText(&text)
+	if !strings.Contains(text.String(), "3 POSIX timers") {
+		t.Errorf("mmcr show does not count the timers:\n%s", text.String())
 	}
 }
 

@@ -34,6 +34,8 @@ type TaskSummary struct {
 	Threads    int  `json:"threads"`
 	// SeccompFilters counts the leader's seccomp filters.
 	SeccompFilters int `json:"seccomp_filters,omitempty"`
+	// PosixTimers counts the task's POSIX timers.
+	PosixTimers int `json:"posix_timers,omitempty"`
 	// Depth is the task's depth in the tree (the root is 0).
 	Depth int          `json:"depth"`
 	VMAs  []VMASummary `json:"vmas"`
@@ -81,6 +83,8 @@ type FDSummary struct {
 	// OpenID is FD.OpenID: the fds sharing an open file description
 	// share it.
 	OpenID uint32 `json:"open_id,omitempty"`
+	// Locks counts the file locks held through the fd.
+	Locks int `json:"locks,omitempty"`
 	// A pipe end's pipe (its inode at dump: pipe:[PipeIno]; a FIFO's path
 	// is Path), the bytes
 	// unread in it and its capacity.
@@ -190,7 +194,7 @@ func Summarize(r *Reader) (*Summary, error) {
 		depth[t.PID] = d
 		ts := TaskSummary{PID: t.PID, PPID: t.PPID, PGID: t.PGID, SID: t.SID, Comm: t.Comm,
 			Stopped: t.Stopped, Zombie: t.Zombie, ExitStatus: t.ExitStatus, Threads: len(t.Threads), Depth: d,
-			SeccompFilters: len(t.Threads[0].Seccomp)}
+			SeccompFilters: len(t.Threads[0].Seccomp), PosixTimers: len(t.PosixTimers)}
 		if t.Zombie {
 			s.Totals.Threads += ts.Threads
 			s.Tasks = append(s.Tasks, ts)
@@ -198,7 +202,7 @@ func Summarize(r *Reader) (*Summary, error) {
 		}
 		for _, fd := range t.FDs {
 			fs := FDSummary{FD: fd.Num, Kind: fd.Kind.String(), FileID: fd.FileID, Flags: fd.Flags, Pos: fd.Pos,
-				ExternalType: fd.ExternalType, OpenID: fd.OpenID}
+				ExternalType: fd.ExternalType, OpenID: fd.OpenID, Locks: len(fd.Locks)}
 			if f := tree.FileByID(fd.FileID); f != nil {
 				fs.Path = f.Path
 			}
@@ -333,6 +337,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 		if ts.SeccompFilters > 0 {
 			stopped += fmt.Sprintf(", %d seccomp filters", ts.SeccompFilters)
 		}
+		if ts.PosixTimers > 0 {
+			stopped += fmt.Sprintf(", %d POSIX timers", ts.PosixTimers)
+		}
 		if ts.Zombie {
 			fmt.Fprintf(&b, "  %s%d %s (ppid %d, pgid %d, sid %d), zombie: %s\n",
 				strings.Repeat("  ", ts.Depth), ts.PID, ts.Comm, ts.PPID, ts.PGID, ts.SID, describeExit(ts.ExitStatus))
@@ -371,6 +378,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  fd %d: %s", fd.FD, fd.Kind)
 			if fd.ExternalType != "" {
 				fmt.Fprintf(&b, " (%s)", fd.ExternalType)
+			}
+			if fd.Locks > 0 {
+				fmt.Fprintf(&b, " (%d locks held)", fd.Locks)
 			}
 			if fd.FileID != 0 {
 				fmt.Fprintf(&b, " file %d %s", fd.FileID, fd.Path)
