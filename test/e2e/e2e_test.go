@@ -100,6 +100,7 @@ var scenarios = []scenario{
 	{name: "go-threads", src: "gothreads", args: []string{"256"}, verdict: 120 * time.Second, runtimeAnon: true},
 	{name: "python-threads", src: "pythreads.py", runtimeAnon: true},
 	{name: "eventfd-epoll", src: "epoll.c", cflags: []string{"-pthread"}},
+	{name: "process-state", src: "procstate.c"},
 	{name: "go-threads-leave-running", src: "gothreads", args: []string{"64"}, mode: modeLeaveRunning, runtimeAnon: true},
 }
 

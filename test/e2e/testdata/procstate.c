@@ -1,0 +1,90 @@
+/*
+ * procstate: process state beyond memory, through the CLI. The root runs
+ * under a seccomp filter (getpriority fails with errno 42; its child
+ * inherits it), has a POSIX timer sending it SIGUSR1 every 20 ms, holds an
+ * exclusive flock on ./state.lock, and has a child that exited with 5
+ * that it has not reaped (a zombie). On SIGTERM: the filter still acts in
+ * both tasks, the timer still ticks, a process sharing nothing with the
+ * tree cannot take the lock, and the zombie is still one, with status 5.
+ */
+#include "common.h"
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+
+static volatile sig_atomic_t ticks;
+static void on_tick(int sig) { (void)sig; ticks++; }
+
+static void filtered(const char *what)
+{
+	errno = 0;
+	if (getpriority(PRIO_PROCESS, 0) != -1 || errno != 42)
+		failf("%s: getpriority not refused by the seccomp filter (errno %d)", what, errno);
+}
+
+static void child(void)
+{
+	mark_ready();
+	wait_term();
+	filtered("child");
+}
+
+int main(void)
+{
+	install_term();
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_getpriority, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 42),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {sizeof(f) / sizeof(f[0]), f};
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog))
+		die("seccomp: %s", strerror(errno));
+
+	struct sigaction sa = {0};
+	sa.sa_handler = on_tick;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGUSR1, &sa, NULL);
+	struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1};
+	timer_t tm;
+	struct itimerspec its = {{0, 20000000}, {0, 20000000}};
+	if (timer_create(CLOCK_MONOTONIC, &ev, &tm) || timer_settime(tm, 0, &its, NULL))
+		die("timer: %s", strerror(errno));
+
+	int lock = open("state.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock < 0 || flock(lock, LOCK_EX))
+		die("flock state.lock: %s", strerror(errno));
+
+	pid_t zombie = fork();
+	if (zombie < 0)
+		die("fork: %s", strerror(errno));
+	if (zombie == 0)
+		_exit(5);
+	int st;
+	if (waitid(P_PID, zombie, NULL, WEXITED | WNOWAIT) != 0) /* exited, left unreaped */
+		die("waitid: %s", strerror(errno));
+
+	pid_t kid = serve_one_child(child);
+	filtered("root");
+	sig_atomic_t seen = ticks;
+	for (int i = 0; i < 50 && ticks < seen + 3; i++)
+		usleep(10000);
+	if (ticks < seen + 3)
+		failf("the POSIX timer does not tick (%d in 0.5 s)", (int)(ticks - seen));
+	pid_t probe = fork();
+	if (probe == 0) {
+		int fd = open("state.lock", O_RDWR | O_CLOEXEC);
+		_exit(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK ? 0 : 1);
+	}
+	if (probe < 0 || waitpid(probe, &st, 0) != probe || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		failf("another process could take the flock on state.lock");
+	if (waitpid(zombie, &st, WNOHANG) != zombie || !WIFEXITED(st) || WEXITSTATUS(st) != 5)
+		failf("the zombie %d: wait status %#x, want exited with 5", (int)zombie, st);
+	reap_one_child(kid);
+	finish();
+}
