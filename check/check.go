@@ -41,7 +41,20 @@ func Probes() []Probe {
 		{"userfaultfd (write-protect async)", false, probeUserfaultfd},
 		{"guard regions (MADV_GUARD_INSTALL)", false, probeGuardRegions},
 		{"pidfd_getfd", false, probePidfdGetfd},
+		{"POSIX timers with their ids", false, probeTimerIDs},
 	}
+}
+
+// probeTimerIDs asks whether timer_create can be told the id to make
+// (PR_TIMER_CREATE_RESTORE_IDS, Linux 6.15+): prctl's GET answers where it
+// can.
+func probeTimerIDs() (string, error) {
+	const without = "a task with POSIX timers (timer_create) cannot be restored"
+	const prTimerCreateRestoreIDs, get = 77, 2
+	if _, err := unix.PrctlRetInt(prTimerCreateRestoreIDs, get, 0, 0, 0); err != nil {
+		return without, fmt.Errorf("prctl(PR_TIMER_CREATE_RESTORE_IDS): %w", err)
+	}
+	return "restore makes each POSIX timer with its dumped id", nil
 }
 
 // Run prints one line per probe to w and reports whether every required
