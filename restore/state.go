@@ -851,15 +851,20 @@ func (rs *restorer) release() error {
 		// Threads other than the leader sit at the exit of their last
 		// remote syscall: they leave it for their final stop and never
 		// return to the area.
+		leader := tk.threads[0]
+		shared := sharedSeccomp(tk)
+		if err := rs.installSeccomp(tk.t.PID, leader, 0, shared, true); err != nil {
+			return err
+		}
 		for _, thr := range tk.threads[1:] {
-			if err := rs.installSeccomp(tk.t.PID, thr); err != nil {
+			if err := rs.installSeccomp(tk.t.PID, thr, shared, len(thr.th.Seccomp), false); err != nil {
 				return err
 			}
 			if err := setFinalState(tk.t.PID, thr.tid, thr.th); err != nil {
 				return err
 			}
 		}
-		if err := rs.installSeccomp(tk.t.PID, tk.threads[0]); err != nil {
+		if err := rs.installSeccomp(tk.t.PID, leader, shared, len(leader.th.Seccomp), false); err != nil {
 			return err
 		}
 		if _, err := tk.r.SyscallToExit(unix.SYS_MUNMAP, rs.area, restorerSize); err != nil {

@@ -3,7 +3,8 @@
  * errno 42; flag LOG), forks a child (which inherits A) and starts a
  * thread that adds filter B of its own (getpgid fails with errno 43).
  * On SIGTERM each checks that its filters still act (and B only in the
- * thread) and that /proc says filter mode with the right count; prints
+ * thread) and that /proc says filter mode with the right count, and the
+ * child adds filter C with TSYNC, which its thread must take; prints
  * PASS or the first FAIL. Run as "seccomp probe" it exits 0 where
  * seccomp filters can be installed. */
 #include "vmatest.h"
@@ -15,7 +16,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
-static int install(int nr, int err, unsigned flags)
+static long install(int nr, int err, unsigned flags)
 {
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
@@ -84,10 +85,47 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* The child's thread, made after filter A: its filter is A itself, shared
+ * with the child's main thread. */
+static volatile int child_check, child_result = -1;
+
+static void *child_thread(void *arg)
+{
+	(void)arg;
+	while (!child_check)
+		usleep(1000);
+	errno = 0; /* glibc's getppid() sets no errno: getppid "cannot fail" */
+	child_result = syscall(SYS_getppid) == -1 && errno == 44 ? 0 : 1;
+	if (child_result)
+		printf("FAIL child's thread: filter C (TSYNC) did not reach it\n");
+	return NULL;
+}
+
+static pthread_t child_th;
+
+static void child_setup(void)
+{
+	block_term_in_threads();
+	if (pthread_create(&child_th, NULL, child_thread, NULL))
+		_exit(2);
+}
+
+/* child_main checks A, then adds filter C (getppid fails with errno 44)
+ * with TSYNC: the kernel takes it only if every thread's filters are the
+ * caller's (shared, as inherited), and C then acts in the thread too. */
 static void child_main(void)
 {
 	wait_term();
-	_exit(filtered("child", 0) | status_says("child", 1));
+	int bad = filtered("child", 0) | status_says("child", 1);
+	long r = install(__NR_getppid, 44, SECCOMP_FILTER_FLAG_TSYNC);
+	if (r != 0) {
+		printf("FAIL child: seccomp TSYNC: %ld (a thread whose filters are not the caller's)\n", r);
+		bad = 1;
+	}
+	child_check = 1;
+	pthread_join(child_th, NULL);
+	fflush(stdout);
+	_exit(bad | (child_result != 0));
 }
 
 int main(int argc, char **argv)
@@ -99,7 +137,7 @@ int main(int argc, char **argv)
 	}
 	if (argc > 1 && strcmp(argv[1], "probe") == 0)
 		return 0;
-	pid_t kid = fork_ready(NULL);
+	pid_t kid = fork_ready(child_setup);
 	if (kid == 0)
 		child_main();
 	block_term_in_threads();
