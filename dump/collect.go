@@ -234,6 +234,9 @@ func (d *dumper) collectTraced(t *image.Task, status procfs.Status) error {
 		if regs.CPUAffinity, err = cpuAffinity(th.TID); err != nil {
 			return taskErr(pid, "read CPU affinity of thread "+strconv.Itoa(th.TID), err)
 		}
+		if regs.IOPrio, err = ioPrio(th.TID); err != nil {
+			return taskErr(pid, "read I/O priority of thread "+strconv.Itoa(th.TID), err)
+		}
 		t.Threads[i] = regs
 	}
 	shared, err := ptrace.PeekSigInfo(pid, true)

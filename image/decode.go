@@ -307,6 +307,10 @@ func (r *Reader) readTask(t *Tree, pe *pstreeMsg, et *extTask, byID map[uint32]*
 			return nil, fileErr(name, ErrUnsupported, "thread %d in seccomp mode %d (strict)", tid, ce.thc.seccompMode)
 		}
 		th.TimerSlackNs = et.Threads[i].TimerSlackNs
+		if v := et.Threads[i].IOPrio; v>>13 > 3 || v != 0 && v>>13 == 0 {
+			return nil, fileErr(ExtName, ErrCorrupt, "thread %d: I/O priority %#x", tid, v)
+		}
+		th.IOPrio = et.Threads[i].IOPrio
 		if cpus := et.Threads[i].CPUs; len(cpus) > 0 {
 			if len(cpus) > 16 || slices.Max(cpus) == 0 && slices.Min(cpus) == 0 {
 				return nil, fileErr(ExtName, ErrCorrupt, "thread %d: CPU mask of %d words, or of no CPU", tid, len(cpus))

@@ -149,6 +149,9 @@ func checkTree(t *Tree) error {
 			if n := len(th.CPUAffinity); n > 16 || n > 0 && slices.Max(th.CPUAffinity) == 0 {
 				return fmt.Errorf("image: task %d: thread %d: CPU mask of %d words, or of no CPU", task.PID, th.TID, n)
 			}
+			if th.IOPrio>>13 > 3 || th.IOPrio != 0 && th.IOPrio>>13 == 0 {
+				return fmt.Errorf("image: task %d: thread %d: I/O priority %#x", task.PID, th.TID, th.IOPrio)
+			}
 			if err := checkSeccomp(th.Seccomp); err != nil {
 				return fmt.Errorf("image: task %d: thread %d: %w", task.PID, th.TID, err)
 			}
@@ -357,8 +360,9 @@ func (w *Writer) writeTree(t *Tree) error {
 			return err
 		}
 		for i, th := range task.Threads {
-			et.Threads = append(et.Threads, extThread{TID: th.TID, Xsave: th.Xsave, TimerSlackNs: th.TimerSlackNs, CPUs: th.CPUAffinity})
-			if len(th.CPUAffinity) > 0 {
+			et.Threads = append(et.Threads, extThread{TID: th.TID, Xsave: th.Xsave, TimerSlackNs: th.TimerSlackNs, CPUs: th.CPUAffinity,
+				IOPrio: th.IOPrio})
+			if len(th.CPUAffinity) > 0 || th.IOPrio != 0 {
 				ext.Version = max(ext.Version, extVersion6)
 			}
 			if p := th.MemPolicy; p != nil {

@@ -33,7 +33,7 @@ const (
 	// task_state is TASK_DEAD, and no mm, fs or fdinfo image for it) or a
 	// thread with seccomp filters (seccomp.img), an fd holding a file
 	// lock (filelocks.img), a task with POSIX timers (in its core) or a
-	// thread kept to some CPUs ("cpus"): a
+	// thread kept to some CPUs ("cpus") or with an I/O priority ("ioprio"): a
 	// reader of an earlier version would refuse the zombie's task state
 	// and the timers, and restore the thread without its filters or the
 	// fd without its lock. It knows version 5.
@@ -113,6 +113,8 @@ type extThread struct {
 	MemPolicy *extMemPolicy `json:"mempolicy,omitempty"`
 	// CPUs is Thread.CPUAffinity (version 6; CRIU keeps none).
 	CPUs []uint64 `json:"cpus,omitempty"`
+	// IOPrio is Thread.IOPrio (version 6; nor has CRIU one).
+	IOPrio uint32 `json:"ioprio,omitempty"`
 }
 
 type extMemPolicy struct {

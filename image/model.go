@@ -153,6 +153,9 @@ type Thread struct {
 	// Seccomp are the thread's seccomp filters, the first installed
 	// first; none: the thread is not in filter mode.
 	Seccomp []SeccompFilter
+	// IOPrio is the thread's I/O priority (ioprio_set: class << 13 |
+	// level), 0 when it has none of its own (IOPRIO_CLASS_NONE).
+	IOPrio uint32
 	// CPUAffinity is the thread's CPU mask (sched_setaffinity), 64 CPUs
 	// a word, when it was kept to some of the machine's online CPUs; nil:
 	// any CPU.

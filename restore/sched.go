@@ -29,6 +29,11 @@ func (rs *restorer) restoreSched(tk *task) error {
 		if cpus := thr.th.CPUAffinity; len(cpus) > 0 {
 			rs.setAffinity(tk.t.PID, thr.tid, cpus)
 		}
+		if v := thr.th.IOPrio; v != 0 {
+			if _, _, errno := unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(thr.tid), uintptr(v)); errno != 0 {
+				rs.log.Warn("I/O priority not restored", "pid", tk.t.PID, "tid", thr.tid, "ioprio", fmt.Sprintf("%#x", v), "err", errno)
+			}
+		}
 	}
 	if v := tk.t.OomScoreAdj; v != nil {
 		return rs.setOomScoreAdj(tk.t.PID, *v)
@@ -151,3 +156,6 @@ func (rs *restorer) setAffinity(pid, tid int, cpus []uint64) {
 		rs.log.Warn("CPU affinity not restored", "pid", pid, "tid", tid, "cpus", fmt.Sprintf("%#x", cpus), "err", err)
 	}
 }
+
+// ioprioWhoProcess is IOPRIO_WHO_PROCESS: a thread, by its tid.
+const ioprioWhoProcess = 1

@@ -1,10 +1,27 @@
-/* affinity: a thread kept to CPU 1 (sched_setaffinity) and a main thread
- * free to run anywhere, across a dump and restore. On SIGTERM each checks
- * its CPU mask. Prints PASS or the first FAIL. Run as "affinity probe" it
- * exits 0 where there are two CPUs online. */
+/* affinity: a thread kept to CPU 1 (sched_setaffinity) with the idle I/O
+ * priority, and a main thread free to run anywhere with best-effort I/O
+ * priority 7 (ioprio_set), across a dump and restore. On SIGTERM each
+ * checks its CPU mask and I/O priority. Prints PASS or the first FAIL.
+ * Run as "affinity probe" it exits 0 where there are two CPUs online. */
 #include "vmatest.h"
 #include <pthread.h>
 #include <sched.h>
+#include <sys/syscall.h>
+
+#define IOPRIO_BE7 ((2 << 13) | 7)
+#define IOPRIO_IDLE (3 << 13)
+
+static int set_ioprio(int v) { return syscall(SYS_ioprio_set, 1, 0, v); }
+
+static int ioprio_is(const char *who, int want)
+{
+	int got = syscall(SYS_ioprio_get, 1, 0);
+	if (got != want) {
+		printf("FAIL %s: I/O priority %#x, want %#x\n", who, got, want);
+		return 1;
+	}
+	return 0;
+}
 
 static volatile int check, result = -1;
 
@@ -24,14 +41,14 @@ static void *pinned(void *arg)
 	cpu_set_t one;
 	CPU_ZERO(&one);
 	CPU_SET(1, &one);
-	if (sched_setaffinity(0, sizeof(one), &one)) {
+	if (sched_setaffinity(0, sizeof(one), &one) || set_ioprio(IOPRIO_IDLE)) {
 		result = 1;
 		return NULL;
 	}
 	*(volatile int *)arg = 1;
 	while (!check)
 		usleep(1000);
-	result = mask_is("pinned thread", &one);
+	result = mask_is("pinned thread", &one) | ioprio_is("pinned thread", IOPRIO_IDLE);
 	return NULL;
 }
 
@@ -43,6 +60,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (argc > 1 && strcmp(argv[1], "probe") == 0)
 		return 0;
+	if (set_ioprio(IOPRIO_BE7))
+		return 1;
 	volatile int ready = 0;
 	block_term_in_threads();
 	pthread_t th;
@@ -53,7 +72,7 @@ int main(int argc, char **argv)
 	printf("READY\n");
 	fflush(stdout);
 	wait_term();
-	int bad = mask_is("main thread", &all);
+	int bad = mask_is("main thread", &all) | ioprio_is("main thread", IOPRIO_BE7);
 	check = 1;
 	pthread_join(th, NULL);
 	bad |= result != 0;
