@@ -78,3 +78,24 @@ func ioPrio(tid int) (uint32, error) {
 	}
 	return uint32(v), nil
 }
+
+// coredumpFilter returns task pid's /proc/PID/coredump_filter when it
+// differs from mmcr's own (the default a fresh task inherits), else nil.
+func coredumpFilter(pid int) (*uint32, error) {
+	read := func(p string) (uint32, error) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return 0, err
+		}
+		v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 16, 32)
+		return uint32(v), err
+	}
+	v, err := read(fmt.Sprintf("/proc/%d/coredump_filter", pid))
+	if err != nil {
+		return nil, fmt.Errorf("coredump_filter: %w", err)
+	}
+	if own, err := read("/proc/self/coredump_filter"); err == nil && own == v {
+		return nil, nil
+	}
+	return &v, nil
+}

@@ -152,14 +152,19 @@ func (d *dumper) collectProc(pid int) (t *image.Task, status procfs.Status, err 
 	if err != nil {
 		return nil, procfs.Status{}, taskErr(pid, "read POSIX timers", err)
 	}
+	coredump, err := coredumpFilter(pid)
+	if err != nil {
+		return nil, procfs.Status{}, taskErr(pid, "read", err)
+	}
 	t = &image.Task{
-		PosixTimers: timers,
-		PID:         pid,
-		PPID:        st.PPID,
-		PGID:        st.PGID,
-		SID:         st.SID,
-		Comm:        st.Comm,
-		Stopped:     d.jobStopped[pid],
+		PosixTimers:    timers,
+		CoredumpFilter: coredump,
+		PID:            pid,
+		PPID:           st.PPID,
+		PGID:           st.PGID,
+		SID:            st.SID,
+		Comm:           st.Comm,
+		Stopped:        d.jobStopped[pid],
 	}
 
 	// maps, not smaps: the VmFlags come later (vmflags.go).

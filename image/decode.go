@@ -334,6 +334,7 @@ func (r *Reader) readTask(t *Tree, pe *pstreeMsg, et *extTask, byID map[uint32]*
 		return nil, fileErr(coreName(pid), ErrCorrupt, "%v", err)
 	}
 	task.Creds.CapAmb, task.Creds.NoNewPrivs = et.CapAmb, et.NoNewPrivs
+	task.CoredumpFilter = et.CoredumpFilter
 	for _, r := range et.ParentPages {
 		task.ParentPages = append(task.ParentPages, Range{r[0], r[1]})
 	}

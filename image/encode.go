@@ -340,6 +340,10 @@ func (w *Writer) writeTree(t *Tree) error {
 		}
 		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs, MDWE: task.Mm.MDWE,
 			MergeAny: task.Mm.MergeAny, THPExceptAdvised: task.Mm.THPExceptAdvised, MlockFuture: task.Mm.MlockFuture}
+		et.CoredumpFilter = task.CoredumpFilter
+		if task.CoredumpFilter != nil {
+			ext.Version = max(ext.Version, extVersion6)
+		}
 		if task.Mm.THPExceptAdvised || len(task.Guards) > 0 {
 			ext.Version = max(ext.Version, extVersion3)
 		}

@@ -33,7 +33,8 @@ const (
 	// task_state is TASK_DEAD, and no mm, fs or fdinfo image for it) or a
 	// thread with seccomp filters (seccomp.img), an fd holding a file
 	// lock (filelocks.img), a task with POSIX timers (in its core) or a
-	// thread kept to some CPUs ("cpus") or with an I/O priority ("ioprio"): a
+	// thread kept to some CPUs ("cpus") or with an I/O priority ("ioprio"),
+	// or a task's own coredump filter ("coredump_filter"): a
 	// reader of an earlier version would refuse the zombie's task state
 	// and the timers, and restore the thread without its filters or the
 	// fd without its lock. It knows version 5.
@@ -94,6 +95,8 @@ type extTask struct {
 	THPExceptAdvised bool `json:"thp_except_advised,omitempty"`
 	// MlockFuture is Mm.MlockFuture (version 4).
 	MlockFuture uint32      `json:"mlock_future,omitempty"`
+	// CoredumpFilter is Task.CoredumpFilter (version 6).
+	CoredumpFilter *uint32 `json:"coredump_filter,omitempty"`
 	Threads     []extThread `json:"threads"` // same order as pstree threads
 	VMAs        []extVMA    `json:"vmas"`    // same order as mm-PID.img vmas
 	FDs         []extFD     `json:"fds"`     // same order as fdinfo-PID.img

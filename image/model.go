@@ -100,6 +100,10 @@ type Task struct {
 	Itimers [3]Itimer
 	// PosixTimers are the task's POSIX timers, by ID.
 	PosixTimers []PosixTimer
+	// CoredumpFilter is /proc/PID/coredump_filter (which mappings a core
+	// dump holds) when it differed from the default mmcr itself had; nil:
+	// the default.
+	CoredumpFilter *uint32
 	// SharedPending are process-wide pending signals (raw siginfo).
 	SharedPending []SigInfo
 

@@ -24,6 +24,9 @@ func TestRestoreAffinity(t *testing.T) {
 	if len(ths) != 2 || ths[0].CPUAffinity != nil || len(ths[1].CPUAffinity) != 1 || ths[1].CPUAffinity[0] != 2 {
 		t.Fatalf("CPU masks in the image: %v, %v; want none and CPU 1", ths[0].CPUAffinity, ths[len(ths)-1].CPUAffinity)
 	}
+	if f := d.tree.Tasks[0].CoredumpFilter; f == nil || *f != 0x7f {
+		t.Errorf("coredump_filter in the image: %v, want 0x7f", f)
+	}
 	if ths[0].IOPrio != 2<<13|7 || ths[1].IOPrio != 3<<13 {
 		t.Errorf("I/O priorities in the image: %#x, %#x; want best-effort 7 and idle", ths[0].IOPrio, ths[1].IOPrio)
 	}

@@ -35,6 +35,12 @@ func (rs *restorer) restoreSched(tk *task) error {
 			}
 		}
 	}
+	if v := tk.t.CoredumpFilter; v != nil {
+		path := fmt.Sprintf("/proc/%d/coredump_filter", tk.t.PID)
+		if err := os.WriteFile(path, fmt.Appendf(nil, "%#x", *v), 0); err != nil {
+			rs.log.Warn("coredump_filter not restored", "pid", tk.t.PID, "coredump_filter", fmt.Sprintf("%#x", *v), "err", err)
+		}
+	}
 	if v := tk.t.OomScoreAdj; v != nil {
 		return rs.setOomScoreAdj(tk.t.PID, *v)
 	}

@@ -1,7 +1,8 @@
 /* affinity: a thread kept to CPU 1 (sched_setaffinity) with the idle I/O
  * priority, and a main thread free to run anywhere with best-effort I/O
- * priority 7 (ioprio_set), across a dump and restore. On SIGTERM each
- * checks its CPU mask and I/O priority. Prints PASS or the first FAIL.
+ * priority 7 (ioprio_set), in a process whose coredump_filter is 0x7f,
+ * across a dump and restore. On SIGTERM each checks its CPU mask and I/O
+ * priority, the main thread the coredump filter. Prints PASS or the first FAIL.
  * Run as "affinity probe" it exits 0 where there are two CPUs online. */
 #include "vmatest.h"
 #include <pthread.h>
@@ -60,7 +61,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (argc > 1 && strcmp(argv[1], "probe") == 0)
 		return 0;
-	if (set_ioprio(IOPRIO_BE7))
+	FILE *cf = fopen("/proc/self/coredump_filter", "w");
+	if (set_ioprio(IOPRIO_BE7) || !cf || fprintf(cf, "0x7f") < 0 || fclose(cf))
 		return 1;
 	volatile int ready = 0;
 	block_term_in_threads();
@@ -73,6 +75,14 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	wait_term();
 	int bad = mask_is("main thread", &all) | ioprio_is("main thread", IOPRIO_BE7);
+	char filter[32] = "";
+	cf = fopen("/proc/self/coredump_filter", "r");
+	if (!cf || !fgets(filter, sizeof(filter), cf) || strtoul(filter, NULL, 16) != 0x7f) {
+		printf("FAIL: coredump_filter %s, want 7f\n", filter);
+		bad = 1;
+	}
+	if (cf)
+		fclose(cf);
 	check = 1;
 	pthread_join(th, NULL);
 	bad |= result != 0;
