@@ -94,12 +94,12 @@ type extTask struct {
 	// THPExceptAdvised is Mm.THPExceptAdvised (version 3).
 	THPExceptAdvised bool `json:"thp_except_advised,omitempty"`
 	// MlockFuture is Mm.MlockFuture (version 4).
-	MlockFuture uint32      `json:"mlock_future,omitempty"`
+	MlockFuture uint32 `json:"mlock_future,omitempty"`
 	// CoredumpFilter is Task.CoredumpFilter (version 6).
-	CoredumpFilter *uint32 `json:"coredump_filter,omitempty"`
-	Threads     []extThread `json:"threads"` // same order as pstree threads
-	VMAs        []extVMA    `json:"vmas"`    // same order as mm-PID.img vmas
-	FDs         []extFD     `json:"fds"`     // same order as fdinfo-PID.img
+	CoredumpFilter *uint32     `json:"coredump_filter,omitempty"`
+	Threads        []extThread `json:"threads"` // same order as pstree threads
+	VMAs           []extVMA    `json:"vmas"`    // same order as mm-PID.img vmas
+	FDs            []extFD     `json:"fds"`     // same order as fdinfo-PID.img
 	// ParentPages are Task.ParentPages as [start, end) pairs.
 	ParentPages [][2]uint64 `json:"parent_pages,omitempty"`
 	// Guards are Task.Guards as [start, end) pairs (CRIU keeps guard
