@@ -491,11 +491,20 @@ func (rs *restorer) restoreSignals(tk *task, c *calls) error {
 // restoreTimers arms the interval timers that were armed.
 func (rs *restorer) restoreTimers(tk *task, c *calls) error {
 	for which, it := range tk.t.Itimers {
-		if it.ValueUsec == 0 {
+		value := it.ValueUsec
+		if value == 0 && it.IntervalUsec != 0 {
+			// A periodic ITIMER_REAL reads 0 left between an expiry and
+			// the taking of its SIGALRM, which re-arms it: a task frozen
+			// in that window was dumped with the signal pending (restored
+			// with the rest) and the timer waiting. Armed for one more
+			// interval, it goes on; left at 0 it would stop for good.
+			value = it.IntervalUsec
+		}
+		if value == 0 {
 			continue
 		}
 		p, err := c.u64s(uint64(it.IntervalUsec/1e6), uint64(it.IntervalUsec%1e6),
-			uint64(it.ValueUsec/1e6), uint64(it.ValueUsec%1e6))
+			uint64(value/1e6), uint64(value%1e6))
 		if err != nil {
 			return err
 		}
