@@ -50,8 +50,7 @@ func Probes() []Probe {
 // can.
 func probeTimerIDs() (string, error) {
 	const without = "a task with POSIX timers (timer_create) cannot be restored"
-	const prTimerCreateRestoreIDs, get = 77, 2
-	if _, err := unix.PrctlRetInt(prTimerCreateRestoreIDs, get, 0, 0, 0); err != nil {
+	if _, err := unix.PrctlRetInt(kernel.PrTimerCreateRestoreIDs, kernel.PrTimerCreateRestoreIDsGet, 0, 0, 0); err != nil {
 		return without, fmt.Errorf("prctl(PR_TIMER_CREATE_RESTORE_IDS): %w", err)
 	}
 	return "restore makes each POSIX timer with its dumped id", nil

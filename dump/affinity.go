@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mmcr/mmcr/internal/kernel"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,15 +64,12 @@ func cpuAffinity(tid int) ([]uint64, error) {
 	return words, nil
 }
 
-// ioprioWhoProcess is IOPRIO_WHO_PROCESS: a thread, by its tid.
-const ioprioWhoProcess = 1
-
 // ioPrio returns thread tid's I/O priority (ioprio_get), 0 when it has
 // none of its own (class IOPRIO_CLASS_NONE: it follows its nice value).
 func ioPrio(tid int) (uint32, error) {
-	v, _, errno := unix.Syscall(unix.SYS_IOPRIO_GET, ioprioWhoProcess, uintptr(tid), 0)
-	if errno != 0 {
-		return 0, fmt.Errorf("ioprio_get: %w", errno)
+	v, err := kernel.IOPrioGet(tid)
+	if err != nil {
+		return 0, err
 	}
 	if v>>13 == 0 {
 		return 0, nil

@@ -15,13 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sigev_notify values (the kernel's; x/sys/unix lacks them).
-const (
-	sigevSignal   = 0
-	sigevNone     = 1
-	sigevThreadID = 4
-)
-
 // posixTimers reads the POSIX timers (timer_create) of task pid from
 // /proc/PID/timers: for each its id, signal and sigev_value, how it
 // notifies (the process, no one, or a thread) and its clock. Their times
@@ -71,11 +64,11 @@ func posixTimers(pid int) ([]image.PosixTimer, error) {
 			}
 			switch {
 			case how == "signal" && kind == "pid":
-				pt.Notify = sigevSignal
+				pt.Notify = image.SigevSignal
 			case how == "none":
-				pt.Notify = sigevNone
+				pt.Notify = image.SigevNone
 			case how == "signal" && kind == "tid":
-				pt.Notify, pt.NotifyTID = sigevThreadID, int32(n)
+				pt.Notify, pt.NotifyTID = image.SigevThreadID, int32(n)
 			default:
 				return nil, fmt.Errorf("POSIX timer %d notifies as %q: %w", pt.ID, val, ErrUnsupported)
 			}

@@ -924,13 +924,10 @@ func posixTimer(e *protoEnc, pt PosixTimer) {
 	e.uint64(8, uint64(pt.IntervalNsec%1e9))
 	e.uint64(9, uint64(pt.ValueNsec/1e9))
 	e.uint64(10, uint64(pt.ValueNsec%1e9))
-	if pt.Notify == sigevThreadID {
+	if pt.Notify == SigevThreadID {
 		e.int32(11, pt.NotifyTID)
 	}
 }
-
-// sigevThreadID is SIGEV_THREAD_ID.
-const sigevThreadID = 4
 
 // xsave layout (the standard, non-compacted format of NT_X86_XSTATE).
 const (

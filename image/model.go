@@ -297,9 +297,8 @@ type Itimer struct {
 type PosixTimer struct {
 	ID    int32
 	Clock int32
-	// Notify is sigev_notify: SIGEV_SIGNAL (0), SIGEV_NONE (1) or
-	// SIGEV_THREAD_ID (4, to thread NotifyTID) with Signo and the
-	// sigev_value SigValue.
+	// Notify is sigev_notify: SigevSignal, SigevNone or SigevThreadID
+	// (to thread NotifyTID), with Signo and the sigev_value SigValue.
 	Notify    int32
 	Signo     int32
 	SigValue  uint64
@@ -784,6 +783,14 @@ func checkSeccomp(fs []SeccompFilter) error {
 	return nil
 }
 
+// The sigev_notify values a POSIX timer may have (x/sys/unix lacks them):
+// signal the process, nothing, or signal one thread.
+const (
+	SigevSignal   = 0
+	SigevNone     = 1
+	SigevThreadID = 4
+)
+
 // checkPosixTimers checks what timer_create and timer_settime would take.
 func checkPosixTimers(task *Task) error {
 	var prev int32 = -1
@@ -792,13 +799,13 @@ func checkPosixTimers(task *Task) error {
 			return fmt.Errorf("POSIX timer %d out of order", pt.ID)
 		}
 		prev = pt.ID
-		okNotify := pt.Notify == 0 || pt.Notify == 1 || pt.Notify == 4
-		if !okNotify || pt.Notify != 1 && (pt.Signo < 1 || pt.Signo > 64) || pt.Clock < 0 || pt.Clock > 11 ||
+		okNotify := pt.Notify == SigevSignal || pt.Notify == SigevNone || pt.Notify == SigevThreadID
+		if !okNotify || pt.Notify != SigevNone && (pt.Signo < 1 || pt.Signo > 64) || pt.Clock < 0 || pt.Clock > 11 ||
 			pt.IntervalNsec < 0 || pt.ValueNsec < 0 || pt.Overrun < 0 {
 			return fmt.Errorf("POSIX timer %d: notify %d, signal %d, clock %d, interval %d ns, value %d ns",
 				pt.ID, pt.Notify, pt.Signo, pt.Clock, pt.IntervalNsec, pt.ValueNsec)
 		}
-		if pt.Notify == 4 && !task.hasThread(int(pt.NotifyTID)) {
+		if pt.Notify == SigevThreadID && !task.hasThread(int(pt.NotifyTID)) {
 			return fmt.Errorf("POSIX timer %d notifies thread %d, not one of the task's", pt.ID, pt.NotifyTID)
 		}
 	}

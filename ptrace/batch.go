@@ -198,7 +198,7 @@ func runBatch(tid int, area BatchArea, b *Batch, start unix.PtraceRegs) (end *un
 		}
 		return stepBatch(tid, area, b.ops, regs)
 	}
-	if err := SetSigMask(tid, ^uint64(0)&^sigBit(unix.SIGTRAP)); err != nil {
+	if err := SetSigMask(tid, ^uint64(0)&^SigBit(unix.SIGTRAP)); err != nil {
 		return nil, err
 	}
 	buf := make([]byte, min(len(b.ops), area.Max)*BatchEntrySize)
@@ -301,7 +301,8 @@ func batchErr(tid int, o batchOp, k int) error {
 	return &BatchError{What: o.what, Index: k, Err: &SyscallError{TID: tid, Nr: o.nr, Err: unix.Errno(-v)}}
 }
 
-func sigBit(sig unix.Signal) uint64 { return 1 << (uint(sig) - 1) }
+// SigBit is signal sig's bit in a signal mask.
+func SigBit(sig unix.Signal) uint64 { return 1 << (uint(sig) - 1) }
 
 // sigPending says whether sig is queued for thread tid, in its own queue
 // or its process's.

@@ -35,7 +35,7 @@ func StopInSignal(tid int) error {
 	if err != nil {
 		return err
 	}
-	if err := SetSigMask(tid, ^sigBit(sig)); err != nil {
+	if err := SetSigMask(tid, ^SigBit(sig)); err != nil {
 		return err
 	}
 	// tkill: the thread by its id alone (tgkill would need its process's).

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/internal/kernel"
 	"github.com/mmcr/mmcr/procfs"
 )
 
@@ -30,8 +31,8 @@ func (rs *restorer) restoreSched(tk *task) error {
 			rs.setAffinity(tk.t.PID, thr.tid, cpus)
 		}
 		if v := thr.th.IOPrio; v != 0 {
-			if _, _, errno := unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(thr.tid), uintptr(v)); errno != 0 {
-				rs.log.Warn("I/O priority not restored", "pid", tk.t.PID, "tid", thr.tid, "ioprio", fmt.Sprintf("%#x", v), "err", errno)
+			if err := kernel.IOPrioSet(thr.tid, v); err != nil {
+				rs.log.Warn("I/O priority not restored", "pid", tk.t.PID, "tid", thr.tid, "ioprio", fmt.Sprintf("%#x", v), "err", err)
 			}
 		}
 	}
@@ -162,6 +163,3 @@ func (rs *restorer) setAffinity(pid, tid int, cpus []uint64) {
 		rs.log.Warn("CPU affinity not restored", "pid", pid, "tid", tid, "cpus", fmt.Sprintf("%#x", cpus), "err", err)
 	}
 }
-
-// ioprioWhoProcess is IOPRIO_WHO_PROCESS: a thread, by its tid.
-const ioprioWhoProcess = 1

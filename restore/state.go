@@ -513,10 +513,6 @@ func (rs *restorer) restoreTimers(tk *task, c *calls) error {
 	return rs.restorePosixTimers(tk, c)
 }
 
-// prTimerCreateRestoreIDs is PR_TIMER_CREATE_RESTORE_IDS (Linux 6.15):
-// while on, timer_create makes the timer with the id its timer_t holds.
-const prTimerCreateRestoreIDs = 77
-
 // restorePosixTimers makes the task's POSIX timers again with their ids
 // (timer_create under PR_TIMER_CREATE_RESTORE_IDS), signal, sigev_value,
 // target thread and clock, and arms each with its interval and the time it
@@ -527,7 +523,7 @@ func (rs *restorer) restorePosixTimers(tk *task, c *calls) error {
 		return nil
 	}
 	c.add("prctl(PR_TIMER_CREATE_RESTORE_IDS, on): POSIX timers with their ids (Linux 6.15+)",
-		unix.SYS_PRCTL, prTimerCreateRestoreIDs, 1, 0, 0, 0)
+		unix.SYS_PRCTL, kernel.PrTimerCreateRestoreIDs, kernel.PrTimerCreateRestoreIDsOn, 0, 0, 0)
 	for _, pt := range timers {
 		id := make([]byte, 8)
 		binary.LittleEndian.PutUint32(id, uint32(pt.ID))
@@ -546,7 +542,7 @@ func (rs *restorer) restorePosixTimers(tk *task, c *calls) error {
 		}
 		c.add(fmt.Sprintf("timer_create (POSIX timer %d)", pt.ID), unix.SYS_TIMER_CREATE, uint64(pt.Clock), sevAddr, idAddr)
 	}
-	c.add("prctl(PR_TIMER_CREATE_RESTORE_IDS, off)", unix.SYS_PRCTL, prTimerCreateRestoreIDs, 0, 0, 0, 0)
+	c.add("prctl(PR_TIMER_CREATE_RESTORE_IDS, off)", unix.SYS_PRCTL, kernel.PrTimerCreateRestoreIDs, kernel.PrTimerCreateRestoreIDsOff, 0, 0, 0)
 	for _, pt := range timers {
 		if pt.ValueNsec == 0 {
 			continue // disarmed

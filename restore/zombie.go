@@ -57,7 +57,7 @@ func (rs *restorer) makeZombie(t *image.Task) error {
 	// (The scratch area's arguments are written anew for each call: the
 	// clone above wrote its own there.)
 	s := rs.newScratch()
-	chld := s.u64s(sigBit(unix.SIGCHLD))
+	chld := s.u64s(ptrace.SigBit(unix.SIGCHLD))
 	now := s.u64s(0, 0) // struct timespec: no wait
 	if err := s.write(parent.t.PID); err != nil {
 		return err
@@ -71,8 +71,6 @@ func (rs *restorer) makeZombie(t *image.Task) error {
 
 // coreDumped is the wait status bit of a death that dumped core.
 const coreDumped = 0x80
-
-func sigBit(sig unix.Signal) uint64 { return 1 << (uint(sig) - 1) }
 
 // zombieIdentity gives the zombie-to-be its session or process group and
 // its name: what ps shows of a zombie, and what a kill of its group
@@ -125,7 +123,7 @@ func (rs *restorer) endTask(r *ptrace.Remote, ws int) error {
 	// Remote syscalls run with every signal blocked: let this one in.
 	// Leaving the syscall the thread meets it, and its delivery stop
 	// comes to the tracer, which passes it on.
-	if err := ptrace.SetSigMask(tid, ^sigBit(sig)); err != nil {
+	if err := ptrace.SetSigMask(tid, ^ptrace.SigBit(sig)); err != nil {
 		return err
 	}
 	for range 8 {

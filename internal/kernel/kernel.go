@@ -1,7 +1,8 @@
 // Package kernel is mmcr's one choke point for kernel ABI that
 // golang.org/x/sys/unix does not carry: the PAGEMAP_SCAN and PROCMAP_QUERY
-// ioctls with their structs, and the -ERESTART* codes a task interrupted in
-// a syscall leaves in rax. Layouts follow include/uapi/linux/fs.h (Linux
+// ioctls with their structs, the -ERESTART* codes a task interrupted in
+// a syscall leaves in rax, ioprio_get/set, PR_TIMER_CREATE_RESTORE_IDS, and
+// a seccomp filter interpreter (seccomp.go). Layouts follow include/uapi/linux/fs.h (Linux
 // 6.7+ for PAGEMAP_SCAN, 6.11+ for PROCMAP_QUERY, build_id since 6.11 too);
 // Debian 12's headers lack both, so they are defined here and checked by
 // size in the tests.

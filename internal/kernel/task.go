@@ -1,0 +1,36 @@
+package kernel
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// PR_TIMER_CREATE_RESTORE_IDS (Linux 6.15): while on for a process,
+// timer_create makes the timer with the id its timer_t holds.
+const (
+	PrTimerCreateRestoreIDs    = 77
+	PrTimerCreateRestoreIDsOff = 0
+	PrTimerCreateRestoreIDsOn  = 1
+	PrTimerCreateRestoreIDsGet = 2
+)
+
+// ioprioWhoProcess is IOPRIO_WHO_PROCESS: one thread, by its tid.
+const ioprioWhoProcess = 1
+
+// IOPrioGet returns thread tid's I/O priority (class << 13 | level).
+func IOPrioGet(tid int) (uint32, error) {
+	v, _, errno := unix.Syscall(unix.SYS_IOPRIO_GET, ioprioWhoProcess, uintptr(tid), 0)
+	if errno != 0 {
+		return 0, os.NewSyscallError("ioprio_get", errno)
+	}
+	return uint32(v), nil
+}
+
+// IOPrioSet sets thread tid's I/O priority.
+func IOPrioSet(tid int, v uint32) error {
+	if _, _, errno := unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(tid), uintptr(v)); errno != 0 {
+		return os.NewSyscallError("ioprio_set", errno)
+	}
+	return nil
+}
