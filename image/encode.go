@@ -513,17 +513,18 @@ func (w *Writer) writeTree(t *Tree) error {
 		}
 	}
 
-	// The inventory and the extension file go last: a directory with an
-	// inventory but no extension file is then not an interrupted mmcr dump
-	// but someone else's (CRIU's) image, and Open can say so.
-	if err := w.writeImage(inventoryName, "INVENTORY", inventoryEntry(root)); err != nil {
-		return err
-	}
+	// The extension file and then the inventory go last, in that order: a
+	// directory with an inventory but no extension file is then never an
+	// mmcr dump killed before its manifest but someone else's (CRIU's)
+	// image, and Open can say so.
 	data, err := json.MarshalIndent(&ext, "", " ")
 	if err != nil {
 		return fmt.Errorf("image: %s: %w", ExtName, err)
 	}
-	return w.writeWhole(ExtName, append(data, '\n'))
+	if err := w.writeWhole(ExtName, append(data, '\n')); err != nil {
+		return err
+	}
+	return w.writeImage(inventoryName, "INVENTORY", inventoryEntry(root))
 }
 
 // CRIU enum values the images carry.

@@ -150,6 +150,14 @@ type pageAdd struct {
 // writeSample writes sampleTree with pages and a ghost, returns the dir.
 func writeSample(t testing.TB) (string, *Tree) {
 	t.Helper()
+	dir, tree, _ := writeSampleWriter(t)
+	return dir, tree
+}
+
+// writeSampleWriter is writeSample that also returns the committed writer
+// (its created list is the order the files were written in).
+func writeSampleWriter(t testing.TB) (string, *Tree, *Writer) {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "img")
 	tree := sampleTree()
 	w, err := Create(dir)
@@ -185,7 +193,7 @@ func writeSample(t testing.TB) (string, *Tree) {
 	if err := w.Commit(tree); err != nil {
 		t.Fatal(err)
 	}
-	return dir, tree
+	return dir, tree, w
 }
 
 func TestTreeRoundTrip(t *testing.T) {

@@ -192,6 +192,32 @@ func openAfter(t *testing.T, f func(dir string)) error {
 	return err
 }
 
+// TestKilledCommitIsIncomplete: a dump killed at any point before its
+// manifest leaves a directory Open calls incomplete, never someone else's
+// image (the files a dump wrote, in the order it wrote them, are kept up
+// to each point).
+func TestKilledCommitIsIncomplete(t *testing.T) {
+	dir, _, w := writeSampleWriter(t)
+	for n := 0; n <= len(w.created); n++ {
+		cut := filepath.Join(t.TempDir(), "img")
+		if err := os.Mkdir(cut, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range w.created[:n] {
+			data, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(cut, name), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := Open(cut); !errors.Is(err, ErrIncomplete) || !strings.Contains(err.Error(), "is incomplete") {
+			t.Fatalf("killed after %d of %d files (last %q): Open: %v, want incomplete", n, len(w.created), w.created[max(n-1, 0)], err)
+		}
+	}
+}
+
 func TestManifestChecks(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
