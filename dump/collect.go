@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/internal/kernel"
 	"github.com/mmcr/mmcr/mapfiles"
 	"github.com/mmcr/mmcr/procfs"
 	"github.com/mmcr/mmcr/ptrace"
@@ -481,6 +482,14 @@ func seccompFilters(pid, tid, leaderMode int) ([]image.SeccompFilter, error) {
 	}
 	out := make([]image.SeccompFilter, len(fs))
 	for i, f := range fs {
+		// Such a filter's listener is another process's fd (one in the
+		// tree is refused with the fds): the filter would come back
+		// without it, and its syscalls fail with ENOSYS instead of
+		// going to the supervisor.
+		if kernel.SeccompCanNotify(f.Prog) {
+			return nil, fmt.Errorf("a seccomp filter answers USER_NOTIF to some syscall: "+
+				"its supervisor's listener cannot be restored: %w", ErrUnsupported)
+		}
 		out[i] = image.SeccompFilter{Prog: f.Prog, Flags: f.Flags & ptrace.SeccompFilterFlagLog}
 	}
 	return out, nil

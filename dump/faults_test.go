@@ -363,6 +363,17 @@ func TestDumpRefusesOtherNamespaces(t *testing.T) {
 	}
 }
 
+// TestDumpRefusesSeccompNotify: a task whose seccomp filter sends a
+// syscall to a supervisor (here its parent, outside the dumped tree,
+// holds the listener) is refused: restored without the listener, that
+// syscall would fail with ENOSYS.
+func TestDumpRefusesSeccompNotify(t *testing.T) {
+	requireRoot(t)
+	w := startWorkload(t, buildC(t, "seccompnotif"))
+	pid := w.pid(t, 1)
+	requireRefusal(t, w, []int{pid}, fmt.Sprintf("task %d", pid), "answers USER_NOTIF", "listener cannot be restored")
+}
+
 // TestDumpRefusesWhatSeccompKills: a task whose seccomp filter kills it
 // at a syscall dump would run in it (getitimer) is refused before that
 // syscall runs, naming the filter's answer, and lives on as it was.

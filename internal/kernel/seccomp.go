@@ -71,6 +71,22 @@ func SeccompActionName(ret uint32) string {
 	return fmt.Sprintf("action %#x", ret)
 }
 
+// SeccompCanNotify reports whether a filter has an instruction returning
+// USER_NOTIF: some syscall of the thread goes to a supervisor's listener.
+// A return of the accumulator is not counted (its value is not known
+// without running the program; compilers such as libseccomp return
+// constants).
+func SeccompCanNotify(prog []byte) bool {
+	for i := 0; i+8 <= len(prog); i += 8 {
+		code := binary.LittleEndian.Uint16(prog[i:])
+		k := binary.LittleEndian.Uint32(prog[i+4:])
+		if code&0x07 == 0x06 && code&0x18 == 0x00 && k&seccompActionMask == SeccompUserNotif { // BPF_RET|BPF_K
+			return true
+		}
+	}
+	return false
+}
+
 var errBadFilter = errors.New("not a seccomp BPF program")
 
 // runSeccompFilter runs one classic BPF program (struct sock_filter array)

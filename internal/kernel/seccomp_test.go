@@ -72,3 +72,28 @@ func TestSeccompAction(t *testing.T) {
 		t.Error("a program without a return ran")
 	}
 }
+
+func TestSeccompCanNotify(t *testing.T) {
+	const (
+		ldAbs = 0x20 // BPF_LD|BPF_W|BPF_ABS
+		jeqK  = 0x15 // BPF_JMP|BPF_JEQ|BPF_K
+		retK  = 0x06 // BPF_RET|BPF_K
+		ldImm = 0x00 // BPF_LD|BPF_IMM
+	)
+	notifyMkdir := prog(ins(ldAbs, 0, 0, 0), ins(jeqK, 0, 1, 83), ins(retK, 0, 0, SeccompUserNotif), ins(retK, 0, 0, SeccompAllow))
+	// USER_NOTIF as a loaded constant, not a return: no notification.
+	loadOnly := prog(ins(ldImm, 0, 0, SeccompUserNotif), ins(retK, 0, 0, SeccompErrno|1))
+	for _, tc := range []struct {
+		name string
+		prog []byte
+		want bool
+	}{
+		{"returns USER_NOTIF", notifyMkdir, true},
+		{"loads it only", loadOnly, false},
+		{"errno", prog(ins(retK, 0, 0, SeccompErrno|38)), false},
+	} {
+		if got := SeccompCanNotify(tc.prog); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
