@@ -374,6 +374,18 @@ func TestDumpRefusesSeccompNotify(t *testing.T) {
 	requireRefusal(t, w, []int{pid}, fmt.Sprintf("task %d", pid), "answers USER_NOTIF", "listener cannot be restored")
 }
 
+// TestDumpRefusesUserfaultfd: a task with a region registered with a
+// userfaultfd that another process (its parent, outside the tree) holds
+// is refused, naming the region: restored as plain memory, its missing
+// pages would read as zeros instead of going to the monitor.
+func TestDumpRefusesUserfaultfd(t *testing.T) {
+	requireRoot(t)
+	w := startWorkload(t, buildC(t, "uffdext"))
+	pid := w.pid(t, 1)
+	requireRefusal(t, w, []int{pid}, fmt.Sprintf("task %d", pid),
+		fmt.Sprintf("vma %x-", w.addr(t, 2)), "registered with a userfaultfd")
+}
+
 // TestDumpRefusesWhatSeccompKills: a task whose seccomp filter kills it
 // at a syscall dump would run in it (getitimer) is refused before that
 // syscall runs, naming the filter's answer, and lives on as it was.

@@ -156,6 +156,14 @@ func applyVmFlags(v *image.VMA, flags []string, pageSize uint64) error {
 		}
 		v.Flags |= uint32(shift) << unix.MAP_HUGE_SHIFT
 	}
+	if hasFlag(flags, "um") || hasFlag(flags, "uw") || hasFlag(flags, "ui") {
+		// Registered with a userfaultfd (one in the tree is refused with
+		// the fds): its faults go to a monitor that cannot come back with
+		// the task, and restored as plain memory its missing pages would
+		// read as zeros instead of what the monitor supplies.
+		return fmt.Errorf("vma %x-%x: registered with a userfaultfd (its monitor cannot be restored): %w",
+			v.Start, v.End, ErrUnsupported)
+	}
 	if hasFlag(flags, "ss") {
 		// The CPU checks returns against it: restore would have to map it
 		// as a shadow stack (map_shadow_stack) and set the threads' SSP.
