@@ -208,6 +208,9 @@ func (d *dumper) collectRemote(t *image.Task, status procfs.Status) (err error) 
 			return taskErr(pid, "memory policy", err)
 		}
 	}
+	if err := vmaPolicies(r, t, area, scratch); err != nil {
+		return taskErr(pid, "memory policies of ranges", err)
+	}
 	if err := timerTimes(r, pid, scratch, t.PosixTimers); err != nil {
 		return taskErr(pid, "POSIX timers", err)
 	}
@@ -392,38 +395,6 @@ func threadRemote(th *image.Thread, insn uint64, area ptrace.BatchArea, scratch 
 	threadAnswers(page, &b, q, th)
 	th.MemPolicy, err = memPolicy(r, th.TID, scratch)
 	return err
-}
-
-// memPolicy asks the thread of r its NUMA memory policy (get_mempolicy;
-// per thread, inherited by fork and clone): nil for the default, and where
-// the kernel has no NUMA (ENOSYS). It runs alone, after the batches: its
-// answer overlaps the batch table.
-func memPolicy(r *ptrace.Remote, tid int, scratch uint64) (*image.MemPolicy, error) {
-	const words = image.MemPolicyNodeWords
-	_, err := r.Syscall(unix.SYS_GET_MEMPOLICY, scratch+offMemPolicy, scratch+offMemPolicy+8, words*64, 0, 0)
-	if errors.Is(err, unix.ENOSYS) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get_mempolicy: %w", err)
-	}
-	b := make([]byte, 8+8*words)
-	if err := ptrace.ReadVMAt(tid, scratch+offMemPolicy, b); err != nil {
-		return nil, err
-	}
-	le := binary.LittleEndian
-	mode := le.Uint32(b)
-	if mode == unix.MPOL_DEFAULT {
-		return nil, nil
-	}
-	var nodes []uint64
-	for i := range words {
-		nodes = append(nodes, le.Uint64(b[8+8*i:]))
-	}
-	for len(nodes) > 0 && nodes[len(nodes)-1] == 0 {
-		nodes = nodes[:len(nodes)-1]
-	}
-	return &image.MemPolicy{Mode: mode, Nodes: nodes}, nil
 }
 
 // seccompAllow returns the check (ptrace.Remote.Allow) that keeps dump's

@@ -61,8 +61,8 @@ func decodeExt(data []byte) (*extImage, error) {
 	if ext.Format != extFormat {
 		return nil, fileErr(ExtName, ErrBadMagic, "format %q, want %q", ext.Format, extFormat)
 	}
-	if ext.Version < extVersion || ext.Version > extVersion6 {
-		return nil, fileErr(ExtName, ErrUnsupported, "version %d (this mmcr reads %d to %d)", ext.Version, extVersion, extVersion6)
+	if ext.Version < extVersion || ext.Version > extVersion7 {
+		return nil, fileErr(ExtName, ErrUnsupported, "version %d (this mmcr reads %d to %d)", ext.Version, extVersion, extVersion7)
 	}
 	return &ext, nil
 }
@@ -629,6 +629,15 @@ func mmFromEntry(t *Tree, name string, me *mmMsg, et *extTask, task *Task, byID 
 		}
 		if len(v.VmFlags) == 0 {
 			v.VmFlags = nil // empty slices come back nil
+		}
+		if p := ev.MemPolicy; p != nil {
+			v.MemPolicy = &MemPolicy{Mode: p.Mode, Nodes: p.Nodes}
+			if len(p.Nodes) == 0 {
+				v.MemPolicy.Nodes = nil
+			}
+			if err := checkMemPolicy(v.MemPolicy); err != nil {
+				return fileErr(ExtName, ErrCorrupt, "task %d: VMA %#x-%#x: %v", task.PID, v.Start, v.End, err)
+			}
 		}
 		if v.Start%PageSize != 0 || v.End%PageSize != 0 || v.Start >= v.End || v.Start < prevEnd {
 			return fileErr(name, ErrCorrupt, "bad VMA %#x-%#x", v.Start, v.End)

@@ -188,6 +188,12 @@
 // signal, sigev_notify, sival_ptr, overrun, interval and time left in
 // seconds and nanoseconds, the target thread of a SIGEV_THREAD_ID one).
 //
+// # Range memory policies (mmcr-ext version 7)
+//
+// A VMA with a NUMA memory policy of its own (mbind) has "mempolicy" in
+// its ext VMA entry, as a thread's (VMA.MemPolicy). An ext file with one
+// says version 7; a version 7 reader reads versions 1-7.
+//
 // # manifest.json (format "mmcr-image", version 1)
 //
 // Written by Writer.Commit after every other file, through a rename, so a

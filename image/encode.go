@@ -187,6 +187,9 @@ func checkTree(t *Tree) error {
 			if err := checkHugetlb(v, t.SharedObjectByID(v.ShmID)); err != nil {
 				return fmt.Errorf("image: task %d: %w", task.PID, err)
 			}
+			if err := checkMemPolicy(v.MemPolicy); err != nil {
+				return fmt.Errorf("image: task %d: VMA %#x-%#x: %w", task.PID, v.Start, v.End, err)
+			}
 			prevEnd = v.End
 			if (v.Kind == KindPrivateFile || v.Kind == KindSharedFile || v.FileID != 0) && t.FileByID(v.FileID) == nil {
 				return fmt.Errorf("image: task %d: VMA %#x-%#x refers to unknown file %d", task.PID, v.Start, v.End, v.FileID)
@@ -384,6 +387,10 @@ func (w *Writer) writeTree(t *Tree) error {
 			ev := extVMA{Name: v.Name, VmFlags: v.VmFlags, VvarVclock: v.Kind == KindVVARVclock, FromParent: v.FromParent}
 			if v.FromParent {
 				ext.Version = max(ext.Version, extVersionCOW)
+			}
+			if p := v.MemPolicy; p != nil {
+				ev.MemPolicy = &extMemPolicy{Mode: p.Mode, Nodes: p.Nodes}
+				ext.Version = max(ext.Version, extVersion7)
 			}
 			switch v.Kind {
 			case KindPrivateFile, KindSharedFile:

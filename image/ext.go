@@ -39,6 +39,11 @@ const (
 	// and the timers, and restore the thread without its filters or the
 	// fd without its lock. It knows version 5.
 	extVersion6 = 6
+	// extVersion7 is written when a VMA has a NUMA memory policy of its
+	// own (mbind; "mempolicy" in its ext VMA entry): a reader of an
+	// earlier version would restore the range under the thread's policy.
+	// It knows version 6.
+	extVersion7 = 7
 )
 
 type extImage struct {
@@ -134,6 +139,8 @@ type extVMA struct {
 	ShmID  uint32 `json:"shm_id,omitempty"`
 	// FromParent is VMA.FromParent (version 2).
 	FromParent bool `json:"from_parent,omitempty"`
+	// MemPolicy is VMA.MemPolicy (version 7).
+	MemPolicy *extMemPolicy `json:"mempolicy,omitempty"`
 }
 
 type extFD struct {

@@ -2,6 +2,8 @@ package image
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -186,6 +188,44 @@ type MemPolicy struct {
 	// Nodes is the node mask, 64 nodes a word (MemPolicyNodeWords words at
 	// most).
 	Nodes []uint64
+}
+
+// String says p as numa_maps does, "bind=static:0,2"; "" for nil.
+func (p *MemPolicy) String() string {
+	if p == nil {
+		return ""
+	}
+	const static, relative, balancing = 1 << 15, 1 << 14, 1 << 13
+	names := []string{"default", "prefer", "bind", "interleave", "local", "prefer-many", "weighted-interleave"}
+	mode := p.Mode &^ (static | relative | balancing)
+	s := fmt.Sprintf("mode%d", mode)
+	if int(mode) < len(names) {
+		s = names[mode]
+	}
+	var flags []string
+	for _, f := range []struct {
+		bit  uint32
+		name string
+	}{{static, "static"}, {relative, "relative"}, {balancing, "balancing"}} {
+		if p.Mode&f.bit != 0 {
+			flags = append(flags, f.name)
+		}
+	}
+	if len(flags) > 0 {
+		s += "=" + strings.Join(flags, "|")
+	}
+	var nodes []string
+	for w, bits := range p.Nodes {
+		for i := range 64 {
+			if bits&(1<<i) != 0 {
+				nodes = append(nodes, strconv.Itoa(64*w+i))
+			}
+		}
+	}
+	if len(nodes) > 0 {
+		s += ":" + strings.Join(nodes, ",")
+	}
+	return s
 }
 
 // MemPolicyNodeWords is how many words of node mask an image may hold:
@@ -455,6 +495,10 @@ type VMA struct {
 	// pages over it and discards (MADV_DONTNEED) every other page: memory
 	// that was shared copy-on-write is shared again, and stored once.
 	FromParent bool
+	// MemPolicy is the NUMA memory policy of the range (mbind), nil for
+	// none (the thread's policy applies). For shared memory it is the
+	// object's policy at the VMA's start.
+	MemPolicy *MemPolicy
 }
 
 // Len is the VMA's length in bytes.

@@ -69,6 +69,9 @@ type VMASummary struct {
 	GuardPages int64 `json:"guard_pages,omitempty"`
 	// HugePageSize is the page size of a hugetlb VMA (VMA.HugePageSize).
 	HugePageSize uint64 `json:"huge_page_size,omitempty"`
+	// MemPolicy is the range's own NUMA memory policy (VMA.MemPolicy):
+	// "bind=static:0,2".
+	MemPolicy string `json:"mempolicy,omitempty"`
 }
 
 // FDSummary is one file descriptor.
@@ -247,6 +250,7 @@ func Summarize(r *Reader) (*Summary, error) {
 			vs.ParentPages = rangePages(t.ParentPages, v)
 			vs.GuardPages = rangePages(t.Guards, v)
 			vs.HugePageSize = v.HugePageSize()
+			vs.MemPolicy = v.MemPolicy.String()
 			vs.Pages = vs.Bytes / PageSize
 			if runs, ok := shmRuns[v.ShmID]; ok {
 				vs.ShmPages = int64(overlap(runs, v.Pgoff, v.Pgoff+v.Len()) / PageSize)
@@ -371,6 +375,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 			}
 			if v.HugePageSize != 0 {
 				fmt.Fprintf(&b, " hugetlb (%s pages)", humanBytes(int64(v.HugePageSize)))
+			}
+			if v.MemPolicy != "" {
+				fmt.Fprintf(&b, " policy %s", v.MemPolicy)
 			}
 			fmt.Fprintf(&b, " pages %d (%s)\n", v.Pages, humanBytes(v.Bytes))
 		}

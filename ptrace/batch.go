@@ -57,6 +57,7 @@ var batchCode = []byte{
 }
 
 const (
+	outSlotOff      = 48   // an entry's sixth argument: AddOut's answer
 	batchSyscallOff = 0x20 // the loop's syscall instruction
 	batchStopOff    = 0x5a // the int3: rip at the SIGTRAP of a finished batch
 )
@@ -90,6 +91,11 @@ type batchOp struct {
 	args [6]uint64
 	what string // names the syscall in errors: "rt_sigaction(5)"
 	ret  uint64 // after a run
+	// outArg, when not 0, is 1 + the index of an argument that points
+	// to the entry's own sixth argument (AddOut); out is what the
+	// syscall stored there.
+	outArg int
+	out    uint64
 }
 
 // Add appends syscall nr with up to six arguments; what names it in
@@ -103,6 +109,23 @@ func (b *Batch) Add(what string, nr uintptr, args ...uint64) int {
 	b.ops = append(b.ops, o)
 	return len(b.ops) - 1
 }
+
+// AddOut appends syscall nr, which takes at most five arguments and
+// stores up to 8 bytes of answer where its argument outArg points: that
+// argument is set to the address of the entry's own unused sixth
+// argument, so that thousands of such queries need no answer area of
+// their own. Out returns the answer.
+func (b *Batch) AddOut(what string, nr uintptr, outArg int, args ...uint64) int {
+	if (len(args) > 5 || outArg < 0 || outArg >= 5) && b.err == nil {
+		b.err = fmt.Errorf("batch entry %s: %d arguments with the answer at %d, at most 5", what, len(args), outArg)
+	}
+	i := b.Add(what, nr, args...)
+	b.ops[i].outArg = outArg + 1
+	return i
+}
+
+// Out returns what entry i (added with AddOut) stored in the last run.
+func (b *Batch) Out(i int) uint64 { return b.ops[i].out }
 
 // Len returns the number of entries.
 func (b *Batch) Len() int { return len(b.ops) }
@@ -225,6 +248,10 @@ func runChunk(tid int, area BatchArea, ops []batchOp, base int, regs unix.Ptrace
 		for j, a := range o.args {
 			le.PutUint64(e[8+8*j:], a)
 		}
+		if o.outArg != 0 {
+			le.PutUint64(e[8+8*(o.outArg-1):], area.Table+uint64(i*BatchEntrySize)+outSlotOff)
+			le.PutUint64(e[outSlotOff:], 0)
+		}
 		le.PutUint64(e[56:], 0)
 	}
 	if err := writeTracee(tid, area.Table, buf); err != nil {
@@ -266,6 +293,9 @@ func runChunk(tid int, area BatchArea, ops []batchOp, base int, regs unix.Ptrace
 	}
 	for i := range ops {
 		ops[i].ret = le.Uint64(buf[i*BatchEntrySize+56:])
+		if ops[i].outArg != 0 {
+			ops[i].out = le.Uint64(buf[i*BatchEntrySize+outSlotOff:])
+		}
 	}
 	if out.R12 != 0 {
 		k := len(ops) - int(out.R12)
@@ -277,13 +307,30 @@ func runChunk(tid int, area BatchArea, ops []batchOp, base int, regs unix.Ptrace
 // stepBatch runs ops one by one through the loop's syscall instruction,
 // each with its own round trip, stopping at the first failure.
 func stepBatch(tid int, area BatchArea, ops []batchOp, regs unix.PtraceRegs) (*unix.PtraceRegs, error) {
+	var slot [8]byte
 	for k := range ops {
-		out, err := stepSyscall(tid, regs, area.Code+batchSyscallOff, ops[k].nr, ops[k].args)
+		args := ops[k].args
+		if ops[k].outArg != 0 {
+			// The table's first entry is free here: its sixth argument
+			// takes the answer.
+			args[ops[k].outArg-1] = area.Table + outSlotOff
+			if err := writeTracee(tid, area.Table+outSlotOff, slot[:]); err != nil {
+				return nil, err
+			}
+		}
+		out, err := stepSyscall(tid, regs, area.Code+batchSyscallOff, ops[k].nr, args)
 		if err != nil {
 			return nil, err
 		}
 		regs = out
 		ops[k].ret = out.Rax
+		if ops[k].outArg != 0 {
+			var ans [8]byte
+			if err := readTracee(tid, area.Table+outSlotOff, ans[:]); err != nil {
+				return nil, err
+			}
+			ops[k].out = binary.LittleEndian.Uint64(ans[:])
+		}
 		if v := int64(out.Rax); v >= -4095 && v <= -1 {
 			return &regs, batchErr(tid, ops[k], k)
 		}

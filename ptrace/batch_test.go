@@ -102,6 +102,28 @@ func TestBatch(t *testing.T) {
 				t.Errorf("SIGTRAP handler %#x as read in the batch (helper: %s)", handler, trap)
 			}
 
+			// Answers stored in the entries themselves (AddOut), over
+			// two round trips: the task's CPU mask, 8 bytes.
+			var cpus unix.CPUSet
+			if err := unix.SchedGetaffinity(pid, &cpus); err != nil {
+				t.Fatal(err)
+			}
+			wantMask := uint64(cpus[0])
+			b.Reset()
+			var outs []int
+			for range 2 {
+				outs = append(outs, b.AddOut("sched_getaffinity", unix.SYS_SCHED_GETAFFINITY, 2, 0, 8, 0))
+				b.Add("getpid", unix.SYS_GETPID)
+			}
+			if err := r.RunBatch(area, &b); err != nil {
+				t.Fatal(err)
+			}
+			for _, i := range outs {
+				if b.Out(i) != wantMask || b.Result(i) != 8 {
+					t.Errorf("entry %d: sched_getaffinity stored %#x and returned %d, want %#x and 8", i, b.Out(i), b.Result(i), wantMask)
+				}
+			}
+
 			// A pending SIGTRAP: the batch must neither take it nor lose it.
 			if err := unix.Kill(pid, unix.SIGTRAP); err != nil {
 				t.Fatal(err)
@@ -109,11 +131,15 @@ func TestBatch(t *testing.T) {
 			b.Reset()
 			b.Add("getpid", unix.SYS_GETPID)
 			b.Add("gettid", unix.SYS_GETTID)
+			iOut := b.AddOut("sched_getaffinity", unix.SYS_SCHED_GETAFFINITY, 2, 0, 8, 0)
 			if err := r.RunBatch(area, &b); err != nil {
 				t.Fatal(err)
 			}
 			if int(b.Result(0)) != pid || int(b.Result(1)) != pid {
 				t.Errorf("stepped batch: getpid %d gettid %d, want %d", b.Result(0), b.Result(1), pid)
+			}
+			if b.Out(iOut) != wantMask {
+				t.Errorf("stepped batch: sched_getaffinity stored %#x, want %#x", b.Out(iOut), wantMask)
 			}
 			if ok, err := sigPending(pid, unix.SIGTRAP); err != nil || !ok {
 				t.Fatalf("SIGTRAP no longer pending after the stepped batch (%v)", err)

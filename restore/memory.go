@@ -95,6 +95,9 @@ func (rs *restorer) restoreMemory(tk *task, b *batch) error {
 			rs.madvise(tk, v)
 		}
 	}
+	if err := rs.rangePolicies(tk, b); err != nil {
+		return err
+	}
 	if err := rs.setMm(tk, b); err != nil {
 		return err
 	}
@@ -406,6 +409,55 @@ func mmapAccounted(b *batch, v *image.VMA, flags, fd uint64) {
 	if acct {
 		b.add(what, unix.SYS_MPROTECT, v.Start, v.Len(), prot)
 	}
+}
+
+// rangePolicies gives each VMA its NUMA memory policy (mbind) before its
+// pages are written, so that they are placed by it. A VMA inherited from
+// the parent (kept, or a range of private memory still shared) came with
+// the parent's policy: only a different one is set, MPOL_DEFAULT
+// included. Nodes this machine lacks fail the restore, naming the range
+// and the policy.
+func (rs *restorer) rangePolicies(tk *task, b *batch) error {
+	for i, v := range tk.t.VMAs {
+		var inherited *image.MemPolicy
+		if (tk.kept[i] || v.FromParent) && tk.parent != nil {
+			pv := tk.parent.t.VMAs
+			j := sort.Search(len(pv), func(j int) bool { return pv[j].End > v.Start })
+			if j < len(pv) && pv[j].Start <= v.Start {
+				inherited = pv[j].MemPolicy
+			}
+		}
+		if samePolicy(v.MemPolicy, inherited) {
+			continue
+		}
+		if err := rs.runBatch(tk, b); err != nil {
+			return err
+		}
+		var mode, nodes uint64 // MPOL_DEFAULT: no policy of the range's own
+		what := "default"
+		if p := v.MemPolicy; p != nil {
+			s := rs.newScratch()
+			words := make([]uint64, image.MemPolicyNodeWords)
+			copy(words, p.Nodes)
+			mode, nodes = uint64(p.Mode), s.u64s(words...)
+			if err := s.write(tk.t.PID); err != nil {
+				return err
+			}
+			what = p.String()
+		}
+		if _, err := tk.sys(unix.SYS_MBIND, v.Start, v.Len(), mode, nodes, image.MemPolicyNodeWords*64, 0); err != nil {
+			return fmt.Errorf("task %d vma %#x-%#x: memory policy (mbind %s): %w", tk.t.PID, v.Start, v.End, what, err)
+		}
+	}
+	return nil
+}
+
+// samePolicy reports whether a and b are one policy (nil: none).
+func samePolicy(a, b *image.MemPolicy) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Mode == b.Mode && slices.Equal(a.Nodes, b.Nodes)
 }
 
 // madvise reapplies the advice bits of v; refusals are logged.
