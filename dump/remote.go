@@ -211,6 +211,9 @@ func (d *dumper) collectRemote(t *image.Task, status procfs.Status) (err error) 
 	if err := vmaPolicies(r, t, area, scratch); err != nil {
 		return taskErr(pid, "memory policies of ranges", err)
 	}
+	if t.Mm.Membarrier, err = d.membarrierRegistrations(r, pid); err != nil {
+		return taskErr(pid, "membarrier registrations", err)
+	}
 	if err := timerTimes(r, pid, scratch, t.PosixTimers); err != nil {
 		return taskErr(pid, "POSIX timers", err)
 	}
@@ -225,6 +228,22 @@ func (d *dumper) collectRemote(t *image.Task, status procfs.Status) (err error) 
 		}
 	}
 	return nil
+}
+
+// membarrierRegistrations asks the task which membarrier commands its mm
+// registered for (MEMBARRIER_CMD_GET_REGISTRATIONS): restored without
+// them, its expedited barriers would fail with EPERM. A kernel before 6.3
+// cannot tell; the dump then goes on with a warning.
+func (d *dumper) membarrierRegistrations(r *ptrace.Remote, pid int) (uint32, error) {
+	v, err := r.Syscall(unix.SYS_MEMBARRIER, kernel.MembarrierGetRegistrations, 0, 0)
+	switch {
+	case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS):
+		d.log.Warn("membarrier registrations not dumped: the kernel cannot tell them (Linux 6.3+)", "pid", pid)
+		return 0, nil
+	case err != nil:
+		return 0, err
+	}
+	return uint32(v) & kernel.MembarrierRegisterCmds, nil
 }
 
 // futureLocks returns the task's mlockall(MCL_FUTURE) flags, which no

@@ -597,8 +597,12 @@ func mmFromEntry(t *Tree, name string, me *mmMsg, et *extTask, task *Task, byID 
 	task.Mm = Mm{StartCode: f[0], EndCode: f[1], StartData: f[2], EndData: f[3], StartStack: f[4],
 		StartBrk: f[5], Brk: f[6], ArgStart: f[7], ArgEnd: f[8], EnvStart: f[9], EnvEnd: f[10],
 		Auxv: me.auxv, ExeFileID: me.exeID, Dumpable: me.dump, THPDisabled: me.thpOff, MDWE: et.MDWE,
-		MergeAny: et.MergeAny, THPExceptAdvised: et.THPExceptAdvised, MlockFuture: et.MlockFuture, AIORings: me.aios}
+		MergeAny: et.MergeAny, THPExceptAdvised: et.THPExceptAdvised, MlockFuture: et.MlockFuture, AIORings: me.aios,
+		Membarrier: et.Membarrier}
 	if err := checkMlockFuture(et.MlockFuture); err != nil {
+		return fileErr(ExtName, ErrCorrupt, "task %d: %v", task.PID, err)
+	}
+	if err := checkMembarrier(et.Membarrier); err != nil {
 		return fileErr(ExtName, ErrCorrupt, "task %d: %v", task.PID, err)
 	}
 	if id := task.Mm.ExeFileID; id != 0 && t.FileByID(id) == nil {

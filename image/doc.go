@@ -188,10 +188,13 @@
 // signal, sigev_notify, sival_ptr, overrun, interval and time left in
 // seconds and nanoseconds, the target thread of a SIGEV_THREAD_ID one).
 //
-// # Range memory policies (mmcr-ext version 7)
+// # Range memory policies and membarrier registrations (mmcr-ext version 7)
 //
 // A VMA with a NUMA memory policy of its own (mbind) has "mempolicy" in
-// its ext VMA entry, as a thread's (VMA.MemPolicy). An ext file with one
+// its ext VMA entry, as a thread's (VMA.MemPolicy). A task registered for
+// membarrier commands has "membarrier", the mask
+// MEMBARRIER_CMD_GET_REGISTRATIONS returns (Mm.Membarrier; CRIU keeps it
+// in task_core_entry, which mmcr leaves alone). An ext file with either
 // says version 7; a version 7 reader reads versions 1-7.
 //
 // # manifest.json (format "mmcr-image", version 1)

@@ -164,6 +164,9 @@ func checkTree(t *Tree) error {
 		if err := checkMlockFuture(task.Mm.MlockFuture); err != nil {
 			return fmt.Errorf("image: task %d: %w", task.PID, err)
 		}
+		if err := checkMembarrier(task.Mm.Membarrier); err != nil {
+			return fmt.Errorf("image: task %d: %w", task.PID, err)
+		}
 		if err := checkAIORings(task); err != nil {
 			return fmt.Errorf("image: %w", err)
 		}
@@ -342,7 +345,11 @@ func (w *Writer) writeTree(t *Tree) error {
 			continue
 		}
 		et := extTask{PID: task.PID, CapAmb: task.Creds.CapAmb, NoNewPrivs: task.Creds.NoNewPrivs, MDWE: task.Mm.MDWE,
-			MergeAny: task.Mm.MergeAny, THPExceptAdvised: task.Mm.THPExceptAdvised, MlockFuture: task.Mm.MlockFuture}
+			MergeAny: task.Mm.MergeAny, THPExceptAdvised: task.Mm.THPExceptAdvised, MlockFuture: task.Mm.MlockFuture,
+			Membarrier: task.Mm.Membarrier}
+		if task.Mm.Membarrier != 0 {
+			ext.Version = max(ext.Version, extVersion7)
+		}
 		et.CoredumpFilter = task.CoredumpFilter
 		if task.CoredumpFilter != nil {
 			ext.Version = max(ext.Version, extVersion6)

@@ -40,9 +40,11 @@ const (
 	// fd without its lock. It knows version 5.
 	extVersion6 = 6
 	// extVersion7 is written when a VMA has a NUMA memory policy of its
-	// own (mbind; "mempolicy" in its ext VMA entry): a reader of an
-	// earlier version would restore the range under the thread's policy.
-	// It knows version 6.
+	// own (mbind; "mempolicy" in its ext VMA entry) or a task registered
+	// for membarrier commands ("membarrier"): a reader of an earlier
+	// version would restore the range under the thread's policy, or the
+	// task without the registrations its barriers need. It knows version
+	// 6.
 	extVersion7 = 7
 )
 
@@ -100,6 +102,8 @@ type extTask struct {
 	THPExceptAdvised bool `json:"thp_except_advised,omitempty"`
 	// MlockFuture is Mm.MlockFuture (version 4).
 	MlockFuture uint32 `json:"mlock_future,omitempty"`
+	// Membarrier is Mm.Membarrier (version 7).
+	Membarrier uint32 `json:"membarrier,omitempty"`
 	// CoredumpFilter is Task.CoredumpFilter (version 6).
 	CoredumpFilter *uint32     `json:"coredump_filter,omitempty"`
 	Threads        []extThread `json:"threads"` // same order as pstree threads

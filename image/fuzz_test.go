@@ -110,6 +110,14 @@ func FuzzDecodeTree(f *testing.F) {
 			if checkMlockFuture(task.Mm.MlockFuture) != nil {
 				t.Fatalf("task %d: mlock_future %#x decoded", task.PID, task.Mm.MlockFuture)
 			}
+			if checkMembarrier(task.Mm.Membarrier) != nil {
+				t.Fatalf("task %d: membarrier %#x decoded", task.PID, task.Mm.Membarrier)
+			}
+			for _, v := range task.VMAs {
+				if checkMemPolicy(v.MemPolicy) != nil {
+					t.Fatalf("task %d: VMA policy %+v decoded", task.PID, *v.MemPolicy)
+				}
+			}
 			for _, th := range task.Threads {
 				if th.Sched != nil && th.Sched.check() != nil {
 					t.Fatalf("thread %d: scheduling state %+v decoded", th.TID, *th.Sched)

@@ -55,3 +55,33 @@ func TestMlockFutureRejected(t *testing.T) {
 		t.Fatalf("load: got %v, want an error naming mlock_future 0x1", err)
 	}
 }
+
+// TestMembarrierRoundTrip: a task's membarrier registrations come back
+// and make the ext file version 7; bits that are no register command are
+// refused at commit and, from a doctored ext file, at load.
+func TestMembarrierRoundTrip(t *testing.T) {
+	tree := sampleTree()
+	tree.Tasks[1].Mm.Membarrier = 1<<4 | 1<<8 // REGISTER_PRIVATE_EXPEDITED, _RSEQ
+	dir, err := commitTree(t, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, files := readFiles(t, dir)
+	if ext := string(files[ExtName]); !strings.Contains(ext, `"membarrier": 272`) || !strings.Contains(ext, `"version": 7`) {
+		t.Fatalf("%s lacks membarrier or version 7:\n%s", ExtName, ext)
+	}
+	_, got := openTree(t, dir)
+	for i, task := range got.Tasks {
+		if task.Mm.Membarrier != tree.Tasks[i].Mm.Membarrier {
+			t.Errorf("task %d: Membarrier %#x, want %#x", task.PID, task.Mm.Membarrier, tree.Tasks[i].Mm.Membarrier)
+		}
+	}
+	files[ExtName] = []byte(strings.Replace(string(files[ExtName]), `"membarrier": 272`, `"membarrier": 8`, 1))
+	if _, err := memReader(files).Tree(); err == nil || !strings.Contains(err.Error(), "membarrier registrations 0x8") {
+		t.Fatalf("load of PRIVATE_EXPEDITED (a barrier, not a registration): %v, want a refusal", err)
+	}
+	tree.Tasks[1].Mm.Membarrier = 1 << 9
+	if _, err := commitTree(t, tree); err == nil || !strings.Contains(err.Error(), "membarrier registrations 0x200") {
+		t.Fatalf("commit of GET_REGISTRATIONS: %v, want a refusal", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mmcr/mmcr/internal/kernel"
 	"golang.org/x/sys/unix"
 )
 
@@ -394,6 +395,11 @@ type Mm struct {
 	// faulted in; 0 when the task never asked. (MCL_CURRENT leaves no state
 	// of its own: the VMAs it locked say "lo".)
 	MlockFuture uint32
+	// Membarrier is the membarrier(2) registrations of the task's memory
+	// (MEMBARRIER_CMD_GET_REGISTRATIONS): a mask of the
+	// MEMBARRIER_CMD_REGISTER_* commands it issued, without which the
+	// matching expedited barriers fail with EPERM.
+	Membarrier uint32
 }
 
 // AIORing is an AIO context: its ring is mapped at Addr (which is also the
@@ -422,6 +428,14 @@ func checkAIORings(t *Task) error {
 			return fmt.Errorf("task %d: AIO context %#x (%d bytes, %d requests) does not match its ring VMA %#x-%#x",
 				t.PID, r.Addr, r.Len, r.NrReq, v.Start, v.End)
 		}
+	}
+	return nil
+}
+
+// checkMembarrier checks Mm.Membarrier.
+func checkMembarrier(m uint32) error {
+	if m&^kernel.MembarrierRegisterCmds != 0 {
+		return fmt.Errorf("membarrier registrations %#x hold more than the register commands", m)
 	}
 	return nil
 }

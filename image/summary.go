@@ -36,6 +36,8 @@ type TaskSummary struct {
 	SeccompFilters int `json:"seccomp_filters,omitempty"`
 	// PosixTimers counts the task's POSIX timers.
 	PosixTimers int `json:"posix_timers,omitempty"`
+	// Membarrier is the task's membarrier registrations (Mm.Membarrier).
+	Membarrier uint32 `json:"membarrier,omitempty"`
 	// Depth is the task's depth in the tree (the root is 0).
 	Depth int          `json:"depth"`
 	VMAs  []VMASummary `json:"vmas"`
@@ -197,7 +199,7 @@ func Summarize(r *Reader) (*Summary, error) {
 		depth[t.PID] = d
 		ts := TaskSummary{PID: t.PID, PPID: t.PPID, PGID: t.PGID, SID: t.SID, Comm: t.Comm,
 			Stopped: t.Stopped, Zombie: t.Zombie, ExitStatus: t.ExitStatus, Threads: len(t.Threads), Depth: d,
-			SeccompFilters: len(t.Threads[0].Seccomp), PosixTimers: len(t.PosixTimers)}
+			SeccompFilters: len(t.Threads[0].Seccomp), PosixTimers: len(t.PosixTimers), Membarrier: t.Mm.Membarrier}
 		if t.Zombie {
 			s.Totals.Threads += ts.Threads
 			s.Tasks = append(s.Tasks, ts)
@@ -343,6 +345,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 		}
 		if ts.PosixTimers > 0 {
 			stopped += fmt.Sprintf(", %d POSIX timers", ts.PosixTimers)
+		}
+		if ts.Membarrier != 0 {
+			stopped += fmt.Sprintf(", membarrier registrations %#x", ts.Membarrier)
 		}
 		if ts.Zombie {
 			fmt.Fprintf(&b, "  %s%d %s (ppid %d, pgid %d, sid %d), zombie: %s\n",

@@ -60,3 +60,29 @@ func TestSummary(t *testing.T) {
 		t.Log("\n" + out)
 	}
 }
+
+// TestSummaryPolicies: show names a range's memory policy and a task's
+// membarrier registrations.
+func TestSummaryPolicies(t *testing.T) {
+	tree := sampleTree()
+	tree.Tasks[0].VMAs[1].MemPolicy = &MemPolicy{Mode: 2, Nodes: []uint64{1}}
+	tree.Tasks[1].Mm.Membarrier = 1 << 4
+	dir, err := commitTree(t, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := openTree(t, dir)
+	s, err := Summarize(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := s.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"policy bind:0 pages", "membarrier registrations 0x10"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("show lacks %q:\n%s", want, buf.String())
+		}
+	}
+}

@@ -78,6 +78,14 @@ func (rs *restorer) restoreState(tk *task) error {
 	if t.ChildSubreaper {
 		c.add("child subreaper", unix.SYS_PRCTL, unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	}
+	// The membarrier commands the task's memory was registered for: a
+	// fork inherits them, and the task's children forked before this.
+	for _, cmd := range []uint64{kernel.MembarrierRegisterGlobalExpedited, kernel.MembarrierRegisterPrivateExpedited,
+		kernel.MembarrierRegisterPrivateExpeditedSyncCore, kernel.MembarrierRegisterPrivateExpeditedRseq} {
+		if uint64(t.Mm.Membarrier)&cmd != 0 {
+			c.add(fmt.Sprintf("membarrier register command %#x", cmd), unix.SYS_MEMBARRIER, cmd, 0, 0)
+		}
+	}
 	// KSM may merge every mergeable mapping, later ones too (the VMAs'
 	// own MADV_MERGEABLE came back with them).
 	if t.Mm.MergeAny {

@@ -15,6 +15,21 @@ const (
 	PrTimerCreateRestoreIDsGet = 2
 )
 
+// membarrier(2) commands (linux/membarrier.h), which x/sys lacks. A
+// REGISTER command's bit is its barrier's shifted left by one.
+const (
+	MembarrierRegisterGlobalExpedited          = 1 << 2
+	MembarrierRegisterPrivateExpedited         = 1 << 4
+	MembarrierRegisterPrivateExpeditedSyncCore = 1 << 6
+	MembarrierRegisterPrivateExpeditedRseq     = 1 << 8
+	// MembarrierGetRegistrations (Linux 6.3) returns the REGISTER
+	// commands the caller's mm issued.
+	MembarrierGetRegistrations = 1 << 9
+
+	MembarrierRegisterCmds = MembarrierRegisterGlobalExpedited | MembarrierRegisterPrivateExpedited |
+		MembarrierRegisterPrivateExpeditedSyncCore | MembarrierRegisterPrivateExpeditedRseq
+)
+
 // ioprioWhoProcess is IOPRIO_WHO_PROCESS: one thread, by its tid.
 const ioprioWhoProcess = 1
 
