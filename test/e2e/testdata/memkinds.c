@@ -1,8 +1,9 @@
 /*
  * memkinds: memory that is more than pages, through the CLI: a SysV shared
  * memory segment (removed once attached: it lives only as long as the
- * tree), AIO contexts with completed events not reaped yet, and a task
- * that locks its future mappings on fault (mlockall).
+ * tree), AIO contexts with completed events not reaped yet, a task
+ * that locks its future mappings on fault (mlockall), a range with a NUMA
+ * policy of its own (mbind) and membarrier registrations.
  *
  * The root makes the segment and an AIO context that holds 3 events, then
  * forks the child, which inherits the attachment (and a copy of the ring,
@@ -11,10 +12,16 @@
  * (the data, an attachment of the dumped id with 2 attachments, the root's
  * mark seen by the child), reaps its events and runs one more request on
  * its context; the child checks that a new mapping is locked and the root
- * that it is not.
+ * that it is not. After the fork the root interleaves half of a region
+ * over node 0 and registers for private expedited membarriers: on SIGTERM
+ * it checks the policy, the region's data and that its barrier works, the
+ * child that its own barrier is still refused. (Kernels without NUMA or
+ * without MEMBARRIER_CMD_GET_REGISTRATIONS skip those parts.)
  */
 #include "common.h"
 #include <linux/aio_abi.h>
+#include <linux/membarrier.h>
+#include <linux/mempolicy.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
 
@@ -115,6 +122,47 @@ static void check_future_lock(int want, const char *what)
 	munmap(p, 16 * PAGE);
 }
 
+static uint8_t *numa_region;
+static int have_numa, have_membarrier;
+
+#define MB_GET_REGISTRATIONS (1 << 9)
+
+static long mb(int cmd) { return syscall(SYS_membarrier, cmd, 0, 0); }
+
+/* setup_policies interleaves the second half of a 32-page region over
+ * node 0 and registers the root for private expedited barriers. */
+static void setup_policies(void)
+{
+	numa_region = xmmap(NULL, 32 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, "numa region");
+	unsigned long mask = 1;
+	if (syscall(SYS_mbind, numa_region + 16 * PAGE, 16 * PAGE, MPOL_INTERLEAVE, &mask, 65, 0) == 0)
+		have_numa = 1;
+	else if (errno != ENOSYS)
+		die("mbind: %s", strerror(errno));
+	fill(numa_region, 32 * PAGE, 60, 0);
+	if (mb(MB_GET_REGISTRATIONS) >= 0) {
+		have_membarrier = 1;
+		if (mb(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED))
+			die("membarrier register: %s", strerror(errno));
+	}
+}
+
+static void check_policies(void)
+{
+	check(numa_region, 32 * PAGE, 60, 0, "numa region");
+	int modes[2] = {MPOL_DEFAULT, MPOL_INTERLEAVE};
+	for (int half = 0; have_numa && half < 2; half++) {
+		int mode = -1;
+		unsigned long mask = 0;
+		if (syscall(SYS_get_mempolicy, &mode, &mask, 65, numa_region + half * 16 * PAGE, MPOL_F_ADDR))
+			failf("get_mempolicy: %s", strerror(errno));
+		else if (mode != modes[half] || mask != (half ? 1UL : 0UL))
+			failf("half %d of the numa region: policy %d nodes %#lx, want %d", half, mode, mask, modes[half]);
+	}
+	if (have_membarrier && mb(MEMBARRIER_CMD_PRIVATE_EXPEDITED))
+		failf("private expedited membarrier: %s", strerror(errno));
+}
+
 static void child(void)
 {
 	setup_aio(2, 20);
@@ -127,6 +175,8 @@ static void child(void)
 		failf("child: shmdt: %s", strerror(errno));
 	check_aio(2, 20, "child aio");
 	check_future_lock(1, "child");
+	if (mb(MB_GET_REGISTRATIONS) >= 0 && (mb(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != -1 || errno != EPERM))
+		failf("private expedited membarrier not refused: the child never registered");
 }
 
 int main(void)
@@ -142,8 +192,10 @@ int main(void)
 	setup_aio(3, 10);
 
 	pid_t kid = spawn("child", child);
+	setup_policies();
 	write_pidfile();
 	wait_term();
+	check_policies();
 	check_seg(0, "root segment");
 	memset(seg + SEG - 8, 0x5a, 8); /* for the child to see */
 	check_aio(3, 10, "root aio");
