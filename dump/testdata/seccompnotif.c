@@ -86,7 +86,10 @@ int main(void)
 	}
 	close(sv[1]);
 	int listener = recvfd(sv[0]);
-	if (listener < 0)
+	// EOF once the child has closed its end, after its copy of the fd:
+	// a dump must meet neither in the child.
+	char eof;
+	if (listener < 0 || read(sv[0], &eof, 1) != 0)
 		return 2;
 	printf("ready %d\n", child);
 	fflush(stdout);
