@@ -158,6 +158,21 @@ func appendGuard(gs []image.Range, v *image.VMA, start, end uint64) []image.Rang
 // copyPrivatePages): 64 MiB, ~1 ms of scanning when it is all present.
 const scanWindow = 64 << 20
 
+// memfdInode records memfd o's seals, mode and owner, from f, a file of
+// its inode (the seals are the inode's, whatever file asks).
+func memfdInode(o *image.SharedObject, f *os.File) error {
+	seals, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
+	if err != nil {
+		return fmt.Errorf("read memfd seals: %w", os.NewSyscallError("fcntl F_GET_SEALS", err))
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fmt.Errorf("stat memfd: %w", err)
+	}
+	o.Seals, o.Mode, o.UID, o.GID = uint32(seals), st.Mode&0o7777, st.Uid, st.Gid
+	return nil
+}
+
 // dumpSharedObjects writes each shared object's pages once, read through
 // the map_files link of one VMA that maps it: SEEK_DATA/SEEK_HOLE skip the
 // holes, pread reads the data, no ptrace needed.
@@ -178,6 +193,11 @@ func (d *dumper) dumpSharedObject(o *image.SharedObject) error {
 		return err
 	}
 	defer f.Close()
+	if o.Memfd {
+		if err := memfdInode(o, f); err != nil {
+			return err
+		}
+	}
 	pw, err := d.w.ShmemPages(o.ID)
 	if err != nil {
 		return err

@@ -137,7 +137,11 @@ func (r *Reader) readTree() (*Tree, error) {
 			return nil, fileErr(ExtName, ErrCorrupt, "shared object %d has id %d", i+1, es.ID)
 		}
 		so := &SharedObject{ID: es.ID, Dev: es.Dev, Ino: es.Ino,
-			Size: es.Size, Memfd: es.Memfd, Name: es.Name, HugePageSize: es.HugePageSize}
+			Size: es.Size, Memfd: es.Memfd, Name: es.Name, HugePageSize: es.HugePageSize,
+			Seals: es.Seals, Mode: es.Mode, UID: es.UID, GID: es.GID}
+		if err := checkMemfdInode(so); err != nil {
+			return nil, fileErr(ExtName, ErrCorrupt, "%v", err)
+		}
 		if s := es.SysV; s != nil {
 			so.SysV = &SysVSegment{Key: s.Key, ID: s.ID, Mode: s.Mode, UID: s.UID, GID: s.GID, Size: s.Size}
 		}

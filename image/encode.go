@@ -127,6 +127,9 @@ func checkTree(t *Tree) error {
 		if err := checkSysV(so); err != nil {
 			return fmt.Errorf("image: %w", err)
 		}
+		if err := checkMemfdInode(so); err != nil {
+			return fmt.Errorf("image: %w", err)
+		}
 	}
 	seen := map[int]bool{}
 	for _, task := range t.Tasks {
@@ -274,7 +277,11 @@ func (w *Writer) writeTree(t *Tree) error {
 	}
 	for _, so := range t.SharedObjects {
 		ext.SharedObjects = append(ext.SharedObjects, extShm{ID: so.ID, Dev: so.Dev, Ino: so.Ino,
-			Size: so.Size, Memfd: so.Memfd, Name: so.Name, HugePageSize: so.HugePageSize})
+			Size: so.Size, Memfd: so.Memfd, Name: so.Name, HugePageSize: so.HugePageSize,
+			Seals: so.Seals, Mode: so.Mode, UID: so.UID, GID: so.GID})
+		if so.Seals != 0 || so.Mode != 0 || so.UID != 0 || so.GID != 0 {
+			ext.Version = max(ext.Version, extVersion7)
+		}
 		if s := so.SysV; s != nil {
 			ext.SharedObjects[len(ext.SharedObjects)-1].SysV = &extSysV{Key: s.Key, ID: s.ID, Mode: s.Mode, UID: s.UID, GID: s.GID, Size: s.Size}
 		}
@@ -622,11 +629,11 @@ func memfdFileEntry(id, inode uint32) []byte {
 func memfdInodeEntry(so *SharedObject) []byte {
 	var e protoEnc
 	e.string(1, "memfd:"+so.Name)
-	e.uint32(2, 0) // uid
-	e.uint32(3, 0) // gid
+	e.uint32(2, so.UID)
+	e.uint32(3, so.GID)
 	e.uint64(4, so.Size)
 	e.uint32(5, so.ID) // shmid
-	e.uint32(6, 0)     // seals
+	e.uint32(6, so.Seals)
 	e.uint64(7, uint64(so.ID))
 	return e.b
 }

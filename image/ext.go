@@ -40,11 +40,11 @@ const (
 	// fd without its lock. It knows version 5.
 	extVersion6 = 6
 	// extVersion7 is written when a VMA has a NUMA memory policy of its
-	// own (mbind; "mempolicy" in its ext VMA entry) or a task registered
-	// for membarrier commands ("membarrier"): a reader of an earlier
-	// version would restore the range under the thread's policy, or the
-	// task without the registrations its barriers need. It knows version
-	// 6.
+	// own (mbind; "mempolicy" in its ext VMA entry), a task registered
+	// for membarrier commands ("membarrier") or a memfd with its seals,
+	// mode and owner: a reader of an earlier version would restore the
+	// range under the thread's policy, the task without the registrations
+	// its barriers need, or the memfd unsealed. It knows version 6.
 	extVersion7 = 7
 )
 
@@ -81,6 +81,11 @@ type extShm struct {
 	HugePageSize uint64 `json:"huge_page_size,omitempty"`
 	// SysV is SharedObject.SysV (version 4).
 	SysV *extSysV `json:"sysv,omitempty"`
+	// Seals, Mode, UID and GID are a memfd's (version 7).
+	Seals uint32 `json:"seals,omitempty"`
+	Mode  uint32 `json:"mode,omitempty"`
+	UID   uint32 `json:"uid,omitempty"`
+	GID   uint32 `json:"gid,omitempty"`
 }
 
 type extSysV struct {

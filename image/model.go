@@ -611,6 +611,28 @@ type SharedObject struct {
 	// SysV is set for a SysV shared memory segment (shmget): its VMAs are
 	// attachments of it (shmat), whole ones.
 	SysV *SysVSegment
+	// Seals are a memfd's seals (F_GET_SEALS: F_SEAL_SEAL, _SHRINK,
+	// _GROW, _WRITE, _FUTURE_WRITE, _EXEC), Mode its permission bits and
+	// UID, GID its owner; all 0 for other objects and in images of
+	// mmcr-ext version 6 and before (then none is restored).
+	Seals    uint32
+	Mode     uint32
+	UID, GID uint32
+}
+
+// memfdSeals are the F_SEAL_* bits a memfd can hold.
+const memfdSeals = 0x3f
+
+// checkMemfdInode checks a shared object's seals, mode and owner: seals
+// and permission bits only, and only on a memfd.
+func checkMemfdInode(so *SharedObject) error {
+	if !so.Memfd && (so.Seals != 0 || so.Mode != 0 || so.UID != 0 || so.GID != 0) {
+		return fmt.Errorf("shared object %d is no memfd but has seals %#x, mode %#o or owner %d:%d", so.ID, so.Seals, so.Mode, so.UID, so.GID)
+	}
+	if so.Seals&^memfdSeals != 0 || so.Mode&^0o7777 != 0 {
+		return fmt.Errorf("memfd object %d: seals %#x, mode %#o", so.ID, so.Seals, so.Mode)
+	}
+	return nil
 }
 
 // SysVSegment is what restore needs to attach a SysV segment again, or to

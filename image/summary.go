@@ -136,6 +136,11 @@ type SharedSummary struct {
 	SysVID       *int32 `json:"sysv_id,omitempty"`
 	SysVKey      int32  `json:"sysv_key,omitempty"`
 	SysVRemoved  bool   `json:"sysv_removed,omitempty"`
+	// Seals, Mode, UID and GID are a memfd's (SharedObject.Seals...).
+	Seals uint32 `json:"seals,omitempty"`
+	Mode  uint32 `json:"mode,omitempty"`
+	UID   uint32 `json:"uid,omitempty"`
+	GID   uint32 `json:"gid,omitempty"`
 }
 
 // Totals sums the image.
@@ -280,7 +285,7 @@ func Summarize(r *Reader) (*Summary, error) {
 	for _, so := range tree.SharedObjects {
 		runs := shmRuns[so.ID]
 		ss := SharedSummary{ID: so.ID, Dev: devString(so.Dev), Ino: so.Ino, Size: so.Size, Memfd: so.Memfd, Name: so.Name,
-			HugePageSize: so.HugePageSize}
+			HugePageSize: so.HugePageSize, Seals: so.Seals, Mode: so.Mode, UID: so.UID, GID: so.GID}
 		if sv := so.SysV; sv != nil {
 			ss.SysVID, ss.SysVKey, ss.SysVRemoved = &sv.ID, sv.Key, sv.Removed()
 		}
@@ -446,6 +451,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 			switch {
 			case so.Memfd:
 				kind = "memfd:" + so.Name
+				if so.Mode != 0 {
+					kind += fmt.Sprintf(" mode %#o owner %d:%d seals %#x", so.Mode, so.UID, so.GID, so.Seals)
+				}
 			case so.SysVID != nil:
 				kind = fmt.Sprintf("sysv id %d key %#x", *so.SysVID, uint32(so.SysVKey))
 				if so.SysVRemoved {

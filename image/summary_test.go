@@ -61,12 +61,14 @@ func TestSummary(t *testing.T) {
 	}
 }
 
-// TestSummaryPolicies: show names a range's memory policy and a task's
-// membarrier registrations.
+// TestSummaryPolicies: show names a range's memory policy, a task's
+// membarrier registrations and a memfd's mode, owner and seals.
 func TestSummaryPolicies(t *testing.T) {
 	tree := sampleTree()
 	tree.Tasks[0].VMAs[1].MemPolicy = &MemPolicy{Mode: 2, Nodes: []uint64{1}}
 	tree.Tasks[1].Mm.Membarrier = 1 << 4
+	so := tree.SharedObjects[1]
+	so.Seals, so.Mode, so.UID, so.GID = 0xa, 0o600, 7, 8
 	dir, err := commitTree(t, tree)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +82,7 @@ func TestSummaryPolicies(t *testing.T) {
 	if err := s.WriteText(&buf); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"policy bind:0 pages", "membarrier registrations 0x10"} {
+	for _, want := range []string{"policy bind:0 pages", "membarrier registrations 0x10", "mode 0600 owner 7:8 seals 0xa"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("show lacks %q:\n%s", want, buf.String())
 		}

@@ -501,7 +501,15 @@ func (rs *restorer) mapShared(tk *task, v *image.VMA) error {
 		if rs.shm[v.ShmID] == nil {
 			return fmt.Errorf("shared object %d not created yet by %d", v.ShmID, obj.OwnerPID)
 		}
-		fd, err := rs.remoteOpen(tk, rs.shmPath(v.ShmID), unix.O_RDWR)
+		// A mapping that may never be written (no "mw": it was made
+		// through a read-only fd, or after a memfd's write seal) is
+		// mapped through a read-only fd again, or it would count as
+		// writable and a write seal could not be added (sealMemfds).
+		mode := uint64(unix.O_RDWR)
+		if prot&unix.PROT_WRITE == 0 && len(v.VmFlags) > 0 && !slices.Contains(v.VmFlags, "mw") {
+			mode = unix.O_RDONLY
+		}
+		fd, err := rs.remoteOpen(tk, rs.shmPath(v.ShmID), mode)
 		if err != nil {
 			return err
 		}
@@ -601,7 +609,9 @@ func (rs *restorer) createMemfds() error {
 		if !o.Memfd {
 			continue
 		}
-		flags := unix.MFD_CLOEXEC
+		// Sealing allowed: sealMemfds gives it its seals back at the end
+		// (F_SEAL_SEAL among them when it had none to add).
+		flags := unix.MFD_CLOEXEC | unix.MFD_ALLOW_SEALING
 		if h := o.HugePageSize; h != 0 {
 			flags |= unix.MFD_HUGETLB | bits.TrailingZeros64(h)<<unix.MFD_HUGE_SHIFT
 		}
@@ -624,6 +634,47 @@ func (rs *restorer) createMemfds() error {
 				return fmt.Errorf("hugetlb memfd %q (%d free huge pages of %d KiB needed): %w", o.Name, o.Size/o.HugePageSize, o.HugePageSize>>10, err)
 			}
 			return err
+		}
+		if err := memfdOwner(f, o); err != nil {
+			return fmt.Errorf("memfd %q: %w", o.Name, err)
+		}
+	}
+	return nil
+}
+
+// memfdOwner gives memfd f the mode and owner of o (an image of
+// mmcr-ext version 7 or later: Mode is never 0 then).
+func memfdOwner(f *os.File, o *image.SharedObject) error {
+	if o.Mode == 0 {
+		return nil
+	}
+	fd := int(f.Fd())
+	if err := unix.Fchmod(fd, o.Mode); err != nil {
+		return os.NewSyscallError("fchmod", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return os.NewSyscallError("fstat", err)
+	}
+	if st.Uid != o.UID || st.Gid != o.GID {
+		if err := unix.Fchown(fd, int(o.UID), int(o.GID)); err != nil {
+			return os.NewSyscallError("fchown", err)
+		}
+	}
+	return nil
+}
+
+// sealMemfds gives every memfd its seals back, once every task has mapped
+// it: a write seal forbids the writable shared mappings a task may have
+// made before its F_SEAL_FUTURE_WRITE, as the tasks' later writes
+// through their fds.
+func (rs *restorer) sealMemfds() error {
+	for _, o := range rs.tree.SharedObjects {
+		if !o.Memfd || o.Seals == 0 {
+			continue
+		}
+		if _, err := unix.FcntlInt(rs.shm[o.ID].Fd(), unix.F_ADD_SEALS, int(o.Seals)); err != nil {
+			return fmt.Errorf("memfd %q: add seals %#x: %w", o.Name, o.Seals, os.NewSyscallError("fcntl F_ADD_SEALS", err))
 		}
 	}
 	return nil

@@ -314,6 +314,9 @@ func (rs *restorer) run() (int, error) {
 	if err := rs.canceled(); err != nil {
 		return 0, err
 	}
+	if err := rs.sealMemfds(); err != nil {
+		return 0, err
+	}
 	// Every task has its pipes and shared files: mmcr's opens of them go
 	// (a pipe whose last reader or writer is a task's must see it go with
 	// the task).
