@@ -107,6 +107,7 @@ type dumped struct {
 	pids   []int
 	before map[int]string // maps at dump
 	cmd    *exec.Cmd      // still running when left running
+	out    io.Reader      // the rest of its stdout, after READY
 }
 
 // dumpWorkload runs bin with args, waits for its READY line and dumps it.
@@ -128,7 +129,8 @@ func dumpWorkloadWhen(t *testing.T, leave bool, ready func(root int) error, bin 
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	rd := bufio.NewReader(stdout)
+	line, err := rd.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "READY") {
 		killWorkload(t, cmd)
 		t.Fatalf("workload did not get ready: %q %v", line, err)
@@ -139,7 +141,7 @@ func dumpWorkloadWhen(t *testing.T, leave bool, ready func(root int) error, bin 
 			t.Fatal(err)
 		}
 	}
-	d := &dumped{dir: filepath.Join(t.TempDir(), "img"), cmd: cmd}
+	d := &dumped{dir: filepath.Join(t.TempDir(), "img"), cmd: cmd, out: rd}
 	d.before = treeMaps(t, cmd.Process.Pid)
 	if err := dump.Run(dump.Options{PID: cmd.Process.Pid, Dir: d.dir, LeaveRunning: leave, Log: testLog(t)}); err != nil {
 		killWorkload(t, cmd)

@@ -2,6 +2,7 @@ package restore
 
 import (
 	"errors"
+	"io"
 	"strings"
 	"testing"
 
@@ -18,8 +19,9 @@ func TestRestoreZombies(t *testing.T) {
 	needRoot(t)
 	d := dumpWorkload(t, true, buildC(t, "zombies"))
 	unix.Kill(d.pids[0], unix.SIGTERM)
+	orig, _ := io.ReadAll(d.out)
 	if err := d.cmd.Wait(); err != nil {
-		t.Fatalf("the original after the dump: %v (the dump changed its zombies)", err)
+		t.Fatalf("the original after the dump: %v, output %q (the dump changed its zombies)", err, orig)
 	}
 	waitGone(t, d.pids)
 

@@ -86,6 +86,14 @@ int main(void)
 		printf("FAIL parent: member %d in group %d: %m\n", (int)member, (int)zs[3].pid);
 		return 1;
 	}
+	/* zkilled must have its name before it dies (under load, the kill
+	 * could come first). */
+	for (int tries = 0; tries < 5000; tries++) {
+		char state, comm[64];
+		if (stat_of(zs[2].pid, &state, comm) == 0 && strcmp(comm, zs[2].name) == 0)
+			break;
+		usleep(1000);
+	}
 	kill(zs[2].pid, SIGKILL);
 	if (write(go[1], "x", 1) != 1) /* zleader may exit now */
 		return 1;

@@ -127,6 +127,11 @@ func joinAnon(lines []string) []string {
 	prevEnd, prevPerms := "", ""
 	for _, l := range lines {
 		f := strings.Fields(l)
+		if len(f) < 3 {
+			out = append(out, l)
+			prevEnd, prevPerms = "", ""
+			continue
+		}
 		anon := len(f) == 3 || len(f) == 5 && f[3] == "00:00" && f[4] == "0"
 		start, end, ok := strings.Cut(f[0], "-")
 		if anon && ok && len(f[1]) == 4 && f[1][3] == 'p' && f[2] == "00000000" && len(out) > 0 &&
@@ -247,5 +252,9 @@ func TestJoinAnon(t *testing.T) {
 	}
 	if d := diffMaps(short, []string{"7fe4aa085000-7fe4aa09c000 rw-p 00000000"}); d != "" {
 		t.Errorf("diffMaps of a merged pair: %s", d)
+	}
+	// A zombie's maps are empty: one empty line.
+	if got := joinAnon([]string{""}); len(got) != 1 || got[0] != "" {
+		t.Errorf("empty maps joined as %q", got)
 	}
 }
