@@ -42,7 +42,18 @@ func Probes() []Probe {
 		{"guard regions (MADV_GUARD_INSTALL)", false, probeGuardRegions},
 		{"pidfd_getfd", false, probePidfdGetfd},
 		{"POSIX timers with their ids", false, probeTimerIDs},
+		{"membarrier registrations", false, probeMembarrier},
 	}
+}
+
+// probeMembarrier asks whether membarrier can tell a task's registrations
+// (MEMBARRIER_CMD_GET_REGISTRATIONS, Linux 6.3+): mmcr's own, here.
+func probeMembarrier() (string, error) {
+	const without = "dump cannot read a task's membarrier registrations: they are not restored"
+	if _, _, errno := unix.Syscall(unix.SYS_MEMBARRIER, kernel.MembarrierGetRegistrations, 0, 0); errno != 0 {
+		return without, fmt.Errorf("membarrier(MEMBARRIER_CMD_GET_REGISTRATIONS): %w", errno)
+	}
+	return "dump reads each task's membarrier registrations", nil
 }
 
 // probeTimerIDs asks whether timer_create can be told the id to make
