@@ -641,7 +641,8 @@ type SysVSegment struct {
 	Key int32 // IPC_PRIVATE (0) once removed
 	ID  int32
 	// Mode is the permission bits, with SHM_DEST (01000) when the segment
-	// was removed (IPC_RMID) and lives on only while attached.
+	// was removed (IPC_RMID) and lives on only while attached, and
+	// SHM_LOCKED (02000) when it is locked in memory (shmctl SHM_LOCK).
 	Mode     uint32
 	UID, GID uint32
 	// Size is the segment's size as shmget was asked (a hugetlb one's
@@ -649,11 +650,17 @@ type SysVSegment struct {
 	Size uint64
 }
 
-// shmDest is SHM_DEST of SysVSegment.Mode.
-const shmDest = 0o1000
+// shmDest and shmLocked are SHM_DEST and SHM_LOCKED of SysVSegment.Mode.
+const (
+	shmDest   = 0o1000
+	shmLocked = 0o2000
+)
 
 // Removed reports a segment removed with IPC_RMID (SHM_DEST).
 func (s *SysVSegment) Removed() bool { return s.Mode&shmDest != 0 }
+
+// Locked reports a segment locked in memory (shmctl SHM_LOCK: SHM_LOCKED).
+func (s *SysVSegment) Locked() bool { return s.Mode&shmLocked != 0 }
 
 // checkSysV checks a shared object's SysV segment: an id, permission bits
 // and SHM_DEST only, not a memfd, and a size that fills the object but for
@@ -667,7 +674,7 @@ func checkSysV(so *SharedObject) error {
 	if so.HugePageSize != 0 {
 		page = so.HugePageSize
 	}
-	if s.ID < 0 || s.Mode&^(0o777|shmDest) != 0 || so.Memfd || s.Size == 0 || s.Size > so.Size || so.Size-s.Size >= page {
+	if s.ID < 0 || s.Mode&^(0o777|shmDest|shmLocked) != 0 || so.Memfd || s.Size == 0 || s.Size > so.Size || so.Size-s.Size >= page {
 		return fmt.Errorf("shared object %d of %d bytes: SysV segment %+v (memfd %v)", so.ID, so.Size, *s, so.Memfd)
 	}
 	return nil

@@ -136,6 +136,7 @@ type SharedSummary struct {
 	SysVID       *int32 `json:"sysv_id,omitempty"`
 	SysVKey      int32  `json:"sysv_key,omitempty"`
 	SysVRemoved  bool   `json:"sysv_removed,omitempty"`
+	SysVLocked   bool   `json:"sysv_locked,omitempty"`
 	// Seals, Mode, UID and GID are a memfd's (SharedObject.Seals...).
 	Seals uint32 `json:"seals,omitempty"`
 	Mode  uint32 `json:"mode,omitempty"`
@@ -287,7 +288,7 @@ func Summarize(r *Reader) (*Summary, error) {
 		ss := SharedSummary{ID: so.ID, Dev: devString(so.Dev), Ino: so.Ino, Size: so.Size, Memfd: so.Memfd, Name: so.Name,
 			HugePageSize: so.HugePageSize, Seals: so.Seals, Mode: so.Mode, UID: so.UID, GID: so.GID}
 		if sv := so.SysV; sv != nil {
-			ss.SysVID, ss.SysVKey, ss.SysVRemoved = &sv.ID, sv.Key, sv.Removed()
+			ss.SysVID, ss.SysVKey, ss.SysVRemoved, ss.SysVLocked = &sv.ID, sv.Key, sv.Removed(), sv.Locked()
 		}
 		for _, run := range runs {
 			ss.Bytes += int64(run.Len)
@@ -456,8 +457,13 @@ func (s *Summary) WriteText(w io.Writer) error {
 				}
 			case so.SysVID != nil:
 				kind = fmt.Sprintf("sysv id %d key %#x", *so.SysVID, uint32(so.SysVKey))
-				if so.SysVRemoved {
+				switch {
+				case so.SysVRemoved && so.SysVLocked:
+					kind += " (removed, locked)"
+				case so.SysVRemoved:
 					kind += " (removed)"
+				case so.SysVLocked:
+					kind += " (locked)"
 				}
 			}
 			if so.HugePageSize != 0 {

@@ -26,6 +26,7 @@ const (
 	shmNextID  = "/proc/sys/kernel/shm_next_id"
 	shmExec    = 0o100000 // SHM_EXEC of linux/shm.h (x/sys lacks it)
 	shmHugetlb = 0o4000   // SHM_HUGETLB
+	shmLock    = 11       // shmctl's SHM_LOCK (x/sys lacks it)
 )
 
 // createSysV makes the SysV segments of the image that are gone and
@@ -76,6 +77,12 @@ func (rs *restorer) makeSysV(o *image.SharedObject) error {
 	desc := unix.SysvShmDesc{Perm: unix.SysvIpcPerm{Uid: s.UID, Gid: s.GID, Mode: s.Mode & 0o777}}
 	if _, err := unix.SysvShmCtl(id, unix.IPC_SET, &desc); err != nil {
 		return fmt.Errorf("set its owner and mode: %w", err)
+	}
+	if s.Locked() {
+		// Before it is filled: its pages stay in memory from the first.
+		if _, err := unix.SysvShmCtl(id, shmLock, nil); err != nil {
+			return fmt.Errorf("lock it in memory (SHM_LOCK): %w", err)
+		}
 	}
 	mem, err := unix.SysvShmAttach(id, 0, 0)
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 func TestRestoreSysVShm(t *testing.T) {
 	needRoot(t)
 	bin := buildC(t, "sysvshm")
-	for _, mode := range []string{"keyed", "removed", "huge"} {
+	for _, mode := range []string{"keyed", "removed", "huge", "locked"} {
 		t.Run(mode, func(t *testing.T) {
 			if mode == "huge" {
 				testproc.HugePages(t, 1)

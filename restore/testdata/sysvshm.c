@@ -3,7 +3,8 @@
  * "sysvshm KEY" the segment has that key and stays; as "sysvshm removed"
  * it is removed (IPC_RMID) once attached and lives on only while
  * attached; "sysvshm huge" is a removed one of huge pages (SHM_HUGETLB,
- * one 2 MiB page). On SIGTERM each task checks the data, that the memory is an
+ * one 2 MiB page); "sysvshm locked" a removed one locked in memory
+ * (shmctl SHM_LOCK), which must still be. On SIGTERM each task checks the data, that the memory is an
  * attachment of the segment with the dumped id (shmctl IPC_STAT: key,
  * size, two attachments), and the parent writes a mark the child must see
  * through its own attachment, which it then detaches (shmdt). Prints
@@ -14,7 +15,7 @@
 #define SIZE (64 << 10)
 
 static unsigned char *m;
-static int id, removed, huge;
+static int id, removed, huge, locked;
 static key_t key;
 
 static unsigned char pat(size_t i) { return (unsigned char)(i * 7 + i / 4096 + 3); }
@@ -35,7 +36,7 @@ static int check(const char *who, int marked)
 	}
 	key_t want_key = removed ? IPC_PRIVATE : key;
 	if (ds.shm_perm.__key != want_key || ds.shm_segsz != SIZE || ds.shm_nattch != 2 ||
-	    !!(ds.shm_perm.mode & SHM_DEST) != removed) {
+	    !!(ds.shm_perm.mode & SHM_DEST) != removed || !!(ds.shm_perm.mode & SHM_LOCKED) != locked) {
 		printf("FAIL %s: segment %d: key %#x size %zu attachments %lu mode %#o\n", who, id, ds.shm_perm.__key,
 		       (size_t)ds.shm_segsz, (unsigned long)ds.shm_nattch, ds.shm_perm.mode);
 		return 1;
@@ -69,7 +70,8 @@ static int check_parent(void)
 int main(int argc, char **argv)
 {
 	huge = argc > 1 && strcmp(argv[1], "huge") == 0;
-	removed = huge || (argc > 1 && strcmp(argv[1], "removed") == 0);
+	locked = argc > 1 && strcmp(argv[1], "locked") == 0;
+	removed = huge || locked || (argc > 1 && strcmp(argv[1], "removed") == 0);
 	key = removed || argc < 2 ? IPC_PRIVATE : (key_t)strtol(argv[1], NULL, 0);
 	id = shmget(key, SIZE, IPC_CREAT | IPC_EXCL | 0640 | (huge ? SHM_HUGETLB : 0));
 	m = id < 0 ? (void *)-1 : shmat(id, NULL, 0);
@@ -79,6 +81,10 @@ int main(int argc, char **argv)
 	}
 	if (removed && shmctl(id, IPC_RMID, NULL)) {
 		printf("FAIL IPC_RMID: %m\n");
+		return 1;
+	}
+	if (locked && shmctl(id, SHM_LOCK, NULL)) {
+		printf("FAIL SHM_LOCK: %m\n");
 		return 1;
 	}
 	for (size_t i = 0; i < SIZE; i++)
