@@ -128,7 +128,7 @@ type dumper struct {
 	shm   *shmem.Registry
 	// shmSrc says where to open each shared object: a VMA that maps it.
 	shmSrc map[uint32]vmaRef
-	// memfdFDs are the memfd descriptors, checked against shm at the end.
+	// memfdFDs are the memfd descriptors, added to shm at the end.
 	memfdFDs []memfdFD
 	// anonFDs are the epoll descriptors met so far: one open file may
 	// appear only once in the tree.
@@ -154,10 +154,13 @@ type dumper struct {
 	sysvShm map[int32]procfs.SysVShm
 }
 
-// vmaRef names one VMA of one task: its map_files link.
+// vmaRef names one VMA of one task (its map_files link) or, with viaFD,
+// a descriptor fd of the task (a memfd no task maps).
 type vmaRef struct {
 	pid        int
 	start, end uint64
+	viaFD      bool
+	fd         int
 }
 
 // Run dumps the tree rooted at opts.PID into opts.Dir.
@@ -308,7 +311,7 @@ func (d *dumper) run() error {
 		// those of the private ones.
 		slices.SortFunc(t.Guards, func(a, b image.Range) int { return cmp.Compare(a.Start, b.Start) })
 	}
-	if err := d.checkMemfdFDs(); err != nil {
+	if err := d.addMemfdFDs(); err != nil {
 		return err
 	}
 	// Zombies have nothing to collect or copy; having no children, they

@@ -733,7 +733,8 @@ func TestDumpRefusesFDKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ kind, want string }{
-		{"memfd", "fd 3 is a memfd (/memfd:lonely (deleted)) that no task maps shared"},
+		// An unmapped memfd is dumped, but not a hugetlb one: no VMA tells its page size.
+		{"memfd", "fd 3 is a hugetlb memfd (/memfd:lonely (deleted)) that no task maps"},
 		{"epoll-dup", "fd 4 is the same anon_inode:[eventpoll] as fd 3 of task"},
 		{"epoll-stale", "epoll fd 3 watches a file no longer open as fd 4"},
 		{"socket", "and connected"}, // fd 3, a datagram socket bound to a name

@@ -57,11 +57,13 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 		case strings.HasPrefix(fd.Target, "anon_inode:"):
 			ferr = refuse("an " + fd.Target)
 		case typ == unix.S_IFREG && strings.HasPrefix(fd.Target, "/memfd:"):
-			// Restorable only as a shared object: checked once every
-			// task's VMAs are known (checkMemfdFDs).
+			// Restored as a shared object: one that no task maps is
+			// made once every task's VMAs are known (addMemfdFDs).
 			e.Kind = image.FDRegular
+			var fs unix.Statfs_t
+			ferr = unix.Statfs(link, &fs)
 			d.memfdFDs = append(d.memfdFDs, memfdFD{pid: pid, num: fd.Num, target: fd.Target,
-				key: shmem.Key{Dev: st.Dev, Ino: st.Ino}})
+				key: shmem.Key{Dev: st.Dev, Ino: st.Ino}, size: st.Size, hugetlb: fs.Type == unix.HUGETLBFS_MAGIC})
 		case typ == unix.S_IFREG:
 			e.Kind = image.FDRegular
 		case typ == unix.S_IFDIR:
@@ -190,21 +192,30 @@ func isMemDev(rdev uint64) bool {
 
 // memfdFD is an open memfd met while collecting fds.
 type memfdFD struct {
-	pid    int
-	num    int
-	target string
-	key    shmem.Key
+	pid     int
+	num     int
+	target  string
+	key     shmem.Key
+	size    int64 // st_size
+	hugetlb bool  // of a hugetlbfs mount (MFD_HUGETLB)
 }
 
-// checkMemfdFDs refuses memfd descriptors whose memfd no task maps
-// MAP_SHARED: restore recreates a memfd only as a shared object (then its
-// fds reopen that very object).
-func (d *dumper) checkMemfdFDs() error {
+// addMemfdFDs makes a shared object of each memfd the tree holds only by
+// descriptors (no task maps it shared): restore recreates every memfd as
+// a shared object, whose fds reopen that very object; its pages are read
+// through the first descriptor met. A hugetlb one is refused: no VMA
+// tells its page size.
+func (d *dumper) addMemfdFDs() error {
 	for _, m := range d.memfdFDs {
-		if d.shm.Lookup(m.key) == nil {
-			return taskErr(m.pid, "dump fds", fmt.Errorf("fd %d is a memfd (%s) that no task maps shared: %w",
+		if d.shm.Lookup(m.key) != nil {
+			continue
+		}
+		if m.hugetlb {
+			return taskErr(m.pid, "dump fds", fmt.Errorf("fd %d is a hugetlb memfd (%s) that no task maps: %w",
 				m.num, m.target, ErrUnsupported))
 		}
+		o, _ := d.shm.Add(m.key, uint64(max(m.size, 0)), 0, 0, true, memfdName(m.target))
+		d.shmSrc[o.ID] = vmaRef{pid: m.pid, viaFD: true, fd: m.num}
 	}
 	return nil
 }

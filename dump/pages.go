@@ -158,8 +158,24 @@ func appendGuard(gs []image.Range, v *image.VMA, start, end uint64) []image.Rang
 // copyPrivatePages): 64 MiB, ~1 ms of scanning when it is all present.
 const scanWindow = 64 << 20
 
-// memfdInode records memfd o's seals, mode and owner, from f, a file of
-// its inode (the seals are the inode's, whatever file asks).
+// open opens what r names, read-only.
+func (r vmaRef) open() (*os.File, error) {
+	if r.viaFD {
+		return os.OpenFile(fmt.Sprintf("/proc/%d/fd/%d", r.pid, r.fd), os.O_RDONLY|unix.O_CLOEXEC, 0)
+	}
+	return mapfiles.Open(r.pid, r.start, r.end, unix.O_RDONLY)
+}
+
+// String names r in errors.
+func (r vmaRef) String() string {
+	if r.viaFD {
+		return fmt.Sprintf("fd %d", r.fd)
+	}
+	return fmt.Sprintf("vma %#x-%#x", r.start, r.end)
+}
+
+// memfdInode records memfd o's seals, mode, owner and length, from f, a
+// file of its inode (the seals are the inode's, whatever file asks).
 func memfdInode(o *image.SharedObject, f *os.File) error {
 	seals, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
 	if err != nil {
@@ -169,7 +185,7 @@ func memfdInode(o *image.SharedObject, f *os.File) error {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return fmt.Errorf("stat memfd: %w", err)
 	}
-	o.Seals, o.Mode, o.UID, o.GID = uint32(seals), st.Mode&0o7777, st.Uid, st.Gid
+	o.Seals, o.Mode, o.UID, o.GID, o.Length = uint32(seals), st.Mode&0o7777, st.Uid, st.Gid, uint64(st.Size)
 	return nil
 }
 
@@ -180,15 +196,14 @@ func (d *dumper) dumpSharedObjects() error {
 	for _, o := range d.shm.Objects() {
 		if err := d.dumpSharedObject(o); err != nil {
 			src := d.shmSrc[o.ID]
-			return taskErr(src.pid, fmt.Sprintf("dump shared memory of vma %#x-%#x", src.start, src.end), err)
+			return taskErr(src.pid, "dump shared memory of "+src.String(), err)
 		}
 	}
 	return nil
 }
 
 func (d *dumper) dumpSharedObject(o *image.SharedObject) error {
-	src := d.shmSrc[o.ID]
-	f, err := mapfiles.Open(src.pid, src.start, src.end, unix.O_RDONLY)
+	f, err := d.shmSrc[o.ID].open()
 	if err != nil {
 		return err
 	}

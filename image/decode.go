@@ -138,7 +138,7 @@ func (r *Reader) readTree() (*Tree, error) {
 		}
 		so := &SharedObject{ID: es.ID, Dev: es.Dev, Ino: es.Ino,
 			Size: es.Size, Memfd: es.Memfd, Name: es.Name, HugePageSize: es.HugePageSize,
-			Seals: es.Seals, Mode: es.Mode, UID: es.UID, GID: es.GID}
+			Seals: es.Seals, Mode: es.Mode, UID: es.UID, GID: es.GID, Length: es.Length}
 		if err := checkMemfdInode(so); err != nil {
 			return nil, fileErr(ExtName, ErrCorrupt, "%v", err)
 		}

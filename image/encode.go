@@ -278,8 +278,8 @@ func (w *Writer) writeTree(t *Tree) error {
 	for _, so := range t.SharedObjects {
 		ext.SharedObjects = append(ext.SharedObjects, extShm{ID: so.ID, Dev: so.Dev, Ino: so.Ino,
 			Size: so.Size, Memfd: so.Memfd, Name: so.Name, HugePageSize: so.HugePageSize,
-			Seals: so.Seals, Mode: so.Mode, UID: so.UID, GID: so.GID})
-		if so.Seals != 0 || so.Mode != 0 || so.UID != 0 || so.GID != 0 {
+			Seals: so.Seals, Mode: so.Mode, UID: so.UID, GID: so.GID, Length: so.Length})
+		if so.Seals != 0 || so.Mode != 0 || so.UID != 0 || so.GID != 0 || so.Length != 0 {
 			ext.Version = max(ext.Version, extVersion7)
 		}
 		if s := so.SysV; s != nil {
@@ -631,7 +631,11 @@ func memfdInodeEntry(so *SharedObject) []byte {
 	e.string(1, "memfd:"+so.Name)
 	e.uint32(2, so.UID)
 	e.uint32(3, so.GID)
-	e.uint64(4, so.Size)
+	size := so.Size
+	if so.Length != 0 {
+		size = so.Length // its st_size, where recorded
+	}
+	e.uint64(4, size)
 	e.uint32(5, so.ID) // shmid
 	e.uint32(6, so.Seals)
 	e.uint64(7, uint64(so.ID))

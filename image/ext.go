@@ -81,11 +81,12 @@ type extShm struct {
 	HugePageSize uint64 `json:"huge_page_size,omitempty"`
 	// SysV is SharedObject.SysV (version 4).
 	SysV *extSysV `json:"sysv,omitempty"`
-	// Seals, Mode, UID and GID are a memfd's (version 7).
-	Seals uint32 `json:"seals,omitempty"`
-	Mode  uint32 `json:"mode,omitempty"`
-	UID   uint32 `json:"uid,omitempty"`
-	GID   uint32 `json:"gid,omitempty"`
+	// Seals, Mode, UID, GID and Length are a memfd's (version 7).
+	Seals  uint32 `json:"seals,omitempty"`
+	Mode   uint32 `json:"mode,omitempty"`
+	UID    uint32 `json:"uid,omitempty"`
+	GID    uint32 `json:"gid,omitempty"`
+	Length uint64 `json:"length,omitempty"`
 }
 
 type extSysV struct {

@@ -18,7 +18,7 @@ func TestMemfdInodeRoundTrip(t *testing.T) {
 	if !so.Memfd {
 		t.Fatal("the sample's object 2 is no memfd")
 	}
-	so.Seals, so.Mode, so.UID, so.GID = 0xf, 0o640, 1234, 5678
+	so.Seals, so.Mode, so.UID, so.GID, so.Length = 0xf, 0o640, 1234, 5678, so.Size-100
 	dir, err := commitTree(t, tree)
 	if err != nil {
 		t.Fatal(err)

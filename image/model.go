@@ -618,6 +618,9 @@ type SharedObject struct {
 	Seals    uint32
 	Mode     uint32
 	UID, GID uint32
+	// Length is a memfd's st_size at dump (Size rounds it up to whole
+	// pages and covers every mapping); 0 where not recorded.
+	Length uint64
 }
 
 // memfdSeals are the F_SEAL_* bits a memfd can hold.
@@ -626,11 +629,11 @@ const memfdSeals = 0x3f
 // checkMemfdInode checks a shared object's seals, mode and owner: seals
 // and permission bits only, and only on a memfd.
 func checkMemfdInode(so *SharedObject) error {
-	if !so.Memfd && (so.Seals != 0 || so.Mode != 0 || so.UID != 0 || so.GID != 0) {
+	if !so.Memfd && (so.Seals != 0 || so.Mode != 0 || so.UID != 0 || so.GID != 0 || so.Length != 0) {
 		return fmt.Errorf("shared object %d is no memfd but has seals %#x, mode %#o or owner %d:%d", so.ID, so.Seals, so.Mode, so.UID, so.GID)
 	}
-	if so.Seals&^memfdSeals != 0 || so.Mode&^0o7777 != 0 {
-		return fmt.Errorf("memfd object %d: seals %#x, mode %#o", so.ID, so.Seals, so.Mode)
+	if so.Seals&^memfdSeals != 0 || so.Mode&^0o7777 != 0 || so.Length > so.Size {
+		return fmt.Errorf("memfd object %d: seals %#x, mode %#o, length %d of %d", so.ID, so.Seals, so.Mode, so.Length, so.Size)
 	}
 	return nil
 }

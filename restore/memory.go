@@ -635,6 +635,13 @@ func (rs *restorer) createMemfds() error {
 			}
 			return err
 		}
+		// Its own length, which Size rounds up to whole pages and to
+		// every mapping (one may reach past the end, as at dump).
+		if o.Length != 0 && o.Length != o.Size {
+			if err := f.Truncate(int64(o.Length)); err != nil {
+				return fmt.Errorf("memfd %q: %w", o.Name, err)
+			}
+		}
 		if err := memfdOwner(f, o); err != nil {
 			return fmt.Errorf("memfd %q: %w", o.Name, err)
 		}

@@ -1,5 +1,5 @@
 // Workload for fd refusals: holds one descriptor of the kind named by
-// argv[1] on fd 3 ("memfd" unmapped, "socket" a bound datagram socket connected to another, "tcp", "fifo" on a named FIFO
+// argv[1] on fd 3 ("memfd" an unmapped hugetlb memfd, "socket" a bound datagram socket connected to another, "tcp", "fifo" on a named FIFO
 // given as argv[2], "epoll-dup": an epoll also on fd 4, "epoll-stale":
 // an epoll watching fd 4, whose eventfd now lives on fd 5 only). Prints "ready PID"; exits 0 on
 // SIGTERM.
@@ -28,7 +28,7 @@ int main(int argc, char **argv) {
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);
 	int fd = -1;
-	if (!strcmp(argv[1], "memfd")) fd = memfd_create("lonely", 0);
+	if (!strcmp(argv[1], "memfd")) fd = memfd_create("lonely", MFD_HUGETLB);
 	else if (!strcmp(argv[1], "epoll-dup") && (fd = epoll_create1(0)) == 3) dup(fd);
 	else if (!strcmp(argv[1], "epoll-stale") && (fd = epoll_create1(0)) == 3) {
 		struct epoll_event ev = {.events = EPOLLIN};
