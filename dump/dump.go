@@ -134,17 +134,18 @@ type dumper struct {
 	// appear only once in the tree.
 	anonFDs []anonFD
 	// pipeEnds, socketEnds, fileEnds (regular files, directories and
-	// devices) and eventfdEnds are the descriptors that may share open
+	// devices) and madeEnds (eventfds, signalfds, timerfds: what restore
+	// makes in mmcr) are the descriptors that may share open
 	// file descriptions, in tree and fd order, resolved once every task is
 	// collected (opens.go, pipes.go, sockets.go); nextOpen numbers their
 	// descriptions until image.NumberOpens.
-	pipeEnds    []pipeEnd
-	socketEnds  []socketEnd
-	fileEnds    []openEnd
-	eventfdEnds []openEnd
-	nextOpen    uint32
-	w           *image.Writer
-	pool        *copyPool // page-copy workers (copy.go)
+	pipeEnds   []pipeEnd
+	socketEnds []socketEnd
+	fileEnds   []openEnd
+	madeEnds   []openEnd
+	nextOpen   uint32
+	w          *image.Writer
+	pool       *copyPool // page-copy workers (copy.go)
 	// cow finds the private pages a task shares with its parent.
 	cow cowDeduper
 	// vmFlags is each task's smaps, read while pages are copied (vmflags.go).

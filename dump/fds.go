@@ -45,7 +45,17 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 		case fd.Target == "anon_inode:[eventfd]" && fd.Eventfd != nil:
 			e.Kind = image.FDEventfd
 			e.Eventfd = &image.Eventfd{Count: fd.Eventfd.Count, Semaphore: fd.Eventfd.Semaphore}
-			d.eventfdEnds = append(d.eventfdEnds, openEnd{pid: pid, fd: e, target: fd.Target})
+			d.madeEnds = append(d.madeEnds, openEnd{pid: pid, fd: e, target: fd.Target})
+		case fd.Target == "anon_inode:[signalfd]" && fd.Signalfd != nil:
+			e.Kind = image.FDSignalfd
+			e.Signalfd = &image.Signalfd{Mask: *fd.Signalfd}
+			d.madeEnds = append(d.madeEnds, openEnd{pid: pid, fd: e, target: fd.Target})
+		case fd.Target == "anon_inode:[timerfd]" && fd.Timerfd != nil:
+			ti := fd.Timerfd
+			e.Kind = image.FDTimerfd
+			e.Timerfd = &image.Timerfd{Clock: ti.Clock, Ticks: ti.Ticks, SettimeFlags: ti.SettimeFlags,
+				ValueNsec: ti.ValueNsec, IntervalNsec: ti.IntervalNsec}
+			d.madeEnds = append(d.madeEnds, openEnd{pid: pid, fd: e, target: fd.Target})
 		case fd.Target == "anon_inode:[eventpoll]":
 			e.Kind = image.FDEpoll
 			for _, tg := range fd.EpollTargets {

@@ -34,8 +34,8 @@ func (d *dumper) joinOpen(firsts map[uint64][]openEnd, key uint64, e openEnd) er
 	return nil
 }
 
-// resolveFileOpens finds which fds of regular files, directories, devices
-// and eventfds share an open file description (a dup, or an fd inherited
+// resolveFileOpens finds which fds of regular files, directories, devices,
+// eventfds, signalfds and timerfds share an open file description (a dup, or an fd inherited
 // by fork): restore shares it again, its offset or counter with it.
 func (d *dumper) resolveFileOpens() error {
 	firsts := map[uint64][]openEnd{}
@@ -44,10 +44,11 @@ func (d *dumper) resolveFileOpens() error {
 			return err
 		}
 	}
-	// Every eventfd is of one anonymous inode: one key for all.
-	const eventfds = 0
-	for _, e := range d.eventfdEnds {
-		if err := d.joinOpen(firsts, eventfds, e); err != nil {
+	// Eventfds, signalfds and timerfds are of one anonymous inode: one
+	// key for all (kcmp tells their descriptions apart).
+	const anonInode = 0
+	for _, e := range d.madeEnds {
+		if err := d.joinOpen(firsts, anonInode, e); err != nil {
 			return err
 		}
 	}

@@ -428,6 +428,27 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfoMsg, efd *extFD, byID map[uint
 		fd.Flags = int(e.flags)
 		fd.Eventfd = &Eventfd{Count: e.counter, Semaphore: efd.EventfdSemaphore}
 		fd.OpenID = fdi.id // for resolveOpens
+	case fdTypeSignalfd:
+		e := fe.sgfd
+		if kind != FDSignalfd || e == nil || fd.FileID != 0 {
+			return nil, fileErr(name, ErrCorrupt, "fd %d: signalfd file entry for a %s fd", efd.Num, efd.Kind)
+		}
+		fd.Flags = int(e.flags)
+		fd.Signalfd = &Signalfd{Mask: e.mask}
+		fd.OpenID = fdi.id // for resolveOpens
+	case fdTypeTimerfd:
+		e := fe.tfd
+		if kind != FDTimerfd || e == nil || fd.FileID != 0 {
+			return nil, fileErr(name, ErrCorrupt, "fd %d: timerfd file entry for a %s fd", efd.Num, efd.Kind)
+		}
+		const maxSec = 1 << 33 // centuries: past it a value in nanoseconds overflows
+		if e.vsec > maxSec || e.isec > maxSec || e.vnsec >= 1e9 || e.insec >= 1e9 || e.clock > 1<<31-1 {
+			return nil, fileErr(name, ErrCorrupt, "fd %d: timerfd times %d.%09d and %d.%09d s", efd.Num, e.vsec, e.vnsec, e.isec, e.insec)
+		}
+		fd.Flags = int(e.flags)
+		fd.Timerfd = &Timerfd{Clock: int32(e.clock), Ticks: e.ticks, SettimeFlags: e.settime,
+			ValueNsec: int64(e.vsec*1e9 + e.vnsec), IntervalNsec: int64(e.isec*1e9 + e.insec)}
+		fd.OpenID = fdi.id // for resolveOpens
 	case fdTypeEventpoll:
 		e := fe.epfd
 		if kind != FDEpoll || e == nil || fd.FileID != 0 {

@@ -188,14 +188,20 @@
 // signal, sigev_notify, sival_ptr, overrun, interval and time left in
 // seconds and nanoseconds, the target thread of a SIGEV_THREAD_ID one).
 //
-// # Range memory policies and membarrier registrations (mmcr-ext version 7)
+// # Range memory policies, membarrier, memfd inodes, signalfds and
+// timerfds (mmcr-ext version 7)
 //
 // A VMA with a NUMA memory policy of its own (mbind) has "mempolicy" in
 // its ext VMA entry, as a thread's (VMA.MemPolicy). A task registered for
 // membarrier commands has "membarrier", the mask
 // MEMBARRIER_CMD_GET_REGISTRATIONS returns (Mm.Membarrier; CRIU keeps it
-// in task_core_entry, which mmcr leaves alone). An ext file with either
-// says version 7; a version 7 reader reads versions 1-7.
+// in task_core_entry, which mmcr leaves alone). A memfd's object has its
+// "seals", "mode", "uid", "gid" and "length" (also in CRIU's
+// memfd_inode_entry). Signalfds and timerfds are CRIU's file entries of
+// type SIGNALFD (signalfd_entry: flags, sigmask) and TIMERFD
+// (timerfd_entry: clock, ticks, settime flags, time left and period),
+// their ext fd kinds "signalfd" and "timerfd". An ext file with any of
+// these says version 7; a version 7 reader reads versions 1-7.
 //
 // # manifest.json (format "mmcr-image", version 1)
 //

@@ -456,6 +456,14 @@ func (w *Writer) writeTree(t *Tree) error {
 				typ = fdTypeEventfd
 				efd.EventfdSemaphore = fd.Eventfd.Semaphore
 				entry = eventfdFileEntry(id, flags, fd.Eventfd.Count)
+			case FDSignalfd:
+				typ = fdTypeSignalfd
+				entry = signalfdFileEntry(id, flags, fd.Signalfd.Mask)
+				ext.Version = max(ext.Version, extVersion7)
+			case FDTimerfd:
+				typ = fdTypeTimerfd
+				entry = timerfdFileEntry(id, flags, fd.Timerfd)
+				ext.Version = max(ext.Version, extVersion7)
 			case FDEpoll:
 				typ = fdTypeEventpoll
 				entry = eventpollFileEntry(id, flags, fd.Epoll, fdIDs)
@@ -553,7 +561,9 @@ const (
 	fdTypeReg       = 1  // fd_types REG
 	fdTypeEventfd   = 6  // fd_types EVENTFD
 	fdTypeEventpoll = 7  // fd_types EVENTPOLL
+	fdTypeSignalfd  = 9  // fd_types SIGNALFD
 	fdTypeExt       = 16 // fd_types EXT
+	fdTypeTimerfd   = 17 // fd_types TIMERFD
 	fdTypeMemfd     = 18 // fd_types MEMFD
 	marchX86_64     = 1  // core_entry.march X86_64
 	regsModeNative  = 1  // user_x86_regs_mode NATIVE
@@ -652,6 +662,40 @@ func eventfdFileEntry(id, flags uint32, count uint64) []byte {
 		e.uint32(2, flags)
 		e.message(3, zeroFown)
 		e.uint64(4, count)
+	})
+	return e.b
+}
+
+// signalfdFileEntry: file_entry {type SIGNALFD, signalfd_entry}.
+func signalfdFileEntry(id, flags uint32, mask uint64) []byte {
+	var e protoEnc
+	e.int32(1, fdTypeSignalfd)
+	e.uint32(2, id)
+	e.message(10, func(e *protoEnc) {
+		e.uint32(1, id)
+		e.uint32(2, flags)
+		e.message(3, zeroFown)
+		e.uint64(4, mask)
+	})
+	return e.b
+}
+
+// timerfdFileEntry: file_entry {type TIMERFD, timerfd_entry}.
+func timerfdFileEntry(id, flags uint32, t *Timerfd) []byte {
+	var e protoEnc
+	e.int32(1, fdTypeTimerfd)
+	e.uint32(2, id)
+	e.message(12, func(e *protoEnc) {
+		e.uint32(1, id)
+		e.uint32(2, flags)
+		e.message(3, zeroFown)
+		e.uint32(4, uint32(t.Clock))
+		e.uint64(5, t.Ticks)
+		e.uint32(6, t.SettimeFlags)
+		e.uint64(7, uint64(t.ValueNsec/1e9))
+		e.uint64(8, uint64(t.ValueNsec%1e9))
+		e.uint64(9, uint64(t.IntervalNsec/1e9))
+		e.uint64(10, uint64(t.IntervalNsec%1e9))
 	})
 	return e.b
 }
@@ -1065,6 +1109,14 @@ func ghostChunkEntry(s segment) []byte {
 func checkFDKind(task *Task, fd *FD) error {
 	if (fd.Kind == FDEventfd) != (fd.Eventfd != nil) {
 		return fmt.Errorf("fd %d: eventfd state on a %s fd, or none on an eventfd", fd.Num, fd.Kind)
+	}
+	if (fd.Kind == FDSignalfd) != (fd.Signalfd != nil) || (fd.Kind == FDTimerfd) != (fd.Timerfd != nil) {
+		return fmt.Errorf("fd %d: signalfd or timerfd state on a %s fd, or none on one", fd.Num, fd.Kind)
+	}
+	if fd.Timerfd != nil {
+		if err := checkTimerfd(fd.Timerfd); err != nil {
+			return fmt.Errorf("fd %d: %w", fd.Num, err)
+		}
 	}
 	if fd.Kind != FDEpoll && len(fd.Epoll) > 0 {
 		return fmt.Errorf("fd %d: epoll targets on a %s fd", fd.Num, fd.Kind)

@@ -72,6 +72,8 @@ type fileMsg struct {
 	id    uint32
 	reg   *regFileMsg
 	efd   *eventfdMsg
+	sgfd  *signalfdMsg
+	tfd   *timerfdMsg
 	epfd  *eventpollMsg
 	ext   bool // an ext_file_entry is present
 	memfd *memfdFileMsg
@@ -82,7 +84,7 @@ type fileMsg struct {
 
 func (m *fileMsg) decode(b []byte) error {
 	d := protoDec{msg: "file_entry", b: b}
-	var reg, efd, epfd, ext, memfd, pipe, usk, fifo []byte
+	var reg, efd, sgfd, tfd, epfd, ext, memfd, pipe, usk, fifo []byte
 	for d.next() {
 		switch d.num {
 		case 1:
@@ -95,6 +97,10 @@ func (m *fileMsg) decode(b []byte) error {
 			d.singular(&efd)
 		case 9:
 			d.singular(&epfd)
+		case 10:
+			d.singular(&sgfd)
+		case 12:
+			d.singular(&tfd)
 		case 15:
 			d.singular(&ext)
 		case 16:
@@ -110,6 +116,8 @@ func (m *fileMsg) decode(b []byte) error {
 	d.sub("reg", reg, func(b []byte) error { m.reg = &regFileMsg{}; return m.reg.decode(b) })
 	d.sub("efd", efd, func(b []byte) error { m.efd = &eventfdMsg{}; return m.efd.decode(b) })
 	d.sub("epfd", epfd, func(b []byte) error { m.epfd = &eventpollMsg{}; return m.epfd.decode(b) })
+	d.sub("sgfd", sgfd, func(b []byte) error { m.sgfd = &signalfdMsg{}; return m.sgfd.decode(b) })
+	d.sub("tfd", tfd, func(b []byte) error { m.tfd = &timerfdMsg{}; return m.tfd.decode(b) })
 	d.sub("ext", ext, func(b []byte) error { m.ext = true; return decodeExtFile(b) })
 	d.sub("memfd", memfd, func(b []byte) error { m.memfd = &memfdFileMsg{}; return m.memfd.decode(b) })
 	d.sub("pipe", pipe, func(b []byte) error { m.pipe = &pipeMsg{}; return m.pipe.decode(b) })
@@ -189,6 +197,64 @@ func (m *eventfdMsg) decode(b []byte) error {
 		}
 	}
 	return d.end("id flags fown counter")
+}
+
+// signalfdMsg: signalfd_entry.
+type signalfdMsg struct {
+	flags uint32
+	mask  uint64
+}
+
+func (m *signalfdMsg) decode(b []byte) error {
+	d := protoDec{msg: "signalfd_entry", b: b}
+	for d.next() {
+		switch d.num {
+		case 1:
+			d.note(protowire.VarintType) // id: required, not read
+		case 3:
+			d.note(protowire.BytesType) // fown: required, not read
+		case 2:
+			d.uint32(&m.flags)
+		case 4:
+			d.uint64(&m.mask)
+		}
+	}
+	return d.end("id flags fown sigmask")
+}
+
+// timerfdMsg: timerfd_entry.
+type timerfdMsg struct {
+	flags, clock, settime           uint32
+	ticks, vsec, vnsec, isec, insec uint64
+}
+
+func (m *timerfdMsg) decode(b []byte) error {
+	d := protoDec{msg: "timerfd_entry", b: b}
+	for d.next() {
+		switch d.num {
+		case 1:
+			d.note(protowire.VarintType) // id: required, not read
+		case 3:
+			d.note(protowire.BytesType) // fown: required, not read
+		case 2:
+			d.uint32(&m.flags)
+		case 4:
+			d.uint32(&m.clock)
+		case 5:
+			d.uint64(&m.ticks)
+		case 6:
+			d.uint32(&m.settime)
+		case 7:
+			d.uint64(&m.vsec)
+		case 8:
+			d.uint64(&m.vnsec)
+		case 9:
+			d.uint64(&m.isec)
+		case 10:
+			d.uint64(&m.insec)
+		}
+	}
+	return d.end("id flags fown clockid ticks settime_flags vsec vnsec isec insec")
 }
 
 // eventpollMsg: eventpoll_file_entry.

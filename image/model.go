@@ -695,15 +695,49 @@ const (
 	FDEpoll                  // an epoll instance: Epoll lists what it watches
 	FDPipe                   // an end of one of Tree.Pipes: PipeID and OpenID set
 	FDSocket                 // one of Tree.Sockets: SocketID and OpenID set
+	FDSignalfd               // a signalfd: Signalfd set
+	FDTimerfd                // a timerfd: Timerfd set
 )
 
 // lastFDKind is the highest FDKind a valid image holds.
-const lastFDKind = FDSocket
+const lastFDKind = FDTimerfd
 
 // Eventfd is an eventfd's state (fdinfo "eventfd-count", "eventfd-semaphore").
 type Eventfd struct {
 	Count     uint64
 	Semaphore bool // EFD_SEMAPHORE
+}
+
+// Signalfd is a signalfd's state: the signals it reads (fdinfo "sigmask").
+type Signalfd struct {
+	Mask uint64
+}
+
+// Timerfd is a timerfd's state (its fdinfo).
+type Timerfd struct {
+	Clock int32 // CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME or an _ALARM one
+	// Ticks are the expirations not read yet.
+	Ticks uint64
+	// SettimeFlags are TFD_TIMER_ABSTIME and TFD_TIMER_CANCEL_ON_SET.
+	SettimeFlags uint32
+	// ValueNsec is the time left to the next expiry at dump (0: disarmed,
+	// or a periodic timer expired and not read since), IntervalNsec its
+	// period (0: one-shot).
+	ValueNsec, IntervalNsec int64
+}
+
+// checkTimerfd checks a timerfd's state: a clock timerfd_create takes,
+// settime flags it knows, times that are not negative.
+func checkTimerfd(t *Timerfd) error {
+	switch t.Clock {
+	case unix.CLOCK_REALTIME, unix.CLOCK_MONOTONIC, unix.CLOCK_BOOTTIME, unix.CLOCK_REALTIME_ALARM, unix.CLOCK_BOOTTIME_ALARM:
+	default:
+		return fmt.Errorf("timerfd on clock %d", t.Clock)
+	}
+	if t.SettimeFlags&^3 != 0 || t.ValueNsec < 0 || t.IntervalNsec < 0 {
+		return fmt.Errorf("timerfd settime flags %#x, value %d ns, interval %d ns", t.SettimeFlags, t.ValueNsec, t.IntervalNsec)
+	}
+	return nil
 }
 
 // EpollTarget is one registration of an epoll instance (fdinfo "tfd:"
@@ -724,8 +758,12 @@ type FD struct {
 	Pos    int64 // file position
 	// ExternalType names what an external fd was ("pipe", "tty", "socket").
 	ExternalType string
-	// Eventfd is set for FDEventfd.
-	Eventfd *Eventfd
+	// Eventfd is set for FDEventfd, Signalfd for FDSignalfd, Timerfd for
+	// FDTimerfd: the kinds restore makes in mmcr, whose fds the task then
+	// takes (pidfd_getfd).
+	Eventfd  *Eventfd
+	Signalfd *Signalfd
+	Timerfd  *Timerfd
 	// Epoll are an FDEpoll's registrations, each naming another fd of the
 	// task, in fdinfo order. Restore adds them once every other fd is open.
 	Epoll []EpollTarget
@@ -783,7 +821,7 @@ func (t *Tree) SharedObjectByID(id uint32) *SharedObject {
 	return t.SharedObjects[id-1]
 }
 
-var fdKindStrings = [...]string{"regular", "dir", "chardev", "external", "eventfd", "epoll", "pipe", "socket"}
+var fdKindStrings = [...]string{"regular", "dir", "chardev", "external", "eventfd", "epoll", "pipe", "socket", "signalfd", "timerfd"}
 
 func (k FDKind) String() string {
 	if k >= 0 && int(k) < len(fdKindStrings) {

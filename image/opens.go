@@ -7,7 +7,8 @@ import "fmt"
 // files, directories, devices and eventfds when shared. Epolls shared
 // between fds are refused at dump.
 func sharesOpen(k FDKind) bool {
-	return k == FDPipe || k == FDSocket || k == FDRegular || k == FDDir || k == FDCharDev || k == FDEventfd
+	return k == FDPipe || k == FDSocket || k == FDRegular || k == FDDir || k == FDCharDev || k == FDEventfd ||
+		k == FDSignalfd || k == FDTimerfd
 }
 
 // checkOpens checks the fds' open file descriptions: OpenIDs only on kinds
@@ -32,7 +33,9 @@ func checkOpens(t *Tree) error {
 			default:
 				if o := opens[fd.OpenID-1]; o.Kind != fd.Kind || o.FileID != fd.FileID || o.PipeID != fd.PipeID || o.SocketID != fd.SocketID ||
 					o.Flags&^oCloexec != fd.Flags&^oCloexec || o.Pos != fd.Pos ||
-					(o.Eventfd != nil) != (fd.Eventfd != nil) || o.Eventfd != nil && *o.Eventfd != *fd.Eventfd {
+					(o.Eventfd != nil) != (fd.Eventfd != nil) || o.Eventfd != nil && *o.Eventfd != *fd.Eventfd ||
+					(o.Signalfd != nil) != (fd.Signalfd != nil) || o.Signalfd != nil && *o.Signalfd != *fd.Signalfd ||
+					(o.Timerfd != nil) != (fd.Timerfd != nil) || o.Timerfd != nil && *o.Timerfd != *fd.Timerfd {
 					return fmt.Errorf("task %d: fd %d: open file %d shared with fd %d of another file or other flags or offset",
 						task.PID, fd.Num, fd.OpenID, o.Num)
 				}

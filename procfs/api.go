@@ -104,6 +104,10 @@ type FD struct {
 
 	// Eventfd is set for an eventfd ("eventfd-count" line).
 	Eventfd *EventfdInfo
+	// Signalfd is set for a signalfd ("sigmask" line): its mask.
+	Signalfd *uint64
+	// Timerfd is set for a timerfd ("clockid" line).
+	Timerfd *TimerfdInfo
 	// EpollTargets are an epoll fd's "tfd:" lines, in order.
 	EpollTargets []EpollTarget
 	// Locks are the file locks on the fd's open file ("lock:" lines),
@@ -118,6 +122,17 @@ type FileLock struct {
 	PID   int    // the process that took it (0 for an OFD lock)
 	Start int64
 	End   int64 // the last byte, -1 for EOF (to the end of the file)
+}
+
+// TimerfdInfo is what a timerfd's fdinfo tells.
+type TimerfdInfo struct {
+	Clock        int32  // "clockid"
+	Ticks        uint64 // "ticks": expirations not read yet
+	SettimeFlags uint32 // "settime flags" (octal): TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET
+	// ValueNsec is the time left to the next expiry ("it_value": 0 when
+	// disarmed, or when a periodic timer expired and was not read since),
+	// IntervalNsec its period ("it_interval").
+	ValueNsec, IntervalNsec int64
 }
 
 // EventfdInfo is what an eventfd's fdinfo tells.

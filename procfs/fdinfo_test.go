@@ -59,3 +59,36 @@ func TestParseFdinfoLocks(t *testing.T) {
 		t.Error("a lock neither READ nor WRITE parsed")
 	}
 }
+
+// The fdinfo of a signalfd and of timerfds as Linux 6.18 prints them: a
+// periodic one expired and not read (no time left, one tick), an
+// absolute one on CLOCK_REALTIME.
+func TestParseFdinfoSignalfdTimerfd(t *testing.T) {
+	var sfd FD
+	if err := parseFdinfo([]byte("pos:\t0\nflags:\t04002\nmnt_id:\t17\nino:\t1030\nsigmask:\t0000000000004200\n"), &sfd); err != nil {
+		t.Fatal(err)
+	}
+	if sfd.Signalfd == nil || *sfd.Signalfd != 0x4200 || sfd.Timerfd != nil {
+		t.Errorf("signalfd: got %+v", sfd)
+	}
+	for _, tc := range []struct {
+		text string
+		want TimerfdInfo
+	}{
+		{"clockid: 1\nticks: 1\nsettime flags: 00\nit_value: (0, 0)\nit_interval: (1, 500)\n",
+			TimerfdInfo{Clock: 1, Ticks: 1, IntervalNsec: 1e9 + 500}},
+		{"clockid: 0\nticks: 0\nsettime flags: 03\nit_value: (204144474, 27647667)\nit_interval: (0, 0)\n",
+			TimerfdInfo{SettimeFlags: 3, ValueNsec: 204144474e9 + 27647667}},
+	} {
+		var tfd FD
+		if err := parseFdinfo([]byte("pos:\t0\nflags:\t02\nmnt_id:\t17\nino:\t1030\n"+tc.text), &tfd); err != nil {
+			t.Fatal(err)
+		}
+		if tfd.Timerfd == nil || *tfd.Timerfd != tc.want {
+			t.Errorf("timerfd %q: got %+v, want %+v", tc.text, tfd.Timerfd, tc.want)
+		}
+	}
+	if err := parseFdinfo([]byte("pos:\t0\nflags:\t02\nit_value: (1, 2000000000)\n"), &FD{}); err == nil {
+		t.Error("a bad it_value parsed")
+	}
+}

@@ -197,6 +197,15 @@ func parseFdinfo(b []byte, fd *FD) error {
 				fd.Eventfd = &EventfdInfo{}
 			}
 			fd.Eventfd.Count = n
+		case "sigmask":
+			var m uint64
+			m, err = strconv.ParseUint(val, 16, 64)
+			fd.Signalfd = &m
+		case "clockid", "ticks", "settime flags", "it_value", "it_interval":
+			if fd.Timerfd == nil {
+				fd.Timerfd = &TimerfdInfo{}
+			}
+			err = parseTimerfdLine(fd.Timerfd, key, val)
 		case "eventfd-semaphore":
 			if fd.Eventfd == nil {
 				fd.Eventfd = &EventfdInfo{}
@@ -231,6 +240,35 @@ func parseFdinfo(b []byte, fd *FD) error {
 	}
 	if seen < 2 {
 		return fmt.Errorf("%w: no pos or flags", ErrParse)
+	}
+	return nil
+}
+
+// parseTimerfdLine parses one of a timerfd's fdinfo lines into t.
+func parseTimerfdLine(t *TimerfdInfo, key, val string) error {
+	switch key {
+	case "clockid":
+		c, err := strconv.ParseInt(val, 10, 32)
+		t.Clock = int32(c)
+		return err
+	case "ticks":
+		n, err := strconv.ParseUint(val, 10, 64)
+		t.Ticks = n
+		return err
+	case "settime flags":
+		f, err := strconv.ParseUint(val, 8, 32)
+		t.SettimeFlags = uint32(f)
+		return err
+	}
+	// "(SECONDS, NANOSECONDS)"
+	var sec, nsec int64
+	if n, err := fmt.Sscanf(val, "(%d, %d)", &sec, &nsec); n != 2 || err != nil || sec < 0 || nsec < 0 || nsec >= 1e9 {
+		return fmt.Errorf("not (seconds, nanoseconds)")
+	}
+	if key == "it_value" {
+		t.ValueNsec = sec*1e9 + nsec
+	} else {
+		t.IntervalNsec = sec*1e9 + nsec
 	}
 	return nil
 }

@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/internal/kernel"
 	"golang.org/x/sys/unix"
 )
 
@@ -148,10 +150,19 @@ func (rs *restorer) mmcrOpen(fd *image.FD) (int, error) {
 	if fd.Kind == image.FDPipe || fd.Kind == image.FDSocket {
 		return 0, fmt.Errorf("fd %d: %s has no open file %d", fd.Num, fd.Kind, fd.OpenID)
 	}
-	if fd.Kind == image.FDEventfd {
-		mine, err := newEventfd(fd)
+	if madeByMmcr(fd.Kind) {
+		var mine int
+		var err error
+		switch fd.Kind {
+		case image.FDEventfd:
+			mine, err = newEventfd(fd)
+		case image.FDSignalfd:
+			mine, err = newSignalfd(fd)
+		case image.FDTimerfd:
+			mine, err = newTimerfd(fd)
+		}
 		if err != nil {
-			return 0, fmt.Errorf("fd %d (eventfd): %w", fd.Num, err)
+			return 0, fmt.Errorf("fd %d (%s): %w", fd.Num, fd.Kind, err)
 		}
 		rs.openFDs[mine] = true
 		if fd.OpenID != 0 {
@@ -190,6 +201,71 @@ func (rs *restorer) closeOpens() {
 	}
 	clear(rs.openFDs)
 	clear(rs.opens)
+}
+
+// madeByMmcr reports the fd kinds restore makes in mmcr and hands to the
+// task (pidfd_getfd): eventfds, signalfds, timerfds.
+func madeByMmcr(k image.FDKind) bool {
+	return k == image.FDEventfd || k == image.FDSignalfd || k == image.FDTimerfd
+}
+
+// newSignalfd makes in mmcr a signalfd of the dumped mask and mode. Its
+// reads take the signals of the task that reads, not mmcr's.
+func newSignalfd(fd *image.FD) (int, error) {
+	flags := unix.SFD_CLOEXEC
+	if fd.Flags&unix.O_NONBLOCK != 0 {
+		flags |= unix.SFD_NONBLOCK
+	}
+	mask := unix.Sigset_t{Val: [16]uint64{fd.Signalfd.Mask}}
+	return unix.Signalfd(-1, &mask, flags)
+}
+
+// newTimerfd makes in mmcr a timerfd on the dumped clock, armed with the
+// time it had left at dump and its period, with its expirations not read
+// yet. A periodic timer that expired and was not read since has no time
+// left (the kernel re-arms it at the read): it is armed for one period.
+// An absolute one (TFD_TIMER_ABSTIME) is set absolute again, its time
+// left from now.
+func newTimerfd(fd *image.FD) (int, error) {
+	t := fd.Timerfd
+	flags := unix.TFD_CLOEXEC
+	if fd.Flags&unix.O_NONBLOCK != 0 {
+		flags |= unix.TFD_NONBLOCK
+	}
+	tfd, err := unix.TimerfdCreate(int(t.Clock), flags)
+	if err != nil {
+		return 0, fmt.Errorf("timerfd_create on clock %d: %w", t.Clock, err)
+	}
+	value := t.ValueNsec
+	if value == 0 && t.IntervalNsec != 0 && t.Ticks > 0 {
+		value = t.IntervalNsec
+	}
+	// A disarmed timer keeps its period too (timerfd_gettime tells it).
+	if value != 0 || t.IntervalNsec != 0 {
+		its := unix.ItimerSpec{Interval: unix.NsecToTimespec(t.IntervalNsec), Value: unix.NsecToTimespec(value)}
+		setFlags := 0
+		if value != 0 && t.SettimeFlags&unix.TFD_TIMER_ABSTIME != 0 {
+			var now unix.Timespec
+			if err := unix.ClockGettime(t.Clock, &now); err != nil {
+				unix.Close(tfd)
+				return 0, fmt.Errorf("clock %d: %w", t.Clock, err)
+			}
+			its.Value = unix.NsecToTimespec(now.Nano() + value)
+			setFlags = int(t.SettimeFlags)
+		}
+		if err := unix.TimerfdSettime(tfd, setFlags, &its, nil); err != nil {
+			unix.Close(tfd)
+			return 0, fmt.Errorf("timerfd_settime %d ns, every %d ns: %w", value, t.IntervalNsec, err)
+		}
+	}
+	if t.Ticks > 0 {
+		ticks := t.Ticks
+		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(tfd), kernel.TfdIocSetTicks, uintptr(unsafe.Pointer(&ticks))); errno != 0 {
+			unix.Close(tfd)
+			return 0, fmt.Errorf("%d expirations not read (TFD_IOC_SET_TICKS): %w", t.Ticks, errno)
+		}
+	}
+	return tfd, nil
 }
 
 // newEventfd makes in mmcr an eventfd with the dumped counter and mode.

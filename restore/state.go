@@ -227,7 +227,7 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 	// will hold: with the stub's fds closed, both numbers are known.
 	pidfd := ^uint64(0)
 	if slices.ContainsFunc(tk.t.FDs, func(fd *image.FD) bool {
-		return fd.Kind == image.FDExternal || fd.OpenID != 0 || fd.Kind == image.FDEventfd
+		return fd.Kind == image.FDExternal || fd.OpenID != 0 || madeByMmcr(fd.Kind)
 	}) {
 		low, high := lowest(), uint64(maxFD(tk.t.FDs)+1)
 		c.addWant("pidfd of mmcr", low, unix.SYS_PIDFD_OPEN, uint64(os.Getpid()), 0)
@@ -261,7 +261,7 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 		// number, which the model predicts, so the batch needs no result.
 		var what string
 		tmp := lowest()
-		if fd.OpenID != 0 || fd.Kind == image.FDEventfd {
+		if fd.OpenID != 0 || madeByMmcr(fd.Kind) {
 			mine, err := rs.mmcrOpen(fd)
 			if err != nil {
 				return err

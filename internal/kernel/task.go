@@ -30,6 +30,10 @@ const (
 		MembarrierRegisterPrivateExpeditedSyncCore | MembarrierRegisterPrivateExpeditedRseq
 )
 
+// TfdIocSetTicks is TFD_IOC_SET_TICKS (_IOW('T', 0, u64)): sets a
+// timerfd's expirations not read yet (CONFIG_CHECKPOINT_RESTORE).
+const TfdIocSetTicks = 0x40085400
+
 // ioprioWhoProcess is IOPRIO_WHO_PROCESS: one thread, by its tid.
 const ioprioWhoProcess = 1
 

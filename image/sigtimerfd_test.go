@@ -1,0 +1,56 @@
+package image
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/signalfd"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/timerfd"
+	"golang.org/x/sys/unix"
+)
+
+// TestSignalfdTimerfdRoundTrip: signalfd and timerfd fds come back with
+// their state, make the ext file version 7 and are what crit reads in
+// files.img (CRIU's signalfd_entry and timerfd_entry); a timerfd on a
+// clock timerfd_create refuses is not written.
+func TestSignalfdTimerfdRoundTrip(t *testing.T) {
+	tree := sampleTree()
+	task := tree.Tasks[0]
+	sfd := &FD{Num: 20, Kind: FDSignalfd, Flags: unix.O_RDWR | unix.O_NONBLOCK, Signalfd: &Signalfd{Mask: 0x4200}}
+	tfd := &FD{Num: 21, Kind: FDTimerfd, Flags: unix.O_RDWR, Timerfd: &Timerfd{Clock: unix.CLOCK_MONOTONIC, Ticks: 3,
+		SettimeFlags: 0, ValueNsec: 1500000000, IntervalNsec: 2e9 + 7}}
+	task.FDs = append(task.FDs, sfd, tfd)
+	dir, err := commitTree(t, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, files := readFiles(t, dir)
+	if !strings.Contains(string(files[ExtName]), `"version": 7`) {
+		t.Errorf("%s is not version 7", ExtName)
+	}
+	_, got := openTree(t, dir)
+	n := len(got.Tasks[0].FDs)
+	if !reflect.DeepEqual(got.Tasks[0].FDs[n-2:], []*FD{sfd, tfd}) {
+		t.Errorf("fds came back as %+v %+v, want %+v %+v", got.Tasks[0].FDs[n-2], got.Tasks[0].FDs[n-1], sfd, tfd)
+	}
+	var sg *signalfd.SignalfdEntry
+	var tm *timerfd.TimerfdEntry
+	for _, e := range critDecode(t, dir, "files.img", &fdinfo.FileEntry{}).Entries {
+		fe := e.Message.(*fdinfo.FileEntry)
+		if fe.GetSgfd() != nil {
+			sg = fe.GetSgfd()
+		}
+		if fe.GetTfd() != nil {
+			tm = fe.GetTfd()
+		}
+	}
+	if sg.GetSigmask() != 0x4200 || tm.GetTicks() != 3 || tm.GetVsec() != 1 || tm.GetVnsec() != 5e8 || tm.GetIsec() != 2 || tm.GetInsec() != 7 {
+		t.Errorf("crit reads signalfd %v, timerfd %v", sg, tm)
+	}
+	tfd.Timerfd.Clock = 99
+	if _, err := commitTree(t, tree); err == nil || !strings.Contains(err.Error(), "timerfd on clock 99") {
+		t.Errorf("timerfd on clock 99: commit %v, want a refusal", err)
+	}
+}
