@@ -2,10 +2,12 @@
  * procstate: process state beyond memory, through the CLI. The root runs
  * under a seccomp filter (getpriority fails with errno 42; its child
  * inherits it), has a POSIX timer sending it SIGUSR1 every 20 ms, holds an
- * exclusive flock on ./state.lock, and has a child that exited with 5
- * that it has not reaped (a zombie). On SIGTERM: the filter still acts in
- * both tasks, the timer still ticks, a process sharing nothing with the
- * tree cannot take the lock, and the zombie is still one, with status 5.
+ * exclusive flock on ./state.lock, has a child that exited with 5
+ * that it has not reaped (a zombie), a timerfd every 20 ms and a signalfd
+ * of SIGUSR2 (blocked) with one SIGUSR2 pending. On SIGTERM: the filter
+ * still acts in both tasks, the timer still ticks, a process sharing
+ * nothing with the tree cannot take the lock, the zombie is still one,
+ * with status 5, the timerfd ticks and the signalfd reads the SIGUSR2.
  */
 #include "common.h"
 #include <linux/filter.h>
@@ -14,7 +16,9 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 
 static volatile sig_atomic_t ticks;
 static void on_tick(int sig) { (void)sig; ticks++; }
@@ -60,6 +64,15 @@ int main(void)
 	if (lock < 0 || flock(lock, LOCK_EX))
 		die("flock state.lock: %s", strerror(errno));
 
+	sigset_t usr2;
+	sigemptyset(&usr2);
+	sigaddset(&usr2, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &usr2, NULL);
+	int sfd = signalfd(-1, &usr2, SFD_CLOEXEC | SFD_NONBLOCK);
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	if (sfd < 0 || tfd < 0 || timerfd_settime(tfd, 0, &its, NULL) || kill(getpid(), SIGUSR2))
+		die("signalfd/timerfd: %s", strerror(errno));
+
 	pid_t zombie = fork();
 	if (zombie < 0)
 		die("fork: %s", strerror(errno));
@@ -85,6 +98,12 @@ int main(void)
 		failf("another process could take the flock on state.lock");
 	if (waitpid(zombie, &st, WNOHANG) != zombie || !WIFEXITED(st) || WEXITSTATUS(st) != 5)
 		failf("the zombie %d: wait status %#x, want exited with 5", (int)zombie, st);
+	uint64_t expirations = 0;
+	if (read(tfd, &expirations, sizeof(expirations)) != sizeof(expirations) || expirations < 1)
+		failf("timerfd: read %llu expirations (%s)", (unsigned long long)expirations, strerror(errno));
+	struct signalfd_siginfo si = {0};
+	if (read(sfd, &si, sizeof(si)) != sizeof(si) || si.ssi_signo != SIGUSR2)
+		failf("signalfd: read signal %u, want SIGUSR2 (%s)", si.ssi_signo, strerror(errno));
 	reap_one_child(kid);
 	finish();
 }
