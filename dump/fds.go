@@ -56,6 +56,11 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 			e.Timerfd = &image.Timerfd{Clock: ti.Clock, Ticks: ti.Ticks, SettimeFlags: ti.SettimeFlags,
 				ValueNsec: ti.ValueNsec, IntervalNsec: ti.IntervalNsec}
 			d.madeEnds = append(d.madeEnds, openEnd{pid: pid, fd: e, target: fd.Target})
+		case fd.Target == "anon_inode:inotify":
+			e.Kind = image.FDInotify
+			if e.Inotify, ferr = inotifyWatches(fd); ferr == nil {
+				d.madeEnds = append(d.madeEnds, openEnd{pid: pid, fd: e, target: fd.Target})
+			}
 		case fd.Target == "anon_inode:[eventpoll]":
 			e.Kind = image.FDEpoll
 			for _, tg := range fd.EpollTargets {

@@ -449,6 +449,14 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfoMsg, efd *extFD, byID map[uint
 		fd.Timerfd = &Timerfd{Clock: int32(e.clock), Ticks: e.ticks, SettimeFlags: e.settime,
 			ValueNsec: int64(e.vsec*1e9 + e.vnsec), IntervalNsec: int64(e.isec*1e9 + e.insec)}
 		fd.OpenID = fdi.id // for resolveOpens
+	case fdTypeInotify:
+		e := fe.ify
+		if kind != FDInotify || e == nil || fd.FileID != 0 {
+			return nil, fileErr(name, ErrCorrupt, "fd %d: inotify file entry for a %s fd", efd.Num, efd.Kind)
+		}
+		fd.Flags = int(e.flags)
+		fd.Inotify = e.wds
+		fd.OpenID = fdi.id // for resolveOpens
 	case fdTypeEventpoll:
 		e := fe.epfd
 		if kind != FDEpoll || e == nil || fd.FileID != 0 {

@@ -200,8 +200,11 @@
 // memfd_inode_entry). Signalfds and timerfds are CRIU's file entries of
 // type SIGNALFD (signalfd_entry: flags, sigmask) and TIMERFD
 // (timerfd_entry: clock, ticks, settime flags, time left and period),
-// their ext fd kinds "signalfd" and "timerfd". An ext file with any of
-// these says version 7; a version 7 reader reads versions 1-7.
+// their ext fd kinds "signalfd" and "timerfd"; inotify fds CRIU's INOTIFY
+// entries (inotify_file_entry with an inotify_wd_entry per watch, whose
+// fh_entry carries the file handle in 64-bit words and the path dump
+// found), ext kind "inotify". An ext file with any of these says version
+// 7; a version 7 reader reads versions 1-7.
 //
 // # manifest.json (format "mmcr-image", version 1)
 //

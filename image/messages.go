@@ -74,6 +74,7 @@ type fileMsg struct {
 	efd   *eventfdMsg
 	sgfd  *signalfdMsg
 	tfd   *timerfdMsg
+	ify   *inotifyMsg
 	epfd  *eventpollMsg
 	ext   bool // an ext_file_entry is present
 	memfd *memfdFileMsg
@@ -84,7 +85,7 @@ type fileMsg struct {
 
 func (m *fileMsg) decode(b []byte) error {
 	d := protoDec{msg: "file_entry", b: b}
-	var reg, efd, sgfd, tfd, epfd, ext, memfd, pipe, usk, fifo []byte
+	var reg, efd, sgfd, tfd, ify, epfd, ext, memfd, pipe, usk, fifo []byte
 	for d.next() {
 		switch d.num {
 		case 1:
@@ -101,6 +102,8 @@ func (m *fileMsg) decode(b []byte) error {
 			d.singular(&sgfd)
 		case 12:
 			d.singular(&tfd)
+		case 13:
+			d.singular(&ify)
 		case 15:
 			d.singular(&ext)
 		case 16:
@@ -118,6 +121,7 @@ func (m *fileMsg) decode(b []byte) error {
 	d.sub("epfd", epfd, func(b []byte) error { m.epfd = &eventpollMsg{}; return m.epfd.decode(b) })
 	d.sub("sgfd", sgfd, func(b []byte) error { m.sgfd = &signalfdMsg{}; return m.sgfd.decode(b) })
 	d.sub("tfd", tfd, func(b []byte) error { m.tfd = &timerfdMsg{}; return m.tfd.decode(b) })
+	d.sub("ify", ify, func(b []byte) error { m.ify = &inotifyMsg{}; return m.ify.decode(b) })
 	d.sub("ext", ext, func(b []byte) error { m.ext = true; return decodeExtFile(b) })
 	d.sub("memfd", memfd, func(b []byte) error { m.memfd = &memfdFileMsg{}; return m.memfd.decode(b) })
 	d.sub("pipe", pipe, func(b []byte) error { m.pipe = &pipeMsg{}; return m.pipe.decode(b) })
@@ -220,6 +224,96 @@ func (m *signalfdMsg) decode(b []byte) error {
 		}
 	}
 	return d.end("id flags fown sigmask")
+}
+
+// inotifyMsg: inotify_file_entry.
+type inotifyMsg struct {
+	flags uint32
+	wds   []InotifyWatch
+}
+
+func (m *inotifyMsg) decode(b []byte) error {
+	d := protoDec{msg: "inotify_file_entry", b: b}
+	for d.next() {
+		switch d.num {
+		case 1:
+			d.note(protowire.VarintType) // id: required, not read
+		case 4:
+			d.note(protowire.BytesType) // fown: required, not read
+		case 2:
+			d.uint32(&m.flags)
+		case 5:
+			d.message("wd", func(b []byte) error {
+				w, err := decodeInotifyWd(b)
+				m.wds = append(m.wds, w)
+				return err
+			})
+		}
+	}
+	return d.end("id flags - fown")
+}
+
+// decodeInotifyWd decodes an inotify_wd_entry: one watch.
+func decodeInotifyWd(b []byte) (InotifyWatch, error) {
+	var w InotifyWatch
+	var wd uint32
+	var fh []byte
+	d := protoDec{msg: "inotify_wd_entry", b: b}
+	for d.next() {
+		switch d.num {
+		case 1:
+			d.note(protowire.VarintType) // id: required, not read
+		case 2:
+			d.uint64(&w.Ino)
+		case 3:
+			d.uint32(&w.Mask)
+		case 4:
+			d.uint32(&w.IgnoredMask)
+		case 5:
+			d.uint32(&w.Sdev)
+		case 6:
+			d.uint32(&wd)
+		case 7:
+			d.singular(&fh)
+		}
+	}
+	d.sub("f_handle", fh, func(b []byte) error { return decodeFileHandle(b, &w) })
+	w.WD = int32(wd)
+	if wd > 1<<31-1 {
+		return w, fmt.Errorf("inotify_wd_entry: wd %d", wd)
+	}
+	return w, d.end("id i_ino mask ignored_mask s_dev wd f_handle")
+}
+
+// decodeFileHandle decodes an fh_entry into w's handle and path.
+func decodeFileHandle(b []byte, w *InotifyWatch) error {
+	var nbytes, typ uint32
+	var words []uint64
+	d := protoDec{msg: "fh_entry", b: b}
+	for d.next() {
+		switch d.num {
+		case 1:
+			d.uint32(&nbytes)
+		case 2:
+			d.uint32(&typ)
+		case 3:
+			d.uint64s(&words)
+		case 4:
+			d.string(&w.Path)
+		}
+	}
+	if err := d.end("bytes type"); err != nil {
+		return err
+	}
+	if nbytes > maxFileHandle || int(nbytes) > 8*len(words) || typ > 1<<31-1 {
+		return fmt.Errorf("fh_entry: %d bytes in %d words, type %d", nbytes, len(words), typ)
+	}
+	w.HandleType = int32(typ)
+	w.Handle = make([]byte, nbytes)
+	for i := range w.Handle {
+		w.Handle[i] = byte(words[i/8] >> (8 * (i % 8)))
+	}
+	return nil
 }
 
 // timerfdMsg: timerfd_entry.

@@ -697,10 +697,11 @@ const (
 	FDSocket                 // one of Tree.Sockets: SocketID and OpenID set
 	FDSignalfd               // a signalfd: Signalfd set
 	FDTimerfd                // a timerfd: Timerfd set
+	FDInotify                // an inotify instance: Inotify lists its watches
 )
 
 // lastFDKind is the highest FDKind a valid image holds.
-const lastFDKind = FDTimerfd
+const lastFDKind = FDInotify
 
 // Eventfd is an eventfd's state (fdinfo "eventfd-count", "eventfd-semaphore").
 type Eventfd struct {
@@ -724,6 +725,37 @@ type Timerfd struct {
 	// or a periodic timer expired and not read since), IntervalNsec its
 	// period (0: one-shot).
 	ValueNsec, IntervalNsec int64
+}
+
+// InotifyWatch is one watch of an inotify instance: its descriptor, the
+// events and flags it asks (IN_ONESHOT, IN_EXCL_UNLINK...), and the
+// watched inode: its identity and file handle as the kernel gives them,
+// and the path dump found it by.
+type InotifyWatch struct {
+	WD          int32
+	Mask        uint32
+	IgnoredMask uint32
+	Ino         uint64
+	Sdev        uint32 // the kernel's dev_t of its filesystem (major<<20 | minor)
+	HandleType  int32
+	Handle      []byte
+	Path        string
+}
+
+// maxFileHandle is MAX_HANDLE_SZ: the largest file handle.
+const maxFileHandle = 128
+
+// checkInotify checks an inotify instance's watches: descriptors from 1,
+// ascending, each on a path (absolute) with a file handle.
+func checkInotify(ws []InotifyWatch) error {
+	prev := int32(0)
+	for _, w := range ws {
+		if w.WD <= prev || !strings.HasPrefix(w.Path, "/") || len(w.Handle) == 0 || len(w.Handle) > maxFileHandle {
+			return fmt.Errorf("inotify watch %d (after %d) on %q with a %d-byte handle", w.WD, prev, w.Path, len(w.Handle))
+		}
+		prev = w.WD
+	}
+	return nil
 }
 
 // checkTimerfd checks a timerfd's state: a clock timerfd_create takes,
@@ -764,6 +796,9 @@ type FD struct {
 	Eventfd  *Eventfd
 	Signalfd *Signalfd
 	Timerfd  *Timerfd
+	// Inotify are an FDInotify's watches, by ascending descriptor (also
+	// made in mmcr).
+	Inotify []InotifyWatch
 	// Epoll are an FDEpoll's registrations, each naming another fd of the
 	// task, in fdinfo order. Restore adds them once every other fd is open.
 	Epoll []EpollTarget
@@ -821,7 +856,7 @@ func (t *Tree) SharedObjectByID(id uint32) *SharedObject {
 	return t.SharedObjects[id-1]
 }
 
-var fdKindStrings = [...]string{"regular", "dir", "chardev", "external", "eventfd", "epoll", "pipe", "socket", "signalfd", "timerfd"}
+var fdKindStrings = [...]string{"regular", "dir", "chardev", "external", "eventfd", "epoll", "pipe", "socket", "signalfd", "timerfd", "inotify"}
 
 func (k FDKind) String() string {
 	if k >= 0 && int(k) < len(fdKindStrings) {

@@ -1,6 +1,9 @@
 package image
 
-import "fmt"
+import (
+	"fmt"
+	"reflect"
+)
 
 // sharesOpen says whether fds of kind k may share an open file
 // description in an image (FD.OpenID): pipes and sockets always have one; regular
@@ -8,7 +11,7 @@ import "fmt"
 // between fds are refused at dump.
 func sharesOpen(k FDKind) bool {
 	return k == FDPipe || k == FDSocket || k == FDRegular || k == FDDir || k == FDCharDev || k == FDEventfd ||
-		k == FDSignalfd || k == FDTimerfd
+		k == FDSignalfd || k == FDTimerfd || k == FDInotify
 }
 
 // checkOpens checks the fds' open file descriptions: OpenIDs only on kinds
@@ -35,7 +38,8 @@ func checkOpens(t *Tree) error {
 					o.Flags&^oCloexec != fd.Flags&^oCloexec || o.Pos != fd.Pos ||
 					(o.Eventfd != nil) != (fd.Eventfd != nil) || o.Eventfd != nil && *o.Eventfd != *fd.Eventfd ||
 					(o.Signalfd != nil) != (fd.Signalfd != nil) || o.Signalfd != nil && *o.Signalfd != *fd.Signalfd ||
-					(o.Timerfd != nil) != (fd.Timerfd != nil) || o.Timerfd != nil && *o.Timerfd != *fd.Timerfd {
+					(o.Timerfd != nil) != (fd.Timerfd != nil) || o.Timerfd != nil && *o.Timerfd != *fd.Timerfd ||
+					!reflect.DeepEqual(o.Inotify, fd.Inotify) {
 					return fmt.Errorf("task %d: fd %d: open file %d shared with fd %d of another file or other flags or offset",
 						task.PID, fd.Num, fd.OpenID, o.Num)
 				}

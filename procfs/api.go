@@ -108,6 +108,8 @@ type FD struct {
 	Signalfd *uint64
 	// Timerfd is set for a timerfd ("clockid" line).
 	Timerfd *TimerfdInfo
+	// Inotify are an inotify fd's watches ("inotify wd:" lines).
+	Inotify []InotifyMark
 	// EpollTargets are an epoll fd's "tfd:" lines, in order.
 	EpollTargets []EpollTarget
 	// Locks are the file locks on the fd's open file ("lock:" lines),
@@ -122,6 +124,19 @@ type FileLock struct {
 	PID   int    // the process that took it (0 for an OFD lock)
 	Start int64
 	End   int64 // the last byte, -1 for EOF (to the end of the file)
+}
+
+// InotifyMark is one watch of an inotify fd, as its fdinfo line tells it:
+// "inotify wd:%x ino:%x sdev:%x mask:%x ignored_mask:%x fhandle-bytes:%x
+// fhandle-type:%x f_handle:HEX".
+type InotifyMark struct {
+	WD          int32
+	Ino         uint64
+	Sdev        uint32 // the kernel's dev_t of the inode's filesystem (major<<20 | minor)
+	Mask        uint32 // the events and IN_ONESHOT, IN_EXCL_UNLINK...
+	IgnoredMask uint32
+	HandleType  int32
+	Handle      []byte // the inode's file handle (open_by_handle_at)
 }
 
 // TimerfdInfo is what a timerfd's fdinfo tells.

@@ -92,3 +92,25 @@ func TestParseFdinfoSignalfdTimerfd(t *testing.T) {
 		t.Error("a bad it_value parsed")
 	}
 }
+
+// An inotify fd's fdinfo as Linux 6.18 prints it: a oneshot watch of a
+// file (IN_ATTRIB, IN_EXCL_UNLINK), one of a directory.
+func TestParseFdinfoInotify(t *testing.T) {
+	var ify FD
+	err := parseFdinfo([]byte("pos:\t0\nflags:\t04000\nmnt_id:\t17\nino:\t1030\n"+
+		"inotify wd:3 ino:9b65b3 sdev:fe00000 mask:84000004 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:b3659b00a8d39b40\n"+
+		"inotify wd:2 ino:9b65c3 sdev:fe00000 mask:300 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:c3659b00e0d7830a\n"), &ify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []InotifyMark{
+		{WD: 3, Ino: 0x9b65b3, Sdev: 0xfe00000, Mask: 0x84000004, HandleType: 1, Handle: []byte{0xb3, 0x65, 0x9b, 0, 0xa8, 0xd3, 0x9b, 0x40}},
+		{WD: 2, Ino: 0x9b65c3, Sdev: 0xfe00000, Mask: 0x300, HandleType: 1, Handle: []byte{0xc3, 0x65, 0x9b, 0, 0xe0, 0xd7, 0x83, 0x0a}},
+	}
+	if !reflect.DeepEqual(ify.Inotify, want) {
+		t.Errorf("inotify: got %+v", ify.Inotify)
+	}
+	if err := parseFdinfo([]byte("pos:\t0\nflags:\t02\ninotify wd:1 ino:1 sdev:0 mask:2 ignored_mask:0 fhandle-bytes:9 fhandle-type:1 f_handle:00\n"), &FD{}); err == nil {
+		t.Error("a handle shorter than its byte count parsed")
+	}
+}

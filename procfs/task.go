@@ -2,6 +2,7 @@ package procfs
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"slices"
@@ -197,6 +198,10 @@ func parseFdinfo(b []byte, fd *FD) error {
 				fd.Eventfd = &EventfdInfo{}
 			}
 			fd.Eventfd.Count = n
+		case "inotify wd":
+			var m InotifyMark
+			m, err = parseInotifyMark(line)
+			fd.Inotify = append(fd.Inotify, m)
 		case "sigmask":
 			var m uint64
 			m, err = strconv.ParseUint(val, 16, 64)
@@ -242,6 +247,24 @@ func parseFdinfo(b []byte, fd *FD) error {
 		return fmt.Errorf("%w: no pos or flags", ErrParse)
 	}
 	return nil
+}
+
+// parseInotifyMark parses an inotify fdinfo line.
+func parseInotifyMark(line string) (InotifyMark, error) {
+	var m InotifyMark
+	var wd, sdev, mask, ignored, nbytes, typ uint64
+	var handle string
+	n, err := fmt.Sscanf(line, "inotify wd:%x ino:%x sdev:%x mask:%x ignored_mask:%x fhandle-bytes:%x fhandle-type:%x f_handle:%s",
+		&wd, &m.Ino, &sdev, &mask, &ignored, &nbytes, &typ, &handle)
+	if n != 8 || err != nil || wd > 1<<31-1 || sdev > 1<<32-1 || mask > 1<<32-1 || ignored > 1<<32-1 || typ > 1<<31-1 {
+		return m, fmt.Errorf("not an inotify watch line")
+	}
+	b, err := hex.DecodeString(handle)
+	if err != nil || uint64(len(b)) != nbytes {
+		return m, fmt.Errorf("file handle %q of %d bytes", handle, nbytes)
+	}
+	m.WD, m.Sdev, m.Mask, m.IgnoredMask, m.HandleType, m.Handle = int32(wd), uint32(sdev), uint32(mask), uint32(ignored), int32(typ), b
+	return m, nil
 }
 
 // parseTimerfdLine parses one of a timerfd's fdinfo lines into t.

@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
+	"strconv"
 	"unsafe"
 
 	"github.com/mmcr/mmcr/image"
@@ -160,6 +163,8 @@ func (rs *restorer) mmcrOpen(fd *image.FD) (int, error) {
 			mine, err = newSignalfd(fd)
 		case image.FDTimerfd:
 			mine, err = newTimerfd(fd)
+		case image.FDInotify:
+			mine, err = newInotify(fd)
 		}
 		if err != nil {
 			return 0, fmt.Errorf("fd %d (%s): %w", fd.Num, fd.Kind, err)
@@ -206,7 +211,75 @@ func (rs *restorer) closeOpens() {
 // madeByMmcr reports the fd kinds restore makes in mmcr and hands to the
 // task (pidfd_getfd): eventfds, signalfds, timerfds.
 func madeByMmcr(k image.FDKind) bool {
-	return k == image.FDEventfd || k == image.FDSignalfd || k == image.FDTimerfd
+	return k == image.FDEventfd || k == image.FDSignalfd || k == image.FDTimerfd || k == image.FDInotify
+}
+
+// newInotify makes in mmcr an inotify instance with the dumped watches,
+// each on its path with its events and its descriptor. The kernel hands
+// descriptors out in turn from 1, so a gap (a watch removed before the
+// dump) is filled by a watch of a file made for the while and removed
+// once the real ones are in; the events that leaves are read off before
+// a task gets the fd. Events queued at dump are not kept (nor by CRIU).
+func newInotify(fd *image.FD) (_ int, err error) {
+	ifd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			unix.Close(ifd)
+		}
+	}()
+	var spare string
+	var fillers []int
+	next := int32(1)
+	for _, w := range fd.Inotify {
+		for ; next < w.WD; next++ {
+			if spare == "" {
+				if spare, err = os.MkdirTemp("", "mmcr-inotify-"); err != nil {
+					return 0, err
+				}
+				defer os.RemoveAll(spare)
+			}
+			p := filepath.Join(spare, strconv.Itoa(int(next)))
+			if err := os.WriteFile(p, nil, 0o600); err != nil {
+				return 0, err
+			}
+			wd, err := unix.InotifyAddWatch(ifd, p, unix.IN_ATTRIB)
+			if err != nil || int32(wd) != next {
+				return 0, fmt.Errorf("watch descriptor %d for a gap: got %d: %v", next, wd, err)
+			}
+			fillers = append(fillers, wd)
+		}
+		wd, err := unix.InotifyAddWatch(ifd, w.Path, w.Mask)
+		if err != nil {
+			return 0, fmt.Errorf("watch %d of %s (events %#x): %w", w.WD, w.Path, w.Mask, err)
+		}
+		if int32(wd) != w.WD {
+			return 0, fmt.Errorf("watch of %s got descriptor %d, not the dumped %d (one inode watched twice?)", w.Path, wd, w.WD)
+		}
+		next++
+	}
+	for _, wd := range fillers {
+		if _, err := unix.InotifyRmWatch(ifd, uint32(wd)); err != nil {
+			return 0, fmt.Errorf("remove gap watch %d: %w", wd, err)
+		}
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := unix.Read(ifd, buf); err != nil {
+			if err != unix.EAGAIN {
+				return 0, fmt.Errorf("read off the gap watches' events: %w", err)
+			}
+			break
+		}
+	}
+	if fd.Flags&unix.O_NONBLOCK == 0 {
+		if _, err := unix.FcntlInt(uintptr(ifd), unix.F_SETFL, 0); err != nil {
+			return 0, err
+		}
+	}
+	return ifd, nil
 }
 
 // newSignalfd makes in mmcr a signalfd of the dumped mask and mode. Its

@@ -1,7 +1,8 @@
 // Workload for fd refusals: holds one descriptor of the kind named by
 // argv[1] on fd 3 ("memfd" an unmapped hugetlb memfd, "socket" a bound datagram socket connected to another, "tcp", "fifo" on a named FIFO
 // given as argv[2], "epoll-dup": an epoll also on fd 4, "epoll-stale":
-// an epoll watching fd 4, whose eventfd now lives on fd 5 only). Prints "ready PID"; exits 0 on
+// an epoll watching fd 4, whose eventfd now lives on fd 5 only; "inotify-deleted": an inotify
+// watching a file deleted since, kept open on fd 4). Prints "ready PID"; exits 0 on
 // SIGTERM.
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -30,6 +32,12 @@ int main(int argc, char **argv) {
 	int fd = -1;
 	if (!strcmp(argv[1], "memfd")) fd = memfd_create("lonely", MFD_HUGETLB);
 	else if (!strcmp(argv[1], "epoll-dup") && (fd = epoll_create1(0)) == 3) dup(fd);
+	else if (!strcmp(argv[1], "inotify-deleted") && (fd = inotify_init1(0)) == 3) {
+		char path[64];
+		snprintf(path, sizeof(path), "/tmp/mmcr-fdkind-inotify-%d", getpid());
+		int f = open(path, O_CREAT | O_RDWR, 0600);
+		if (f != 4 || inotify_add_watch(fd, path, IN_MODIFY) != 1 || unlink(path)) return 2;
+	}
 	else if (!strcmp(argv[1], "epoll-stale") && (fd = epoll_create1(0)) == 3) {
 		struct epoll_event ev = {.events = EPOLLIN};
 		int efd = eventfd(0, 0);
