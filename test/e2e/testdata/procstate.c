@@ -3,17 +3,20 @@
  * under a seccomp filter (getpriority fails with errno 42; its child
  * inherits it), has a POSIX timer sending it SIGUSR1 every 20 ms, holds an
  * exclusive flock on ./state.lock, has a child that exited with 5
- * that it has not reaped (a zombie), a timerfd every 20 ms and a signalfd
- * of SIGUSR2 (blocked) with one SIGUSR2 pending. On SIGTERM: the filter
+ * that it has not reaped (a zombie), a timerfd every 20 ms, a signalfd
+ * of SIGUSR2 (blocked) with one SIGUSR2 pending and an inotify watch of
+ * ./watched.d for creations. On SIGTERM: the filter
  * still acts in both tasks, the timer still ticks, a process sharing
  * nothing with the tree cannot take the lock, the zombie is still one,
- * with status 5, the timerfd ticks and the signalfd reads the SIGUSR2.
+ * with status 5, the timerfd ticks, the signalfd reads the SIGUSR2 and
+ * the inotify fd tells of a file made then.
  */
 #include "common.h"
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -72,6 +75,9 @@ int main(void)
 	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
 	if (sfd < 0 || tfd < 0 || timerfd_settime(tfd, 0, &its, NULL) || kill(getpid(), SIGUSR2))
 		die("signalfd/timerfd: %s", strerror(errno));
+	int ify = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (ify < 0 || (mkdir("watched.d", 0700) && errno != EEXIST) || inotify_add_watch(ify, "watched.d", IN_CREATE) != 1)
+		die("inotify: %s", strerror(errno));
 
 	pid_t zombie = fork();
 	if (zombie < 0)
@@ -104,6 +110,16 @@ int main(void)
 	struct signalfd_siginfo si = {0};
 	if (read(sfd, &si, sizeof(si)) != sizeof(si) || si.ssi_signo != SIGUSR2)
 		failf("signalfd: read signal %u, want SIGUSR2 (%s)", si.ssi_signo, strerror(errno));
+	int probe_fd = open("watched.d/probe", O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	union {
+		struct inotify_event ev;
+		char buf[sizeof(struct inotify_event) + 256];
+	} u;
+	if (probe_fd < 0 || read(ify, &u, sizeof(u)) <= 0 || u.ev.wd != 1 || !(u.ev.mask & IN_CREATE) ||
+	    strcmp(u.ev.name, "probe"))
+		failf("inotify: no creation of watched.d/probe read (fd %d, wd %d, mask %#x, name %s: %s)", probe_fd, u.ev.wd, u.ev.mask, u.ev.len ? u.ev.name : "", strerror(errno));
+	if (probe_fd >= 0)
+		close(probe_fd);
 	reap_one_child(kid);
 	finish();
 }
