@@ -737,6 +737,7 @@ func TestDumpRefusesFDKinds(t *testing.T) {
 		{"memfd", "fd 3 is a hugetlb memfd (/memfd:lonely (deleted)) that no task maps"},
 		{"epoll-dup", "fd 4 is the same anon_inode:[eventpoll] as fd 3 of task"},
 		{"inotify-deleted", "inotify fd 3, watch 1"},
+		{"pidfd-outside", fmt.Sprintf("fd 3 is a pidfd of process %d, outside the tree", os.Getpid())},
 		{"epoll-stale", "epoll fd 3 watches a file no longer open as fd 4"},
 		{"socket", "and connected"}, // fd 3, a datagram socket bound to a name
 		{"tcp", "that is not a unix socket"},

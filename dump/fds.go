@@ -3,6 +3,7 @@ package dump
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/mmcr/mmcr/image"
@@ -59,6 +60,11 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 		case fd.Target == "anon_inode:inotify":
 			e.Kind = image.FDInotify
 			if e.Inotify, ferr = inotifyWatches(fd); ferr == nil {
+				d.madeEnds = append(d.madeEnds, openEnd{pid: pid, fd: e, target: fd.Target})
+			}
+		case fd.Target == "anon_inode:[pidfd]" && fd.PidfdPID != nil:
+			e.Kind, e.PidfdPID = image.FDPidfd, *fd.PidfdPID
+			if ferr = d.pidfdTarget(fd.Num, e.PidfdPID); ferr == nil {
 				d.madeEnds = append(d.madeEnds, openEnd{pid: pid, fd: e, target: fd.Target})
 			}
 		case fd.Target == "anon_inode:[eventpoll]":
@@ -203,6 +209,20 @@ func isMemDev(rdev uint64) bool {
 		return true
 	}
 	return false
+}
+
+// pidfdTarget checks that a pidfd refers to a task of the tree, which
+// restore makes again with its pid: of a process outside the tree, pid
+// reuse could give it another's; one that has ended and been reaped (-1)
+// no restore can make.
+func (d *dumper) pidfdTarget(num, target int) error {
+	if target == -1 {
+		return fmt.Errorf("fd %d is a pidfd of a process that has ended and been reaped: %w", num, ErrUnsupported)
+	}
+	if slices.Contains(d.order, target) || slices.ContainsFunc(d.zombies, func(z *image.Task) bool { return z.PID == target }) {
+		return nil
+	}
+	return fmt.Errorf("fd %d is a pidfd of process %d, outside the tree: %w", num, target, ErrUnsupported)
 }
 
 // memfdFD is an open memfd met while collecting fds.

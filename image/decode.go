@@ -261,6 +261,9 @@ func (r *Reader) resolveOpens(t *Tree, byID map[uint32]*fileMsg) error {
 	if err := checkOpens(t); err != nil {
 		return fileErr(filesName, ErrCorrupt, "%v", err)
 	}
+	if err := checkPidfds(t); err != nil {
+		return fileErr(ExtName, ErrCorrupt, "%v", err)
+	}
 	return nil
 }
 
@@ -488,10 +491,14 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfoMsg, efd *extFD, byID map[uint
 		fd.Flags = int(fe.usk.flags)
 		fd.SocketID, fd.OpenID = fe.usk.ino, fdi.id
 	case fdTypeExt:
-		if kind != FDExternal {
+		if kind != FDExternal && kind != FDPidfd {
 			return nil, fileErr(name, ErrCorrupt, "fd %d: external file entry for a %s fd", efd.Num, efd.Kind)
 		}
 		fd.Flags, fd.Pos = efd.Flags, efd.Pos
+		if kind == FDPidfd {
+			fd.PidfdPID = efd.PidfdPID
+			fd.OpenID = fdi.id // for resolveOpens
+		}
 		if fd.FileID != 0 && t.FileByID(fd.FileID) == nil {
 			return nil, fileErr(ExtName, ErrCorrupt, "fd %d refers to unknown file %d", efd.Num, fd.FileID)
 		}

@@ -203,8 +203,10 @@
 // their ext fd kinds "signalfd" and "timerfd"; inotify fds CRIU's INOTIFY
 // entries (inotify_file_entry with an inotify_wd_entry per watch, whose
 // fh_entry carries the file handle in 64-bit words and the path dump
-// found), ext kind "inotify". An ext file with any of these says version
-// 7; a version 7 reader reads versions 1-7.
+// found), ext kind "inotify"; pidfds an EXT file entry (CRIU's fd types
+// have none), ext kind "pidfd" with "pidfd_pid", a task of the tree. An
+// ext file with any of these says version 7; a version 7 reader reads
+// versions 1-7.
 //
 // # manifest.json (format "mmcr-image", version 1)
 //

@@ -245,6 +245,9 @@ func checkTree(t *Tree) error {
 	if err := checkOpens(t); err != nil {
 		return fmt.Errorf("image: %w", err)
 	}
+	if err := checkPidfds(t); err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
 	return nil
 }
 
@@ -475,6 +478,11 @@ func (w *Writer) writeTree(t *Tree) error {
 				typ = fdTypeExt
 				efd.Flags, efd.Pos = fd.Flags, fd.Pos
 				entry = extFileEntry(id)
+			case FDPidfd:
+				typ = fdTypeExt
+				efd.Flags, efd.PidfdPID = fd.Flags, fd.PidfdPID
+				entry = extFileEntry(id)
+				ext.Version = max(ext.Version, extVersion7)
 			case FDPipe:
 				typ = fdTypePipe
 				p := t.PipeByID(fd.PipeID)
@@ -1143,6 +1151,18 @@ func ghostChunkEntry(s segment) []byte {
 	return e.b
 }
 
+// checkPidfds checks that every pidfd refers to a task of the tree.
+func checkPidfds(t *Tree) error {
+	for _, task := range t.Tasks {
+		for _, fd := range task.FDs {
+			if fd.Kind == FDPidfd && t.TaskByPID(fd.PidfdPID) == nil {
+				return fmt.Errorf("task %d: fd %d: pidfd of %d, no task of the tree", task.PID, fd.Num, fd.PidfdPID)
+			}
+		}
+	}
+	return nil
+}
+
 // checkFDKind checks what an fd's kind needs: an eventfd its state, an
 // epoll targets that are other fds of the task (restore adds them to the
 // epoll by number), and no kind-specific state where it means nothing.
@@ -1157,6 +1177,9 @@ func checkFDKind(task *Task, fd *FD) error {
 		if err := checkTimerfd(fd.Timerfd); err != nil {
 			return fmt.Errorf("fd %d: %w", fd.Num, err)
 		}
+	}
+	if (fd.Kind == FDPidfd) != (fd.PidfdPID != 0) {
+		return fmt.Errorf("fd %d: a pidfd's process on a %s fd, or none on a pidfd", fd.Num, fd.Kind)
 	}
 	if fd.Kind != FDInotify && len(fd.Inotify) > 0 {
 		return fmt.Errorf("fd %d: inotify watches on a %s fd", fd.Num, fd.Kind)

@@ -164,6 +164,9 @@ type extFD struct {
 	// EventfdSemaphore is Eventfd.Semaphore (CRIU's eventfd entry has no
 	// place for EFD_SEMAPHORE).
 	EventfdSemaphore bool `json:"eventfd_semaphore,omitempty"`
+	// PidfdPID is FD.PidfdPID (version 7; CRIU's fd types have no pidfd:
+	// files.img has an ext entry for it).
+	PidfdPID int `json:"pidfd_pid,omitempty"`
 }
 
 // fdKindByName is FDKind.String's inverse (the ext file stores kind names).

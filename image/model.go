@@ -698,10 +698,11 @@ const (
 	FDSignalfd               // a signalfd: Signalfd set
 	FDTimerfd                // a timerfd: Timerfd set
 	FDInotify                // an inotify instance: Inotify lists its watches
+	FDPidfd                  // a pidfd of a task of the tree: PidfdPID set
 )
 
 // lastFDKind is the highest FDKind a valid image holds.
-const lastFDKind = FDInotify
+const lastFDKind = FDPidfd
 
 // Eventfd is an eventfd's state (fdinfo "eventfd-count", "eventfd-semaphore").
 type Eventfd struct {
@@ -799,6 +800,9 @@ type FD struct {
 	// Inotify are an FDInotify's watches, by ascending descriptor (also
 	// made in mmcr).
 	Inotify []InotifyWatch
+	// PidfdPID is the task of the tree an FDPidfd refers to (made in
+	// mmcr too, once the task exists).
+	PidfdPID int
 	// Epoll are an FDEpoll's registrations, each naming another fd of the
 	// task, in fdinfo order. Restore adds them once every other fd is open.
 	Epoll []EpollTarget
@@ -838,6 +842,16 @@ type FileLock struct {
 	Start, Len int64
 }
 
+// TaskByPID returns the task of pid, or nil.
+func (t *Tree) TaskByPID(pid int) *Task {
+	for _, task := range t.Tasks {
+		if task.PID == pid {
+			return task
+		}
+	}
+	return nil
+}
+
 // FileByID returns the file with the given ID, or nil. IDs are dense:
 // Files[i].ID == i+1.
 func (t *Tree) FileByID(id uint32) *File {
@@ -856,7 +870,7 @@ func (t *Tree) SharedObjectByID(id uint32) *SharedObject {
 	return t.SharedObjects[id-1]
 }
 
-var fdKindStrings = [...]string{"regular", "dir", "chardev", "external", "eventfd", "epoll", "pipe", "socket", "signalfd", "timerfd", "inotify"}
+var fdKindStrings = [...]string{"regular", "dir", "chardev", "external", "eventfd", "epoll", "pipe", "socket", "signalfd", "timerfd", "inotify", "pidfd"}
 
 func (k FDKind) String() string {
 	if k >= 0 && int(k) < len(fdKindStrings) {

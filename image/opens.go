@@ -11,7 +11,7 @@ import (
 // between fds are refused at dump.
 func sharesOpen(k FDKind) bool {
 	return k == FDPipe || k == FDSocket || k == FDRegular || k == FDDir || k == FDCharDev || k == FDEventfd ||
-		k == FDSignalfd || k == FDTimerfd || k == FDInotify
+		k == FDSignalfd || k == FDTimerfd || k == FDInotify || k == FDPidfd
 }
 
 // checkOpens checks the fds' open file descriptions: OpenIDs only on kinds
@@ -39,7 +39,7 @@ func checkOpens(t *Tree) error {
 					(o.Eventfd != nil) != (fd.Eventfd != nil) || o.Eventfd != nil && *o.Eventfd != *fd.Eventfd ||
 					(o.Signalfd != nil) != (fd.Signalfd != nil) || o.Signalfd != nil && *o.Signalfd != *fd.Signalfd ||
 					(o.Timerfd != nil) != (fd.Timerfd != nil) || o.Timerfd != nil && *o.Timerfd != *fd.Timerfd ||
-					!reflect.DeepEqual(o.Inotify, fd.Inotify) {
+					!reflect.DeepEqual(o.Inotify, fd.Inotify) || o.PidfdPID != fd.PidfdPID {
 					return fmt.Errorf("task %d: fd %d: open file %d shared with fd %d of another file or other flags or offset",
 						task.PID, fd.Num, fd.OpenID, o.Num)
 				}

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestSignalfdTimerfdRoundTrip: signalfd, timerfd and inotify fds come back with
+// TestSignalfdTimerfdRoundTrip: signalfd, timerfd, inotify and pidfd fds come back with
 // their state, make the ext file version 7 and are what crit reads in
 // files.img (CRIU's signalfd_entry and timerfd_entry); a timerfd on a
 // clock timerfd_create refuses is not written.
@@ -25,7 +25,8 @@ func TestSignalfdTimerfdRoundTrip(t *testing.T) {
 	ify := &FD{Num: 22, Kind: FDInotify, Flags: unix.O_RDONLY | unix.O_NONBLOCK, Inotify: []InotifyWatch{
 		{WD: 2, Mask: 0x300, Ino: 0x9b65c3, Sdev: 0xfe00000, HandleType: 1, Handle: []byte{0xc3, 0x65, 0x9b, 0, 0xe0, 0xd7, 0x83, 0x0a}, Path: "/tmp/dir"},
 		{WD: 3, Mask: 0x84000004, Ino: 0x9b65b3, Sdev: 0xfe00000, HandleType: 1, Handle: []byte{0xb3, 0x65, 0x9b, 0, 0xa8, 0xd3, 0x9b, 0x40, 7}, Path: "/tmp/file"}}}
-	task.FDs = append(task.FDs, sfd, tfd, ify)
+	pfd := &FD{Num: 23, Kind: FDPidfd, Flags: unix.O_RDWR | unix.O_NONBLOCK, PidfdPID: tree.Tasks[1].PID}
+	task.FDs = append(task.FDs, sfd, tfd, ify, pfd)
 	dir, err := commitTree(t, tree)
 	if err != nil {
 		t.Fatal(err)
@@ -36,8 +37,9 @@ func TestSignalfdTimerfdRoundTrip(t *testing.T) {
 	}
 	_, got := openTree(t, dir)
 	n := len(got.Tasks[0].FDs)
-	if !reflect.DeepEqual(got.Tasks[0].FDs[n-3:], []*FD{sfd, tfd, ify}) {
-		t.Errorf("fds came back as %+v %+v %+v, want %+v %+v %+v", got.Tasks[0].FDs[n-3], got.Tasks[0].FDs[n-2], got.Tasks[0].FDs[n-1], sfd, tfd, ify)
+	if !reflect.DeepEqual(got.Tasks[0].FDs[n-4:], []*FD{sfd, tfd, ify, pfd}) {
+		t.Errorf("fds came back as %+v %+v %+v %+v, want %+v %+v %+v %+v", got.Tasks[0].FDs[n-4], got.Tasks[0].FDs[n-3],
+			got.Tasks[0].FDs[n-2], got.Tasks[0].FDs[n-1], sfd, tfd, ify, pfd)
 	}
 	var sg *signalfd.SignalfdEntry
 	var tm *timerfd.TimerfdEntry
@@ -66,6 +68,11 @@ func TestSignalfdTimerfdRoundTrip(t *testing.T) {
 		t.Errorf("two watches 2: commit %v, want a refusal", err)
 	}
 	ify.Inotify[1].WD = 3
+	pfd.PidfdPID = 99999
+	if _, err := commitTree(t, tree); err == nil || !strings.Contains(err.Error(), "pidfd of 99999, no task of the tree") {
+		t.Errorf("pidfd of a pid outside the tree: commit %v, want a refusal", err)
+	}
+	pfd.PidfdPID = tree.Tasks[1].PID
 	tfd.Timerfd.Clock = 99
 	if _, err := commitTree(t, tree); err == nil || !strings.Contains(err.Error(), "timerfd on clock 99") {
 		t.Errorf("timerfd on clock 99: commit %v, want a refusal", err)

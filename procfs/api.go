@@ -110,6 +110,9 @@ type FD struct {
 	Timerfd *TimerfdInfo
 	// Inotify are an inotify fd's watches ("inotify wd:" lines).
 	Inotify []InotifyMark
+	// PidfdPID is set for a pidfd ("Pid" line): its process, -1 once it
+	// has ended and been reaped.
+	PidfdPID *int
 	// EpollTargets are an epoll fd's "tfd:" lines, in order.
 	EpollTargets []EpollTarget
 	// Locks are the file locks on the fd's open file ("lock:" lines),

@@ -114,3 +114,20 @@ func TestParseFdinfoInotify(t *testing.T) {
 		t.Error("a handle shorter than its byte count parsed")
 	}
 }
+
+// A pidfd's fdinfo as Linux 6.18 prints it (pidfs), and once its process
+// is reaped.
+func TestParseFdinfoPidfd(t *testing.T) {
+	for _, tc := range []struct {
+		pid  string
+		want int
+	}{{"14518", 14518}, {"-1", -1}} {
+		var fd FD
+		if err := parseFdinfo([]byte("pos:\t0\nflags:\t02004002\nmnt_id:\t4\nino:\t1513499\nPid:\t"+tc.pid+"\nNSpid:\t"+tc.pid+"\n"), &fd); err != nil {
+			t.Fatal(err)
+		}
+		if fd.PidfdPID == nil || *fd.PidfdPID != tc.want {
+			t.Errorf("pidfd of %s: got %v", tc.pid, fd.PidfdPID)
+		}
+	}
+}

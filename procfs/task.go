@@ -202,6 +202,10 @@ func parseFdinfo(b []byte, fd *FD) error {
 			var m InotifyMark
 			m, err = parseInotifyMark(line)
 			fd.Inotify = append(fd.Inotify, m)
+		case "Pid":
+			var pid int
+			pid, err = strconv.Atoi(val)
+			fd.PidfdPID = &pid
 		case "sigmask":
 			var m uint64
 			m, err = strconv.ParseUint(val, 16, 64)

@@ -165,6 +165,12 @@ func (rs *restorer) mmcrOpen(fd *image.FD) (int, error) {
 			mine, err = newTimerfd(fd)
 		case image.FDInotify:
 			mine, err = newInotify(fd)
+		case image.FDPidfd:
+			flags := 0
+			if fd.Flags&unix.O_NONBLOCK != 0 {
+				flags = unix.PIDFD_NONBLOCK
+			}
+			mine, err = unix.PidfdOpen(fd.PidfdPID, flags)
 		}
 		if err != nil {
 			return 0, fmt.Errorf("fd %d (%s): %w", fd.Num, fd.Kind, err)
@@ -209,9 +215,11 @@ func (rs *restorer) closeOpens() {
 }
 
 // madeByMmcr reports the fd kinds restore makes in mmcr and hands to the
-// task (pidfd_getfd): eventfds, signalfds, timerfds.
+// task (pidfd_getfd): eventfds, signalfds, timerfds, inotify instances and
+// pidfds (of tasks of the tree, which exist by the time fds are made).
 func madeByMmcr(k image.FDKind) bool {
-	return k == image.FDEventfd || k == image.FDSignalfd || k == image.FDTimerfd || k == image.FDInotify
+	return k == image.FDEventfd || k == image.FDSignalfd || k == image.FDTimerfd || k == image.FDInotify ||
+		k == image.FDPidfd
 }
 
 // newInotify makes in mmcr an inotify instance with the dumped watches,

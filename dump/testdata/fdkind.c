@@ -2,7 +2,8 @@
 // argv[1] on fd 3 ("memfd" an unmapped hugetlb memfd, "socket" a bound datagram socket connected to another, "tcp", "fifo" on a named FIFO
 // given as argv[2], "epoll-dup": an epoll also on fd 4, "epoll-stale":
 // an epoll watching fd 4, whose eventfd now lives on fd 5 only; "inotify-deleted": an inotify
-// watching a file deleted since, kept open on fd 4). Prints "ready PID"; exits 0 on
+// watching a file deleted since, kept open on fd 4; "pidfd-outside": a pidfd of its parent, outside
+// the tree). Prints "ready PID"; exits 0 on
 // SIGTERM.
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -32,6 +34,7 @@ int main(int argc, char **argv) {
 	int fd = -1;
 	if (!strcmp(argv[1], "memfd")) fd = memfd_create("lonely", MFD_HUGETLB);
 	else if (!strcmp(argv[1], "epoll-dup") && (fd = epoll_create1(0)) == 3) dup(fd);
+	else if (!strcmp(argv[1], "pidfd-outside")) fd = syscall(SYS_pidfd_open, getppid(), 0);
 	else if (!strcmp(argv[1], "inotify-deleted") && (fd = inotify_init1(0)) == 3) {
 		char path[64];
 		snprintf(path, sizeof(path), "/tmp/mmcr-fdkind-inotify-%d", getpid());
