@@ -3,14 +3,17 @@
 // over a few hundred MiB of heap, under the Go runtime's own threads,
 // timers, netpoller and preemption signals.
 //
-// It opens no file but ./pidfile and ./result (closed at once). On
-// SIGTERM it checks that every goroutine kept working, stops them, and
-// verifies the heap and every result.
+// It opens no file but ./pidfile and ./result (closed at once), and it
+// runs one child, /bin/sleep, which the runtime holds a pidfd of (Go
+// 1.23+). On SIGTERM it checks that every goroutine kept working, stops
+// them, verifies the heap and every result, and kills and waits for the
+// child through the os.Process (through that pidfd).
 package main
 
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"strconv"
@@ -79,6 +82,12 @@ func main() {
 		}
 		heap[i] = c
 		sums[i] = chunkSum(c)
+	}
+
+	child := exec.Command("/bin/sleep", "100000")
+	if err := child.Start(); err != nil {
+		fmt.Println("SETUP ERROR:", err)
+		os.Exit(3)
 	}
 
 	var wg sync.WaitGroup
@@ -256,6 +265,12 @@ func main() {
 				break
 			}
 		}
+	}
+	if err := child.Process.Kill(); err != nil {
+		fail("kill the child %d: %v", child.Process.Pid, err)
+	}
+	if err := child.Wait(); err == nil || err.Error() != "signal: killed" {
+		fail("wait for the child %d: %v, want signal: killed", child.Process.Pid, err)
 	}
 	fmt.Printf("[gothreads %d] jobs %d, spin %#x, %d threads\n", os.Getpid(), sent.Load(), spinVal.Load(), threadCount())
 	verdict := "PASS"
