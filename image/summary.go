@@ -107,6 +107,26 @@ type FDSummary struct {
 	// with a leading "@"), SocketBacklog a listener's backlog.
 	SocketName    string `json:"socket_name,omitempty"`
 	SocketBacklog uint32 `json:"socket_backlog,omitempty"`
+	// State says what a signalfd, timerfd, inotify fd or pidfd holds:
+	// "mask 0x4200", "clock 1, 1500000000 ns left, every 2000000000 ns, 3
+	// ticks", "2 watches", "of pid 22482".
+	State string `json:"state,omitempty"`
+}
+
+// fdState says what a signalfd, timerfd, inotify fd or pidfd holds.
+func fdState(fd *FD) string {
+	switch {
+	case fd.Signalfd != nil:
+		return fmt.Sprintf("mask %#x", fd.Signalfd.Mask)
+	case fd.Timerfd != nil:
+		t := fd.Timerfd
+		return fmt.Sprintf("clock %d, %d ns left, every %d ns, %d ticks", t.Clock, t.ValueNsec, t.IntervalNsec, t.Ticks)
+	case fd.Kind == FDInotify:
+		return fmt.Sprintf("%d watches", len(fd.Inotify))
+	case fd.Kind == FDPidfd:
+		return fmt.Sprintf("of pid %d", fd.PidfdPID)
+	}
+	return ""
 }
 
 // FileSummary is one file of the tree.
@@ -217,6 +237,7 @@ func Summarize(r *Reader) (*Summary, error) {
 			if f := tree.FileByID(fd.FileID); f != nil {
 				fs.Path = f.Path
 			}
+			fs.State = fdState(fd)
 			if p := tree.PipeByID(fd.PipeID); p != nil {
 				fs.PipeIno, fs.PipeBytes, fs.PipeSize = p.Ino, len(p.Data), p.Size
 				if f := tree.FileByID(p.FileID); f != nil {
@@ -394,6 +415,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 		}
 		for _, fd := range ts.FDs {
 			fmt.Fprintf(&b, "  fd %d: %s", fd.FD, fd.Kind)
+			if fd.State != "" {
+				fmt.Fprintf(&b, " %s", fd.State)
+			}
 			if fd.ExternalType != "" {
 				fmt.Fprintf(&b, " (%s)", fd.ExternalType)
 			}

@@ -3,8 +3,11 @@ package image
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestSummary(t *testing.T) {
@@ -62,13 +65,16 @@ func TestSummary(t *testing.T) {
 }
 
 // TestSummaryPolicies: show names a range's memory policy, a task's
-// membarrier registrations and a memfd's mode, owner and seals.
+// membarrier registrations, a memfd's mode, owner and seals, what a pidfd
+// and a signalfd hold.
 func TestSummaryPolicies(t *testing.T) {
 	tree := sampleTree()
 	tree.Tasks[0].VMAs[1].MemPolicy = &MemPolicy{Mode: 2, Nodes: []uint64{1}}
 	tree.Tasks[1].Mm.Membarrier = 1 << 4
 	so := tree.SharedObjects[1]
 	so.Seals, so.Mode, so.UID, so.GID = 0xa, 0o600, 7, 8
+	tree.Tasks[0].FDs = append(tree.Tasks[0].FDs, &FD{Num: 30, Kind: FDPidfd, Flags: unix.O_RDWR, PidfdPID: tree.Tasks[1].PID},
+		&FD{Num: 31, Kind: FDSignalfd, Flags: unix.O_RDWR, Signalfd: &Signalfd{Mask: 0x4200}})
 	dir, err := commitTree(t, tree)
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +88,8 @@ func TestSummaryPolicies(t *testing.T) {
 	if err := s.WriteText(&buf); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"policy bind:0 pages", "membarrier registrations 0x10", "mode 0600 owner 7:8 seals 0xa"} {
+	for _, want := range []string{"policy bind:0 pages", "membarrier registrations 0x10", "mode 0600 owner 7:8 seals 0xa",
+		fmt.Sprintf("fd 30: pidfd of pid %d", tree.Tasks[1].PID), "fd 31: signalfd mask 0x4200"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("show lacks %q:\n%s", want, buf.String())
 		}
