@@ -13,6 +13,7 @@ import (
 	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/internal/kernel"
 	"github.com/mmcr/mmcr/procfs"
+	"github.com/mmcr/mmcr/ptrace"
 )
 
 const (
@@ -77,6 +78,15 @@ func (rs *restorer) restoreMemory(tk *task, b *batch) error {
 	}()
 	for i, v := range tk.t.VMAs {
 		if tk.kept[i] {
+			continue
+		}
+		if i > 0 && keepApart(tk.t.VMAs[i-1], v) {
+			if err := rs.runBatch(tk, b); err != nil {
+				return err
+			}
+			if err := rs.mapApart(tk, v); err != nil {
+				return fmt.Errorf("task %d vma %#x-%#x %s: %w", pid, v.Start, v.End, v.Kind, err)
+			}
 			continue
 		}
 		if err := rs.mapVMA(tk, v, fds, b); err != nil {
@@ -386,6 +396,75 @@ func (rs *restorer) mapVMA(tk *task, v *image.VMA, fds map[uint32]uint64, b *bat
 		return rs.mapShared(tk, v)
 	default:
 		return fmt.Errorf("kind %d: %w", v.Kind, ErrUnsupported)
+	}
+	return nil
+}
+
+// keepApart reports whether v, private anonymous memory, must be kept
+// apart from prev, the VMA before it: they touch and are alike in all
+// that the kernel merges on (kind, protection, flags, advice, VmFlags,
+// policy), so it kept them apart at dump for what no /proc file shows:
+// one was moved by mremap (glibc's realloc of a large block does) and
+// keeps a page offset that does not continue its neighbour's, with an
+// anon_vma of its own. Mapped afresh next to prev, v would be merged
+// into it.
+func keepApart(prev, v *image.VMA) bool {
+	plain := func(x *image.VMA) bool {
+		return x.Kind == image.KindPrivateAnon && !x.FromParent && x.Flags&(unix.MAP_GROWSDOWN|unix.MAP_HUGETLB) == 0 &&
+			!slices.Contains(x.VmFlags, "dp")
+	}
+	return plain(prev) && plain(v) && prev.End == v.Start && prev.Prot == v.Prot && prev.Flags == v.Flags &&
+		prev.Madv == v.Madv && prev.Name == v.Name && slices.Equal(prev.VmFlags, v.VmFlags) && samePolicy(prev.MemPolicy, v.MemPolicy)
+}
+
+// mapApart maps v where the kernel likes and moves it into place with
+// mremap: it keeps the page offset of where it was made, which does not
+// continue that of the VMA before it, and an anon_vma of its own, so the
+// two stay apart as at dump.
+func (rs *restorer) mapApart(tk *task, v *image.VMA) error {
+	flags := uint64(unix.MAP_PRIVATE | unix.MAP_ANONYMOUS)
+	if v.Flags&unix.MAP_NORESERVE != 0 || slices.Contains(v.VmFlags, "nr") {
+		flags |= unix.MAP_NORESERVE
+	}
+	prot := uint64(v.Prot)
+	first := prot
+	acct := v.Prot&unix.PROT_WRITE == 0 && slices.Contains(v.VmFlags, "ac")
+	if acct {
+		first |= unix.PROT_WRITE
+	}
+	tmp, err := tk.sys(unix.SYS_MMAP, 0, v.Len(), first, flags, ^uint64(0), 0)
+	if err != nil {
+		return err
+	}
+	if tmp == v.Start {
+		// Made in place after all: its offset continues its neighbour's.
+		// Another, then, and this one goes.
+		other, err := tk.sys(unix.SYS_MMAP, 0, v.Len(), first, flags, ^uint64(0), 0)
+		if err != nil {
+			return err
+		}
+		if _, err := tk.sys(unix.SYS_MUNMAP, tmp, v.Len()); err != nil {
+			return err
+		}
+		tmp = other
+	}
+	// A page faulted in first: mremap gives a VMA that never had one
+	// the offset of its new place (to merge it). Written through
+	// /proc/PID/mem, which may write whatever the protection; dropped
+	// again once in place (the VMA keeps its anon_vma).
+	if err := ptrace.WriteMem(tk.t.PID, tmp, []byte{0}); err != nil {
+		return fmt.Errorf("fault in a page at %#x: %w", tmp, err)
+	}
+	if _, err := tk.sys(unix.SYS_MREMAP, tmp, v.Len(), v.Len(), unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, v.Start); err != nil {
+		return fmt.Errorf("move into place: %w", err)
+	}
+	if _, err := tk.sys(unix.SYS_MADVISE, v.Start, image.PageSize, unix.MADV_DONTNEED); err != nil {
+		return err
+	}
+	if acct {
+		if _, err := tk.sys(unix.SYS_MPROTECT, v.Start, v.Len(), prot); err != nil {
+			return err
+		}
 	}
 	return nil
 }
