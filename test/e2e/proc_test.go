@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/mmcr/mmcr/internal/testproc"
@@ -92,10 +91,9 @@ func normalizeMapsLine(l string) string {
 }
 
 // diffMaps compares two maps snapshots and describes the first difference.
-// Adjacent private anonymous VMAs alike in every column are taken as one
-// on both sides (joinAnon).
+// Every VMA counts: restore keeps touching anonymous VMAs apart as the
+// kernel had them (restore.keepApart).
 func diffMaps(before, after []string) string {
-	before, after = joinAnon(before), joinAnon(after)
 	n := len(before)
 	if len(after) > n {
 		n = len(after)
@@ -114,43 +112,6 @@ func diffMaps(before, after []string) string {
 		}
 	}
 	return ""
-}
-
-// joinAnon joins each run of adjacent unnamed private anonymous VMAs of
-// the same permissions into one line: the kernel keeps two such VMAs apart
-// only for what no maps column shows (a page offset that does not
-// continue, after mremap; their own anon_vmas). Restore keeps them apart
-// since mapApart; before, python-threads failed about once in 20 runs on
-// such a pair, which CRIU's zdtm allows too. lines are maps lines, with or
-// without the device and inode columns.
-func joinAnon(lines []string) []string {
-	var out []string
-	prevEnd, prevPerms := "", ""
-	for _, l := range lines {
-		f := strings.Fields(l)
-		if len(f) < 3 {
-			out = append(out, l)
-			prevEnd, prevPerms = "", ""
-			continue
-		}
-		anon := len(f) == 3 || len(f) == 5 && f[3] == "00:00" && f[4] == "0"
-		start, end, ok := strings.Cut(f[0], "-")
-		if anon && ok && len(f[1]) == 4 && f[1][3] == 'p' && f[2] == "00000000" && len(out) > 0 &&
-			prevEnd == start && prevPerms == f[1] {
-			last := strings.Fields(out[len(out)-1])
-			lstart, _, _ := strings.Cut(last[0], "-")
-			last[0] = lstart + "-" + end
-			out[len(out)-1] = strings.Join(last, " ")
-			prevEnd = end
-			continue
-		}
-		out = append(out, l)
-		prevEnd, prevPerms = "", ""
-		if anon && ok && f[2] == "00000000" {
-			prevEnd, prevPerms = end, f[1]
-		}
-	}
-	return out
 }
 
 // namedMappings drops the unnamed anonymous lines of a maps listing (no
@@ -224,38 +185,4 @@ func threadReport(pid int) string {
 		}
 	}
 	return b.String()
-}
-
-func TestJoinAnon(t *testing.T) {
-	in := []string{
-		"7fe4aa082000-7fe4aa085000 rw-p 00481000 fe:00 326295 /usr/lib/libcrypto.so.3",
-		"7fe4aa085000-7fe4aa08c000 rw-p 00000000 00:00 0",
-		"7fe4aa08c000-7fe4aa09c000 rw-p 00000000 00:00 0",
-		"7fe4aa09c000-7fe4aa0a0000 rw-p 00000000 00:00 0",
-		"7fe4aa0a0000-7fe4aa0a1000 r--p 00000000 00:00 0", // other perms
-		"7fe4aa0a2000-7fe4aa0a3000 r--p 00000000 00:00 0", // not adjacent
-		"7fe4aa0a3000-7fe4aa0a4000 r--s 00000000 00:01 7", // shared
-		"7fe4aa0a4000-7fe4aa0a5000 r--s 00000000 00:01 7", // shared
-		"7fe4aa0a5000-7fe4aa0a6000 rw-p 00000000 00:00 0 [anon:x]",
-		"7fe4aa0a6000-7fe4aa0a7000 rw-p 00000000 00:00 0 [anon:x]", // named
-	}
-	want := []string{
-		in[0],
-		"7fe4aa085000-7fe4aa0a0000 rw-p 00000000 00:00 0",
-		in[4], in[5], in[6], in[7], in[8], in[9],
-	}
-	if got := joinAnon(in); strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("full lines joined as\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	short := []string{"7fe4aa085000-7fe4aa08c000 rw-p 00000000", "7fe4aa08c000-7fe4aa09c000 rw-p 00000000"}
-	if got := joinAnon(short); len(got) != 1 || got[0] != "7fe4aa085000-7fe4aa09c000 rw-p 00000000" {
-		t.Errorf("lines without device and inode joined as %q", got)
-	}
-	if d := diffMaps(short, []string{"7fe4aa085000-7fe4aa09c000 rw-p 00000000"}); d != "" {
-		t.Errorf("diffMaps of a merged pair: %s", d)
-	}
-	// A zombie's maps are empty: one empty line.
-	if got := joinAnon([]string{""}); len(got) != 1 || got[0] != "" {
-		t.Errorf("empty maps joined as %q", got)
-	}
 }
