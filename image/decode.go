@@ -429,7 +429,7 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfoMsg, efd *extFD, byID map[uint
 			return nil, fileErr(name, ErrCorrupt, "fd %d: eventfd file entry for a %s fd", efd.Num, efd.Kind)
 		}
 		fd.Flags = int(e.flags)
-		fd.Eventfd = &Eventfd{Count: e.counter, Semaphore: efd.EventfdSemaphore}
+		fd.Eventfd = &Eventfd{Count: e.value, Semaphore: efd.EventfdSemaphore}
 		fd.OpenID = fdi.id // for resolveOpens
 	case fdTypeSignalfd:
 		e := fe.sgfd
@@ -437,7 +437,7 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfoMsg, efd *extFD, byID map[uint
 			return nil, fileErr(name, ErrCorrupt, "fd %d: signalfd file entry for a %s fd", efd.Num, efd.Kind)
 		}
 		fd.Flags = int(e.flags)
-		fd.Signalfd = &Signalfd{Mask: e.mask}
+		fd.Signalfd = &Signalfd{Mask: e.value}
 		fd.OpenID = fdi.id // for resolveOpens
 	case fdTypeTimerfd:
 		e := fe.tfd

@@ -458,10 +458,10 @@ func (w *Writer) writeTree(t *Tree) error {
 			case FDEventfd:
 				typ = fdTypeEventfd
 				efd.EventfdSemaphore = fd.Eventfd.Semaphore
-				entry = eventfdFileEntry(id, flags, fd.Eventfd.Count)
+				entry = counterFileEntry(typ, 8, id, flags, fd.Eventfd.Count)
 			case FDSignalfd:
 				typ = fdTypeSignalfd
-				entry = signalfdFileEntry(id, flags, fd.Signalfd.Mask)
+				entry = counterFileEntry(typ, 10, id, flags, fd.Signalfd.Mask)
 				ext.Version = max(ext.Version, extVersion7)
 			case FDTimerfd:
 				typ = fdTypeTimerfd
@@ -665,30 +665,19 @@ func memfdInodeEntry(so *SharedObject) []byte {
 	return e.b
 }
 
-// eventfdFileEntry: file_entry {type EVENTFD, eventfd_file_entry}.
-func eventfdFileEntry(id, flags uint32, count uint64) []byte {
+// counterFileEntry: file_entry {type typ, entry in field}, for the two
+// file kinds whose entry is {id, flags, fown, one 64-bit value}: EVENTFD
+// (8: eventfd_file_entry, the counter) and SIGNALFD (10: signalfd_entry,
+// the mask).
+func counterFileEntry(typ int32, field protowire.Number, id, flags uint32, v uint64) []byte {
 	var e protoEnc
-	e.int32(1, fdTypeEventfd)
+	e.int32(1, typ)
 	e.uint32(2, id)
-	e.message(8, func(e *protoEnc) {
+	e.message(field, func(e *protoEnc) {
 		e.uint32(1, id)
 		e.uint32(2, flags)
 		e.message(3, zeroFown)
-		e.uint64(4, count)
-	})
-	return e.b
-}
-
-// signalfdFileEntry: file_entry {type SIGNALFD, signalfd_entry}.
-func signalfdFileEntry(id, flags uint32, mask uint64) []byte {
-	var e protoEnc
-	e.int32(1, fdTypeSignalfd)
-	e.uint32(2, id)
-	e.message(10, func(e *protoEnc) {
-		e.uint32(1, id)
-		e.uint32(2, flags)
-		e.message(3, zeroFown)
-		e.uint64(4, mask)
+		e.uint64(4, v)
 	})
 	return e.b
 }

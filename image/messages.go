@@ -71,8 +71,8 @@ type fileMsg struct {
 	typ   int32
 	id    uint32
 	reg   *regFileMsg
-	efd   *eventfdMsg
-	sgfd  *signalfdMsg
+	efd   *counterMsg
+	sgfd  *counterMsg
 	tfd   *timerfdMsg
 	ify   *inotifyMsg
 	epfd  *eventpollMsg
@@ -117,9 +117,9 @@ func (m *fileMsg) decode(b []byte) error {
 		}
 	}
 	d.sub("reg", reg, func(b []byte) error { m.reg = &regFileMsg{}; return m.reg.decode(b) })
-	d.sub("efd", efd, func(b []byte) error { m.efd = &eventfdMsg{}; return m.efd.decode(b) })
+	d.sub("efd", efd, func(b []byte) error { m.efd = &counterMsg{}; return m.efd.decode("eventfd_file_entry")(b) })
 	d.sub("epfd", epfd, func(b []byte) error { m.epfd = &eventpollMsg{}; return m.epfd.decode(b) })
-	d.sub("sgfd", sgfd, func(b []byte) error { m.sgfd = &signalfdMsg{}; return m.sgfd.decode(b) })
+	d.sub("sgfd", sgfd, func(b []byte) error { m.sgfd = &counterMsg{}; return m.sgfd.decode("signalfd_entry")(b) })
 	d.sub("tfd", tfd, func(b []byte) error { m.tfd = &timerfdMsg{}; return m.tfd.decode(b) })
 	d.sub("ify", ify, func(b []byte) error { m.ify = &inotifyMsg{}; return m.ify.decode(b) })
 	d.sub("ext", ext, func(b []byte) error { m.ext = true; return decodeExtFile(b) })
@@ -180,50 +180,30 @@ func (m *memfdFileMsg) decode(b []byte) error {
 	return d.end("id flags pos fown inode_id")
 }
 
-// eventfdMsg: eventfd_file_entry.
-type eventfdMsg struct {
-	flags   uint32
-	counter uint64
-}
-
-func (m *eventfdMsg) decode(b []byte) error {
-	d := protoDec{msg: "eventfd_file_entry", b: b}
-	for d.next() {
-		switch d.num {
-		case 1:
-			d.note(protowire.VarintType) // id: required, not read
-		case 3:
-			d.note(protowire.BytesType) // fown: required, not read
-		case 2:
-			d.uint32(&m.flags)
-		case 4:
-			d.uint64(&m.counter)
-		}
-	}
-	return d.end("id flags fown counter")
-}
-
-// signalfdMsg: signalfd_entry.
-type signalfdMsg struct {
+// counterMsg: eventfd_file_entry or signalfd_entry, alike: {id, flags,
+// fown, one 64-bit value (the counter, the mask)}.
+type counterMsg struct {
 	flags uint32
-	mask  uint64
+	value uint64
 }
 
-func (m *signalfdMsg) decode(b []byte) error {
-	d := protoDec{msg: "signalfd_entry", b: b}
-	for d.next() {
-		switch d.num {
-		case 1:
-			d.note(protowire.VarintType) // id: required, not read
-		case 3:
-			d.note(protowire.BytesType) // fown: required, not read
-		case 2:
-			d.uint32(&m.flags)
-		case 4:
-			d.uint64(&m.mask)
+func (m *counterMsg) decode(msg string) func(b []byte) error {
+	return func(b []byte) error {
+		d := protoDec{msg: msg, b: b}
+		for d.next() {
+			switch d.num {
+			case 1:
+				d.note(protowire.VarintType) // id: required, not read
+			case 3:
+				d.note(protowire.BytesType) // fown: required, not read
+			case 2:
+				d.uint32(&m.flags)
+			case 4:
+				d.uint64(&m.value)
+			}
 		}
+		return d.end("id flags fown value")
 	}
-	return d.end("id flags fown sigmask")
 }
 
 // inotifyMsg: inotify_file_entry.

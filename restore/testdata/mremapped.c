@@ -1,8 +1,9 @@
 /* mremapped: private anonymous memory moved next to its like by mremap,
  * as glibc's realloc of a large block does: the kernel keeps the two
  * apart (the moved one keeps the page offset of where it was made), and
- * so must restore, or the maps differ. Two such pairs, read-write and
- * read-only. On SIGTERM it checks their data. Prints PASS or the first
+ * so must restore, or the maps differ. Three such pairs, read-write,
+ * read-only and inaccessible (PROT_NONE, holding data). On SIGTERM it
+ * checks their data (the last made readable again first). Prints PASS or the first
  * FAIL. */
 #include "vmatest.h"
 #include <sys/mman.h>
@@ -44,13 +45,16 @@ int main(void)
 	page = sysconf(_SC_PAGESIZE);
 	char *rw = pair(PROT_READ | PROT_WRITE, 1, 2);
 	char *ro = pair(PROT_READ, 3, 4);
-	if (!rw || !ro)
+	char *none = pair(PROT_NONE, 5, 6);
+	if (!rw || !ro || !none)
 		return printf("FAIL setup: %m\n"), 1;
 	install_term();
 	printf("READY\n");
 	fflush(stdout);
 	wait_term();
 	if (check("read-write pair", rw, 1, 2) || check("read-only pair", ro, 3, 4))
+		return 1;
+	if (mprotect(none, 23 * page, PROT_READ) || check("inaccessible pair", none, 5, 6))
 		return 1;
 	printf("PASS\n");
 	return 0;
