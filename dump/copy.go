@@ -11,11 +11,13 @@ import (
 	"sync/atomic"
 
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/internal/rawio"
 	"github.com/mmcr/mmcr/ptrace"
 	"golang.org/x/sys/unix"
 )
 
-// Pages are copied by a pool of workers, one per CPU, and one writer. The
+// Pages are copied by a pool of workers and one writer, as many
+// goroutines in all as the CPUs mmcr may use (one worker at least). The
 // dumping thread only cuts the page runs to dump into chunks; a worker
 // takes a chunk, reads it into a buffer (process_vm_readv, /proc/PID/mem or
 // pread), drops its zero pages and checksums it while it is still in that
@@ -24,6 +26,12 @@ import (
 // writes to one file (tmpfs takes the inode lock): a worker that wrote
 // itself would wait, spinning, for the other's write instead of reading
 // the next chunk.
+//
+// The reads and writes are raw syscalls (internal/rawio), which keep their
+// goroutine's P: with ordinary ones, sysmon took the P from every 50-150
+// µs call and the goroutine had to win one back, a cost of 30-40 % of a
+// 1 GiB dump on the README's guest. That is why the pool has no more
+// goroutines than Ps: one more would wait for preemption to run.
 //
 // The pages file stays in address order: the chunks of one PageWriter take
 // their place in it (PageWriter.Reserve) one after the other, each waiting
@@ -35,6 +43,10 @@ const (
 	chunkSize = 512 << 10
 	// maxIovecs bounds the runs of one chunk (IOV_MAX, one readv).
 	maxIovecs = 1024
+	// queuedChunks bounds the chunks cut ahead of the workers: 128 MiB of
+	// pages, and at most ~1.5 MiB of run lists (a chunk holds at most 128
+	// runs, each of a page at least).
+	queuedChunks = 256
 )
 
 // populated returns a buffer of n bytes mapped with MAP_POPULATE: a page
@@ -80,22 +92,32 @@ type chunk struct {
 // copyPool is the dump's page-copy workers and writer.
 type copyPool struct {
 	chunks chan *chunk
-	writes chan *chunk // read, filtered and reserved: to be written
-	bufs   chan []byte // free chunk buffers
+	// The cutting side runs far ahead, and once it has filled chunks it
+	// waits until the workers have taken three quarters of them: a wait
+	// for every chunk (a plain send on a full channel) cost a wakeup of
+	// its goroutine per chunk, and the runtime's attempts to steal it
+	// from the worker's P (a sleep each) as many more context switches.
+	drainMu  sync.Mutex
+	drained  *sync.Cond
+	draining atomic.Bool // the cutting side waits for drained
+	writes   chan *chunk // read, filtered and reserved: to be written
+	bufs     chan []byte // free chunk buffers
 	// made counts the buffers made so far: they are made on demand, up
 	// to cap(bufs), so that a small dump populates no more than it uses.
 	made atomic.Int32
 	wg   sync.WaitGroup
 }
 
-// newCopyPool starts n workers; n <= 0 means one per CPU, at most 4.
+// newCopyPool starts n workers; n <= 0 means one per CPU but the writer's,
+// at least one and at most 4.
 func newCopyPool(n int) *copyPool {
 	if n <= 0 {
-		n = max(1, min(runtime.GOMAXPROCS(0), 4))
+		n = max(1, min(runtime.GOMAXPROCS(0)-1, 4))
 	}
 	// A buffer per worker, one being written and one queued for the writer.
 	nbuf := n + 2
-	p := &copyPool{chunks: make(chan *chunk, 2*n), writes: make(chan *chunk, nbuf), bufs: make(chan []byte, nbuf)}
+	p := &copyPool{chunks: make(chan *chunk, queuedChunks), writes: make(chan *chunk, nbuf), bufs: make(chan []byte, nbuf)}
+	p.drained = sync.NewCond(&p.drainMu)
 	var workers sync.WaitGroup
 	for range n {
 		w := &copyWorker{pool: p}
@@ -103,6 +125,11 @@ func newCopyPool(n int) *copyPool {
 		go func() {
 			defer workers.Done()
 			for c := range p.chunks {
+				if p.draining.Load() && len(p.chunks) <= cap(p.chunks)/4 {
+					p.drainMu.Lock()
+					p.drained.Broadcast()
+					p.drainMu.Unlock()
+				}
 				w.copy(c)
 			}
 		}()
@@ -110,7 +137,11 @@ func newCopyPool(n int) *copyPool {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		for c := range p.writes {
+		for {
+			c, ok := rawio.Recv(p.writes)
+			if !ok {
+				break
+			}
 			c.write()
 			p.bufs <- c.buf
 			c.s.pending.Done()
@@ -136,8 +167,10 @@ func (p *copyPool) buffer() []byte {
 			return populated(chunkSize)
 		}
 	}
-	return <-p.bufs
+	b, _ := rawio.Recv(p.bufs)
+	return b
 }
+
 
 // close stops the workers and the writer once every chunk sent is done.
 func (p *copyPool) close() {
@@ -217,8 +250,26 @@ func (s *pageStream) send() error {
 	c.turn, c.done = s.last, make(chan struct{})
 	s.last = c.done
 	s.pending.Add(1)
-	s.pool.chunks <- c
+	s.pool.queue(c)
 	return nil
+}
+
+// queue hands c to the workers; when they have a full queue it first
+// waits for them to take most of it.
+func (p *copyPool) queue(c *chunk) {
+	select {
+	case p.chunks <- c:
+		return
+	default:
+	}
+	p.drainMu.Lock()
+	p.draining.Store(true)
+	for len(p.chunks) > cap(p.chunks)/4 {
+		p.drained.Wait()
+	}
+	p.draining.Store(false)
+	p.drainMu.Unlock()
+	p.chunks <- c
 }
 
 // finish hands over the last chunk (unless err, the cutting side's own
@@ -229,6 +280,11 @@ func (s *pageStream) finish(err error) (uint64, error) {
 		err = s.send()
 	}
 	s.cur = nil
+	if err != nil {
+		// The chunks still queued (up to queuedChunks) are passed over,
+		// not copied: a canceled dump stops now.
+		s.failed.Store(true)
+	}
 	s.pending.Wait()
 	s.mu.Lock()
 	serr := s.err
@@ -412,7 +468,7 @@ func (t taskMemory) read(w *copyWorker, runs []chunkRun) error {
 	if len(w.iov) == 0 {
 		return nil
 	}
-	if err := ptrace.ReadVM(t.pid, w.local, w.iov); err != nil {
+	if err := ptrace.ReadVMRaw(t.pid, w.local, w.iov); err != nil {
 		// A page may refuse process_vm_readv (e.g. a guard); /proc/PID/mem
 		// reads what the kernel can, one run at a time.
 		for i, v := range w.iov {
@@ -428,7 +484,7 @@ func (t taskMemory) read(w *copyWorker, runs []chunkRun) error {
 func (t taskMemory) readMem(r chunkRun) error {
 	var err error
 	if t.mem != nil {
-		err = t.mem.Read(r.addr, r.data)
+		err = t.mem.ReadRaw(r.addr, r.data)
 	} else {
 		err = ptrace.ReadMem(t.pid, r.addr, r.data)
 	}
@@ -444,12 +500,24 @@ func (t taskMemory) readMem(r chunkRun) error {
 type objectFile struct{ f *os.File }
 
 func (o objectFile) read(_ *copyWorker, runs []chunkRun) error {
+	fd := int(o.f.Fd())
 	for _, r := range runs {
-		got, err := o.f.ReadAt(r.data, int64(r.addr))
-		if err != nil && got < len(r.data) && !isEOF(err) {
-			return fmt.Errorf("read %#x-%#x: %w", r.addr, r.addr+uint64(len(r.data)), err)
+		got := 0
+		for got < len(r.data) {
+			n, err := rawio.Pread(fd, r.data[got:], int64(r.addr)+int64(got))
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("read %#x-%#x: %w", r.addr, r.addr+uint64(len(r.data)), os.NewSyscallError("pread", err))
+			}
+			if n == 0 {
+				break // end of file
+			}
+			got += n
 		}
 		clear(r.data[got:])
 	}
+	runtime.KeepAlive(o.f) // the raw fd must outlive the reads
 	return nil
 }

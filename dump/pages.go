@@ -3,7 +3,6 @@ package dump
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/mmcr/mmcr/image"
@@ -279,5 +278,3 @@ func allocatedBytes(f *os.File) int64 {
 	}
 	return st.Blocks * 512
 }
-
-func isEOF(err error) bool { return errors.Is(err, io.EOF) }

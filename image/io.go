@@ -11,9 +11,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 
+	"github.com/mmcr/mmcr/internal/rawio"
 	"golang.org/x/sys/unix"
 )
 
@@ -842,22 +844,33 @@ func decodePagemap(name string, data []byte) ([]PageRun, uint32, error) {
 func (r *Reader) Close() error { return nil }
 
 // pwritevAll writes bufs at off with pwritev, as many calls as short
-// writes need (IOV_MAX buffers at most per call).
+// writes need (IOV_MAX buffers at most per call). The calls are raw
+// (internal/rawio): WriteAt's caller is the dump's page writer, a
+// goroutine with a P of its own that would otherwise lose it to sysmon at
+// every 512 KiB write.
 func pwritevAll(f *os.File, bufs [][]byte, off int64) error {
 	const iovMax = 1024
 	fd := int(f.Fd())
-	own := false // bufs is still the caller's slice: copy before trimming
+	iov := make([]unix.Iovec, 0, min(len(bufs), iovMax))
 	for len(bufs) > 0 {
-		if len(bufs[0]) == 0 {
-			bufs = bufs[1:]
+		iov = iov[:0]
+		for _, b := range bufs[:min(len(bufs), iovMax)] {
+			if len(b) > 0 {
+				v := unix.Iovec{Base: &b[0]}
+				v.SetLen(len(b))
+				iov = append(iov, v)
+			}
+		}
+		if len(iov) == 0 {
+			bufs = bufs[min(len(bufs), iovMax):]
 			continue
 		}
-		n, err := unix.Pwritev(fd, bufs[:min(len(bufs), iovMax)], off)
+		n, err := rawio.Pwritev(fd, iov, off)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return err
+			return os.NewSyscallError("pwritev", err)
 		}
 		if n == 0 {
 			return io.ErrShortWrite
@@ -868,11 +881,11 @@ func pwritevAll(f *os.File, bufs [][]byte, off int64) error {
 			bufs = bufs[1:]
 		}
 		if n > 0 {
-			if !own {
-				bufs, own = append([][]byte(nil), bufs...), true
-			}
-			bufs[0] = bufs[0][n:]
+			// A short write: the rest of the first buffer goes next. bufs
+			// is the caller's slice: trim a copy of it.
+			bufs = append([][]byte{bufs[0][n:]}, bufs[1:]...)
 		}
 	}
+	runtime.KeepAlive(f) // the raw fd must outlive the calls
 	return nil
 }

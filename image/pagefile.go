@@ -6,8 +6,12 @@ import (
 	"hash"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
+
+	"github.com/mmcr/mmcr/internal/rawio"
+	"golang.org/x/sys/unix"
 )
 
 // isPagesName reports the raw page files (pages-N.img).
@@ -99,9 +103,29 @@ func (r *Reader) openPages(name string) ([]PageRun, *PagesFile, error) {
 // Name is the file's name in the image.
 func (p *PagesFile) Name() string { return p.mf.Name }
 
-// ReadAt reads len(b) bytes at off (io.ReaderAt).
+// ReadAt reads len(b) bytes at off (io.ReaderAt). The reads are raw
+// (internal/rawio): its caller is the restore's page reader, a goroutine
+// with a P of its own that would otherwise lose it at every window.
 func (p *PagesFile) ReadAt(b []byte, off int64) (int, error) {
-	n, err := p.f.ReadAt(b, off)
+	fd := int(p.f.Fd())
+	n := 0
+	var err error
+	for n < len(b) {
+		k, rerr := rawio.Pread(fd, b[n:], off+int64(n))
+		if rerr == unix.EINTR {
+			continue
+		}
+		if rerr != nil {
+			err = &os.PathError{Op: "read", Path: p.path, Err: rerr}
+			break
+		}
+		if k == 0 {
+			err = io.EOF
+			break
+		}
+		n += k
+	}
+	runtime.KeepAlive(p.f) // the raw fd must outlive the reads
 	if p.h != nil && off == p.next {
 		p.h.Write(b[:n])
 		p.next += int64(n)

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 
+	"github.com/mmcr/mmcr/internal/rawio"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,9 +46,15 @@ func (m *Mem) Close() error { return m.f.Close() }
 
 // Read fills buf from addr, looping over short reads. A read that makes
 // no progress (unmapped address) is an error naming pid and address.
-func (m *Mem) Read(addr uint64, buf []byte) error {
+func (m *Mem) Read(addr uint64, buf []byte) error { return m.read(addr, buf, unix.Pread) }
+
+// ReadRaw is Read through internal/rawio: for a goroutine that has its P
+// to itself, as the dump's page copy workers do.
+func (m *Mem) ReadRaw(addr uint64, buf []byte) error { return m.read(addr, buf, rawio.Pread) }
+
+func (m *Mem) read(addr uint64, buf []byte, pread func(int, []byte, int64) (int, error)) error {
 	for done := 0; done < len(buf); {
-		n, err := unix.Pread(int(m.f.Fd()), buf[done:], int64(addr+uint64(done)))
+		n, err := pread(int(m.f.Fd()), buf[done:], int64(addr+uint64(done)))
 		if err == unix.EINTR {
 			continue
 		}
@@ -150,13 +157,25 @@ const iovMax = 1024
 // A partial transfer is continued from where it stopped; one that makes
 // no progress is an error naming pid and the remote address.
 func ReadVM(pid int, local [][]byte, remote []unix.RemoteIovec) error {
-	return vm(pid, local, remote, false)
+	return vm(pid, local, remote, false, false)
+}
+
+// ReadVMRaw is ReadVM through internal/rawio: for a goroutine that has its
+// P to itself, as the dump's page copy workers do.
+func ReadVMRaw(pid int, local [][]byte, remote []unix.RemoteIovec) error {
+	return vm(pid, local, remote, false, true)
+}
+
+// WriteVMRaw is WriteVM through internal/rawio, as ReadVMRaw is ReadVM:
+// for the restore's page writer.
+func WriteVMRaw(pid int, local [][]byte, remote []unix.RemoteIovec) error {
+	return vm(pid, local, remote, true, true)
 }
 
 // WriteVM copies local buffers into remote ranges with process_vm_writev,
 // like ReadVM. It needs the remote pages to be writable (unlike WriteMem).
 func WriteVM(pid int, local [][]byte, remote []unix.RemoteIovec) error {
-	return vm(pid, local, remote, true)
+	return vm(pid, local, remote, true, false)
 }
 
 // ReadVMAt reads one remote range at addr into buf (ReadVM).
@@ -169,7 +188,7 @@ func WriteVMAt(pid int, addr uint64, data []byte) error {
 	return WriteVM(pid, [][]byte{data}, []unix.RemoteIovec{{Base: uintptr(addr), Len: len(data)}})
 }
 
-func vm(pid int, local [][]byte, remote []unix.RemoteIovec, write bool) error {
+func vm(pid int, local [][]byte, remote []unix.RemoteIovec, write, raw bool) error {
 	name := "process_vm_readv"
 	if write {
 		name = "process_vm_writev"
@@ -209,9 +228,14 @@ func vm(pid int, local [][]byte, remote []unix.RemoteIovec, write bool) error {
 		}
 		var n int
 		var err error
-		if write {
+		switch {
+		case write && raw:
+			n, err = rawio.ProcessVMWritev(pid, liov, riov)
+		case write:
 			n, err = unix.ProcessVMWritev(pid, liov, riov, 0)
-		} else {
+		case raw:
+			n, err = rawio.ProcessVMReadv(pid, liov, riov)
+		default:
 			n, err = unix.ProcessVMReadv(pid, liov, riov, 0)
 		}
 		if err == unix.EINTR {

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/internal/rawio"
 	"github.com/mmcr/mmcr/ptrace"
 )
 
@@ -101,7 +102,7 @@ func (rs *restorer) writePages(tk *task, b *batch) error {
 			remote = append(remote, unix.RemoteIovec{Base: uintptr(p.addr), Len: len(b)})
 		}
 		if len(local) > 0 {
-			return ptrace.WriteVM(pid, local, remote)
+			return ptrace.WriteVMRaw(pid, local, remote)
 		}
 		return nil
 	})
@@ -120,9 +121,12 @@ const windowBufs = 3
 
 // streamWindows reads pieces (sorted by file offset) window by window,
 // pieces contiguous in the file and pageWindow bytes at most, in a helper
-// goroutine, and calls put for each window in order on the caller's
-// goroutine (which may be a ptrace thread). It returns put's first error or
-// a read error; the helper is done when it returns.
+// goroutine, and calls put for each window in order on a second one. It
+// returns put's first error or a read error; both are done when it returns.
+//
+// The two goroutines read and write with raw syscalls and hand windows over
+// with rawio.Recv (see internal/rawio): the caller, often the ptrace
+// thread, locked to it, only waits for them.
 func (rs *restorer) streamWindows(pf *image.PagesFile, pieces []piece, put func(ps []piece, start int64, buf []byte) error) error {
 	type window struct {
 		i, j       int
@@ -165,10 +169,8 @@ func (rs *restorer) streamWindows(pf *image.PagesFile, pieces []piece, put func(
 			}
 		}()
 		for _, w := range wins {
-			var b []byte
-			select {
-			case b = <-free:
-			case <-stop:
+			b, ok := rawio.RecvUnless(free, stop)
+			if !ok {
 				return
 			}
 			b = b[:w.end-w.start]
@@ -184,16 +186,31 @@ func (rs *restorer) streamWindows(pf *image.PagesFile, pieces []piece, put func(
 		for range out { // wait for the helper: pf is closed after us
 		}
 	}()
-	for f := range out {
-		if f.err != nil {
-			return f.err
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("internal error writing pages: %v", r)
+			}
+		}()
+		for {
+			f, ok := rawio.Recv(out)
+			if !ok {
+				break
+			}
+			if f.err != nil {
+				done <- f.err
+				return
+			}
+			if err := put(pieces[f.w.i:f.w.j], f.w.start, f.buf); err != nil {
+				done <- err
+				return
+			}
+			free <- f.buf[:cap(f.buf)]
 		}
-		if err := put(pieces[f.w.i:f.w.j], f.w.start, f.buf); err != nil {
-			return err
-		}
-		free <- f.buf[:cap(f.buf)]
-	}
-	return nil
+		done <- nil
+	}()
+	return <-done
 }
 
 // pageBufs returns windowBufs buffers of n bytes, reusing those of earlier
