@@ -3,8 +3,10 @@ package restore
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/bits"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/mmcr/mmcr/image"
 	"github.com/mmcr/mmcr/internal/kernel"
+	"github.com/mmcr/mmcr/internal/rawio"
 	"github.com/mmcr/mmcr/procfs"
 	"github.com/mmcr/mmcr/ptrace"
 )
@@ -766,11 +769,28 @@ func (rs *restorer) sealMemfds() error {
 	return nil
 }
 
-// fillShm writes a shared object's dumped pages into f.
+// fillShm writes a shared object's dumped pages into f, with raw pwrite
+// calls as every page write of streamWindows.
 func (rs *restorer) fillShm(id uint32, f *os.File) error {
+	fd := int(f.Fd())
+	defer runtime.KeepAlive(f) // the raw fd must outlive the writes
 	return rs.fillObject(id, func(b []byte, off uint64) error {
-		_, err := f.WriteAt(b, int64(off))
-		return err
+		for len(b) > 0 {
+			iov := []unix.Iovec{{Base: &b[0]}}
+			iov[0].SetLen(len(b))
+			n, err := rawio.Pwritev(fd, iov, int64(off))
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return &os.PathError{Op: "write", Path: f.Name(), Err: err}
+			}
+			if n == 0 {
+				return &os.PathError{Op: "write", Path: f.Name(), Err: io.ErrShortWrite}
+			}
+			b, off = b[n:], off+uint64(n)
+		}
+		return nil
 	})
 }
 
