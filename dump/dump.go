@@ -6,7 +6,8 @@
 // The whole dump runs on one goroutine locked to its OS thread: ptrace
 // requests must come from the thread that attached the tracee. Only the
 // copying of pages (read, zero-page check, checksum, write) runs on a pool
-// of workers, one per CPU (copy.go): none of it needs ptrace.
+// of workers and a writer, as many as the CPUs (copy.go): none of it needs
+// ptrace.
 //
 // Order of work, and why:
 //

@@ -47,12 +47,19 @@ func RecvUnless[T any](ch <-chan T, stop <-chan struct{}) (v T, ok bool) {
 func poll[T any](ch <-chan T, stop <-chan struct{}) (v T, ok, got bool) {
 	var deadline time.Time
 	for i := 0; ; i++ {
+		// One channel a select: a select of one case and a default is the
+		// runtime's lock-free fast path, one of two cases locks both.
 		select {
 		case v, ok = <-ch:
 			return v, ok, true
-		case <-stop: // a nil stop is never ready
-			return v, false, true
 		default:
+		}
+		if stop != nil {
+			select {
+			case <-stop:
+				return v, false, true
+			default:
+			}
 		}
 		if i%64 == 0 { // the clock costs more than a poll
 			now := time.Now()

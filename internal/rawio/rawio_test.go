@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -57,3 +58,33 @@ func TestPwritevPread(t *testing.T) {
 }
 
 func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
+
+func TestRecv(t *testing.T) {
+	ch := make(chan int, 1)
+	go func() {
+		time.Sleep(3 * PollFor) // past the polling: Recv blocks, then gets it
+		ch <- 7
+		close(ch)
+	}()
+	if v, ok := Recv(ch); v != 7 || !ok {
+		t.Fatalf("Recv = %d, %v; want 7, true", v, ok)
+	}
+	if _, ok := Recv(ch); ok {
+		t.Fatal("Recv of a closed channel: ok")
+	}
+
+	stop := make(chan struct{})
+	never := make(chan int)
+	go func() {
+		time.Sleep(3 * PollFor)
+		close(stop)
+	}()
+	if _, ok := RecvUnless(never, stop); ok {
+		t.Fatal("RecvUnless after stop: ok")
+	}
+	ch2 := make(chan int, 1)
+	ch2 <- 5
+	if v, ok := RecvUnless(ch2, make(chan struct{})); v != 5 || !ok {
+		t.Fatalf("RecvUnless = %d, %v; want 5, true", v, ok)
+	}
+}
