@@ -124,7 +124,7 @@ func buildRows(p plan, results []*caseResult) []row {
 		addPaired("dump "+c, []string{c}, msf(r.DumpNs), msf(r.RefWriteNs), r.DumpRatio, "dd to tmpfs", "ms", 0, hi)
 		add("dump "+c+" vs a bare copy", []string{c}, msf(r.DumpNs), msf(r.RefCopyNs), "process_vm_readv+write", "ms", 0, 0)
 		if c == p.big {
-			addPaired("(no mmcr) one-copy floor "+c, []string{c}, msf(r.RefSpliceNs), msf(r.RefWriteNs), r.SpliceRatio, "dd to tmpfs", "ms", 0, 0)
+			addPaired("(no mmcr) one copy (vmsplice+splice) "+c, []string{c}, msf(r.RefSpliceNs), msf(r.RefWriteNs), r.SpliceRatio, "dd to tmpfs", "ms", 0, 0)
 		}
 		addPaired("restore "+c, []string{c}, msf(r.RestoreNs), msf(r.RefReadNs), r.RestoreRatio, "tmpfs file to anon", "ms", 0, hi)
 	}
