@@ -131,12 +131,13 @@ type dumper struct {
 	shmSrc map[uint32]vmaRef
 	// memfdFDs are the memfd descriptors, added to shm at the end.
 	memfdFDs []memfdFD
-	// anonFDs are the epoll descriptors met so far: one open file may
-	// appear only once in the tree.
-	anonFDs []anonFD
+	// epolls are the epoll descriptors, in tree and fd order, their
+	// targets checked once their sharing is known (checkEpolls).
+	epolls []epollEnd
 	// pipeEnds, socketEnds, fileEnds (regular files, directories and
-	// devices) and madeEnds (eventfds, signalfds, timerfds: what restore
-	// makes in mmcr) are the descriptors that may share open
+	// devices) and madeEnds (eventfds, signalfds, timerfds, inotify
+	// instances, pidfds and epolls: what restore makes in mmcr when it is
+	// shared) are the descriptors that may share open
 	// file descriptions, in tree and fd order, resolved once every task is
 	// collected (opens.go, pipes.go, sockets.go); nextOpen numbers their
 	// descriptions until image.NumberOpens.
@@ -285,6 +286,9 @@ func (d *dumper) run() error {
 		return err
 	}
 	if err := d.resolveFileOpens(); err != nil {
+		return err
+	}
+	if err := d.checkEpolls(); err != nil {
 		return err
 	}
 	image.NumberOpens(d.tree)

@@ -735,7 +735,8 @@ func TestDumpRefusesFDKinds(t *testing.T) {
 	for _, tc := range []struct{ kind, want string }{
 		// An unmapped memfd is dumped, but not a hugetlb one: no VMA tells its page size.
 		{"memfd", "fd 3 is a hugetlb memfd (/memfd:lonely (deleted)) that no task maps"},
-		{"epoll-dup", "fd 4 is the same anon_inode:[eventpoll] as fd 3 of task"},
+		// The epoll is shared (dumped), but the child's target is not the parent's fd 4.
+		{"epoll-forked", "epoll fd 3 watches a file no longer open as fd 4"},
 		{"inotify-deleted", "inotify fd 3, watch 1"},
 		{"pidfd-outside", fmt.Sprintf("fd 3 is a pidfd of process %d, outside the tree", os.Getpid())},
 		{"epoll-stale", "epoll fd 3 watches a file no longer open as fd 4"},

@@ -72,9 +72,8 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 			for _, tg := range fd.EpollTargets {
 				e.Epoll = append(e.Epoll, image.EpollTarget{FD: tg.FD, Events: tg.Events, Data: tg.Data})
 			}
-			if ferr = d.anonFile(pid, fd.Num, fd.Target); ferr == nil {
-				ferr = checkEpollTargets(pid, fd)
-			}
+			d.madeEnds = append(d.madeEnds, openEnd{pid: pid, fd: e, target: fd.Target})
+			d.epolls = append(d.epolls, epollEnd{pid: pid, fd: fd, e: e})
 		case strings.HasPrefix(fd.Target, "anon_inode:"):
 			ferr = refuse("an " + fd.Target)
 		case typ == unix.S_IFREG && strings.HasPrefix(fd.Target, "/memfd:"):
@@ -139,26 +138,39 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 	return out, nil
 }
 
-// anonFile records an epoll fd and refuses it when it is the same open
-// file as one met before (a dup, or inherited across fork): restore makes
-// one epoll per fd, and the sharers would part.
-func (d *dumper) anonFile(pid, num int, target string) error {
-	for _, o := range d.anonFDs {
-		same, err := sameFile(o.pid, o.num, pid, num)
-		if err != nil {
-			return fmt.Errorf("fd %d (%s): compare with fd %d of %d: %w", num, target, o.num, o.pid, err)
-		}
-		if same {
-			return fmt.Errorf("fd %d is the same %s as fd %d of task %d (shared by dup or fork): %w",
-				num, target, o.num, o.pid, ErrUnsupported)
-		}
-	}
-	d.anonFDs = append(d.anonFDs, anonFD{pid: pid, num: num})
-	return nil
+// epollEnd is an epoll fd met while collecting fds.
+type epollEnd struct {
+	pid int
+	fd  procfs.FD // its fdinfo, with the targets' inodes
+	e   *image.FD
 }
 
-// anonFD is an eventfd or epoll fd met while collecting fds.
-type anonFD struct{ pid, num int }
+// checkEpolls checks the targets of each epoll in the first fd that holds
+// it (in tree order): restore registers them again there, by number, and
+// the other fds of a shared epoll (a dup, or inherited across fork) take
+// that one epoll. A target a task added after the fork with an fd its
+// parent lacks is refused (checkEpollTargets).
+func (d *dumper) checkEpolls() error {
+	holders := make(map[uint32]int)
+	for _, ep := range d.epolls {
+		holders[ep.e.OpenID]++
+	}
+	checked := make(map[uint32]bool)
+	for _, ep := range d.epolls {
+		if checked[ep.e.OpenID] {
+			continue
+		}
+		checked[ep.e.OpenID] = true
+		if err := checkEpollTargets(ep.pid, ep.fd); err != nil {
+			if holders[ep.e.OpenID] > 1 {
+				err = fmt.Errorf("%w (the epoll is shared by %d fds: another holder may have added it with an fd of its own)",
+					err, holders[ep.e.OpenID])
+			}
+			return taskErr(ep.pid, "dump fds", err)
+		}
+	}
+	return nil
+}
 
 // sameFile reports whether fd a of pid pa and fd b of pid pb are one open
 // file (kcmp KCMP_FILE). All anonymous-inode files share one inode, so
@@ -173,8 +185,10 @@ func sameFile(pa, a, pb, b int) (bool, error) {
 }
 
 // checkEpollTargets refuses an epoll whose registration names an fd
-// number that no longer holds the registered file (the file was dup'd,
-// then that number closed or reused): restore adds targets by number.
+// number that does not hold the registered file in pid (the file was
+// dup'd, then that number closed or reused; or, for an epoll shared
+// across fork, the registration was made by another of its holders):
+// restore adds targets by number.
 func checkEpollTargets(pid int, fd procfs.FD) error {
 	for _, tg := range fd.EpollTargets {
 		var st unix.Stat_t

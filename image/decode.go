@@ -61,8 +61,8 @@ func decodeExt(data []byte) (*extImage, error) {
 	if ext.Format != extFormat {
 		return nil, fileErr(ExtName, ErrBadMagic, "format %q, want %q", ext.Format, extFormat)
 	}
-	if ext.Version < extVersion || ext.Version > extVersion7 {
-		return nil, fileErr(ExtName, ErrUnsupported, "version %d (this mmcr reads %d to %d)", ext.Version, extVersion, extVersion7)
+	if ext.Version < extVersion || ext.Version > extVersion8 {
+		return nil, fileErr(ExtName, ErrUnsupported, "version %d (this mmcr reads %d to %d)", ext.Version, extVersion, extVersion8)
 	}
 	return &ext, nil
 }
@@ -467,6 +467,7 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfoMsg, efd *extFD, byID map[uint
 		}
 		fd.Flags = int(e.flags)
 		fd.Epoll = e.tfds
+		fd.OpenID = fdi.id // for resolveOpens
 	case fdTypeFifo:
 		if kind != FDPipe || fe.fifo == nil || fd.FileID != 0 || efd.Pos != 0 {
 			return nil, fileErr(name, ErrCorrupt, "fd %d: FIFO file entry for a %s fd", efd.Num, efd.Kind)

@@ -208,6 +208,15 @@
 // ext file with any of these says version 7; a version 7 reader reads
 // versions 1-7.
 //
+// # Shared epolls (mmcr-ext version 8)
+//
+// An epoll shared by several fds (a dup, or inherited across fork) is one
+// EVENTPOLL file entry named by the fdinfo entries of all of them, as CRIU
+// shares any open file description; every one of those fds lists its
+// targets (FD.Epoll, alike), and restore registers them in the first fd
+// of the tree that holds it, whose numbers they are. An ext file with one
+// says version 8; a version 8 reader reads versions 1-8.
+//
 // # manifest.json (format "mmcr-image", version 1)
 //
 // Written by Writer.Commit after every other file, through a rename, so a

@@ -474,6 +474,9 @@ func (w *Writer) writeTree(t *Tree) error {
 			case FDEpoll:
 				typ = fdTypeEventpoll
 				entry = eventpollFileEntry(id, flags, fd.Epoll, fdIDs)
+				if fd.OpenID != 0 {
+					ext.Version = max(ext.Version, extVersion8)
+				}
 			case FDExternal:
 				typ = fdTypeExt
 				efd.Flags, efd.Pos = fd.Flags, fd.Pos

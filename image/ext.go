@@ -46,6 +46,11 @@ const (
 	// range under the thread's policy, the task without the registrations
 	// its barriers need, or the memfd unsealed. It knows version 6.
 	extVersion7 = 7
+	// extVersion8 is written when an epoll is shared by fds (a dup, or
+	// inherited across fork: fdinfo entries naming one eventpoll file
+	// entry): a reader of an earlier version would make one epoll per fd
+	// and register the targets in each. It knows version 7.
+	extVersion8 = 8
 )
 
 type extImage struct {

@@ -3,15 +3,17 @@ package image
 import (
 	"fmt"
 	"reflect"
+	"slices"
 )
 
 // sharesOpen says whether fds of kind k may share an open file
-// description in an image (FD.OpenID): pipes and sockets always have one; regular
-// files, directories, devices and eventfds when shared. Epolls shared
-// between fds are refused at dump.
+// description in an image (FD.OpenID): pipes and sockets always have one;
+// regular files, directories, devices, eventfds, signalfds, timerfds,
+// inotify instances, pidfds and epolls when shared. The fds of a shared
+// epoll all list its targets; restore registers them in the first.
 func sharesOpen(k FDKind) bool {
 	return k == FDPipe || k == FDSocket || k == FDRegular || k == FDDir || k == FDCharDev || k == FDEventfd ||
-		k == FDSignalfd || k == FDTimerfd || k == FDInotify || k == FDPidfd
+		k == FDSignalfd || k == FDTimerfd || k == FDInotify || k == FDPidfd || k == FDEpoll
 }
 
 // checkOpens checks the fds' open file descriptions: OpenIDs only on kinds
@@ -39,7 +41,8 @@ func checkOpens(t *Tree) error {
 					(o.Eventfd != nil) != (fd.Eventfd != nil) || o.Eventfd != nil && *o.Eventfd != *fd.Eventfd ||
 					(o.Signalfd != nil) != (fd.Signalfd != nil) || o.Signalfd != nil && *o.Signalfd != *fd.Signalfd ||
 					(o.Timerfd != nil) != (fd.Timerfd != nil) || o.Timerfd != nil && *o.Timerfd != *fd.Timerfd ||
-					!reflect.DeepEqual(o.Inotify, fd.Inotify) || o.PidfdPID != fd.PidfdPID {
+					!reflect.DeepEqual(o.Inotify, fd.Inotify) || o.PidfdPID != fd.PidfdPID ||
+					!slices.Equal(o.Epoll, fd.Epoll) {
 					return fmt.Errorf("task %d: fd %d: open file %d shared with fd %d of another file or other flags or offset",
 						task.PID, fd.Num, fd.OpenID, o.Num)
 				}

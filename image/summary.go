@@ -125,6 +125,17 @@ func fdState(fd *FD) string {
 		return fmt.Sprintf("%d watches", len(fd.Inotify))
 	case fd.Kind == FDPidfd:
 		return fmt.Sprintf("of pid %d", fd.PidfdPID)
+	case fd.Kind == FDEpoll:
+		var b strings.Builder
+		fmt.Fprintf(&b, "%d targets", len(fd.Epoll))
+		for i, tg := range fd.Epoll {
+			sep := ", "
+			if i == 0 {
+				sep = ": "
+			}
+			fmt.Fprintf(&b, "%sfd %d (events %#x, data %#x)", sep, tg.FD, tg.Events, tg.Data)
+		}
+		return b.String()
 	}
 	return ""
 }

@@ -142,9 +142,9 @@ func fillPipe(w int, p *image.Pipe) error {
 
 // mmcrOpen returns mmcr's open of what fd is, for its task to take with
 // pidfd_getfd: the open file description fd shares with others, made at
-// its first use for a regular file, directory, device or eventfd (pipes
-// and sockets are made by makePipes and makeSockets), which its holders
-// then share again, offset and flags; or a new eventfd of fd's own
+// its first use for a regular file, directory, device, eventfd or epoll
+// (pipes and sockets are made by makePipes and makeSockets), which its
+// holders then share again, offset and flags; or a new eventfd of fd's own
 // (eventfds are made in mmcr, their counter written by mmcr).
 func (rs *restorer) mmcrOpen(fd *image.FD) (int, error) {
 	if mine, ok := rs.opens[fd.OpenID]; ok && fd.OpenID != 0 {
@@ -181,6 +181,19 @@ func (rs *restorer) mmcrOpen(fd *image.FD) (int, error) {
 		}
 		return mine, nil
 	}
+	if fd.Kind == image.FDEpoll {
+		// Shared: made here, its targets added by its first holder
+		// (fillEpolls).
+		mine, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if err == nil && fd.Flags&unix.O_NONBLOCK != 0 {
+			_, err = unix.FcntlInt(uintptr(mine), unix.F_SETFL, unix.O_NONBLOCK)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("fd %d (epoll): %w", fd.Num, err)
+		}
+		rs.openFDs[mine], rs.opens[fd.OpenID] = true, mine
+		return mine, nil
+	}
 	path, err := rs.fdPath(fd)
 	if err != nil {
 		return 0, err
@@ -196,6 +209,19 @@ func (rs *restorer) mmcrOpen(fd *image.FD) (int, error) {
 		}
 	}
 	return mine, nil
+}
+
+// firstOpen returns the first fd, in tree order, of open file description
+// id (an OpenID).
+func (rs *restorer) firstOpen(id uint32) *image.FD {
+	for _, t := range rs.tree.Tasks {
+		for _, fd := range t.FDs {
+			if fd.OpenID == id {
+				return fd
+			}
+		}
+	}
+	return nil
 }
 
 // closeOpenFD closes one of mmcr's opens and forgets it.

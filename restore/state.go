@@ -202,7 +202,7 @@ func (rs *restorer) setRlimits(tk *task, limits map[int]unix.Rlimit) {
 // (pidfd_getfd: shared descriptions, eventfds), go in c: open and
 // pidfd_getfd return the lowest free number, which a model of the task's
 // fd table (used) predicts, so the dup3 that moves it needs no result.
-// Epolls and external fds take a result each; c runs before them.
+// Unshared epolls and external fds take a result each; c runs before them.
 func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 	pid := tk.t.PID
 	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
@@ -238,7 +238,7 @@ func (rs *restorer) restoreFDs(tk *task, c *calls) error {
 	for _, fd := range tk.t.FDs {
 		num := uint64(fd.Num)
 		cloexec := fd.Flags&unix.O_CLOEXEC != 0
-		if fd.Kind == image.FDExternal || fd.Kind == image.FDEpoll {
+		if fd.Kind == image.FDExternal || fd.Kind == image.FDEpoll && fd.OpenID == 0 {
 			if err := c.run(); err != nil {
 				return err
 			}
@@ -361,16 +361,19 @@ func reopenFlags(flags int) int {
 }
 
 // fillEpolls registers every epoll fd's targets again, by fd number, with
-// their event masks and data. An external fd (0-2) is mmcr's own stdio
-// now, which may be a file epoll refuses: that registration is left out
-// with a warning; any other failure is an error.
+// their event masks and data: a shared epoll's (made in mmcr, taken by
+// every fd that held it) only in the first fd of the tree that holds it,
+// whose task's fds those numbers are (the dump checked them there). An
+// external fd (0-2) is mmcr's own stdio now, which may be a file epoll
+// refuses: that registration is left out with a warning; any other
+// failure is an error.
 func (rs *restorer) fillEpolls(tk *task) error {
 	external := map[int]bool{}
 	for _, fd := range tk.t.FDs {
 		external[fd.Num] = fd.Kind == image.FDExternal
 	}
 	for _, fd := range tk.t.FDs {
-		if fd.Kind != image.FDEpoll || len(fd.Epoll) == 0 {
+		if fd.Kind != image.FDEpoll || len(fd.Epoll) == 0 || fd.OpenID != 0 && rs.firstOpen(fd.OpenID) != fd {
 			continue
 		}
 		s := rs.newScratch()

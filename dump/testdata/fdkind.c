@@ -1,6 +1,7 @@
 // Workload for fd refusals: holds one descriptor of the kind named by
 // argv[1] on fd 3 ("memfd" an unmapped hugetlb memfd, "socket" a bound datagram socket connected to another, "tcp", "fifo" on a named FIFO
-// given as argv[2], "epoll-dup": an epoll also on fd 4, "epoll-stale":
+// given as argv[2], "epoll-forked": an epoll shared with a child, which registered an eventfd
+// of its own (its fd 4, which the parent lacks), "epoll-stale":
 // an epoll watching fd 4, whose eventfd now lives on fd 5 only; "inotify-deleted": an inotify
 // watching a file deleted since, kept open on fd 4; "pidfd-outside": a pidfd of its parent, outside
 // the tree). Prints "ready PID"; exits 0 on
@@ -15,6 +16,7 @@
 #include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -33,7 +35,21 @@ int main(int argc, char **argv) {
 	sigaction(SIGTERM, &sa, NULL);
 	int fd = -1;
 	if (!strcmp(argv[1], "memfd")) fd = memfd_create("lonely", MFD_HUGETLB);
-	else if (!strcmp(argv[1], "epoll-dup") && (fd = epoll_create1(0)) == 3) dup(fd);
+	else if (!strcmp(argv[1], "epoll-forked") && (fd = epoll_create1(0)) == 3) {
+		int done[2];
+		if (pipe2(done, O_CLOEXEC)) return 2;
+		if (fork() == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL); /* ends with the parent */
+			struct epoll_event ev = {.events = EPOLLIN};
+			int efd = dup3(eventfd(0, 0), 4, 0);
+			if (efd != 4 || epoll_ctl(fd, EPOLL_CTL_ADD, efd, &ev) || write(done[1], "d", 1) != 1) _exit(2);
+			for (;;) pause();
+		}
+		char c;
+		if (read(done[0], &c, 1) != 1) return 2;
+		close(done[0]);
+		close(done[1]);
+	}
 	else if (!strcmp(argv[1], "pidfd-outside")) fd = syscall(SYS_pidfd_open, getppid(), 0);
 	else if (!strcmp(argv[1], "inotify-deleted") && (fd = inotify_init1(0)) == 3) {
 		char path[64];
