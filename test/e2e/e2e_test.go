@@ -99,6 +99,8 @@ var scenarios = []scenario{
 	{name: "socket-rpc", src: "rpc.c"},
 	{name: "go-threads", src: "gothreads", args: []string{"256"}, verdict: 120 * time.Second, runtimeAnon: true},
 	{name: "python-threads", src: "pythreads.py", runtimeAnon: true},
+	// An asyncio loop made before a multiprocessing fork: its epoll is shared.
+	{name: "python-multiprocessing-asyncio", src: "pympasync.py", runtimeAnon: true},
 	{name: "eventfd-epoll", src: "epoll.c", cflags: []string{"-pthread"}},
 	{name: "process-state", src: "procstate.c"},
 	{name: "go-threads-leave-running", src: "gothreads", args: []string{"64"}, mode: modeLeaveRunning, runtimeAnon: true},
