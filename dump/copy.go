@@ -171,7 +171,6 @@ func (p *copyPool) buffer() []byte {
 	return b
 }
 
-
 // close stops the workers and the writer once every chunk sent is done.
 func (p *copyPool) close() {
 	close(p.chunks)
