@@ -12,8 +12,11 @@ all: build
 build:
 	$(GO) build -o bin/mmcr ./cmd/mmcr
 
+# vet also wants every Go file as gofmt writes it.
 vet:
 	$(GO) vet ./...
+	@unformatted=$$("$$($(GO) env GOROOT)/bin/gofmt" -l .); \
+	if [ -n "$$unformatted" ]; then echo "gofmt -l: not formatted: $$unformatted"; exit 1; fi
 
 # The whole suite: vet, unit tests of every package plus the end-to-end
 # process trees (test/e2e), then a short fuzz run of every Fuzz* function.
