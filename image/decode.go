@@ -264,6 +264,9 @@ func (r *Reader) resolveOpens(t *Tree, byID map[uint32]*fileMsg) error {
 	if err := checkPidfds(t); err != nil {
 		return fileErr(ExtName, ErrCorrupt, "%v", err)
 	}
+	if err := checkEpolls(t); err != nil {
+		return fileErr(filesName, ErrCorrupt, "%v", err)
+	}
 	return nil
 }
 

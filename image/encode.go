@@ -245,6 +245,9 @@ func checkTree(t *Tree) error {
 	if err := checkOpens(t); err != nil {
 		return fmt.Errorf("image: %w", err)
 	}
+	if err := checkEpolls(t); err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
 	if err := checkPidfds(t); err != nil {
 		return fmt.Errorf("image: %w", err)
 	}
@@ -1182,9 +1185,25 @@ func checkFDKind(task *Task, fd *FD) error {
 	if fd.Kind != FDEpoll && len(fd.Epoll) > 0 {
 		return fmt.Errorf("fd %d: epoll targets on a %s fd", fd.Num, fd.Kind)
 	}
-	for _, tg := range fd.Epoll {
-		if tg.FD == fd.Num || !slices.ContainsFunc(task.FDs, func(o *FD) bool { return o != nil && o.Num == tg.FD }) {
-			return fmt.Errorf("epoll fd %d watches fd %d, which is not another fd of the task", fd.Num, tg.FD)
+	return nil
+}
+
+// checkEpolls checks that every epoll's targets are other fds of the task
+// that registers them again at restore: the first in the tree that holds
+// the epoll (one a child inherited may have closed some since).
+func checkEpolls(t *Tree) error {
+	first := make(map[uint32]bool)
+	for _, task := range t.Tasks {
+		for _, fd := range task.FDs {
+			if fd.Kind != FDEpoll || fd.OpenID != 0 && first[fd.OpenID] {
+				continue
+			}
+			first[fd.OpenID] = true
+			for _, tg := range fd.Epoll {
+				if tg.FD == fd.Num || !slices.ContainsFunc(task.FDs, func(o *FD) bool { return o != nil && o.Num == tg.FD }) {
+					return fmt.Errorf("task %d: epoll fd %d watches fd %d, which is not another fd of the task", task.PID, fd.Num, tg.FD)
+				}
+			}
 		}
 	}
 	return nil

@@ -1,6 +1,8 @@
 /* epollshared: one epoll held by a parent (fd and a dup) and its child,
  * which inherited it across fork. Before the fork the parent registered
- * an eventfd (EPOLLIN, data 0xabc). On SIGTERM the parent tells the child
+ * an eventfd (EPOLLIN, data 0xabc) and a pipe's read end (data 0x777),
+ * which the child closed (its epoll lists a target it no longer has; the
+ * parent, which registers the targets again, has it). On SIGTERM the parent tells the child
  * to go on; the child writes the eventfd, registers an eventfd of its own
  * in the epoll (data 0xdef) and writes that too, and waits, holding it
  * (closing it would end its registration), until the parent has looked.
@@ -26,12 +28,15 @@ int main(void)
 	int efd = eventfd(0, EFD_NONBLOCK);
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0xabc};
-	int go[2], ready[2], bye[2];
-	if (efd < 0 || ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev) || pipe(go) || pipe(ready) || pipe(bye))
+	int go[2], ready[2], bye[2], quiet[2];
+	struct epoll_event evq = {.events = EPOLLIN, .data.u64 = 0x777};
+	if (efd < 0 || ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev) || pipe(go) || pipe(ready) || pipe(bye) ||
+	    pipe(quiet) || epoll_ctl(ep, EPOLL_CTL_ADD, quiet[0], &evq))
 		return printf("FAIL setup: %m\n"), 1;
 	int ep2 = dup(ep);
 	pid_t child = fork();
 	if (child == 0) {
+		close(quiet[0]);
 		signal(SIGTERM, SIG_IGN);
 		char c;
 		if (write(ready[1], "r", 1) != 1 || full_read(go[0], &c))
