@@ -741,7 +741,8 @@ func TestDumpRefusesFDKinds(t *testing.T) {
 		{"pidfd-outside", fmt.Sprintf("fd 3 is a pidfd of process %d, outside the tree", os.Getpid())},
 		{"epoll-stale", "epoll fd 3 watches a file no longer open as fd 4"},
 		{"socket", "and connected"}, // fd 3, a datagram socket bound to a name
-		{"tcp", "that is not a unix socket"},
+		{"tcp", "a TCP socket that is not listening"},
+		{"tcp-queued", "with 1 connections not accepted"},
 		{"fifo", fmt.Sprintf("fd 3 is a FIFO (%s) that process %d outside the tree also holds", fifo, os.Getpid())},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {

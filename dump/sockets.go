@@ -3,6 +3,7 @@ package dump
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 
@@ -65,9 +66,34 @@ func (d *dumper) resolveSockets() error {
 		return ""
 	}
 	sockets := map[uint32]*image.UnixSocket{}
+	inets := map[uint32]*image.InetSocket{}
 	firsts := map[uint64][]openEnd{}
 	for _, e := range d.socketEnds {
 		ino := uint32(e.ino)
+		if _, isUnix := diag[ino]; !isUnix {
+			s := inets[ino]
+			if s == nil {
+				var why string
+				if s, why, err = readInetListener(e); err != nil {
+					return taskErr(e.pid, "dump fds", err)
+				}
+				if why != "" {
+					if e.fd.Num <= 2 {
+						e.fd.Kind, e.fd.ExternalType = image.FDExternal, "socket"
+						continue
+					}
+					return taskErr(e.pid, "dump fds", fmt.Errorf("fd %d is a socket (%s) %s: %w", e.fd.Num, e.target, why, ErrUnsupported))
+				}
+				s.ID = uint32(len(d.tree.InetSockets) + 1)
+				d.tree.InetSockets = append(d.tree.InetSockets, s)
+				inets[ino] = s
+			}
+			e.fd.Kind, e.fd.InetID = image.FDInet, s.ID
+			if err := d.joinOpen(firsts, e.ino, e.openEnd); err != nil {
+				return err
+			}
+			continue
+		}
 		if why := notOurs(ino); why != "" {
 			if e.fd.Num <= 2 {
 				e.fd.Kind, e.fd.ExternalType = image.FDExternal, "socket"
@@ -113,14 +139,9 @@ func readSocket(e socketEnd, diag kernel.UnixSocket) (*image.UnixSocket, error) 
 	fail := func(what string, err error) (*image.UnixSocket, error) {
 		return nil, fmt.Errorf("fd %d is a socket (%s): %s: %w", e.fd.Num, e.target, what, err)
 	}
-	pidfd, err := unix.PidfdOpen(e.pid, 0)
+	mine, err := takeFD(e.pid, e.fd.Num)
 	if err != nil {
-		return fail("pidfd_open", err)
-	}
-	mine, err := unix.PidfdGetfd(pidfd, e.fd.Num, 0)
-	unix.Close(pidfd)
-	if err != nil {
-		return fail("pidfd_getfd", err)
+		return fail("take a copy", err)
 	}
 	defer unix.Close(mine)
 	s := &image.UnixSocket{Ino: diag.Ino, Type: diag.Type, State: diag.State, Shutdown: diag.Shutdown}
@@ -164,6 +185,93 @@ func readSocket(e socketEnd, diag kernel.UnixSocket) (*image.UnixSocket, error) 
 		s.Perms = &image.SocketPerms{Mode: st.Mode, UID: st.Uid, GID: st.Gid}
 	}
 	return s, nil
+}
+
+// takeFD returns mmcr's copy of fd num of task pid (pidfd_getfd).
+func takeFD(pid, num int) (int, error) {
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("pidfd_open", err)
+	}
+	defer unix.Close(pidfd)
+	fd, err := unix.PidfdGetfd(pidfd, num, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("pidfd_getfd", err)
+	}
+	return fd, nil
+}
+
+// readInetListener reads what restore needs of a TCP socket listening on
+// an IPv4 or IPv6 address, through mmcr's copy of the task's fd
+// (pidfd_getfd): the address and port it is bound to, its backlog and the
+// options set before bind. why says what else the socket is (not TCP, not
+// listening, bound to a device, connections waiting to be accepted), for
+// the caller to refuse it or take it as stdio.
+func readInetListener(e socketEnd) (s *image.InetSocket, why string, err error) {
+	fail := func(what string, err error) (*image.InetSocket, string, error) {
+		return nil, "", fmt.Errorf("fd %d is a socket (%s): %s: %w", e.fd.Num, e.target, what, err)
+	}
+	fd, err := takeFD(e.pid, e.fd.Num)
+	if err != nil {
+		return fail("take a copy", err)
+	}
+	defer unix.Close(fd)
+	get := func(level, opt int) int {
+		v, gerr := unix.GetsockoptInt(fd, level, opt)
+		if gerr != nil && err == nil {
+			err = gerr
+		}
+		return v
+	}
+	family, typ, proto, listening := get(unix.SOL_SOCKET, unix.SO_DOMAIN), get(unix.SOL_SOCKET, unix.SO_TYPE),
+		get(unix.SOL_SOCKET, unix.SO_PROTOCOL), get(unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	switch {
+	case err != nil:
+		return fail("getsockopt", err)
+	case family != unix.AF_INET && family != unix.AF_INET6:
+		return nil, fmt.Sprintf("of family %d, neither a unix nor an IP socket", family), nil
+	case typ != unix.SOCK_STREAM || proto != unix.IPPROTO_TCP:
+		return nil, fmt.Sprintf("of IP protocol %d, type %d: of IP sockets only TCP listeners are dumped", proto, typ), nil
+	case listening == 0:
+		return nil, "a TCP socket that is not listening: of IP sockets only TCP listeners are dumped (connections are not)", nil
+	}
+	s = &image.InetSocket{Ino: uint32(e.ino)}
+	s.ReuseAddr, s.ReusePort = get(unix.SOL_SOCKET, unix.SO_REUSEADDR) != 0, get(unix.SOL_SOCKET, unix.SO_REUSEPORT) != 0
+	if family == unix.AF_INET6 {
+		s.V6Only = get(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY) != 0
+	}
+	if err != nil {
+		return fail("getsockopt", err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return fail("getsockname", err)
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		s.Addr = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		if a.ZoneId != 0 {
+			return nil, fmt.Sprintf("a TCP listener on a link-local address (interface %d)", a.ZoneId), nil
+		}
+		s.Addr = netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
+	default:
+		return fail("getsockname", fmt.Errorf("address %T", sa))
+	}
+	if dev, _ := unix.GetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE); dev != "" {
+		return nil, fmt.Sprintf("a TCP listener on %s bound to device %s", s.Addr, dev), nil
+	}
+	// For a listener TCP_INFO gives the accept queue: the connections
+	// waiting (tcpi_unacked) and the backlog (tcpi_sacked).
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return fail("getsockopt TCP_INFO", err)
+	}
+	if info.Unacked != 0 {
+		return nil, fmt.Sprintf("listening on %s with %d connections not accepted (their clients would be reset)", s.Addr, info.Unacked), nil
+	}
+	s.Backlog = info.Sacked
+	return s, "", nil
 }
 
 // peekQueue returns the messages (the stream's bytes, in runs) waiting in

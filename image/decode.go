@@ -251,11 +251,17 @@ func (r *Reader) resolveOpens(t *Tree, byID map[uint32]*fileMsg) error {
 	if err := r.readSockets(t, byID); err != nil {
 		return err
 	}
+	if err := readInetSockets(t, byID); err != nil {
+		return err
+	}
 	NumberOpens(t)
 	if err := checkPipes(t); err != nil {
 		return fileErr(pipesDataName, ErrCorrupt, "%v", err)
 	}
 	if err := checkSockets(t); err != nil {
+		return fileErr(filesName, ErrCorrupt, "%v", err)
+	}
+	if err := checkInetSockets(t); err != nil {
 		return fileErr(filesName, ErrCorrupt, "%v", err)
 	}
 	if err := checkOpens(t); err != nil {
@@ -487,6 +493,13 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfoMsg, efd *extFD, byID map[uint
 		// PipeID and OpenID once every task is read.
 		fd.Flags = int(fe.pipe.flags)
 		fd.PipeID, fd.OpenID = fe.pipe.pipeID, fdi.id
+	case fdTypeInetSk:
+		if kind != FDInet || fe.isk == nil || fd.FileID != 0 {
+			return nil, fileErr(name, ErrCorrupt, "fd %d: inet socket file entry for a %s fd", efd.Num, efd.Kind)
+		}
+		// The inode and the file entry id, for readInetSockets.
+		fd.Flags = int(fe.isk.flags)
+		fd.InetID, fd.OpenID = fe.isk.ino, fdi.id
 	case fdTypeUnixSk:
 		if kind != FDSocket || fe.usk == nil || fd.FileID != 0 {
 			return nil, fileErr(name, ErrCorrupt, "fd %d: unix socket file entry for a %s fd", efd.Num, efd.Kind)

@@ -208,14 +208,21 @@
 // ext file with any of these says version 7; a version 7 reader reads
 // versions 1-7.
 //
-// # Shared epolls (mmcr-ext version 8)
+// # Shared epolls and TCP listeners (mmcr-ext version 8)
 //
 // An epoll shared by several fds (a dup, or inherited across fork) is one
 // EVENTPOLL file entry named by the fdinfo entries of all of them, as CRIU
 // shares any open file description; every one of those fds lists its
 // targets (FD.Epoll, alike), and restore registers them in the first fd
-// of the tree that holds it, whose numbers they are. An ext file with one
-// says version 8; a version 8 reader reads versions 1-8.
+// of the tree that holds it, whose numbers they are.
+//
+// A TCP listener (Tree.InetSockets) is CRIU's INETSK file entry
+// (inet_sk_entry: family, SOCK_STREAM, IPPROTO_TCP, state TCP_LISTEN 10,
+// src_port, the backlog, src_addr as 32-bit words of the address in
+// memory order, one for IPv4 and four for IPv6, dst_addr zeros, sk_opts'
+// reuseaddr and so_reuseport, v6only), its fds of ext kind "inet" naming
+// that entry. An ext file with a shared epoll or a TCP listener says
+// version 8; a version 8 reader reads versions 1-8.
 //
 // # manifest.json (format "mmcr-image", version 1)
 //

@@ -242,6 +242,9 @@ func checkTree(t *Tree) error {
 	if err := checkSockets(t); err != nil {
 		return fmt.Errorf("image: %w", err)
 	}
+	if err := checkInetSockets(t); err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
 	if err := checkOpens(t); err != nil {
 		return fmt.Errorf("image: %w", err)
 	}
@@ -498,6 +501,10 @@ func (w *Writer) writeTree(t *Tree) error {
 					typ, efd.Flags = fdTypeFifo, int(flags)
 					entry = fifoFileEntry(id, p.Ino, p.FileID)
 				}
+			case FDInet:
+				typ = fdTypeInetSk
+				entry = inetSkFileEntry(id, flags, t.InetByID(fd.InetID))
+				ext.Version = max(ext.Version, extVersion8)
 			case FDSocket:
 				typ = fdTypeUnixSk
 				s := t.SocketByID(fd.SocketID)

@@ -48,8 +48,10 @@ const (
 	extVersion7 = 7
 	// extVersion8 is written when an epoll is shared by fds (a dup, or
 	// inherited across fork: fdinfo entries naming one eventpoll file
+	// entry), or a TCP listener is held (ext kind "inet", an INETSK file
 	// entry): a reader of an earlier version would make one epoll per fd
-	// and register the targets in each. It knows version 7.
+	// and register the targets in each, and knows no "inet" fd. It knows
+	// version 7.
 	extVersion8 = 8
 )
 

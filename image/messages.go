@@ -81,11 +81,12 @@ type fileMsg struct {
 	pipe  *pipeMsg
 	usk   *unixSkMsg
 	fifo  *fifoMsg
+	isk   *inetSkMsg
 }
 
 func (m *fileMsg) decode(b []byte) error {
 	d := protoDec{msg: "file_entry", b: b}
-	var reg, efd, sgfd, tfd, ify, epfd, ext, memfd, pipe, usk, fifo []byte
+	var reg, efd, sgfd, tfd, ify, epfd, ext, memfd, pipe, usk, fifo, isk []byte
 	for d.next() {
 		switch d.num {
 		case 1:
@@ -94,6 +95,8 @@ func (m *fileMsg) decode(b []byte) error {
 			d.uint32(&m.id)
 		case 3:
 			d.singular(&reg)
+		case 4:
+			d.singular(&isk)
 		case 8:
 			d.singular(&efd)
 		case 9:
@@ -127,6 +130,7 @@ func (m *fileMsg) decode(b []byte) error {
 	d.sub("pipe", pipe, func(b []byte) error { m.pipe = &pipeMsg{}; return m.pipe.decode(b) })
 	d.sub("usk", usk, func(b []byte) error { m.usk = &unixSkMsg{}; return m.usk.decode(b) })
 	d.sub("fifo", fifo, func(b []byte) error { m.fifo = &fifoMsg{}; return m.fifo.decode(b) })
+	d.sub("isk", isk, func(b []byte) error { m.isk = &inetSkMsg{}; return m.isk.decode(b) })
 	return d.end("type id")
 }
 

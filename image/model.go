@@ -36,6 +36,9 @@ type Tree struct {
 	// Sockets are the ends of the unix socket pairs the tree holds, with
 	// what waits to be read at each.
 	Sockets []*UnixSocket
+	// InetSockets are the TCP sockets listening on an IPv4 or IPv6
+	// address that the tree holds.
+	InetSockets []*InetSocket
 }
 
 // Pipe is one pipe held by the tree: a pipefs inode, or a named pipe
@@ -699,10 +702,11 @@ const (
 	FDTimerfd                // a timerfd: Timerfd set
 	FDInotify                // an inotify instance: Inotify lists its watches
 	FDPidfd                  // a pidfd of a task of the tree: PidfdPID set
+	FDInet                   // one of Tree.InetSockets, a TCP listener: InetID set
 )
 
 // lastFDKind is the highest FDKind a valid image holds.
-const lastFDKind = FDPidfd
+const lastFDKind = FDInet
 
 // Eventfd is an eventfd's state (fdinfo "eventfd-count", "eventfd-semaphore").
 type Eventfd struct {
@@ -810,6 +814,8 @@ type FD struct {
 	PipeID uint32
 	// SocketID names the socket of an FDSocket.
 	SocketID uint32
+	// InetID names the socket of an FDInet.
+	InetID uint32
 	// OpenID numbers the fd's open file description among the tree's when
 	// other fds may share it: the fds (of any task) that share one (dup,
 	// fork) have its OpenID, and share it again at restore, with its
@@ -870,7 +876,7 @@ func (t *Tree) SharedObjectByID(id uint32) *SharedObject {
 	return t.SharedObjects[id-1]
 }
 
-var fdKindStrings = [...]string{"regular", "dir", "chardev", "external", "eventfd", "epoll", "pipe", "socket", "signalfd", "timerfd", "inotify", "pidfd"}
+var fdKindStrings = [...]string{"regular", "dir", "chardev", "external", "eventfd", "epoll", "pipe", "socket", "signalfd", "timerfd", "inotify", "pidfd", "inet"}
 
 func (k FDKind) String() string {
 	if k >= 0 && int(k) < len(fdKindStrings) {

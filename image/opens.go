@@ -13,7 +13,7 @@ import (
 // epoll all list its targets; restore registers them in the first.
 func sharesOpen(k FDKind) bool {
 	return k == FDPipe || k == FDSocket || k == FDRegular || k == FDDir || k == FDCharDev || k == FDEventfd ||
-		k == FDSignalfd || k == FDTimerfd || k == FDInotify || k == FDPidfd || k == FDEpoll
+		k == FDSignalfd || k == FDTimerfd || k == FDInotify || k == FDPidfd || k == FDEpoll || k == FDInet
 }
 
 // checkOpens checks the fds' open file descriptions: OpenIDs only on kinds
@@ -42,7 +42,7 @@ func checkOpens(t *Tree) error {
 					(o.Signalfd != nil) != (fd.Signalfd != nil) || o.Signalfd != nil && *o.Signalfd != *fd.Signalfd ||
 					(o.Timerfd != nil) != (fd.Timerfd != nil) || o.Timerfd != nil && *o.Timerfd != *fd.Timerfd ||
 					!reflect.DeepEqual(o.Inotify, fd.Inotify) || o.PidfdPID != fd.PidfdPID ||
-					!slices.Equal(o.Epoll, fd.Epoll) {
+					!slices.Equal(o.Epoll, fd.Epoll) || o.InetID != fd.InetID {
 					return fmt.Errorf("task %d: fd %d: open file %d shared with fd %d of another file or other flags or offset",
 						task.PID, fd.Num, fd.OpenID, o.Num)
 				}

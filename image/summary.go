@@ -140,6 +140,21 @@ func fdState(fd *FD) string {
 	return ""
 }
 
+// inetState describes a TCP listener for mmcr show.
+func inetState(s *InetSocket) string {
+	st := fmt.Sprintf("socket:[%d] TCP listening on %s, backlog %d", s.Ino, s.Addr, s.Backlog)
+	if s.ReuseAddr {
+		st += ", SO_REUSEADDR"
+	}
+	if s.ReusePort {
+		st += ", SO_REUSEPORT"
+	}
+	if s.V6Only {
+		st += ", IPV6_V6ONLY"
+	}
+	return st
+}
+
 // FileSummary is one file of the tree.
 type FileSummary struct {
 	ID      uint32 `json:"id"`
@@ -249,6 +264,9 @@ func Summarize(r *Reader) (*Summary, error) {
 				fs.Path = f.Path
 			}
 			fs.State = fdState(fd)
+			if sk := tree.InetByID(fd.InetID); sk != nil && fd.Kind == FDInet {
+				fs.State = inetState(sk)
+			}
 			if p := tree.PipeByID(fd.PipeID); p != nil {
 				fs.PipeIno, fs.PipeBytes, fs.PipeSize = p.Ino, len(p.Data), p.Size
 				if f := tree.FileByID(p.FileID); f != nil {

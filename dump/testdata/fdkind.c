@@ -1,8 +1,9 @@
 // Workload for fd refusals: holds one descriptor of the kind named by
-// argv[1] on fd 3 ("memfd" an unmapped hugetlb memfd, "socket" a bound datagram socket connected to another, "tcp", "fifo" on a named FIFO
+// argv[1] on fd 3 ("memfd" an unmapped hugetlb memfd, "socket" a bound datagram socket connected to another, "fifo" on a named FIFO
 // given as argv[2], "epoll-forked": an epoll shared with a child, which registered an eventfd
 // of its own (its fd 4, which the parent lacks), "epoll-stale":
-// an epoll watching fd 4, whose eventfd now lives on fd 5 only; "inotify-deleted": an inotify
+// an epoll watching fd 4, whose eventfd now lives on fd 5 only; "tcp": a TCP socket not listening;
+// "tcp-queued": a TCP listener with a connection waiting to be accepted; "inotify-deleted": an inotify
 // watching a file deleted since, kept open on fd 4; "pidfd-outside": a pidfd of its parent, outside
 // the tree). Prints "ready PID"; exits 0 on
 // SIGTERM.
@@ -76,6 +77,15 @@ int main(int argc, char **argv) {
 			return 2;
 	}
 	else if (!strcmp(argv[1], "tcp")) fd = socket(AF_INET, SOCK_STREAM, 0);
+	else if (!strcmp(argv[1], "tcp-queued") && (fd = socket(AF_INET, SOCK_STREAM, 0)) == 3) {
+		/* A listener with a connection (from fd 4) not accepted yet. */
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		socklen_t n = sizeof(a);
+		int c = socket(AF_INET, SOCK_STREAM, 0);
+		if (bind(fd, (struct sockaddr *)&a, n) || listen(fd, 4) || getsockname(fd, (struct sockaddr *)&a, &n) ||
+		    c != 4 || connect(c, (struct sockaddr *)&a, n))
+			return 2;
+	}
 	else if (!strcmp(argv[1], "fifo") && argc > 2) fd = open(argv[2], O_RDWR);
 	if (fd != 3) {
 		fprintf(stderr, "fdkind: %s landed on fd %d\n", argv[1], fd);

@@ -1,0 +1,242 @@
+package image
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// TCP listeners are written as CRIU writes inet sockets: a file_entry of
+// type INETSK per socket in files.img, its inet_sk_entry holding family,
+// type, protocol, state (TCP_LISTEN), the port and address bound, the
+// backlog and the socket options restore sets again; the fds that share
+// the socket (a dup, or inherited by fork) name that one entry.
+
+const (
+	fdTypeInetSk = 4 // fd_types INETSK
+)
+
+// InetSocket is a TCP socket listening on an IPv4 or IPv6 address, held
+// by one or more fds of the tree (one open file description). Restore
+// makes it in mmcr (socket, bind, listen) and the fds take it. The
+// connections waiting to be accepted at dump are none: dump refuses a
+// listener with some (their clients would see a reset).
+type InetSocket struct {
+	ID      uint32 // dense: InetSockets[i].ID == i+1, in order of first use
+	Ino     uint32 // its inode at dump, socket:[Ino]
+	Addr    netip.AddrPort
+	Backlog uint32 // listen(2)'s, as the kernel keeps it
+	// The options of SOL_SOCKET and IPPROTO_IPV6 restore sets before bind.
+	ReuseAddr, ReusePort bool
+	V6Only               bool // an IPv6 socket that takes no IPv4 connections
+}
+
+// Family is the socket's address family, AF_INET or AF_INET6.
+func (s *InetSocket) Family() int {
+	if s.Addr.Addr().Is4() {
+		return unix.AF_INET
+	}
+	return unix.AF_INET6
+}
+
+// InetByID returns the socket with the given ID, or nil.
+func (t *Tree) InetByID(id uint32) *InetSocket {
+	if id == 0 || int(id) > len(t.InetSockets) {
+		return nil
+	}
+	return t.InetSockets[id-1]
+}
+
+// checkInetSockets checks the tree's TCP listeners and its fds on them:
+// dense ids in order of first use, distinct inodes, an address of its
+// family, each held by some fd, all fds of one socket on one open file
+// description.
+func checkInetSockets(t *Tree) error {
+	inos := map[uint32]bool{}
+	for i, s := range t.InetSockets {
+		if s == nil || s.ID != uint32(i+1) || inos[s.Ino] || !s.Addr.IsValid() || s.Addr.Addr().Is4In6() ||
+			s.Addr.Addr().Zone() != "" || s.V6Only && s.Addr.Addr().Is4() {
+			return fmt.Errorf("inet socket %d of %d: %+v", i+1, len(t.InetSockets), s)
+		}
+		inos[s.Ino] = true
+	}
+	next := uint32(1)
+	open := map[uint32]uint32{} // socket: OpenID
+	for _, task := range t.Tasks {
+		for _, fd := range task.FDs {
+			if (fd.Kind == FDInet) != (fd.InetID != 0) {
+				return fmt.Errorf("task %d: fd %d: inet socket %d on a %s fd", task.PID, fd.Num, fd.InetID, fd.Kind)
+			}
+			if fd.Kind != FDInet {
+				continue
+			}
+			switch {
+			case fd.InetID == next:
+				next++
+				open[fd.InetID] = fd.OpenID
+			case fd.InetID > next:
+				return fmt.Errorf("task %d: fd %d: inet socket %d out of order", task.PID, fd.Num, fd.InetID)
+			case open[fd.InetID] == 0 || open[fd.InetID] != fd.OpenID:
+				return fmt.Errorf("task %d: fd %d: inet socket %d held through another open file", task.PID, fd.Num, fd.InetID)
+			}
+		}
+	}
+	if next != uint32(len(t.InetSockets)+1) {
+		return fmt.Errorf("%d inet sockets, %d held by fds", len(t.InetSockets), next-1)
+	}
+	return nil
+}
+
+// inetSkFileEntry: file_entry {type INETSK, inet_sk_entry}. Addresses are
+// 32-bit words in network order (one for IPv4, four for IPv6), as CRIU
+// has them.
+func inetSkFileEntry(id, flags uint32, s *InetSocket) []byte {
+	addr := s.Addr.Addr().AsSlice()
+	var e protoEnc
+	e.int32(1, fdTypeInetSk)
+	e.uint32(2, id)
+	e.message(4, func(e *protoEnc) {
+		e.uint32(1, id)
+		e.uint32(2, s.Ino)
+		e.uint32(3, uint32(s.Family()))
+		e.uint32(4, unix.SOCK_STREAM)
+		e.uint32(5, unix.IPPROTO_TCP)
+		e.uint32(6, tcpListen)
+		e.uint32(7, uint32(s.Addr.Port()))
+		e.uint32(8, 0) // dst_port
+		e.uint32(9, flags)
+		e.uint32(10, s.Backlog)
+		for i := 0; i < len(addr); i += 4 {
+			e.uint32(11, binary.LittleEndian.Uint32(addr[i:])) // the bytes as they are in memory
+		}
+		for i := 0; i < len(addr); i += 4 {
+			e.uint32(12, 0) // dst_addr: none
+		}
+		e.message(13, zeroFown)
+		e.message(14, func(e *protoEnc) {
+			e.uint32(1, 0) // so_sndbuf, so_rcvbuf: the defaults (see InetSocket)
+			e.uint32(2, 0)
+			for num := protowire.Number(3); num <= 6; num++ {
+				e.uint64(num, 0) // no send or receive timeout
+			}
+			e.bool(7, s.ReuseAddr)
+			e.bool(17, s.ReusePort)
+		})
+		if s.Family() == unix.AF_INET6 {
+			e.bool(15, s.V6Only)
+		}
+	})
+	return e.b
+}
+
+// inetSkMsg: inet_sk_entry, what mmcr reads of it.
+type inetSkMsg struct {
+	ino, family, typ, proto, state, port, flags, backlog uint32
+	addr, dst                                            []uint32
+	reuseAddr, reusePort, v6only                         bool
+}
+
+func (m *inetSkMsg) decode(b []byte) error {
+	d := protoDec{msg: "inet_sk_entry", b: b}
+	var opts []byte
+	var dstPort uint32
+	for d.next() {
+		switch d.num {
+		case 1:
+			d.note(protowire.VarintType) // id: required, not read
+		case 2:
+			d.uint32(&m.ino)
+		case 3:
+			d.uint32(&m.family)
+		case 4:
+			d.uint32(&m.typ)
+		case 5:
+			d.uint32(&m.proto)
+		case 6:
+			d.uint32(&m.state)
+		case 7:
+			d.uint32(&m.port)
+		case 8:
+			d.uint32(&dstPort)
+		case 9:
+			d.uint32(&m.flags)
+		case 10:
+			d.uint32(&m.backlog)
+		case 11:
+			d.uint32s(&m.addr)
+		case 12:
+			d.uint32s(&m.dst)
+		case 13:
+			d.note(protowire.BytesType) // fown: required, not read
+		case 14:
+			d.singular(&opts)
+		case 15:
+			d.bool(&m.v6only)
+		}
+	}
+	d.sub("opts", opts, func(b []byte) error {
+		o := protoDec{msg: "sk_opts_entry", b: b}
+		for o.next() {
+			switch o.num {
+			case 1, 2, 3, 4, 5, 6:
+				o.note(protowire.VarintType) // buffers and timeouts: required, not kept
+			case 7:
+				o.bool(&m.reuseAddr)
+			case 17:
+				o.bool(&m.reusePort)
+			}
+		}
+		return o.end("so_sndbuf so_rcvbuf so_snd_tmo_sec so_snd_tmo_usec so_rcv_tmo_sec so_rcv_tmo_usec")
+	})
+	if err := d.end("id ino family type proto state src_port dst_port flags backlog - - fown opts"); err != nil {
+		return err
+	}
+	if dstPort != 0 || m.typ != unix.SOCK_STREAM || m.proto != unix.IPPROTO_TCP || m.state != tcpListen {
+		return fmt.Errorf("inet_sk_entry: socket:[%d] of type %d, protocol %d, state %d, peer port %d: only TCP listeners are restored",
+			m.ino, m.typ, m.proto, m.state, dstPort)
+	}
+	return nil
+}
+
+// socket makes the InetSocket m describes.
+func (m *inetSkMsg) socket() (*InetSocket, error) {
+	var raw []byte
+	for _, w := range m.addr {
+		raw = binary.LittleEndian.AppendUint32(raw, w)
+	}
+	addr, ok := netip.AddrFromSlice(raw)
+	switch {
+	case !ok, m.family == unix.AF_INET && !addr.Is4(), m.family == unix.AF_INET6 && !addr.Is6(), m.port > 0xffff:
+		return nil, fmt.Errorf("socket:[%d]: family %d, address of %d words, port %d", m.ino, m.family, len(m.addr), m.port)
+	}
+	return &InetSocket{Ino: m.ino, Addr: netip.AddrPortFrom(addr, uint16(m.port)), Backlog: m.backlog,
+		ReuseAddr: m.reuseAddr, ReusePort: m.reusePort, V6Only: m.v6only}, nil
+}
+
+// readInetSockets turns the inodes fdFromEntry left in FDInet fds'
+// InetID into the tree's InetSockets.
+func readInetSockets(t *Tree, byID map[uint32]*fileMsg) error {
+	byIno := map[uint32]*InetSocket{}
+	for _, task := range t.Tasks {
+		for _, fd := range task.FDs {
+			if fd.Kind != FDInet {
+				continue
+			}
+			s := byIno[fd.InetID]
+			if s == nil {
+				var err error
+				if s, err = byID[fd.OpenID].isk.socket(); err != nil { // fdFromEntry left the file entry id there
+					return fileErr(filesName, ErrCorrupt, "%v", err)
+				}
+				s.ID = uint32(len(t.InetSockets) + 1)
+				t.InetSockets = append(t.InetSockets, s)
+				byIno[s.Ino] = s
+			}
+			fd.InetID = s.ID
+		}
+	}
+	return nil
+}
