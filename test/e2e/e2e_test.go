@@ -101,6 +101,8 @@ var scenarios = []scenario{
 	{name: "python-threads", src: "pythreads.py", runtimeAnon: true},
 	// An asyncio loop made before a multiprocessing fork: its epoll is shared.
 	{name: "python-multiprocessing-asyncio", src: "pympasync.py", runtimeAnon: true},
+	// A TCP listener (http.server in a thread) on 127.0.0.1.
+	{name: "python-http-server", src: "pyhttp.py", runtimeAnon: true},
 	{name: "eventfd-epoll", src: "epoll.c", cflags: []string{"-pthread"}},
 	{name: "process-state", src: "procstate.c"},
 	{name: "go-threads-leave-running", src: "gothreads", args: []string{"64"}, mode: modeLeaveRunning, runtimeAnon: true},
