@@ -31,6 +31,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/rlimit"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/rseq"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/siginfo"
+	sk_inet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
 	sk_opts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
 	sk_packet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
 	sk_unix "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-unix"
@@ -265,6 +266,27 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 					fe = &fdinfo.FileEntry{Type: fdinfo.FdTypes_FIFO.Enum(), Id: proto.Uint32(id),
 						Fifo: &fifo.FifoEntry{Id: proto.Uint32(id), PipeId: proto.Uint32(p.Ino), RegfId: proto.Uint32(p.FileID)}}
 				}
+			case FDInet:
+				ext.Version = max(ext.Version, extVersion8)
+				fdi.Type = fdinfo.FdTypes_INETSK.Enum()
+				sk := t.InetByID(fd.InetID)
+				z := proto.Uint64(0)
+				raw := sk.Addr.Addr().AsSlice()
+				isk := &sk_inet.InetSkEntry{Id: proto.Uint32(id), Ino: proto.Uint32(sk.Ino), Family: proto.Uint32(uint32(sk.Family())),
+					Type: proto.Uint32(unix.SOCK_STREAM), Proto: proto.Uint32(unix.IPPROTO_TCP), State: proto.Uint32(10),
+					SrcPort: proto.Uint32(uint32(sk.Addr.Port())), DstPort: proto.Uint32(0),
+					Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec), Backlog: proto.Uint32(sk.Backlog), Fown: legacyZeroFown(),
+					Opts: &sk_opts.SkOptsEntry{SoSndbuf: proto.Uint32(0), SoRcvbuf: proto.Uint32(0),
+						SoSndTmoSec: z, SoSndTmoUsec: z, SoRcvTmoSec: z, SoRcvTmoUsec: z,
+						Reuseaddr: proto.Bool(sk.ReuseAddr), SoReuseport: proto.Bool(sk.ReusePort)}}
+				for i := 0; i < len(raw); i += 4 {
+					isk.SrcAddr = append(isk.SrcAddr, binary.LittleEndian.Uint32(raw[i:]))
+					isk.DstAddr = append(isk.DstAddr, 0)
+				}
+				if sk.Family() == unix.AF_INET6 {
+					isk.V6Only = proto.Bool(sk.V6Only)
+				}
+				fe = &fdinfo.FileEntry{Type: fdinfo.FdTypes_INETSK.Enum(), Id: proto.Uint32(id), Isk: isk}
 			case FDSocket:
 				fdi.Type = fdinfo.FdTypes_UNIXSK.Enum()
 				sk := t.SocketByID(fd.SocketID)

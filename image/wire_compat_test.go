@@ -30,7 +30,7 @@ func compatTrees() map[string]*Tree {
 	root.Threads[2].Xsave = nil
 	root.Threads[2].Comm, root.Threads[2].Rseq, root.Threads[2].Pending = "", Rseq{}, nil
 	sparse.Tasks[1].FDs = nil
-	return map[string]*Tree{"sample": sampleTree(), "sparse": sparse, "pipes": pipeTree()}
+	return map[string]*Tree{"sample": sampleTree(), "sparse": sparse, "pipes": pipeTree(), "inet": inetTree()}
 }
 
 // writeCompat writes tree with some pages and a ghost file 2 and returns

@@ -1,0 +1,71 @@
+package image
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// inetTree is sampleTree with two TCP listeners held by the root: one on
+// IPv4 with a dup of its fd (one open file), one on IPv6.
+func inetTree() *Tree {
+	t := sampleTree()
+	root := t.Tasks[0]
+	root.FDs = append(root.FDs,
+		&FD{Num: 20, Kind: FDInet, Flags: unix.O_RDWR, InetID: 1, OpenID: 1},
+		&FD{Num: 21, Kind: FDInet, Flags: unix.O_RDWR | unix.O_NONBLOCK, InetID: 2},
+		&FD{Num: 22, Kind: FDInet, Flags: unix.O_RDWR | unix.O_CLOEXEC, InetID: 1, OpenID: 1})
+	t.InetSockets = []*InetSocket{
+		{ID: 1, Ino: 99001, Addr: netip.MustParseAddrPort("127.0.0.1:8080"), Backlog: 128, ReuseAddr: true},
+		{ID: 2, Ino: 99002, Addr: netip.MustParseAddrPort("[2001:db8::7]:443"), Backlog: 4096, ReusePort: true, V6Only: true},
+	}
+	return t
+}
+
+// TestInetRoundTrip: TCP listeners come back from an image as they went
+// in, and the image says ext version 8.
+func TestInetRoundTrip(t *testing.T) {
+	want := inetTree()
+	dir, err := commitTree(t, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := os.ReadFile(filepath.Join(dir, ExtName))
+	if err != nil || !strings.Contains(string(ext), `"version": 8`) {
+		t.Fatalf("%s is not version 8 (%v)", ExtName, err)
+	}
+	_, got := openTree(t, dir)
+	if !reflect.DeepEqual(got.InetSockets, want.InetSockets) {
+		t.Errorf("inet sockets came back as %+v, want %+v", got.InetSockets, want.InetSockets)
+	}
+	if !reflect.DeepEqual(got.Tasks[0].FDs, want.Tasks[0].FDs) {
+		t.Errorf("fds differ")
+	}
+}
+
+// TestInetRefused: a tree whose TCP listeners do not hold together is not
+// written.
+func TestInetRefused(t *testing.T) {
+	for what, mangle := range map[string]func(t *Tree){
+		"socket unheld":       func(t *Tree) { t.Tasks[0].FDs = t.Tasks[0].FDs[:len(t.Tasks[0].FDs)-2] },
+		"socket in two opens": func(t *Tree) { t.Tasks[0].FDs[len(t.Tasks[0].FDs)-1].OpenID = 0 },
+		"no address":          func(t *Tree) { t.InetSockets[0].Addr = netip.AddrPort{} },
+		"v6only on IPv4":      func(t *Tree) { t.InetSockets[0].V6Only = true },
+		"ids out of order":    func(t *Tree) { t.InetSockets[0].ID, t.InetSockets[1].ID = 2, 1 },
+		"inet id on a pipe":   func(t *Tree) { t.Tasks[0].FDs[2].InetID = 1 },
+	} {
+		if _, err := commitTree(t, inetTree()); err != nil {
+			t.Fatalf("the unmangled tree: %v", err)
+		}
+		tree := inetTree()
+		mangle(tree)
+		if _, err := commitTree(t, tree); err == nil || !strings.Contains(err.Error(), "inet") {
+			t.Errorf("%s: commit %v, want a refusal naming the inet socket", what, err)
+		}
+	}
+}
