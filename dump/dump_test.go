@@ -743,6 +743,7 @@ func TestDumpRefusesFDKinds(t *testing.T) {
 		{"socket", "and connected"}, // fd 3, a datagram socket bound to a name
 		{"tcp", "a TCP socket that is not listening"},
 		{"tcp-queued", "with 1 connections not accepted"},
+		{"udp-queued", "with datagrams not read"},
 		{"fifo", fmt.Sprintf("fd 3 is a FIFO (%s) that process %d outside the tree also holds", fifo, os.Getpid())},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {

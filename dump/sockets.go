@@ -74,7 +74,7 @@ func (d *dumper) resolveSockets() error {
 			s := inets[ino]
 			if s == nil {
 				var why string
-				if s, why, err = readInetListener(e); err != nil {
+				if s, why, err = readInetSocket(e); err != nil {
 					return taskErr(e.pid, "dump fds", err)
 				}
 				if why != "" {
@@ -201,13 +201,14 @@ func takeFD(pid, num int) (int, error) {
 	return fd, nil
 }
 
-// readInetListener reads what restore needs of a TCP socket listening on
-// an IPv4 or IPv6 address, through mmcr's copy of the task's fd
-// (pidfd_getfd): the address and port it is bound to, its backlog and the
-// options set before bind. why says what else the socket is (not TCP, not
-// listening, bound to a device, connections waiting to be accepted), for
-// the caller to refuse it or take it as stdio.
-func readInetListener(e socketEnd) (s *image.InetSocket, why string, err error) {
+// readInetSocket reads what restore needs of a TCP socket listening on an
+// IPv4 or IPv6 address, or of a UDP socket, through mmcr's copy of the
+// task's fd (pidfd_getfd): the address and port it is bound to, a UDP
+// socket's peer, a listener's backlog and the options set before bind.
+// why says what else the socket is (not TCP nor UDP, TCP not listening,
+// bound to a device, connections or datagrams waiting), for the caller to
+// refuse it or take it as stdio.
+func readInetSocket(e socketEnd) (s *image.InetSocket, why string, err error) {
 	fail := func(what string, err error) (*image.InetSocket, string, error) {
 		return nil, "", fmt.Errorf("fd %d is a socket (%s): %s: %w", e.fd.Num, e.target, what, err)
 	}
@@ -225,17 +226,18 @@ func readInetListener(e socketEnd) (s *image.InetSocket, why string, err error) 
 	}
 	family, typ, proto, listening := get(unix.SOL_SOCKET, unix.SO_DOMAIN), get(unix.SOL_SOCKET, unix.SO_TYPE),
 		get(unix.SOL_SOCKET, unix.SO_PROTOCOL), get(unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	udp := typ == unix.SOCK_DGRAM && proto == unix.IPPROTO_UDP
 	switch {
 	case err != nil:
 		return fail("getsockopt", err)
 	case family != unix.AF_INET && family != unix.AF_INET6:
 		return nil, fmt.Sprintf("of family %d, neither a unix nor an IP socket", family), nil
-	case typ != unix.SOCK_STREAM || proto != unix.IPPROTO_TCP:
-		return nil, fmt.Sprintf("of IP protocol %d, type %d: of IP sockets only TCP listeners are dumped", proto, typ), nil
-	case listening == 0:
-		return nil, "a TCP socket that is not listening: of IP sockets only TCP listeners are dumped (connections are not)", nil
+	case !udp && (typ != unix.SOCK_STREAM || proto != unix.IPPROTO_TCP):
+		return nil, fmt.Sprintf("of IP protocol %d, type %d: of IP sockets only TCP listeners and UDP sockets are dumped", proto, typ), nil
+	case !udp && listening == 0:
+		return nil, "a TCP socket that is not listening: of TCP sockets only listeners are dumped (connections are not)", nil
 	}
-	s = &image.InetSocket{Ino: uint32(e.ino)}
+	s = &image.InetSocket{Ino: uint32(e.ino), UDP: udp}
 	s.ReuseAddr, s.ReusePort = get(unix.SOL_SOCKET, unix.SO_REUSEADDR) != 0, get(unix.SOL_SOCKET, unix.SO_REUSEPORT) != 0
 	if family == unix.AF_INET6 {
 		s.V6Only = get(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY) != 0
@@ -243,23 +245,46 @@ func readInetListener(e socketEnd) (s *image.InetSocket, why string, err error) 
 	if err != nil {
 		return fail("getsockopt", err)
 	}
+	addrOf := func(sa unix.Sockaddr) (netip.AddrPort, string) {
+		switch a := sa.(type) {
+		case *unix.SockaddrInet4:
+			return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)), ""
+		case *unix.SockaddrInet6:
+			if a.ZoneId != 0 {
+				return netip.AddrPort{}, fmt.Sprintf("on a link-local address (interface %d)", a.ZoneId)
+			}
+			return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)), ""
+		}
+		return netip.AddrPort{}, fmt.Sprintf("with an address of type %T", sa)
+	}
+	kind := "a TCP listener"
+	if udp {
+		kind = "a UDP socket"
+	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
 		return fail("getsockname", err)
 	}
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		s.Addr = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
-	case *unix.SockaddrInet6:
-		if a.ZoneId != 0 {
-			return nil, fmt.Sprintf("a TCP listener on a link-local address (interface %d)", a.ZoneId), nil
-		}
-		s.Addr = netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
-	default:
-		return fail("getsockname", fmt.Errorf("address %T", sa))
+	if s.Addr, why = addrOf(sa); why != "" {
+		return nil, kind + " " + why, nil
 	}
 	if dev, _ := unix.GetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE); dev != "" {
-		return nil, fmt.Sprintf("a TCP listener on %s bound to device %s", s.Addr, dev), nil
+		return nil, fmt.Sprintf("%s on %s bound to device %s", kind, s.Addr, dev), nil
+	}
+	if udp {
+		if sa, err := unix.Getpeername(fd); err == nil {
+			if s.Peer, why = addrOf(sa); why != "" {
+				return nil, kind + " connected " + why, nil
+			}
+		} else if !errors.Is(err, unix.ENOTCONN) {
+			return fail("getpeername", err)
+		}
+		// A peek that does not say EAGAIN found a datagram (maybe empty).
+		var b [1]byte
+		if _, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT); !errors.Is(err, unix.EAGAIN) {
+			return nil, fmt.Sprintf("a UDP socket on %s with datagrams not read (their senders are not kept)", s.Addr), nil
+		}
+		return s, "", nil
 	}
 	// For a listener TCP_INFO gives the accept queue: the connections
 	// waiting (tcpi_unacked) and the backlog (tcpi_sacked).

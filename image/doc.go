@@ -216,13 +216,15 @@
 // targets (FD.Epoll, alike), and restore registers them in the first fd
 // of the tree that holds it, whose numbers they are.
 //
-// A TCP listener (Tree.InetSockets) is CRIU's INETSK file entry
-// (inet_sk_entry: family, SOCK_STREAM, IPPROTO_TCP, state TCP_LISTEN 10,
-// src_port, the backlog, src_addr as 32-bit words of the address in
-// memory order, one for IPv4 and four for IPv6, dst_addr zeros, sk_opts'
-// reuseaddr and so_reuseport, v6only), its fds of ext kind "inet" naming
-// that entry. An ext file with a shared epoll or a TCP listener says
-// version 8; a version 8 reader reads versions 1-8.
+// A TCP listener or UDP socket (Tree.InetSockets) is CRIU's INETSK file
+// entry (inet_sk_entry: family, SOCK_STREAM and IPPROTO_TCP in state
+// TCP_LISTEN 10, or SOCK_DGRAM and IPPROTO_UDP in state TCP_ESTABLISHED 1
+// when connected, else TCP_CLOSE 7; src_port, dst_port, the backlog,
+// src_addr and dst_addr as 32-bit words of the address in memory order,
+// one for IPv4 and four for IPv6, zeros for no peer; sk_opts' reuseaddr
+// and so_reuseport, v6only), its fds of ext kind "inet" naming that
+// entry. An ext file with a shared epoll or an inet socket says version
+// 8; a version 8 reader reads versions 1-8.
 //
 // # manifest.json (format "mmcr-image", version 1)
 //

@@ -1165,9 +1165,9 @@ func checkPidfds(t *Tree) error {
 	return nil
 }
 
-// checkFDKind checks what an fd's kind needs: an eventfd its state, an
-// epoll targets that are other fds of the task (restore adds them to the
-// epoll by number), and no kind-specific state where it means nothing.
+// checkFDKind checks what an fd's kind needs: an eventfd its state, and no
+// kind-specific state where it means nothing. An epoll's targets are
+// checked tree-wide (checkEpolls).
 func checkFDKind(task *Task, fd *FD) error {
 	if (fd.Kind == FDEventfd) != (fd.Eventfd != nil) {
 		return fmt.Errorf("fd %d: eventfd state on a %s fd, or none on an eventfd", fd.Num, fd.Kind)

@@ -9,26 +9,33 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// TCP listeners are written as CRIU writes inet sockets: a file_entry of
-// type INETSK per socket in files.img, its inet_sk_entry holding family,
-// type, protocol, state (TCP_LISTEN), the port and address bound, the
-// backlog and the socket options restore sets again; the fds that share
-// the socket (a dup, or inherited by fork) name that one entry.
+// TCP listeners and UDP sockets are written as CRIU writes inet sockets: a
+// file_entry of type INETSK per socket in files.img, its inet_sk_entry
+// holding family, type, protocol, state (TCP_LISTEN; a UDP socket's is
+// TCP_ESTABLISHED when connected, else TCP_CLOSE), the port and address
+// bound, the peer of a connected UDP socket, the backlog and the socket
+// options restore sets again; the fds that share the socket (a dup, or
+// inherited by fork) name that one entry.
 
 const (
 	fdTypeInetSk = 4 // fd_types INETSK
 )
 
-// InetSocket is a TCP socket listening on an IPv4 or IPv6 address, held
-// by one or more fds of the tree (one open file description). Restore
-// makes it in mmcr (socket, bind, listen) and the fds take it. The
-// connections waiting to be accepted at dump are none: dump refuses a
-// listener with some (their clients would see a reset).
+// InetSocket is a TCP socket listening on an IPv4 or IPv6 address, or a
+// UDP socket, held by one or more fds of the tree (one open file
+// description). Restore makes it in mmcr (socket, bind, listen or
+// connect) and the fds take it. Nothing waits in it at dump: dump refuses
+// a listener with connections not accepted (their clients would see a
+// reset) and a UDP socket with datagrams not read.
 type InetSocket struct {
-	ID      uint32 // dense: InetSockets[i].ID == i+1, in order of first use
-	Ino     uint32 // its inode at dump, socket:[Ino]
-	Addr    netip.AddrPort
-	Backlog uint32 // listen(2)'s, as the kernel keeps it
+	ID   uint32 // dense: InetSockets[i].ID == i+1, in order of first use
+	Ino  uint32 // its inode at dump, socket:[Ino]
+	UDP  bool   // a UDP socket; else a TCP listener
+	Addr netip.AddrPort
+	// Peer is what a connected UDP socket is connected to; not valid
+	// for another.
+	Peer    netip.AddrPort
+	Backlog uint32 // a listener's, listen(2)'s as the kernel keeps it
 	// The options of SOL_SOCKET and IPPROTO_IPV6 restore sets before bind.
 	ReuseAddr, ReusePort bool
 	V6Only               bool // an IPv6 socket that takes no IPv4 connections
@@ -57,8 +64,10 @@ func (t *Tree) InetByID(id uint32) *InetSocket {
 func checkInetSockets(t *Tree) error {
 	inos := map[uint32]bool{}
 	for i, s := range t.InetSockets {
-		if s == nil || s.ID != uint32(i+1) || inos[s.Ino] || !s.Addr.IsValid() || s.Addr.Addr().Is4In6() ||
-			s.Addr.Addr().Zone() != "" || s.V6Only && s.Addr.Addr().Is4() {
+		if s == nil || s.ID != uint32(i+1) || inos[s.Ino] || !validInetAddr(s.Addr) || s.V6Only && s.Addr.Addr().Is4() ||
+			!s.UDP && (s.Addr.Port() == 0 || s.Peer.IsValid()) ||
+			s.UDP && (s.Backlog != 0 || s.Peer.IsValid() && (!validInetAddr(s.Peer) || s.Peer.Port() == 0 ||
+				s.Peer.Addr().Is4() != s.Addr.Addr().Is4())) {
 			return fmt.Errorf("inet socket %d of %d: %+v", i+1, len(t.InetSockets), s)
 		}
 		inos[s.Ino] = true
@@ -90,11 +99,28 @@ func checkInetSockets(t *Tree) error {
 	return nil
 }
 
+// validInetAddr reports an address of IPv4 or IPv6 proper (not an IPv4
+// one written as IPv6, no zone).
+func validInetAddr(a netip.AddrPort) bool {
+	return a.IsValid() && !a.Addr().Is4In6() && a.Addr().Zone() == ""
+}
+
 // inetSkFileEntry: file_entry {type INETSK, inet_sk_entry}. Addresses are
 // 32-bit words in network order (one for IPv4, four for IPv6), as CRIU
 // has them.
 func inetSkFileEntry(id, flags uint32, s *InetSocket) []byte {
 	addr := s.Addr.Addr().AsSlice()
+	dst := make([]byte, len(addr)) // none but a connected UDP socket's
+	if s.Peer.IsValid() {
+		dst = s.Peer.Addr().AsSlice()
+	}
+	typ, proto, state := uint32(unix.SOCK_STREAM), uint32(unix.IPPROTO_TCP), uint32(tcpListen)
+	if s.UDP {
+		typ, proto, state = unix.SOCK_DGRAM, unix.IPPROTO_UDP, tcpClose
+		if s.Peer.IsValid() {
+			state = tcpEstablish
+		}
+	}
 	var e protoEnc
 	e.int32(1, fdTypeInetSk)
 	e.uint32(2, id)
@@ -102,18 +128,18 @@ func inetSkFileEntry(id, flags uint32, s *InetSocket) []byte {
 		e.uint32(1, id)
 		e.uint32(2, s.Ino)
 		e.uint32(3, uint32(s.Family()))
-		e.uint32(4, unix.SOCK_STREAM)
-		e.uint32(5, unix.IPPROTO_TCP)
-		e.uint32(6, tcpListen)
+		e.uint32(4, typ)
+		e.uint32(5, proto)
+		e.uint32(6, state)
 		e.uint32(7, uint32(s.Addr.Port()))
-		e.uint32(8, 0) // dst_port
+		e.uint32(8, uint32(s.Peer.Port()))
 		e.uint32(9, flags)
 		e.uint32(10, s.Backlog)
 		for i := 0; i < len(addr); i += 4 {
 			e.uint32(11, binary.LittleEndian.Uint32(addr[i:])) // the bytes as they are in memory
 		}
-		for i := 0; i < len(addr); i += 4 {
-			e.uint32(12, 0) // dst_addr: none
+		for i := 0; i < len(dst); i += 4 {
+			e.uint32(12, binary.LittleEndian.Uint32(dst[i:]))
 		}
 		e.message(13, zeroFown)
 		e.message(14, func(e *protoEnc) {
@@ -134,15 +160,14 @@ func inetSkFileEntry(id, flags uint32, s *InetSocket) []byte {
 
 // inetSkMsg: inet_sk_entry, what mmcr reads of it.
 type inetSkMsg struct {
-	ino, family, typ, proto, state, port, flags, backlog uint32
-	addr, dst                                            []uint32
-	reuseAddr, reusePort, v6only                         bool
+	ino, family, typ, proto, state, port, dstPort, flags, backlog uint32
+	addr, dst                                                     []uint32
+	reuseAddr, reusePort, v6only                                  bool
 }
 
 func (m *inetSkMsg) decode(b []byte) error {
 	d := protoDec{msg: "inet_sk_entry", b: b}
 	var opts []byte
-	var dstPort uint32
 	for d.next() {
 		switch d.num {
 		case 1:
@@ -160,7 +185,7 @@ func (m *inetSkMsg) decode(b []byte) error {
 		case 7:
 			d.uint32(&m.port)
 		case 8:
-			d.uint32(&dstPort)
+			d.uint32(&m.dstPort)
 		case 9:
 			d.uint32(&m.flags)
 		case 10:
@@ -194,26 +219,39 @@ func (m *inetSkMsg) decode(b []byte) error {
 	if err := d.end("id ino family type proto state src_port dst_port flags backlog - - fown opts"); err != nil {
 		return err
 	}
-	if dstPort != 0 || m.typ != unix.SOCK_STREAM || m.proto != unix.IPPROTO_TCP || m.state != tcpListen {
-		return fmt.Errorf("inet_sk_entry: socket:[%d] of type %d, protocol %d, state %d, peer port %d: only TCP listeners are restored",
-			m.ino, m.typ, m.proto, m.state, dstPort)
+	tcp := m.typ == unix.SOCK_STREAM && m.proto == unix.IPPROTO_TCP && m.state == tcpListen && m.dstPort == 0
+	udp := m.typ == unix.SOCK_DGRAM && m.proto == unix.IPPROTO_UDP && (m.state == tcpEstablish) == (m.dstPort != 0) &&
+		(m.state == tcpEstablish || m.state == tcpClose)
+	if !tcp && !udp {
+		return fmt.Errorf("inet_sk_entry: socket:[%d] of type %d, protocol %d, state %d, peer port %d: only TCP listeners and UDP sockets are restored",
+			m.ino, m.typ, m.proto, m.state, m.dstPort)
 	}
 	return nil
 }
 
 // socket makes the InetSocket m describes.
 func (m *inetSkMsg) socket() (*InetSocket, error) {
-	var raw []byte
-	for _, w := range m.addr {
-		raw = binary.LittleEndian.AppendUint32(raw, w)
+	addrOf := func(words []uint32, port uint32) (netip.AddrPort, bool) {
+		var raw []byte
+		for _, w := range words {
+			raw = binary.LittleEndian.AppendUint32(raw, w)
+		}
+		a, ok := netip.AddrFromSlice(raw)
+		ok = ok && port <= 0xffff && (m.family == unix.AF_INET && a.Is4() || m.family == unix.AF_INET6 && a.Is6())
+		return netip.AddrPortFrom(a, uint16(port)), ok
 	}
-	addr, ok := netip.AddrFromSlice(raw)
-	switch {
-	case !ok, m.family == unix.AF_INET && !addr.Is4(), m.family == unix.AF_INET6 && !addr.Is6(), m.port > 0xffff:
-		return nil, fmt.Errorf("socket:[%d]: family %d, address of %d words, port %d", m.ino, m.family, len(m.addr), m.port)
+	addr, ok := addrOf(m.addr, m.port)
+	peer, pok := addrOf(m.dst, m.dstPort)
+	if !ok || !pok {
+		return nil, fmt.Errorf("socket:[%d]: family %d, addresses of %d and %d words, ports %d and %d",
+			m.ino, m.family, len(m.addr), len(m.dst), m.port, m.dstPort)
 	}
-	return &InetSocket{Ino: m.ino, Addr: netip.AddrPortFrom(addr, uint16(m.port)), Backlog: m.backlog,
-		ReuseAddr: m.reuseAddr, ReusePort: m.reusePort, V6Only: m.v6only}, nil
+	s := &InetSocket{Ino: m.ino, UDP: m.typ == unix.SOCK_DGRAM, Addr: addr, Backlog: m.backlog,
+		ReuseAddr: m.reuseAddr, ReusePort: m.reusePort, V6Only: m.v6only}
+	if m.dstPort != 0 {
+		s.Peer = peer
+	}
+	return s, nil
 }
 
 // readInetSockets turns the inodes fdFromEntry left in FDInet fds'

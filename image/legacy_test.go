@@ -272,16 +272,27 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 				sk := t.InetByID(fd.InetID)
 				z := proto.Uint64(0)
 				raw := sk.Addr.Addr().AsSlice()
+				typ, prot, state := uint32(unix.SOCK_STREAM), uint32(unix.IPPROTO_TCP), uint32(10) // TCP_LISTEN
+				if sk.UDP {
+					typ, prot, state = unix.SOCK_DGRAM, unix.IPPROTO_UDP, 7 // TCP_CLOSE
+					if sk.Peer.IsValid() {
+						state = 1 // TCP_ESTABLISHED
+					}
+				}
 				isk := &sk_inet.InetSkEntry{Id: proto.Uint32(id), Ino: proto.Uint32(sk.Ino), Family: proto.Uint32(uint32(sk.Family())),
-					Type: proto.Uint32(unix.SOCK_STREAM), Proto: proto.Uint32(unix.IPPROTO_TCP), State: proto.Uint32(10),
-					SrcPort: proto.Uint32(uint32(sk.Addr.Port())), DstPort: proto.Uint32(0),
+					Type: proto.Uint32(typ), Proto: proto.Uint32(prot), State: proto.Uint32(state),
+					SrcPort: proto.Uint32(uint32(sk.Addr.Port())), DstPort: proto.Uint32(uint32(sk.Peer.Port())),
 					Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec), Backlog: proto.Uint32(sk.Backlog), Fown: legacyZeroFown(),
 					Opts: &sk_opts.SkOptsEntry{SoSndbuf: proto.Uint32(0), SoRcvbuf: proto.Uint32(0),
 						SoSndTmoSec: z, SoSndTmoUsec: z, SoRcvTmoSec: z, SoRcvTmoUsec: z,
 						Reuseaddr: proto.Bool(sk.ReuseAddr), SoReuseport: proto.Bool(sk.ReusePort)}}
+				dst := make([]byte, len(raw))
+				if sk.Peer.IsValid() {
+					dst = sk.Peer.Addr().AsSlice()
+				}
 				for i := 0; i < len(raw); i += 4 {
 					isk.SrcAddr = append(isk.SrcAddr, binary.LittleEndian.Uint32(raw[i:]))
-					isk.DstAddr = append(isk.DstAddr, 0)
+					isk.DstAddr = append(isk.DstAddr, binary.LittleEndian.Uint32(dst[i:]))
 				}
 				if sk.Family() == unix.AF_INET6 {
 					isk.V6Only = proto.Bool(sk.V6Only)

@@ -37,7 +37,7 @@ type Tree struct {
 	// what waits to be read at each.
 	Sockets []*UnixSocket
 	// InetSockets are the TCP sockets listening on an IPv4 or IPv6
-	// address that the tree holds.
+	// address, and the UDP sockets, that the tree holds.
 	InetSockets []*InetSocket
 }
 
@@ -702,7 +702,7 @@ const (
 	FDTimerfd                // a timerfd: Timerfd set
 	FDInotify                // an inotify instance: Inotify lists its watches
 	FDPidfd                  // a pidfd of a task of the tree: PidfdPID set
-	FDInet                   // one of Tree.InetSockets, a TCP listener: InetID set
+	FDInet                   // one of Tree.InetSockets, a TCP listener or UDP socket: InetID set
 )
 
 // lastFDKind is the highest FDKind a valid image holds.

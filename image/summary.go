@@ -140,9 +140,18 @@ func fdState(fd *FD) string {
 	return ""
 }
 
-// inetState describes a TCP listener for mmcr show.
+// inetState describes a TCP listener or UDP socket for mmcr show.
 func inetState(s *InetSocket) string {
 	st := fmt.Sprintf("socket:[%d] TCP listening on %s, backlog %d", s.Ino, s.Addr, s.Backlog)
+	if s.UDP {
+		st = fmt.Sprintf("socket:[%d] UDP", s.Ino)
+		if s.Addr.Port() != 0 {
+			st += " bound to " + s.Addr.String()
+		}
+		if s.Peer.IsValid() {
+			st += ", connected to " + s.Peer.String()
+		}
+	}
 	if s.ReuseAddr {
 		st += ", SO_REUSEADDR"
 	}

@@ -3,22 +3,28 @@ package restore
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 
 	"github.com/mmcr/mmcr/image"
 	"golang.org/x/sys/unix"
 )
 
-// newInetListener makes in mmcr the TCP listener s, its options set before
-// bind as the dump found them, bound to its address and port and listening
-// with its backlog, O_NONBLOCK from the fd's flags; its fds take it. The
-// port must be free: a listener still running (a dump with
+// newInetSocket makes in mmcr the TCP listener or UDP socket s, its
+// options set before bind as the dump found them, bound to its address
+// and port (a UDP socket never bound stays so) and listening with its
+// backlog, or connected to its peer; O_NONBLOCK from the fd's flags; its
+// fds take it. The port must be free: the socket still open (a dump with
 // --leave-running) holds it.
-func newInetListener(s *image.InetSocket, flags int) (_ int, err error) {
+func newInetSocket(s *image.InetSocket, flags int) (_ int, err error) {
 	if s == nil {
 		return 0, errors.New("no inet socket")
 	}
-	fd, err := unix.Socket(s.Family(), unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	typ, proto := unix.SOCK_STREAM, unix.IPPROTO_TCP
+	if s.UDP {
+		typ, proto = unix.SOCK_DGRAM, unix.IPPROTO_UDP
+	}
+	fd, err := unix.Socket(s.Family(), typ|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
 		return 0, os.NewSyscallError("socket", err)
 	}
@@ -54,20 +60,23 @@ func newInetListener(s *image.InetSocket, flags int) (_ int, err error) {
 			return 0, err
 		}
 	}
-	var sa unix.Sockaddr
-	if a := s.Addr.Addr(); a.Is4() {
-		sa = &unix.SockaddrInet4{Port: int(s.Addr.Port()), Addr: a.As4()}
-	} else {
-		sa = &unix.SockaddrInet6{Port: int(s.Addr.Port()), Addr: a.As16()}
-	}
-	if err := unix.Bind(fd, sa); err != nil {
-		if errors.Is(err, unix.EADDRINUSE) {
-			return 0, fmt.Errorf("bind %s: %w (is the dumped listener still running?)", s.Addr, err)
+	if !s.UDP || s.Addr.Port() != 0 {
+		if err := unix.Bind(fd, sockaddr(s.Addr)); err != nil {
+			if errors.Is(err, unix.EADDRINUSE) {
+				return 0, fmt.Errorf("bind %s: %w (is the dumped socket still open?)", s.Addr, err)
+			}
+			return 0, fmt.Errorf("bind %s: %w", s.Addr, err)
 		}
-		return 0, fmt.Errorf("bind %s: %w", s.Addr, err)
 	}
-	if err := unix.Listen(fd, int(s.Backlog)); err != nil {
-		return 0, fmt.Errorf("listen on %s: %w", s.Addr, err)
+	if !s.UDP {
+		if err := unix.Listen(fd, int(s.Backlog)); err != nil {
+			return 0, fmt.Errorf("listen on %s: %w", s.Addr, err)
+		}
+	}
+	if s.Peer.IsValid() {
+		if err := unix.Connect(fd, sockaddr(s.Peer)); err != nil {
+			return 0, fmt.Errorf("connect %s to %s: %w", s.Addr, s.Peer, err)
+		}
 	}
 	if flags&unix.O_NONBLOCK != 0 {
 		if err := unix.SetNonblock(fd, true); err != nil {
@@ -75,4 +84,12 @@ func newInetListener(s *image.InetSocket, flags int) (_ int, err error) {
 		}
 	}
 	return fd, nil
+}
+
+// sockaddr is a as the socket calls take it.
+func sockaddr(a netip.AddrPort) unix.Sockaddr {
+	if a.Addr().Is4() {
+		return &unix.SockaddrInet4{Port: int(a.Port()), Addr: a.Addr().As4()}
+	}
+	return &unix.SockaddrInet6{Port: int(a.Port()), Addr: a.Addr().As16()}
 }

@@ -166,7 +166,7 @@ func (rs *restorer) mmcrOpen(fd *image.FD) (int, error) {
 		case image.FDInotify:
 			mine, err = newInotify(fd)
 		case image.FDInet:
-			mine, err = newInetListener(rs.tree.InetByID(fd.InetID), fd.Flags)
+			mine, err = newInetSocket(rs.tree.InetByID(fd.InetID), fd.Flags)
 		case image.FDPidfd:
 			flags := 0
 			if fd.Flags&unix.O_NONBLOCK != 0 {
@@ -244,8 +244,8 @@ func (rs *restorer) closeOpens() {
 
 // madeByMmcr reports the fd kinds restore makes in mmcr and hands to the
 // task (pidfd_getfd): eventfds, signalfds, timerfds, inotify instances,
-// pidfds (of tasks of the tree, which exist by the time fds are made) and
-// TCP listeners.
+// pidfds (of tasks of the tree, which exist by the time fds are made), TCP
+// listeners and UDP sockets.
 func madeByMmcr(k image.FDKind) bool {
 	return k == image.FDEventfd || k == image.FDSignalfd || k == image.FDTimerfd || k == image.FDInotify ||
 		k == image.FDPidfd || k == image.FDInet

@@ -56,3 +56,27 @@ func TestRestoreTCPListenerPortTaken(t *testing.T) {
 	t.Logf("restore: %v", err)
 	waitGone(t, d.pids)
 }
+
+// TestRestoreUDP: UDP sockets come back bound and connected as they were
+// (a client's port too, so that its server answers where it did), and a
+// socket never bound stays so.
+func TestRestoreUDP(t *testing.T) {
+	needRoot(t)
+	d := dumpWorkload(t, false, buildC(t, "udp"))
+	var udp, connected int
+	for _, s := range d.tree.InetSockets {
+		if s.UDP {
+			udp++
+		}
+		if s.Peer.IsValid() {
+			connected++
+		}
+	}
+	if udp != 4 || connected != 1 {
+		t.Errorf("image: %d UDP sockets, %d connected; want 4 and 1", udp, connected)
+	}
+	code, out := restoreDumped(t, d)
+	if code != 0 || !strings.Contains(out, "PASS") {
+		t.Fatalf("restored workload: exit %d, output %q", code, out)
+	}
+}

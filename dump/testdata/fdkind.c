@@ -3,7 +3,8 @@
 // given as argv[2], "epoll-forked": an epoll shared with a child, which registered an eventfd
 // of its own (its fd 4, which the parent lacks), "epoll-stale":
 // an epoll watching fd 4, whose eventfd now lives on fd 5 only; "tcp": a TCP socket not listening;
-// "tcp-queued": a TCP listener with a connection waiting to be accepted; "inotify-deleted": an inotify
+// "tcp-queued": a TCP listener with a connection waiting to be accepted; "udp-queued": a UDP
+// socket with a datagram it sent itself not read; "inotify-deleted": an inotify
 // watching a file deleted since, kept open on fd 4; "pidfd-outside": a pidfd of its parent, outside
 // the tree). Prints "ready PID"; exits 0 on
 // SIGTERM.
@@ -77,6 +78,13 @@ int main(int argc, char **argv) {
 			return 2;
 	}
 	else if (!strcmp(argv[1], "tcp")) fd = socket(AF_INET, SOCK_STREAM, 0);
+	else if (!strcmp(argv[1], "udp-queued") && (fd = socket(AF_INET, SOCK_DGRAM, 0)) == 3) {
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		socklen_t n = sizeof(a);
+		if (bind(fd, (struct sockaddr *)&a, n) || getsockname(fd, (struct sockaddr *)&a, &n) ||
+		    sendto(fd, "x", 1, 0, (struct sockaddr *)&a, n) != 1)
+			return 2;
+	}
 	else if (!strcmp(argv[1], "tcp-queued") && (fd = socket(AF_INET, SOCK_STREAM, 0)) == 3) {
 		/* A listener with a connection (from fd 4) not accepted yet. */
 		struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
