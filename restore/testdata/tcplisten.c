@@ -32,14 +32,6 @@ static int backlog_of(int fd)
 	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &n) ? -1 : (int)ti.tcpi_sacked;
 }
 
-static int opt(int fd, int level, int name)
-{
-	int v = -1;
-	socklen_t n = sizeof(v);
-	getsockopt(fd, level, name, &v, &n);
-	return v;
-}
-
 int main(void)
 {
 	install_term();

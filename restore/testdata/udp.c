@@ -11,14 +11,6 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-static int opt(int fd, int level, int name)
-{
-	int v = -1;
-	socklen_t n = sizeof(v);
-	getsockopt(fd, level, name, &v, &n);
-	return v;
-}
-
 int main(void)
 {
 	install_term();

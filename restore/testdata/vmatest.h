@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -195,6 +196,15 @@ static int run_pair(void (*setup)(void), int (*check_child)(void), int (*check_p
 	fflush(stdout);
 	wait_term();
 	return finish_parent(check_parent(), kid);
+}
+
+/* opt returns an int socket option of fd, -1 when getsockopt fails. */
+static int opt(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t n = sizeof(v);
+	getsockopt(fd, level, name, &v, &n);
+	return v;
 }
 
 #endif
