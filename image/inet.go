@@ -99,10 +99,10 @@ func checkInetSockets(t *Tree) error {
 	return nil
 }
 
-// validInetAddr reports an address of IPv4 or IPv6 proper (not an IPv4
-// one written as IPv6, no zone).
+// validInetAddr reports an IPv4 or IPv6 address without a zone (an IPv6
+// socket's IPv4-mapped address, ::ffff:a.b.c.d, is IPv6 here as there).
 func validInetAddr(a netip.AddrPort) bool {
-	return a.IsValid() && !a.Addr().Is4In6() && a.Addr().Zone() == ""
+	return a.IsValid() && a.Addr().Zone() == ""
 }
 
 // inetSkFileEntry: file_entry {type INETSK, inet_sk_entry}. Addresses are

@@ -22,13 +22,16 @@ func inetTree() *Tree {
 		&FD{Num: 21, Kind: FDInet, Flags: unix.O_RDWR | unix.O_NONBLOCK, InetID: 2},
 		&FD{Num: 22, Kind: FDInet, Flags: unix.O_RDWR | unix.O_CLOEXEC, InetID: 1, OpenID: 1},
 		&FD{Num: 23, Kind: FDInet, Flags: unix.O_RDWR, InetID: 3},
-		&FD{Num: 24, Kind: FDInet, Flags: unix.O_RDWR, InetID: 4})
+		&FD{Num: 24, Kind: FDInet, Flags: unix.O_RDWR, InetID: 4},
+		&FD{Num: 25, Kind: FDInet, Flags: unix.O_RDWR, InetID: 5})
 	t.InetSockets = []*InetSocket{
 		{ID: 1, Ino: 99001, Addr: netip.MustParseAddrPort("127.0.0.1:8080"), Backlog: 128, ReuseAddr: true},
 		{ID: 2, Ino: 99002, Addr: netip.MustParseAddrPort("[2001:db8::7]:443"), Backlog: 4096, ReusePort: true, V6Only: true},
 		// A UDP client connected to a server, a UDP socket never bound.
 		{ID: 3, Ino: 99003, UDP: true, Addr: netip.MustParseAddrPort("[::1]:40001"), Peer: netip.MustParseAddrPort("[::1]:53")},
 		{ID: 4, Ino: 99004, UDP: true, Addr: netip.MustParseAddrPort("0.0.0.0:0")},
+		// An IPv6 socket bound to an IPv4-mapped address.
+		{ID: 5, Ino: 99005, UDP: true, Addr: netip.MustParseAddrPort("[::ffff:127.0.0.1]:5353")},
 	}
 	return t
 }
@@ -59,7 +62,7 @@ func TestInetRoundTrip(t *testing.T) {
 func TestInetRefused(t *testing.T) {
 	for what, mangle := range map[string]func(t *Tree){
 		"socket unheld":       func(t *Tree) { t.Tasks[0].FDs = t.Tasks[0].FDs[:len(t.Tasks[0].FDs)-1] },
-		"socket in two opens": func(t *Tree) { t.Tasks[0].FDs[len(t.Tasks[0].FDs)-3].OpenID = 0 }, // fd 22
+		"socket in two opens": func(t *Tree) { t.Tasks[0].FDs[len(t.Tasks[0].FDs)-4].OpenID = 0 }, // fd 22
 		"no address":          func(t *Tree) { t.InetSockets[0].Addr = netip.AddrPort{} },
 		"v6only on IPv4":      func(t *Tree) { t.InetSockets[0].V6Only = true },
 		"ids out of order":    func(t *Tree) { t.InetSockets[0].ID, t.InetSockets[1].ID = 2, 1 },
