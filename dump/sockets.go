@@ -242,8 +242,28 @@ func readInetSocket(e socketEnd) (s *image.InetSocket, why string, err error) {
 	if family == unix.AF_INET6 {
 		s.V6Only = get(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY) != 0
 	}
+	o := &s.Opts
+	o.SndBuf, o.RcvBuf = uint32(get(unix.SOL_SOCKET, unix.SO_SNDBUF)), uint32(get(unix.SOL_SOCKET, unix.SO_RCVBUF))
+	o.Broadcast, o.KeepAlive = get(unix.SOL_SOCKET, unix.SO_BROADCAST) != 0, get(unix.SOL_SOCKET, unix.SO_KEEPALIVE) != 0
+	o.OOBInline, o.DontRoute = get(unix.SOL_SOCKET, unix.SO_OOBINLINE) != 0, get(unix.SOL_SOCKET, unix.SO_DONTROUTE) != 0
+	o.Priority, o.RcvLowat = uint32(get(unix.SOL_SOCKET, unix.SO_PRIORITY)), uint32(get(unix.SOL_SOCKET, unix.SO_RCVLOWAT))
+	if !udp {
+		o.KeepCnt, o.KeepIdle = uint32(get(unix.IPPROTO_TCP, unix.TCP_KEEPCNT)), uint32(get(unix.IPPROTO_TCP, unix.TCP_KEEPIDLE))
+		o.KeepIntvl = uint32(get(unix.IPPROTO_TCP, unix.TCP_KEEPINTVL))
+	}
 	if err != nil {
 		return fail("getsockopt", err)
+	}
+	// SO_BUF_LOCK (5.14): without it every size counts as set.
+	if lock, lerr := unix.GetsockoptInt(fd, unix.SOL_SOCKET, kernel.SoBufLock); lerr == nil {
+		o.BufLock = uint32(lock)
+	} else {
+		o.BufLock = unix.SOCK_SNDBUF_LOCK | unix.SOCK_RCVBUF_LOCK
+	}
+	if l, lerr := unix.GetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER); lerr != nil {
+		return fail("getsockopt SO_LINGER", lerr)
+	} else if l.Onoff != 0 {
+		o.Linger = new(uint32(l.Linger))
 	}
 	addrOf := func(sa unix.Sockaddr) (netip.AddrPort, string) {
 		switch a := sa.(type) {

@@ -221,9 +221,12 @@
 // TCP_LISTEN 10, or SOCK_DGRAM and IPPROTO_UDP in state TCP_ESTABLISHED 1
 // when connected, else TCP_CLOSE 7; src_port, dst_port, the backlog,
 // src_addr and dst_addr as 32-bit words of the address in memory order,
-// one for IPv4 and four for IPv6, zeros for no peer; sk_opts' reuseaddr
-// and so_reuseport, v6only), its fds of ext kind "inet" naming that
-// entry. An ext file with a shared epoll or an inet socket says version
+// one for IPv4 and four for IPv6, zeros for no peer; v6only; sk_opts'
+// so_sndbuf, so_rcvbuf, reuseaddr, so_priority, so_rcvlowat,
+// so_dontroute, so_reuseport, so_broadcast, so_keepalive, a TCP socket's
+// tcp_keepcnt, tcp_keepidle and tcp_keepintvl, so_oobinline, so_linger
+// when on and so_buf_lock, InetSocket.Opts), its fds of ext kind "inet"
+// naming that entry. An ext file with a shared epoll or an inet socket says version
 // 8; a version 8 reader reads versions 1-8.
 //
 // # manifest.json (format "mmcr-image", version 1)

@@ -39,6 +39,26 @@ type InetSocket struct {
 	// The options of SOL_SOCKET and IPPROTO_IPV6 restore sets before bind.
 	ReuseAddr, ReusePort bool
 	V6Only               bool // an IPv6 socket that takes no IPv4 connections
+	Opts                 InetOpts
+}
+
+// InetOpts are the socket options of an InetSocket restore sets again,
+// as CRIU's sk_opts_entry has them. A listener's pass to the connections
+// it accepts.
+type InetOpts struct {
+	// SndBuf and RcvBuf are SO_SNDBUF and SO_RCVBUF as getsockopt says
+	// them (twice what setsockopt was given); BufLock (SO_BUF_LOCK) says
+	// which were set (unix.SOCK_SNDBUF_LOCK, SOCK_RCVBUF_LOCK): only those
+	// are set again, the others are the kernel's to tune.
+	SndBuf, RcvBuf, BufLock uint32
+	Broadcast, KeepAlive    bool // SO_BROADCAST, SO_KEEPALIVE
+	OOBInline, DontRoute    bool // SO_OOBINLINE, SO_DONTROUTE
+	Priority, RcvLowat      uint32
+	// Linger is SO_LINGER's time in seconds when it is on.
+	Linger *uint32
+	// KeepCnt, KeepIdle and KeepIntvl are a TCP socket's TCP_KEEPCNT,
+	// TCP_KEEPIDLE and TCP_KEEPINTVL (0 for UDP).
+	KeepCnt, KeepIdle, KeepIntvl uint32
 }
 
 // Family is the socket's address family, AF_INET or AF_INET6.
@@ -67,7 +87,9 @@ func checkInetSockets(t *Tree) error {
 		if s == nil || s.ID != uint32(i+1) || inos[s.Ino] || !validInetAddr(s.Addr) || s.V6Only && s.Addr.Addr().Is4() ||
 			!s.UDP && (s.Addr.Port() == 0 || s.Peer.IsValid()) ||
 			s.UDP && (s.Backlog != 0 || s.Peer.IsValid() && (!validInetAddr(s.Peer) || s.Peer.Port() == 0 ||
-				s.Peer.Addr().Is4() != s.Addr.Addr().Is4())) {
+				s.Peer.Addr().Is4() != s.Addr.Addr().Is4())) ||
+			s.Opts.BufLock&^(unix.SOCK_SNDBUF_LOCK|unix.SOCK_RCVBUF_LOCK) != 0 ||
+			s.UDP && (s.Opts.KeepCnt != 0 || s.Opts.KeepIdle != 0 || s.Opts.KeepIntvl != 0) {
 			return fmt.Errorf("inet socket %d of %d: %+v", i+1, len(t.InetSockets), s)
 		}
 		inos[s.Ino] = true
@@ -142,14 +164,30 @@ func inetSkFileEntry(id, flags uint32, s *InetSocket) []byte {
 			e.uint32(12, binary.LittleEndian.Uint32(dst[i:]))
 		}
 		e.message(13, zeroFown)
+		o := &s.Opts
 		e.message(14, func(e *protoEnc) {
-			e.uint32(1, 0) // so_sndbuf, so_rcvbuf: the defaults (see InetSocket)
-			e.uint32(2, 0)
+			e.uint32(1, o.SndBuf)
+			e.uint32(2, o.RcvBuf)
 			for num := protowire.Number(3); num <= 6; num++ {
 				e.uint64(num, 0) // no send or receive timeout
 			}
 			e.bool(7, s.ReuseAddr)
+			e.uint32(8, o.Priority)
+			e.uint32(9, o.RcvLowat)
+			e.bool(13, o.DontRoute)
 			e.bool(17, s.ReusePort)
+			e.bool(18, o.Broadcast)
+			e.bool(19, o.KeepAlive)
+			if !s.UDP {
+				e.uint32(20, o.KeepCnt)
+				e.uint32(21, o.KeepIdle)
+				e.uint32(22, o.KeepIntvl)
+			}
+			e.bool(23, o.OOBInline)
+			if o.Linger != nil {
+				e.uint32(24, *o.Linger)
+			}
+			e.uint32(25, o.BufLock)
 		})
 		if s.Family() == unix.AF_INET6 {
 			e.bool(15, s.V6Only)
@@ -163,6 +201,7 @@ type inetSkMsg struct {
 	ino, family, typ, proto, state, port, dstPort, flags, backlog uint32
 	addr, dst                                                     []uint32
 	reuseAddr, reusePort, v6only                                  bool
+	opts                                                          InetOpts
 }
 
 func (m *inetSkMsg) decode(b []byte) error {
@@ -204,14 +243,42 @@ func (m *inetSkMsg) decode(b []byte) error {
 	}
 	d.sub("opts", opts, func(b []byte) error {
 		o := protoDec{msg: "sk_opts_entry", b: b}
+		op := &m.opts
 		for o.next() {
 			switch o.num {
-			case 1, 2, 3, 4, 5, 6:
-				o.note(protowire.VarintType) // buffers and timeouts: required, not kept
+			case 1:
+				o.uint32(&op.SndBuf)
+			case 2:
+				o.uint32(&op.RcvBuf)
+			case 3, 4, 5, 6:
+				o.note(protowire.VarintType) // timeouts: required, not kept
 			case 7:
 				o.bool(&m.reuseAddr)
+			case 8:
+				o.uint32(&op.Priority)
+			case 9:
+				o.uint32(&op.RcvLowat)
+			case 13:
+				o.bool(&op.DontRoute)
 			case 17:
 				o.bool(&m.reusePort)
+			case 18:
+				o.bool(&op.Broadcast)
+			case 19:
+				o.bool(&op.KeepAlive)
+			case 20:
+				o.uint32(&op.KeepCnt)
+			case 21:
+				o.uint32(&op.KeepIdle)
+			case 22:
+				o.uint32(&op.KeepIntvl)
+			case 23:
+				o.bool(&op.OOBInline)
+			case 24:
+				op.Linger = new(uint32)
+				o.uint32(op.Linger)
+			case 25:
+				o.uint32(&op.BufLock)
 			}
 		}
 		return o.end("so_sndbuf so_rcvbuf so_snd_tmo_sec so_snd_tmo_usec so_rcv_tmo_sec so_rcv_tmo_usec")
@@ -247,7 +314,7 @@ func (m *inetSkMsg) socket() (*InetSocket, error) {
 			m.ino, m.family, len(m.addr), len(m.dst), m.port, m.dstPort)
 	}
 	s := &InetSocket{Ino: m.ino, UDP: m.typ == unix.SOCK_DGRAM, Addr: addr, Backlog: m.backlog,
-		ReuseAddr: m.reuseAddr, ReusePort: m.reusePort, V6Only: m.v6only}
+		ReuseAddr: m.reuseAddr, ReusePort: m.reusePort, V6Only: m.v6only, Opts: m.opts}
 	if m.dstPort != 0 {
 		s.Peer = peer
 	}

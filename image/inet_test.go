@@ -25,10 +25,13 @@ func inetTree() *Tree {
 		&FD{Num: 24, Kind: FDInet, Flags: unix.O_RDWR, InetID: 4},
 		&FD{Num: 25, Kind: FDInet, Flags: unix.O_RDWR, InetID: 5})
 	t.InetSockets = []*InetSocket{
-		{ID: 1, Ino: 99001, Addr: netip.MustParseAddrPort("127.0.0.1:8080"), Backlog: 128, ReuseAddr: true},
+		{ID: 1, Ino: 99001, Addr: netip.MustParseAddrPort("127.0.0.1:8080"), Backlog: 128, ReuseAddr: true,
+			Opts: InetOpts{SndBuf: 16384, RcvBuf: 200000, BufLock: unix.SOCK_RCVBUF_LOCK, KeepAlive: true, Priority: 4,
+				Linger: new(uint32(5)), KeepCnt: 9, KeepIdle: 77, KeepIntvl: 75}},
 		{ID: 2, Ino: 99002, Addr: netip.MustParseAddrPort("[2001:db8::7]:443"), Backlog: 4096, ReusePort: true, V6Only: true},
 		// A UDP client connected to a server, a UDP socket never bound.
-		{ID: 3, Ino: 99003, UDP: true, Addr: netip.MustParseAddrPort("[::1]:40001"), Peer: netip.MustParseAddrPort("[::1]:53")},
+		{ID: 3, Ino: 99003, UDP: true, Addr: netip.MustParseAddrPort("[::1]:40001"), Peer: netip.MustParseAddrPort("[::1]:53"),
+			Opts: InetOpts{SndBuf: 212992, RcvBuf: 212992, Broadcast: true, RcvLowat: 1, OOBInline: true, DontRoute: true}},
 		{ID: 4, Ino: 99004, UDP: true, Addr: netip.MustParseAddrPort("0.0.0.0:0")},
 		// An IPv6 socket bound to an IPv4-mapped address.
 		{ID: 5, Ino: 99005, UDP: true, Addr: netip.MustParseAddrPort("[::ffff:127.0.0.1]:5353")},
@@ -72,6 +75,8 @@ func TestInetRefused(t *testing.T) {
 		},
 		"TCP listener on port 0": func(t *Tree) { t.InetSockets[0].Addr = netip.MustParseAddrPort("127.0.0.1:0") },
 		"UDP with a backlog":     func(t *Tree) { t.InetSockets[3].Backlog = 5 },
+		"UDP with keepalives":    func(t *Tree) { t.InetSockets[2].Opts.KeepIdle = 60 },
+		"unknown buffer lock":    func(t *Tree) { t.InetSockets[0].Opts.BufLock = 4 },
 	} {
 		if _, err := commitTree(t, inetTree()); err != nil {
 			t.Fatalf("the unmangled tree: %v", err)

@@ -283,9 +283,20 @@ func legacyImages(tb testing.TB, t *Tree, ghosts map[uint32]bool) map[string][]b
 					Type: proto.Uint32(typ), Proto: proto.Uint32(prot), State: proto.Uint32(state),
 					SrcPort: proto.Uint32(uint32(sk.Addr.Port())), DstPort: proto.Uint32(uint32(sk.Peer.Port())),
 					Flags: proto.Uint32(uint32(fd.Flags) &^ oCloexec), Backlog: proto.Uint32(sk.Backlog), Fown: legacyZeroFown(),
-					Opts: &sk_opts.SkOptsEntry{SoSndbuf: proto.Uint32(0), SoRcvbuf: proto.Uint32(0),
+					Opts: &sk_opts.SkOptsEntry{SoSndbuf: proto.Uint32(sk.Opts.SndBuf), SoRcvbuf: proto.Uint32(sk.Opts.RcvBuf),
 						SoSndTmoSec: z, SoSndTmoUsec: z, SoRcvTmoSec: z, SoRcvTmoUsec: z,
-						Reuseaddr: proto.Bool(sk.ReuseAddr), SoReuseport: proto.Bool(sk.ReusePort)}}
+						Reuseaddr: proto.Bool(sk.ReuseAddr), SoReuseport: proto.Bool(sk.ReusePort),
+						SoPriority: proto.Uint32(sk.Opts.Priority), SoRcvlowat: proto.Uint32(sk.Opts.RcvLowat),
+						SoDontroute: proto.Bool(sk.Opts.DontRoute), SoBroadcast: proto.Bool(sk.Opts.Broadcast),
+						SoKeepalive: proto.Bool(sk.Opts.KeepAlive), SoOobinline: proto.Uint32(boolUint32(sk.Opts.OOBInline)),
+						SoBufLock: proto.Uint32(sk.Opts.BufLock)}}
+				if !sk.UDP {
+					isk.Opts.TcpKeepcnt, isk.Opts.TcpKeepidle = proto.Uint32(sk.Opts.KeepCnt), proto.Uint32(sk.Opts.KeepIdle)
+					isk.Opts.TcpKeepintvl = proto.Uint32(sk.Opts.KeepIntvl)
+				}
+				if sk.Opts.Linger != nil {
+					isk.Opts.SoLinger = proto.Uint32(*sk.Opts.Linger)
+				}
 				dst := make([]byte, len(raw))
 				if sk.Peer.IsValid() {
 					dst = sk.Peer.Addr().AsSlice()
@@ -589,4 +600,12 @@ func legacyU64s(b []byte) []uint64 {
 		return nil
 	}
 	return u64s(b)
+}
+
+// boolUint32 is a flag as CRIU's uint32 fields hold one (so_oobinline).
+func boolUint32(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -60,6 +60,9 @@ func newInetSocket(s *image.InetSocket, flags int) (_ int, err error) {
 			return 0, err
 		}
 	}
+	if err := setInetOpts(fd, &s.Opts, s.UDP); err != nil {
+		return 0, err
+	}
 	if !s.UDP || s.Addr.Port() != 0 {
 		if err := unix.Bind(fd, sockaddr(s.Addr)); err != nil {
 			if errors.Is(err, unix.EADDRINUSE) {
@@ -84,6 +87,64 @@ func newInetSocket(s *image.InetSocket, flags int) (_ int, err error) {
 		}
 	}
 	return fd, nil
+}
+
+// setInetOpts sets o on socket fd: the buffer sizes that were set (half
+// what getsockopt said: the kernel doubles them again), the flags that are
+// on, the priority and low-water mark when not the defaults, linger, and
+// a TCP socket's keepalive parameters.
+func setInetOpts(fd int, o *image.InetOpts, udp bool) error {
+	type setting struct {
+		level, opt int
+		v          int
+		name       string
+	}
+	var ss []setting
+	if o.BufLock&unix.SOCK_SNDBUF_LOCK != 0 && o.SndBuf != 0 {
+		ss = append(ss, setting{unix.SOL_SOCKET, unix.SO_SNDBUF, int(o.SndBuf / 2), "SO_SNDBUF"})
+	}
+	if o.BufLock&unix.SOCK_RCVBUF_LOCK != 0 && o.RcvBuf != 0 {
+		ss = append(ss, setting{unix.SOL_SOCKET, unix.SO_RCVBUF, int(o.RcvBuf / 2), "SO_RCVBUF"})
+	}
+	for _, f := range []struct {
+		on   bool
+		opt  int
+		name string
+	}{{o.Broadcast, unix.SO_BROADCAST, "SO_BROADCAST"}, {o.KeepAlive, unix.SO_KEEPALIVE, "SO_KEEPALIVE"},
+		{o.OOBInline, unix.SO_OOBINLINE, "SO_OOBINLINE"}, {o.DontRoute, unix.SO_DONTROUTE, "SO_DONTROUTE"}} {
+		if f.on {
+			ss = append(ss, setting{unix.SOL_SOCKET, f.opt, 1, f.name})
+		}
+	}
+	if o.Priority != 0 {
+		ss = append(ss, setting{unix.SOL_SOCKET, unix.SO_PRIORITY, int(o.Priority), "SO_PRIORITY"})
+	}
+	if o.RcvLowat > 1 {
+		ss = append(ss, setting{unix.SOL_SOCKET, unix.SO_RCVLOWAT, int(o.RcvLowat), "SO_RCVLOWAT"})
+	}
+	if !udp {
+		for _, k := range []struct {
+			v    uint32
+			opt  int
+			name string
+		}{{o.KeepCnt, unix.TCP_KEEPCNT, "TCP_KEEPCNT"}, {o.KeepIdle, unix.TCP_KEEPIDLE, "TCP_KEEPIDLE"},
+			{o.KeepIntvl, unix.TCP_KEEPINTVL, "TCP_KEEPINTVL"}} {
+			if k.v != 0 {
+				ss = append(ss, setting{unix.IPPROTO_TCP, k.opt, int(k.v), k.name})
+			}
+		}
+	}
+	for _, st := range ss {
+		if err := unix.SetsockoptInt(fd, st.level, st.opt, st.v); err != nil {
+			return fmt.Errorf("setsockopt %s %d: %w", st.name, st.v, err)
+		}
+	}
+	if o.Linger != nil {
+		if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: int32(*o.Linger)}); err != nil {
+			return fmt.Errorf("setsockopt SO_LINGER %d: %w", *o.Linger, err)
+		}
+	}
+	return nil
 }
 
 // sockaddr is a as the socket calls take it.

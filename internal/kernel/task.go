@@ -30,6 +30,11 @@ const (
 		MembarrierRegisterPrivateExpeditedSyncCore | MembarrierRegisterPrivateExpeditedRseq
 )
 
+// SoBufLock is SO_BUF_LOCK (Linux 5.14): which of a socket's buffer
+// sizes were set by setsockopt (unix.SOCK_SNDBUF_LOCK, SOCK_RCVBUF_LOCK),
+// and so no longer tuned by the kernel.
+const SoBufLock = 72
+
 // TfdIocSetTicks is TFD_IOC_SET_TICKS (_IOW('T', 0, u64)): sets a
 // timerfd's expirations not read yet (CONFIG_CHECKPOINT_RESTORE).
 const TfdIocSetTicks = 0x40085400

@@ -1,5 +1,6 @@
 /* tcplisten: TCP listeners across a dump and restore. The parent listens
- * on 127.0.0.1 (an ephemeral port, SO_REUSEADDR, backlog 7) and on ::1
+ * on 127.0.0.1 (an ephemeral port, SO_REUSEADDR, backlog 7, SO_KEEPALIVE,
+ * TCP_KEEPIDLE 77, a receive buffer set, SO_LINGER 5 s) and on ::1
  * (IPV6_V6ONLY, backlog 3, O_NONBLOCK); its child, sharing the first
  * listener (fork), sits in accept() on it. On SIGTERM the parent checks
  * both listen where they did, with their backlogs and options, connects
@@ -41,10 +42,14 @@ int main(void)
 	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
 	socklen_t n4 = sizeof(a4), n6 = sizeof(a6);
 	if (l4 < 0 || l6 < 0 || setsockopt(l4, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    setsockopt(l6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) || bind(l4, (void *)&a4, n4) ||
+	    setsockopt(l6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) || setsockopt(l4, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) ||
+	    setsockopt(l4, IPPROTO_TCP, TCP_KEEPIDLE, &(int){77}, sizeof(int)) ||
+	    setsockopt(l4, SOL_SOCKET, SO_RCVBUF, &(int){100000}, sizeof(int)) ||
+	    setsockopt(l4, SOL_SOCKET, SO_LINGER, &(struct linger){1, 5}, sizeof(struct linger)) || bind(l4, (void *)&a4, n4) ||
 	    bind(l6, (void *)&a6, n6) || listen(l4, 7) || listen(l6, 3) || getsockname(l4, (void *)&a4, &n4) ||
 	    getsockname(l6, (void *)&a6, &n6))
 		return printf("FAIL setup: %m\n"), 1;
+	int rcvbuf = opt(l4, SOL_SOCKET, SO_RCVBUF), sndbuf6 = opt(l6, SOL_SOCKET, SO_SNDBUF);
 	child = fork();
 	if (child == 0) {
 		signal(SIGTERM, SIG_IGN);
@@ -75,6 +80,15 @@ int main(void)
 	    opt(l6, IPPROTO_IPV6, IPV6_V6ONLY) != 1)
 		FAIL("FAIL options: SO_REUSEADDR %d %d, IPV6_V6ONLY %d\n", opt(l4, SOL_SOCKET, SO_REUSEADDR),
 			      opt(l6, SOL_SOCKET, SO_REUSEADDR), opt(l6, IPPROTO_IPV6, IPV6_V6ONLY));
+	struct linger lg = {0};
+	socklen_t lgn = sizeof(lg);
+	if (opt(l4, SOL_SOCKET, SO_KEEPALIVE) != 1 || opt(l4, IPPROTO_TCP, TCP_KEEPIDLE) != 77 ||
+	    opt(l4, SOL_SOCKET, SO_RCVBUF) != rcvbuf || opt(l6, SOL_SOCKET, SO_SNDBUF) != sndbuf6 ||
+	    opt(l6, SOL_SOCKET, SO_KEEPALIVE) != 0 || getsockopt(l4, SOL_SOCKET, SO_LINGER, &lg, &lgn) || !lg.l_onoff ||
+	    lg.l_linger != 5)
+		FAIL("FAIL keepalive %d idle %d, rcvbuf %d (was %d), ::1 sndbuf %d (was %d), linger %d %d\n",
+		     opt(l4, SOL_SOCKET, SO_KEEPALIVE), opt(l4, IPPROTO_TCP, TCP_KEEPIDLE), opt(l4, SOL_SOCKET, SO_RCVBUF), rcvbuf,
+		     opt(l6, SOL_SOCKET, SO_SNDBUF), sndbuf6, lg.l_onoff, lg.l_linger);
 	if ((fcntl(l4, F_GETFL) & O_NONBLOCK) || !(fcntl(l6, F_GETFL) & O_NONBLOCK))
 		FAIL("FAIL O_NONBLOCK: %#x %#x\n", fcntl(l4, F_GETFL), fcntl(l6, F_GETFL));
 

@@ -1,7 +1,7 @@
 /* udp: UDP sockets across a dump and restore. A server socket bound to
  * 127.0.0.1 (an ephemeral port), a client connected to it (its port
  * picked by connect), a socket never bound, and a server on ::1
- * (IPV6_V6ONLY, O_NONBLOCK). A first datagram goes from client to server
+ * (IPV6_V6ONLY, O_NONBLOCK, SO_BROADCAST). A first datagram goes from client to server
  * before the dump and is read. On SIGTERM the client sends "ping": the
  * server must get it from the client's old port and answer there with
  * "pong", which the client reads; the sockets must be bound, connected
@@ -22,7 +22,8 @@ int main(void)
 	socklen_t n = sizeof(sa), cn = sizeof(ca), n6 = sizeof(a6), fn = sizeof(from);
 	char buf[16] = {0};
 	if (srv < 0 || cli < 0 || loose < 0 || srv6 < 0 || setsockopt(srv, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    setsockopt(srv6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) || bind(srv, (void *)&sa, n) ||
+	    setsockopt(srv6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) ||
+	    setsockopt(srv6, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one)) || bind(srv, (void *)&sa, n) ||
 	    getsockname(srv, (void *)&sa, &n) || connect(cli, (void *)&sa, n) || getsockname(cli, (void *)&ca, &cn) ||
 	    bind(srv6, (void *)&a6, n6) || getsockname(srv6, (void *)&a6, &n6) || send(cli, "hi", 2, 0) != 2 ||
 	    recv(srv, buf, sizeof(buf), 0) != 2)
@@ -43,6 +44,7 @@ int main(void)
 	if (getsockname(loose, (void *)&b, &ln) || b.sin_port != 0 || getpeername(loose, (void *)&peer, &pn) == 0)
 		return printf("FAIL the loose socket got bound (port %d) or connected\n", ntohs(b.sin_port)), 1;
 	if (opt(srv, SOL_SOCKET, SO_REUSEADDR) != 1 || opt(srv6, IPPROTO_IPV6, IPV6_V6ONLY) != 1 ||
+	    opt(srv6, SOL_SOCKET, SO_BROADCAST) != 1 || opt(srv, SOL_SOCKET, SO_BROADCAST) != 0 ||
 	    !(fcntl(srv6, F_GETFL) & O_NONBLOCK) || (fcntl(srv, F_GETFL) & O_NONBLOCK))
 		return printf("FAIL options or flags\n"), 1;
 	if (send(cli, "ping", 4, 0) != 4 || recvfrom(srv, buf, sizeof(buf), 0, (void *)&from, &fn) != 4 ||
