@@ -23,7 +23,7 @@
 //     and they stay short and early, before the long page copy.
 //  3. pages: private pages per task through process_vm_readv (through
 //     /proc/PID/mem when the tree has several tasks: it does not break
-//     copy-on-write sharing), copied by a worker per CPU (copy.go); a page
+//     copy-on-write sharing), copied by workers and a writer (copy.go); a page
 //     a child still shares with its parent is recorded as the parent's,
 //     not stored again (cow.go); shared objects once each through their
 //     map_files fd; ghosts of deleted files.

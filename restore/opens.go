@@ -213,17 +213,27 @@ func (rs *restorer) mmcrOpen(fd *image.FD) (int, error) {
 	return mine, nil
 }
 
-// firstOpen returns the first fd, in tree order, of open file description
-// id (an OpenID).
-func (rs *restorer) firstOpen(id uint32) *image.FD {
-	for _, t := range rs.tree.Tasks {
-		for _, fd := range t.FDs {
-			if fd.OpenID == id {
-				return fd
+// registersEpoll reports whether fd is an epoll fd whose task registers
+// the epoll's targets: its only fd, or the first in tree order of a shared
+// epoll's (the dump checked the targets' numbers there).
+func (rs *restorer) registersEpoll(fd *image.FD) bool {
+	if fd.Kind != image.FDEpoll || len(fd.Epoll) == 0 {
+		return false
+	}
+	if fd.OpenID == 0 {
+		return true
+	}
+	if rs.epollFirst == nil {
+		rs.epollFirst = make(map[uint32]*image.FD)
+		for _, t := range rs.tree.Tasks {
+			for _, f := range t.FDs {
+				if f.Kind == image.FDEpoll && f.OpenID != 0 && rs.epollFirst[f.OpenID] == nil {
+					rs.epollFirst[f.OpenID] = f
+				}
 			}
 		}
 	}
-	return nil
+	return rs.epollFirst[fd.OpenID] == fd
 }
 
 // closeOpenFD closes one of mmcr's opens and forgets it.

@@ -132,6 +132,8 @@ type restorer struct {
 	tasks  []*task
 	byPID  map[int]*task
 	ghosts *ghostSet
+	// epollFirst is the first fd of each shared epoll (registersEpoll).
+	epollFirst map[uint32]*image.FD
 	// shm holds mmcr's own open of every shared object once its owner made it.
 	shm map[uint32]*os.File
 	// stubStatus (credentials) and stubLimits are what every task has

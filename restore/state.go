@@ -53,7 +53,7 @@ func (rs *restorer) restoreState(tk *task) error {
 	}
 	// Batch errors name the task and the syscall.
 	limits := rs.rlimitChanges(tk)
-	if len(tk.threads) > 1 || len(limits) > 0 || hasEpollTargets(t) {
+	if len(tk.threads) > 1 || len(limits) > 0 || slices.ContainsFunc(t.FDs, rs.registersEpoll) {
 		if err := c.run(); err != nil {
 			return err
 		}
@@ -138,15 +138,6 @@ func (rs *restorer) readStub(tk *task) error {
 	}
 	rs.stubStatus, rs.stubLimits = &st, limits
 	return nil
-}
-
-func hasEpollTargets(t *image.Task) bool {
-	for _, fd := range t.FDs {
-		if fd.Kind == image.FDEpoll && len(fd.Epoll) > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // restoreIdentity sets the comm and the personality, both per thread in
@@ -373,7 +364,7 @@ func (rs *restorer) fillEpolls(tk *task) error {
 		external[fd.Num] = fd.Kind == image.FDExternal
 	}
 	for _, fd := range tk.t.FDs {
-		if fd.Kind != image.FDEpoll || len(fd.Epoll) == 0 || fd.OpenID != 0 && rs.firstOpen(fd.OpenID) != fd {
+		if !rs.registersEpoll(fd) {
 			continue
 		}
 		s := rs.newScratch()
