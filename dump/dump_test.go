@@ -741,8 +741,8 @@ func TestDumpRefusesFDKinds(t *testing.T) {
 		{"pidfd-outside", fmt.Sprintf("fd 3 is a pidfd of process %d, outside the tree", os.Getpid())},
 		{"epoll-stale", "epoll fd 3 watches a file no longer open as fd 4"},
 		{"socket", "and connected"}, // fd 3, a datagram socket bound to a name
-		{"tcp", "a TCP socket that is not listening"},
-		{"tcp-queued", "with 1 connections not accepted"},
+		{"tcp", "that is a TCP socket not listening"},
+		{"tcp-queued", "with 1 connection(s) not accepted"},
 		{"udp-queued", "with datagrams not read"},
 		{"fifo", fmt.Sprintf("fd 3 is a FIFO (%s) that process %d outside the tree also holds", fifo, os.Getpid())},
 	} {
@@ -763,6 +763,7 @@ func TestDumpRefusesFDKinds(t *testing.T) {
 				!strings.Contains(err.Error(), fmt.Sprintf("task %d", pid)) || !errors.Is(err, ErrUnsupported) {
 				t.Fatalf("dump: %v; want task %d and %q", err, pid, tc.want)
 			}
+			t.Logf("dump: %v", err)
 			if fmt.Sprint(readMaps(t, pid)) != fmt.Sprint(before) {
 				t.Errorf("maps changed by the failed dump")
 			}

@@ -161,11 +161,7 @@ func (d *dumper) checkEpolls() error {
 			continue
 		}
 		checked[ep.e.OpenID] = true
-		if err := checkEpollTargets(ep.pid, ep.fd); err != nil {
-			if holders[ep.e.OpenID] > 1 {
-				err = fmt.Errorf("%w (the epoll is shared by %d fds: another holder may have added it with an fd of its own)",
-					err, holders[ep.e.OpenID])
-			}
+		if err := checkEpollTargets(ep.pid, ep.fd, holders[ep.e.OpenID]); err != nil {
 			return taskErr(ep.pid, "dump fds", err)
 		}
 	}
@@ -189,12 +185,18 @@ func sameFile(pa, a, pb, b int) (bool, error) {
 // dup'd, then that number closed or reused; or, for an epoll shared
 // across fork, the registration was made by another of its holders):
 // restore adds targets by number.
-func checkEpollTargets(pid int, fd procfs.FD) error {
+// holders is how many fds hold the epoll: more than one, the target may
+// be one another holder added with an fd of its own.
+func checkEpollTargets(pid int, fd procfs.FD, holders int) error {
 	for _, tg := range fd.EpollTargets {
 		var st unix.Stat_t
 		err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", pid, tg.FD), &st)
 		if err != nil || (tg.Ino != 0 && st.Ino != tg.Ino) {
-			return fmt.Errorf("epoll fd %d watches a file no longer open as fd %d: %w", fd.Num, tg.FD, ErrUnsupported)
+			hint := ""
+			if holders > 1 {
+				hint = fmt.Sprintf(" (the epoll is shared by %d fds: another holder may have added it with an fd of its own)", holders)
+			}
+			return fmt.Errorf("epoll fd %d watches a file no longer open as fd %d%s: %w", fd.Num, tg.FD, hint, ErrUnsupported)
 		}
 	}
 	return nil

@@ -235,7 +235,7 @@ func readInetSocket(e socketEnd) (s *image.InetSocket, why string, err error) {
 	case !udp && (typ != unix.SOCK_STREAM || proto != unix.IPPROTO_TCP):
 		return nil, fmt.Sprintf("of IP protocol %d, type %d: of IP sockets only TCP listeners and UDP sockets are dumped", proto, typ), nil
 	case !udp && listening == 0:
-		return nil, "a TCP socket that is not listening: of TCP sockets only listeners are dumped (connections are not)", nil
+		return nil, "that is a TCP socket not listening (a connection, or not yet listening): of TCP sockets only listeners are dumped", nil
 	}
 	s = &image.InetSocket{Ino: uint32(e.ino), UDP: udp}
 	s.ReuseAddr, s.ReusePort = get(unix.SOL_SOCKET, unix.SO_REUSEADDR) != 0, get(unix.SOL_SOCKET, unix.SO_REUSEPORT) != 0
@@ -277,9 +277,9 @@ func readInetSocket(e socketEnd) (s *image.InetSocket, why string, err error) {
 		}
 		return netip.AddrPort{}, fmt.Sprintf("with an address of type %T", sa)
 	}
-	kind := "a TCP listener"
+	kind := "that is a TCP listener"
 	if udp {
-		kind = "a UDP socket"
+		kind = "that is a UDP socket"
 	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
@@ -302,7 +302,7 @@ func readInetSocket(e socketEnd) (s *image.InetSocket, why string, err error) {
 		// A peek that does not say EAGAIN found a datagram (maybe empty).
 		var b [1]byte
 		if _, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT); !errors.Is(err, unix.EAGAIN) {
-			return nil, fmt.Sprintf("a UDP socket on %s with datagrams not read (their senders are not kept)", s.Addr), nil
+			return nil, fmt.Sprintf("that is a UDP socket on %s with datagrams not read (their senders are not kept)", s.Addr), nil
 		}
 		return s, "", nil
 	}
@@ -313,7 +313,7 @@ func readInetSocket(e socketEnd) (s *image.InetSocket, why string, err error) {
 		return fail("getsockopt TCP_INFO", err)
 	}
 	if info.Unacked != 0 {
-		return nil, fmt.Sprintf("listening on %s with %d connections not accepted (their clients would be reset)", s.Addr, info.Unacked), nil
+		return nil, fmt.Sprintf("listening on %s with %d connection(s) not accepted (their clients would be reset)", s.Addr, info.Unacked), nil
 	}
 	s.Backlog = info.Sacked
 	return s, "", nil
