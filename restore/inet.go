@@ -33,34 +33,7 @@ func newInetSocket(s *image.InetSocket, flags int) (_ int, err error) {
 			unix.Close(fd)
 		}
 	}()
-	set := func(level, opt int, on bool, name string) error {
-		v := 0
-		if on {
-			v = 1
-		}
-		if err := unix.SetsockoptInt(fd, level, opt, v); err != nil {
-			return fmt.Errorf("setsockopt %s: %w", name, err)
-		}
-		return nil
-	}
-	if s.ReuseAddr {
-		if err := set(unix.SOL_SOCKET, unix.SO_REUSEADDR, true, "SO_REUSEADDR"); err != nil {
-			return 0, err
-		}
-	}
-	if s.ReusePort {
-		if err := set(unix.SOL_SOCKET, unix.SO_REUSEPORT, true, "SO_REUSEPORT"); err != nil {
-			return 0, err
-		}
-	}
-	if s.Family() == unix.AF_INET6 {
-		// Set either way: this machine's default (net.ipv6.bindv6only)
-		// may not be the dumping one's.
-		if err := set(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, s.V6Only, "IPV6_V6ONLY"); err != nil {
-			return 0, err
-		}
-	}
-	if err := setInetOpts(fd, &s.Opts, s.UDP); err != nil {
+	if err := setInetOpts(fd, s); err != nil {
 		return 0, err
 	}
 	if !s.UDP || s.Addr.Port() != 0 {
@@ -89,17 +62,34 @@ func newInetSocket(s *image.InetSocket, flags int) (_ int, err error) {
 	return fd, nil
 }
 
-// setInetOpts sets o on socket fd: the buffer sizes that were set (half
-// what getsockopt said: the kernel doubles them again), the flags that are
-// on, the priority and low-water mark when not the defaults, linger, and
-// a TCP socket's keepalive parameters.
-func setInetOpts(fd int, o *image.InetOpts, udp bool) error {
+// setInetOpts sets s's options on socket fd, before bind: SO_REUSEADDR
+// and SO_REUSEPORT when on, an IPv6 socket's IPV6_V6ONLY either way (this
+// machine's default, net.ipv6.bindv6only, may not be the dumping one's),
+// the buffer sizes that were set (half what getsockopt said: the kernel
+// doubles them again), the flags that are on, the priority and low-water
+// mark when not the defaults, linger, and a TCP socket's keepalive
+// parameters.
+func setInetOpts(fd int, s *image.InetSocket) error {
+	o, udp := &s.Opts, s.UDP
 	type setting struct {
 		level, opt int
 		v          int
 		name       string
 	}
 	var ss []setting
+	if s.ReuseAddr {
+		ss = append(ss, setting{unix.SOL_SOCKET, unix.SO_REUSEADDR, 1, "SO_REUSEADDR"})
+	}
+	if s.ReusePort {
+		ss = append(ss, setting{unix.SOL_SOCKET, unix.SO_REUSEPORT, 1, "SO_REUSEPORT"})
+	}
+	if s.Family() == unix.AF_INET6 {
+		v6only := 0
+		if s.V6Only {
+			v6only = 1
+		}
+		ss = append(ss, setting{unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only, "IPV6_V6ONLY"})
+	}
 	if o.BufLock&unix.SOCK_SNDBUF_LOCK != 0 && o.SndBuf != 0 {
 		ss = append(ss, setting{unix.SOL_SOCKET, unix.SO_SNDBUF, int(o.SndBuf / 2), "SO_SNDBUF"})
 	}
