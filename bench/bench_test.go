@@ -137,11 +137,12 @@ func TestQuickBench(t *testing.T) {
 		t.Skip("-short")
 	}
 	before, _ := filepath.Glob("/dev/shm/mmcr-bench-*")
+	minFreeBefore, knobErr := os.ReadFile(minFreeMsPath)
 	var logw io.Writer = io.Discard
 	if testing.Verbose() {
 		logw = os.Stderr
 	}
-	rep, err := benchmark(config{quick: true, runs: 1, baseDir: "/dev/shm", mmcr: os.Getenv("MMCR_BENCH_MMCR"), log: logw})
+	rep, err := benchmark(config{quick: true, runs: 1, baseDir: "/dev/shm", mmcr: os.Getenv("MMCR_BENCH_MMCR"), holdFree: true, log: logw})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,6 +197,18 @@ func TestQuickBench(t *testing.T) {
 		default:
 			t.Errorf("row %q: verdict %q", r.Name, r.Verdict)
 		}
+	}
+	// The guest's free page reporting is as it was, and the report says
+	// the run held free pages where the guest has the knob.
+	if knobErr == nil {
+		if now, err := os.ReadFile(minFreeMsPath); err != nil || string(now) != string(minFreeBefore) {
+			t.Errorf("%s is %q (%v) after the run, %q before", minFreeMsPath, now, err, minFreeBefore)
+		}
+		if !strings.Contains(rep.FreePages, "were held") {
+			t.Errorf("report's free page line %q does not say they were held", rep.FreePages)
+		}
+	} else if rep.FreePages != "" {
+		t.Errorf("no %s here, yet the report says %q", minFreeMsPath, rep.FreePages)
 	}
 	// Everything is cleaned up: no process left, no work dir left.
 	if left := descendants(os.Getpid()); len(left) > 1 {

@@ -37,10 +37,11 @@ func run(args []string) int {
 	markdown := fs.Bool("markdown", false, "print the summary as a markdown table")
 	keep := fs.Bool("keep", false, "keep the work dir (logs; images of failed runs)")
 	debug := fs.Bool("v", false, "run mmcr with -vv (its logs, with phase timings, stay in the work dir with -keep)")
+	holdFree := fs.Bool("hold-free-pages", true, "on guests that report free pages to their host (bench/host.go), keep them for the run")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg := config{runs: *runs, quick: *quick, mmcr: *mmcr, baseDir: *dir, keep: *keep, debug: *debug, log: os.Stderr}
+	cfg := config{runs: *runs, quick: *quick, mmcr: *mmcr, baseDir: *dir, keep: *keep, debug: *debug, holdFree: *holdFree, log: os.Stderr}
 	if cfg.runs <= 0 {
 		cfg.runs = 3
 		if cfg.quick {
@@ -115,5 +116,6 @@ func benchmark(cfg config) (*report, error) {
 		}
 	}()
 	results := e.runPlan(p)
-	return &report{Machine: machine(), Mode: mode, Runs: cfg.runs, Rows: buildRows(p, results), Cases: results}, nil
+	return &report{Machine: machine(), Mode: mode, Runs: cfg.runs, FreePages: e.hold.describe(cfg.holdFree),
+		Rows: buildRows(p, results), Cases: results}, nil
 }

@@ -29,11 +29,14 @@ type row struct {
 
 // report is the whole output (-json writes it as is).
 type report struct {
-	Machine string        `json:"machine"`
-	Mode    string        `json:"mode"`
-	Runs    int           `json:"runs"`
-	Rows    []row         `json:"rows"`
-	Cases   []*caseResult `json:"cases"`
+	Machine string `json:"machine"`
+	Mode    string `json:"mode"`
+	Runs    int    `json:"runs"`
+	// FreePages says what the run did about the guest's free page
+	// reporting (bench/host.go); empty where the guest has none.
+	FreePages string        `json:"free_pages,omitempty"`
+	Rows      []row         `json:"rows"`
+	Cases     []*caseResult `json:"cases"`
 }
 
 func machine() string {
@@ -262,7 +265,11 @@ const ratioNote = "The cases run in turn, one run of each at a time, each run ti
 // printTable writes the summary rows and a per-case detail table.
 func printTable(w io.Writer, rep *report, markdown bool) {
 	fmt.Fprintf(w, "mmcr benchmark (%s mode, median of %d runs) on %s\n", rep.Mode, rep.Runs, rep.Machine)
-	fmt.Fprintf(w, "%s\n\n", ratioNote)
+	fmt.Fprintf(w, "%s\n", ratioNote)
+	if rep.FreePages != "" {
+		fmt.Fprintf(w, "%s\n", rep.FreePages)
+	}
+	fmt.Fprintln(w)
 	if markdown {
 		fmt.Fprintln(w, "| case | mmcr median | reference median | ratio | target | result |")
 		fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- |")

@@ -169,8 +169,11 @@ type config struct {
 	mmcr    string          // mmcr binary; empty: build it into the work dir
 	baseDir string          // a tmpfs directory under which the work dir is made
 	keep    bool
-	debug   bool      // pass -vv to mmcr: phase timings in the logs of the work dir (use with keep)
-	log     io.Writer // progress lines
+	debug   bool // pass -vv to mmcr: phase timings in the logs of the work dir (use with keep)
+	// holdFree has the guest keep its free pages from the host while the
+	// benchmark runs (holdFreePages).
+	holdFree bool
+	log      io.Writer // progress lines
 }
 
 // env is the prepared state of a run: binaries and the work dir.
@@ -180,6 +183,7 @@ type env struct {
 	bins map[string]string
 	dd   string
 	mmcr string
+	hold *freePageHold // set when the run holds the guest's free pages
 }
 
 // repoRoot finds the module root (the directory holding go.mod and
@@ -284,14 +288,23 @@ func prepare(cfg config) (*env, error) {
 	if err := errors.Join(errs...); err != nil {
 		return fail(err)
 	}
+	if cfg.holdFree {
+		if e.hold, err = holdFreePages(); err != nil {
+			return fail(err)
+		}
+	}
 	reaper.start()
 	return e, nil
 }
 
-// cleanup kills whatever the run left and removes the work dir.
+// cleanup kills whatever the run left, lets the host have free pages
+// again and removes the work dir.
 func (e *env) cleanup() {
 	if killed := killDescendants(); len(killed) > 0 {
 		e.logf("killed leftover processes %v", killed)
+	}
+	if err := e.hold.release(); err != nil {
+		e.logf("%v", err)
 	}
 	if e.cfg.keep {
 		e.logf("kept %s", e.work)
