@@ -292,6 +292,14 @@ func prepare(cfg config) (*env, error) {
 		if e.hold, err = holdFreePages(); err != nil {
 			return fail(err)
 		}
+		if e.hold != nil && !cfg.quick {
+			took, err := warmFreeMemory(warmBytes)
+			if err != nil {
+				e.hold.release()
+				return fail(err)
+			}
+			e.logf("warmed %d GiB of free memory in %v", warmBytes>>30, took.Round(time.Millisecond))
+		}
 	}
 	reaper.start()
 	return e, nil

@@ -56,6 +56,9 @@ type scenario struct {
 	// before letting it go (runRestore). The C scenarios compare every
 	// line with the snapshot.
 	runtimeAnon bool
+	// needs is a path (a glob) the workload runs: without it the scenario
+	// skips, saying what to install.
+	needs, needsWhat string
 }
 
 func avx2Flags() []string {
@@ -103,6 +106,11 @@ var scenarios = []scenario{
 	{name: "python-multiprocessing-asyncio", src: "pympasync.py", runtimeAnon: true},
 	// A TCP listener (http.server in a thread) on 127.0.0.1.
 	{name: "python-http-server", src: "pyhttp.py", runtimeAnon: true},
+	// A PostgreSQL server: postmaster and background processes sharing
+	// anonymous, POSIX and SysV shared memory, a postmaster-death pipe,
+	// signalfds, epolls, TCP and unix listeners, under uid postgres.
+	{name: "postgresql", src: "pgserver.py", runtimeAnon: true, verdict: 120 * time.Second,
+		needs: "/usr/lib/postgresql/*/bin/postgres", needsWhat: "a PostgreSQL server (apt-get install postgresql)"},
 	{name: "eventfd-epoll", src: "epoll.c", cflags: []string{"-pthread"}},
 	{name: "process-state", src: "procstate.c"},
 	{name: "go-threads-leave-running", src: "gothreads", args: []string{"64"}, mode: modeLeaveRunning, runtimeAnon: true},
@@ -305,6 +313,11 @@ func build(dir string) error {
 // workloadCmd returns the program and arguments that run sc's workload,
 // or a reason to skip it.
 func workloadCmd(sc scenario) (path string, args []string, skip string) {
+	if sc.needs != "" {
+		if m, _ := filepath.Glob(sc.needs); len(m) == 0 {
+			return "", nil, fmt.Sprintf("no %s on this machine (%s) to run %s", sc.needs, sc.needsWhat, sc.src)
+		}
+	}
 	if strings.HasSuffix(sc.src, ".py") {
 		if python3 == "" {
 			return "", nil, "no python3 on this machine (apt-get install python3) to run " + sc.src
