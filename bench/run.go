@@ -293,7 +293,7 @@ func prepare(cfg config) (*env, error) {
 			return fail(err)
 		}
 		if e.hold != nil && !cfg.quick {
-			took, err := warmFreeMemory(warmBytes)
+			took, err := warmFreeMemory(dd, work, warmBytes)
 			if err != nil {
 				e.hold.release()
 				return fail(err)
