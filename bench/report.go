@@ -258,7 +258,8 @@ func fmtVal(v float64, unit string) string {
 }
 
 // ratioNote says how the ratios are taken.
-const ratioNote = "The cases run in turn, one run of each at a time, each run timing its references just before " +
+const ratioNote = "The cases run in turn, one run of each at a time (a full run first makes one untimed run of each); each run times " +
+	"dd right before its dump (after an untimed dd, both files removed) and its other references just before " +
 	"its workload starts. Ratios against dd or read and between two cases are the medians of the runs' own " +
 	"ratios; the others (per VMA, per task, sizes) are ratios of medians."
 

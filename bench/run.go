@@ -42,7 +42,7 @@ type caseResult struct {
 	Errors     []string `json:"errors,omitempty"`
 	DumpNs     int64    `json:"dump_ns"`
 	RestoreNs  int64    `json:"restore_ns"`
-	RefWriteNs int64    `json:"ref_write_ns"` // dd of DataBytes into a tmpfs file
+	RefWriteNs int64    `json:"ref_write_ns"` // dd of DataBytes into a tmpfs file, right before each dump
 	// RefReadNs is the faster of RefReadPlainNs (read() into fresh
 	// anonymous memory) and RefReadPVWNs (read() into a reused buffer,
 	// process_vm_writev to fresh anonymous memory): see workloads/reader.c.
@@ -72,9 +72,10 @@ type caseResult struct {
 	RefWriteRunsNs []int64 `json:"ref_write_runs_ns"`
 	RefReadRunsNs  []int64 `json:"ref_read_runs_ns"` // the faster way, per run
 	// DumpRatio and RestoreRatio are the medians of the runs' own ratios,
-	// dump/dd and restore/read: each run's references are timed just
-	// before its workload starts, so a slow spell of the machine weighs on
-	// both sides of one ratio instead of on one side of the medians.
+	// dump/dd and restore/read: each run times its dd right before its
+	// dump and its read just before its workload starts, so a slow spell
+	// of the machine weighs on both sides of one ratio instead of on one
+	// side of the medians.
 	DumpRatio    float64 `json:"dump_ratio"`
 	RestoreRatio float64 `json:"restore_ratio"`
 }
@@ -425,11 +426,11 @@ func (e *env) runCaseOnce(cr *caseRun, i int) {
 	r.Verified++
 	read := min(ref.readPlain, ref.readPVW)
 	e.logf("run %d/%d %-18s dump %8s (dd %8s)  restore %8s (read %8s)", i+1, e.cfg.runs, r.Name,
-		ms(one.dump.wall.Nanoseconds()), ms(ref.write), ms(one.restore.wall.Nanoseconds()), ms(read))
+		ms(one.dump.wall.Nanoseconds()), ms(one.dd), ms(one.restore.wall.Nanoseconds()), ms(read))
 	cr.dumps, cr.restores = append(cr.dumps, one.dump.wall.Nanoseconds()), append(cr.restores, one.restore.wall.Nanoseconds())
-	cr.writes, cr.reads = append(cr.writes, ref.write), append(cr.reads, read)
+	cr.writes, cr.reads = append(cr.writes, one.dd), append(cr.reads, read)
 	cr.readsPlain, cr.readsPVW = append(cr.readsPlain, ref.readPlain), append(cr.readsPVW, ref.readPVW)
-	cr.dumpRatios = append(cr.dumpRatios, float64(one.dump.wall.Nanoseconds())/float64(ref.write))
+	cr.dumpRatios = append(cr.dumpRatios, float64(one.dump.wall.Nanoseconds())/float64(one.dd))
 	cr.restoreRatios = append(cr.restoreRatios, float64(one.restore.wall.Nanoseconds())/float64(read))
 	cr.images = append(cr.images, one.imageBytes)
 	r.DumpMaxRSS = max(r.DumpMaxRSS, one.dump.maxRSSKiB)
@@ -482,12 +483,11 @@ func medianFloat(v []float64) float64 {
 type refTimes struct{ write, readPlain, readPVW, copy, splice int64 }
 
 // references times dd, the reader and the copier (timeWrite, timeReads,
-// timeCopy). They run before the run's workload starts, not between its
-// dump and restore: measured on the 2-vCPU guest of the README, dd of
-// 1 GiB right before a dump doubled the dump's time (median 564 ms against
-// 295 ms, and its CPU time 772 against 473 ms), likely because dd took the
-// memory freed last and left the dump memory the host had taken back and
-// must fault in again.
+// timeCopy) before the run's workload starts; the dd here makes the
+// reader's file and is the one-copy ratio's reference. The dump's own dd
+// runs right before it (runOnce), its file removed first: a dd file kept
+// for the reader left the dump the memory the host had taken back
+// (session 9 measured a dump twice as slow that way).
 func (e *env) references(dir string, n int64) (refTimes, error) {
 	var t refTimes
 	var err error
@@ -593,6 +593,7 @@ func (e *env) selfTimed(dir, bin, f string, n int64, mode string) (int64, error)
 // oneRun is what one dump and restore of a case measured.
 type oneRun struct {
 	dump, restore       runResult
+	dd                  int64 // the dump's reference, timed right before it
 	imageBytes          int64
 	pssBefore, pssAfter int64
 }
@@ -628,6 +629,18 @@ func (e *env) runOnce(c caseSpec, dir string, i int) (oneRun, error) {
 		if one.pssBefore, err = pssKiB(pids); err != nil {
 			return one, err
 		}
+	}
+
+	// The dump's reference: dd of the same bytes right before the dump,
+	// into memory a first, untimed dd has just used and freed, and its
+	// own file removed before the dump starts, so that dd and the dump
+	// both write into memory just used (bench/host.go says why that
+	// matters on the README's guest).
+	for k := 0; k < 2; k++ {
+		if one.dd, err = e.timeWrite(dir, c.DataBytes); err != nil {
+			return one, err
+		}
+		os.Remove(refFile(dir))
 	}
 
 	verbose := []string{}
