@@ -95,8 +95,8 @@ func (h *freePageHold) release() error {
 func (h *freePageHold) describe(asked bool) string {
 	switch {
 	case h != nil:
-		return fmt.Sprintf("Free pages were held %d s before the guest reports them to the host (%s was %s; put back at the end); a full run first has the host fault in 4 GiB.",
-			holdFreeMs/1000, minFreeMsPath, h.was)
+		return fmt.Sprintf("Free pages were held %d s before the guest reports them to the host (%s was %s; put back at the end); a full run first has the host fault in %d GiB.",
+			holdFreeMs/1000, minFreeMsPath, h.was, warmBytes>>30)
 	case !asked:
 		if _, err := os.Stat(minFreeMsPath); err == nil {
 			return "Free page reporting to the host left as it was (-hold-free-pages=false): expect noisy ratios."
