@@ -5,8 +5,10 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/mmcr/mmcr/image"
+	"github.com/mmcr/mmcr/internal/kernel"
 	"github.com/mmcr/mmcr/mapfiles"
 	"github.com/mmcr/mmcr/procfs"
 	"github.com/mmcr/mmcr/shmem"
@@ -122,6 +124,11 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 		if ferr == nil && len(fd.Locks) > 0 {
 			e.Locks, ferr = fileLocks(pid, fd, e.Kind)
 		}
+		// An owner signals through sockets and pipes (SIGURG, and SIGIO
+		// with O_ASYNC) and, with O_ASYNC, through other files too.
+		if ferr == nil && (fd.Flags&unix.O_ASYNC != 0 || e.Kind == image.FDSocket || e.Kind == image.FDPipe) {
+			e.Owner, ferr = fdOwner(pid, fd.Num)
+		}
 		if ferr != nil {
 			return nil, ferr
 		}
@@ -136,6 +143,29 @@ func (d *dumper) collectFDs(pid int) ([]*image.FD, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// fdOwner reads the owner and signal of fd num's open file description
+// (F_GETOWN_EX, F_GETSIG) through mmcr's copy of the fd (pidfd_getfd: the
+// same description); nil when neither is set.
+func fdOwner(pid, num int) (*image.FDOwner, error) {
+	fd, err := takeFD(pid, num)
+	if err != nil {
+		return nil, fmt.Errorf("fd %d: read its owner: %w", num, err)
+	}
+	defer unix.Close(fd)
+	var ex kernel.FOwnerEx
+	if _, _, errno := unix.Syscall(unix.SYS_FCNTL, uintptr(fd), unix.F_GETOWN_EX, uintptr(unsafe.Pointer(&ex))); errno != 0 {
+		return nil, fmt.Errorf("fd %d: read its owner (F_GETOWN_EX): %w", num, errno)
+	}
+	sig, err := unix.FcntlInt(uintptr(fd), unix.F_GETSIG, 0)
+	if err != nil {
+		return nil, fmt.Errorf("fd %d: read its signal (F_GETSIG): %w", num, err)
+	}
+	if ex.PID == 0 && sig == 0 {
+		return nil, nil
+	}
+	return &image.FDOwner{Type: int(ex.Type), PID: int(ex.PID), Signal: sig}, nil
 }
 
 // epollEnd is an epoll fd met while collecting fds.

@@ -96,10 +96,6 @@ func (d *dumper) resolvePipes() error {
 			}
 			return taskErr(p.pid, "dump fds", fmt.Errorf("fd %d is a %s (%s) %s: %w", p.fd.Num, p.kind(), p.target, why, ErrUnsupported))
 		}
-		if p.fd.Flags&unix.O_ASYNC != 0 {
-			return taskErr(p.pid, "dump fds", fmt.Errorf("fd %d is a %s (%s) with O_ASYNC (its signal owner is not kept): %w",
-				p.fd.Num, p.kind(), p.target, ErrUnsupported))
-		}
 		pipe := pipes[p.ino]
 		if pipe == nil {
 			var err error

@@ -61,8 +61,8 @@ func decodeExt(data []byte) (*extImage, error) {
 	if ext.Format != extFormat {
 		return nil, fileErr(ExtName, ErrBadMagic, "format %q, want %q", ext.Format, extFormat)
 	}
-	if ext.Version < extVersion || ext.Version > extVersion8 {
-		return nil, fileErr(ExtName, ErrUnsupported, "version %d (this mmcr reads %d to %d)", ext.Version, extVersion, extVersion8)
+	if ext.Version < extVersion || ext.Version > extVersion9 {
+		return nil, fileErr(ExtName, ErrUnsupported, "version %d (this mmcr reads %d to %d)", ext.Version, extVersion, extVersion9)
 	}
 	return &ext, nil
 }
@@ -266,6 +266,9 @@ func (r *Reader) resolveOpens(t *Tree, byID map[uint32]*fileMsg) error {
 	}
 	if err := checkOpens(t); err != nil {
 		return fileErr(filesName, ErrCorrupt, "%v", err)
+	}
+	if err := checkOwners(t); err != nil {
+		return fileErr(ExtName, ErrCorrupt, "%v", err)
 	}
 	if err := checkPidfds(t); err != nil {
 		return fileErr(ExtName, ErrCorrupt, "%v", err)
@@ -521,6 +524,9 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfoMsg, efd *extFD, byID map[uint
 		}
 	default:
 		return nil, fileErr(name, ErrUnsupported, "fd %d of type %s", efd.Num, fdTypeName(fdi.typ))
+	}
+	if o := efd.Owner; o != nil {
+		fd.Owner = &FDOwner{Type: o.Type, PID: o.PID, Signal: o.Signal}
 	}
 	if efd.EventfdSemaphore && kind != FDEventfd {
 		return nil, fileErr(ExtName, ErrCorrupt, "fd %d: eventfd_semaphore on a %s fd", efd.Num, efd.Kind)

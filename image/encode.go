@@ -8,6 +8,7 @@ import (
 	"slices"
 	"syscall"
 
+	"github.com/mmcr/mmcr/internal/kernel"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -251,6 +252,9 @@ func checkTree(t *Tree) error {
 	if err := checkEpolls(t); err != nil {
 		return fmt.Errorf("image: %w", err)
 	}
+	if err := checkOwners(t); err != nil {
+		return err
+	}
 	if err := checkPidfds(t); err != nil {
 		return fmt.Errorf("image: %w", err)
 	}
@@ -457,6 +461,10 @@ func (w *Writer) writeTree(t *Tree) error {
 		for _, fd := range task.FDs {
 			id := fdIDs[fd.Num]
 			efd := extFD{Num: fd.Num, Kind: fd.Kind.String(), FileID: fd.FileID, ExternalType: fd.ExternalType}
+			if o := fd.Owner; o != nil && fd.Kind != FDExternal {
+				efd.Owner = &extOwner{Type: o.Type, PID: o.PID, Signal: o.Signal}
+				ext.Version = max(ext.Version, extVersion9)
+			}
 			flags := uint32(fd.Flags) &^ oCloexec // the open file description's; FD_CLOEXEC is the fd's
 			var typ int32
 			var entry []byte
@@ -1163,6 +1171,63 @@ func checkPidfds(t *Tree) error {
 		}
 	}
 	return nil
+}
+
+// checkOwners checks that every fd's owner is a thread, a task or a
+// process group of the tree (restore sets it again once they exist) and
+// its signal a signal.
+func checkOwners(t *Tree) error {
+	for _, task := range t.Tasks {
+		for _, fd := range task.FDs {
+			o := fd.Owner
+			if o == nil || fd.Kind == FDExternal {
+				continue // restore hands over its own stdio as it is
+			}
+			if o.Signal < 0 || o.Signal > 64 || o.PID < 0 {
+				return fmt.Errorf("task %d: fd %d: owner %d, signal %d", task.PID, fd.Num, o.PID, o.Signal)
+			}
+			if o.PID != 0 && !t.hasOwner(o.Type, o.PID) {
+				return fmt.Errorf("task %d: fd %d: its owner (F_SETOWN) %s %d is not of the tree", task.PID, fd.Num, ownerTypeName(o.Type), o.PID)
+			}
+		}
+	}
+	return nil
+}
+
+// hasOwner reports a thread (F_OWNER_TID), task (F_OWNER_PID) or process
+// group (F_OWNER_PGRP) of the tree with that id.
+func (t *Tree) hasOwner(typ, id int) bool {
+	for _, task := range t.Tasks {
+		switch typ {
+		case kernel.FOwnerTID:
+			for _, th := range task.Threads {
+				if th.TID == id {
+					return true
+				}
+			}
+		case kernel.FOwnerPID:
+			if task.PID == id {
+				return true
+			}
+		case kernel.FOwnerPGRP:
+			if task.PGID == id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func ownerTypeName(typ int) string {
+	switch typ {
+	case kernel.FOwnerTID:
+		return "thread"
+	case kernel.FOwnerPID:
+		return "process"
+	case kernel.FOwnerPGRP:
+		return "process group"
+	}
+	return fmt.Sprintf("owner type %d", typ)
 }
 
 // checkFDKind checks what an fd's kind needs: an eventfd its state, and no

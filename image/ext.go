@@ -53,6 +53,11 @@ const (
 	// and register the targets in each, and knows no "inet" fd. It knows
 	// version 7.
 	extVersion8 = 8
+	// extVersion9 is written when an fd's open file description has an
+	// owner or a signal set (F_SETOWN_EX, F_SETSIG; "owner"): a reader of
+	// an earlier version would restore it without, and the owner would
+	// get no SIGIO or SIGURG from it. It knows version 8.
+	extVersion9 = 9
 )
 
 type extImage struct {
@@ -174,6 +179,15 @@ type extFD struct {
 	// PidfdPID is FD.PidfdPID (version 7; CRIU's fd types have no pidfd:
 	// files.img has an ext entry for it).
 	PidfdPID int `json:"pidfd_pid,omitempty"`
+	// Owner is FD.Owner (version 9; mmcr writes CRIU's fown entries as
+	// zeros).
+	Owner *extOwner `json:"owner,omitempty"`
+}
+
+type extOwner struct {
+	Type   int `json:"type"` // F_OWNER_TID 0, F_OWNER_PID 1, F_OWNER_PGRP 2
+	PID    int `json:"pid"`
+	Signal int `json:"signal,omitempty"`
 }
 
 // fdKindByName is FDKind.String's inverse (the ext file stores kind names).

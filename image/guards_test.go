@@ -80,8 +80,8 @@ func TestExtVersionRefused(t *testing.T) {
 	if _, err := decodeExt(ext); err != nil {
 		t.Fatalf("version 4 refused: %v", err)
 	}
-	_, err = decodeExt([]byte(strings.Replace(string(ext), `"version": 4`, `"version": 9`, 1)))
-	if err == nil || !strings.Contains(err.Error(), "version 9") || !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("got %v, want ErrUnsupported naming version 9", err)
+	_, err = decodeExt([]byte(strings.Replace(string(ext), `"version": 4`, `"version": 10`, 1)))
+	if err == nil || !strings.Contains(err.Error(), "version 10") || !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("got %v, want ErrUnsupported naming version 10", err)
 	}
 }

@@ -686,6 +686,14 @@ func checkSysV(so *SharedObject) error {
 	return nil
 }
 
+// FDOwner is the owner of an open file description (fcntl F_GETOWN_EX and
+// F_GETSIG): a thread, a process or a process group of the tree.
+type FDOwner struct {
+	Type   int // kernel.FOwnerTID, FOwnerPID or FOwnerPGRP
+	PID    int // 0: no owner (a signal set alone)
+	Signal int // F_SETSIG's signal; 0: SIGIO, without siginfo
+}
+
 // FDKind says how restore recreates a file descriptor.
 type FDKind int
 
@@ -816,6 +824,10 @@ type FD struct {
 	SocketID uint32
 	// InetID names the socket of an FDInet.
 	InetID uint32
+	// Owner is who the fd's open file description signals (F_SETOWN_EX,
+	// F_SETSIG): with O_ASYNC in Flags, SIGIO when it becomes ready; a
+	// socket's owner also gets SIGURG. Nil: no owner and no signal set.
+	Owner *FDOwner
 	// OpenID numbers the fd's open file description among the tree's when
 	// other fds may share it: the fds (of any task) that share one (dup,
 	// fork) have its OpenID, and share it again at restore, with its

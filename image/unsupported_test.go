@@ -34,8 +34,8 @@ func TestUnsupportedByName(t *testing.T) {
 			m["mm-102.img"] = encodeImage(t, "MM", &me)
 		}, "SysV IPC", nil},
 		{"ext version", func(m map[string][]byte) {
-			m[ExtName] = bytes.Replace(m[ExtName], []byte(`"version": 1`), []byte(`"version": 9`), 1)
-		}, "mmcr-ext.json: version 9", nil},
+			m[ExtName] = bytes.Replace(m[ExtName], []byte(`"version": 1`), []byte(`"version": 10`), 1)
+		}, "mmcr-ext.json: version 10", nil},
 		{"wrong magic", func(m map[string][]byte) {
 			m["fs-100.img"] = m["mm-100.img"]
 		}, "fs-100.img: holds a MM image, want FS", nil},

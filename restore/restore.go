@@ -316,6 +316,9 @@ func (rs *restorer) run() (int, error) {
 	if err := rs.canceled(); err != nil {
 		return 0, err
 	}
+	if err := rs.restoreOwners(); err != nil {
+		return 0, err
+	}
 	if err := rs.sealMemfds(); err != nil {
 		return 0, err
 	}

@@ -35,6 +35,20 @@ const (
 // and so no longer tuned by the kernel.
 const SoBufLock = 72
 
+// The owner types of fcntl F_GETOWN_EX/F_SETOWN_EX (struct f_owner_ex),
+// and the struct itself.
+const (
+	FOwnerTID  = 0
+	FOwnerPID  = 1
+	FOwnerPGRP = 2
+)
+
+// FOwnerEx is struct f_owner_ex.
+type FOwnerEx struct {
+	Type int32
+	PID  int32
+}
+
 // TfdIocSetTicks is TFD_IOC_SET_TICKS (_IOW('T', 0, u64)): sets a
 // timerfd's expirations not read yet (CONFIG_CHECKPOINT_RESTORE).
 const TfdIocSetTicks = 0x40085400

@@ -111,6 +111,11 @@ var scenarios = []scenario{
 	// signalfds, epolls, TCP and unix listeners, under uid postgres.
 	{name: "postgresql", src: "pgserver.py", runtimeAnon: true, verdict: 120 * time.Second,
 		needs: "/usr/lib/postgresql/*/bin/postgres", needsWhat: "a PostgreSQL server (apt-get install postgresql)"},
+	// nginx: a master and two workers sharing its listeners (each worker
+	// with its own epoll on them) and shared memory zones; a reload after
+	// restore forks new workers from the restored master.
+	{name: "nginx", src: "ngxserver.py", runtimeAnon: true,
+		needs: "/usr/sbin/nginx", needsWhat: "nginx (apt-get install nginx-light)"},
 	{name: "eventfd-epoll", src: "epoll.c", cflags: []string{"-pthread"}},
 	{name: "process-state", src: "procstate.c"},
 	{name: "go-threads-leave-running", src: "gothreads", args: []string{"64"}, mode: modeLeaveRunning, runtimeAnon: true},
