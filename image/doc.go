@@ -229,6 +229,15 @@
 // naming that entry. An ext file with a shared epoll or an inet socket says version
 // 8; a version 8 reader reads versions 1-8.
 //
+// # Owners of open file descriptions (mmcr-ext version 9)
+//
+// An fd whose open file description has an owner or a signal (F_SETOWN_EX,
+// F_SETSIG: FD.Owner) has "owner" in its ext fd entry: "type" (F_OWNER_TID
+// 0, F_OWNER_PID 1, F_OWNER_PGRP 2), "pid", a thread, task or process
+// group of the tree, and "signal" (0: SIGIO). CRIU's fown_entry fields are
+// written as zeros. O_ASYNC is in the file entry's flags. An ext file with
+// an owner says version 9; a version 9 reader reads versions 1-9.
+//
 // # manifest.json (format "mmcr-image", version 1)
 //
 // Written by Writer.Commit after every other file, through a rename, so a
