@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestMedian(t *testing.T) {
@@ -199,15 +201,16 @@ func TestQuickBench(t *testing.T) {
 		}
 	}
 	// The guest's free page reporting is as it was, and the report says
-	// the run held free pages where the guest has the knob.
-	if knobErr == nil {
+	// the run held free pages where the guest has the knob (and lets
+	// root set it).
+	if knobErr == nil && unix.Access(minFreeMsPath, unix.W_OK) == nil {
 		if now, err := os.ReadFile(minFreeMsPath); err != nil || string(now) != string(minFreeBefore) {
 			t.Errorf("%s is %q (%v) after the run, %q before", minFreeMsPath, now, err, minFreeBefore)
 		}
 		if !strings.Contains(rep.FreePages, "were held") {
 			t.Errorf("report's free page line %q does not say they were held", rep.FreePages)
 		}
-	} else if rep.FreePages != "" {
+	} else if knobErr != nil && rep.FreePages != "" {
 		t.Errorf("no %s here, yet the report says %q", minFreeMsPath, rep.FreePages)
 	}
 	// Everything is cleaned up: no process left, no work dir left.

@@ -53,7 +53,7 @@ func holdFreePages() (*freePageHold, error) {
 	}
 	h := &freePageHold{was: strings.TrimSpace(string(b))}
 	if err := os.WriteFile(minFreeMsPath, []byte(fmt.Sprint(holdFreeMs)), 0); err != nil {
-		return nil, fmt.Errorf("free page reporting: hold free pages %d ms: %w (-hold-free-pages=false runs without)", holdFreeMs, err)
+		return nil, fmt.Errorf("free page reporting: hold free pages %d ms: %w", holdFreeMs, err)
 	}
 	return h, nil
 }
@@ -100,6 +100,10 @@ func (h *freePageHold) describe(asked bool) string {
 	case !asked:
 		if _, err := os.Stat(minFreeMsPath); err == nil {
 			return "Free page reporting to the host left as it was (-hold-free-pages=false): expect noisy ratios."
+		}
+	default:
+		if _, err := os.Stat(minFreeMsPath); err == nil {
+			return "Free page reporting to the host left as it was (" + minFreeMsPath + " could not be set): expect noisy ratios."
 		}
 	}
 	return ""

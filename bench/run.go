@@ -291,7 +291,7 @@ func prepare(cfg config) (*env, error) {
 	}
 	if cfg.holdFree {
 		if e.hold, err = holdFreePages(); err != nil {
-			return fail(err)
+			e.logf("%v: the run goes on without", err)
 		}
 		if e.hold != nil && !cfg.quick {
 			took, err := warmFreeMemory(dd, work, warmBytes)
