@@ -165,7 +165,15 @@ func fdOwner(pid, num int) (*image.FDOwner, error) {
 	if ex.PID == 0 && sig == 0 {
 		return nil, nil
 	}
-	return &image.FDOwner{Type: int(ex.Type), PID: int(ex.PID), Signal: sig}, nil
+	o := &image.FDOwner{Type: int(ex.Type), PID: int(ex.PID), Signal: sig}
+	if ex.PID != 0 {
+		var uids [2]uint32
+		if _, _, errno := unix.Syscall(unix.SYS_FCNTL, uintptr(fd), kernel.FGetOwnerUIDs, uintptr(unsafe.Pointer(&uids))); errno != 0 {
+			return nil, fmt.Errorf("fd %d: read its owner's uids (F_GETOWNER_UIDS): %w", num, errno)
+		}
+		o.UID, o.EUID = uids[0], uids[1]
+	}
+	return o, nil
 }
 
 // epollEnd is an epoll fd met while collecting fds.

@@ -526,7 +526,7 @@ func fdFromEntry(t *Tree, name string, fdi *fdinfoMsg, efd *extFD, byID map[uint
 		return nil, fileErr(name, ErrUnsupported, "fd %d of type %s", efd.Num, fdTypeName(fdi.typ))
 	}
 	if o := efd.Owner; o != nil {
-		fd.Owner = &FDOwner{Type: o.Type, PID: o.PID, Signal: o.Signal}
+		fd.Owner = &FDOwner{Type: o.Type, PID: o.PID, Signal: o.Signal, UID: o.UID, EUID: o.EUID}
 	}
 	if efd.EventfdSemaphore && kind != FDEventfd {
 		return nil, fileErr(ExtName, ErrCorrupt, "fd %d: eventfd_semaphore on a %s fd", efd.Num, efd.Kind)

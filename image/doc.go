@@ -234,8 +234,11 @@
 // An fd whose open file description has an owner or a signal (F_SETOWN_EX,
 // F_SETSIG: FD.Owner) has "owner" in its ext fd entry: "type" (F_OWNER_TID
 // 0, F_OWNER_PID 1, F_OWNER_PGRP 2), "pid", a thread, task or process
-// group of the tree, and "signal" (0: SIGIO). CRIU's fown_entry fields are
-// written as zeros. O_ASYNC is in the file entry's flags. An ext file with
+// group of the tree, "signal" (0: SIGIO), and "uid" and "euid" of whoever
+// set the owner (F_GETOWNER_UIDS). The description's file entry carries
+// them in CRIU's fown_entry too (uid, euid, signum, pid_type as
+// F_GETOWN_EX's type, pid; zeros without an owner), for CRIU's tools;
+// restore reads the ext entry. O_ASYNC is in the file entry's flags. An ext file with
 // an owner says version 9; a version 9 reader reads versions 1-9.
 //
 // # manifest.json (format "mmcr-image", version 1)

@@ -307,7 +307,7 @@ func (w *Writer) writeTree(t *Tree) error {
 	// per file descriptor (its own open file description: flags, pos).
 	var files [][]byte
 	for _, f := range t.Files {
-		files = append(files, regFileEntry(f.ID, 0, 0, f.Path, uint64(f.Size), f.Mode))
+		files = append(files, regFileEntry(f.ID, 0, 0, f.Path, uint64(f.Size), f.Mode, nil))
 	}
 	nextID := uint32(len(t.Files)) + 1
 
@@ -462,48 +462,52 @@ func (w *Writer) writeTree(t *Tree) error {
 			id := fdIDs[fd.Num]
 			efd := extFD{Num: fd.Num, Kind: fd.Kind.String(), FileID: fd.FileID, ExternalType: fd.ExternalType}
 			if o := fd.Owner; o != nil && fd.Kind != FDExternal {
-				efd.Owner = &extOwner{Type: o.Type, PID: o.PID, Signal: o.Signal}
+				efd.Owner = &extOwner{Type: o.Type, PID: o.PID, Signal: o.Signal, UID: o.UID, EUID: o.EUID}
 				ext.Version = max(ext.Version, extVersion9)
 			}
 			flags := uint32(fd.Flags) &^ oCloexec // the open file description's; FD_CLOEXEC is the fd's
+			owner := fd.Owner
+			if fd.Kind == FDExternal {
+				owner = nil // restore hands over its own stdio as it is
+			}
 			var typ int32
 			var entry []byte
 			switch fd.Kind {
 			case FDEventfd:
 				typ = fdTypeEventfd
 				efd.EventfdSemaphore = fd.Eventfd.Semaphore
-				entry = counterFileEntry(typ, 8, id, flags, fd.Eventfd.Count)
+				entry = counterFileEntry(typ, 8, id, flags, fd.Eventfd.Count, owner)
 			case FDSignalfd:
 				typ = fdTypeSignalfd
-				entry = counterFileEntry(typ, 10, id, flags, fd.Signalfd.Mask)
+				entry = counterFileEntry(typ, 10, id, flags, fd.Signalfd.Mask, owner)
 				ext.Version = max(ext.Version, extVersion7)
 			case FDTimerfd:
 				typ = fdTypeTimerfd
-				entry = timerfdFileEntry(id, flags, fd.Timerfd)
+				entry = timerfdFileEntry(id, flags, fd.Timerfd, owner)
 				ext.Version = max(ext.Version, extVersion7)
 			case FDInotify:
 				typ = fdTypeInotify
-				entry = inotifyFileEntry(id, flags, fd.Inotify)
+				entry = inotifyFileEntry(id, flags, fd.Inotify, owner)
 				ext.Version = max(ext.Version, extVersion7)
 			case FDEpoll:
 				typ = fdTypeEventpoll
-				entry = eventpollFileEntry(id, flags, fd.Epoll, fdIDs)
+				entry = eventpollFileEntry(id, flags, fd.Epoll, fdIDs, owner)
 				if fd.OpenID != 0 {
 					ext.Version = max(ext.Version, extVersion8)
 				}
 			case FDExternal:
 				typ = fdTypeExt
 				efd.Flags, efd.Pos = fd.Flags, fd.Pos
-				entry = extFileEntry(id)
+				entry = extFileEntry(id, owner)
 			case FDPidfd:
 				typ = fdTypeExt
 				efd.Flags, efd.PidfdPID = fd.Flags, fd.PidfdPID
-				entry = extFileEntry(id)
+				entry = extFileEntry(id, owner)
 				ext.Version = max(ext.Version, extVersion7)
 			case FDPipe:
 				typ = fdTypePipe
 				p := t.PipeByID(fd.PipeID)
-				entry = pipeFileEntry(id, flags, p.Ino)
+				entry = pipeFileEntry(id, flags, p.Ino, owner)
 				if p.FileID != 0 {
 					// fifo_entry has no place for the flags.
 					typ, efd.Flags = fdTypeFifo, int(flags)
@@ -511,7 +515,7 @@ func (w *Writer) writeTree(t *Tree) error {
 				}
 			case FDInet:
 				typ = fdTypeInetSk
-				entry = inetSkFileEntry(id, flags, t.InetByID(fd.InetID))
+				entry = inetSkFileEntry(id, flags, t.InetByID(fd.InetID), owner)
 				ext.Version = max(ext.Version, extVersion8)
 			case FDSocket:
 				typ = fdTypeUnixSk
@@ -520,7 +524,7 @@ func (w *Writer) writeTree(t *Tree) error {
 				if p := t.SocketByID(s.Peer); p != nil {
 					peerIno = p.Ino
 				}
-				entry = unixSkFileEntry(id, flags, s, peerIno)
+				entry = unixSkFileEntry(id, flags, s, peerIno, owner)
 				sockFile[s.ID] = id
 			default:
 				typ = fdTypeReg
@@ -530,7 +534,7 @@ func (w *Writer) writeTree(t *Tree) error {
 				if f := t.FileByID(fd.FileID); f != nil {
 					path, size, mode = f.Path, uint64(f.Size), f.Mode
 				}
-				entry = regFileEntry(id, flags, uint64(fd.Pos), path, size, mode)
+				entry = regFileEntry(id, flags, uint64(fd.Pos), path, size, mode, owner)
 			}
 			if own[fd.Num] {
 				files = append(files, entry)
@@ -631,14 +635,26 @@ func pstreeEntry(task *Task, ppid uint32) []byte {
 }
 
 // zeroFown: a fown_entry of zeros (no F_SETOWN owner).
-func zeroFown(e *protoEnc) {
-	for num := range protowire.Number(5) {
-		e.uint32(num+1, 0) // uid, euid, signum, pid_type, pid
+func zeroFown(e *protoEnc) { fownOf(nil)(e) }
+
+// fownOf returns the encoder of o as a fown_entry (uid, euid, signum,
+// pid_type, pid; pid_type as F_GETOWN_EX's type, as CRIU keeps it): zeros
+// for nil.
+func fownOf(o *FDOwner) func(e *protoEnc) {
+	return func(e *protoEnc) {
+		if o == nil {
+			o = &FDOwner{}
+		}
+		e.uint32(1, o.UID)
+		e.uint32(2, o.EUID)
+		e.uint32(3, uint32(o.Signal))
+		e.uint32(4, uint32(o.Type))
+		e.uint32(5, uint32(o.PID))
 	}
 }
 
 // regFileEntry: file_entry {type REG, reg_file_entry}.
-func regFileEntry(id, flags uint32, pos uint64, path string, size uint64, mode uint32) []byte {
+func regFileEntry(id, flags uint32, pos uint64, path string, size uint64, mode uint32, own *FDOwner) []byte {
 	var e protoEnc
 	e.int32(1, fdTypeReg)
 	e.uint32(2, id)
@@ -646,7 +662,7 @@ func regFileEntry(id, flags uint32, pos uint64, path string, size uint64, mode u
 		e.uint32(1, id)
 		e.uint32(2, flags)
 		e.uint64(3, pos)
-		e.message(5, zeroFown)
+		e.message(5, fownOf(own))
 		e.string(6, path)
 		e.uint64(8, size)
 		e.uint32(10, mode)
@@ -690,14 +706,14 @@ func memfdInodeEntry(so *SharedObject) []byte {
 // file kinds whose entry is {id, flags, fown, one 64-bit value}: EVENTFD
 // (8: eventfd_file_entry, the counter) and SIGNALFD (10: signalfd_entry,
 // the mask).
-func counterFileEntry(typ int32, field protowire.Number, id, flags uint32, v uint64) []byte {
+func counterFileEntry(typ int32, field protowire.Number, id, flags uint32, v uint64, own *FDOwner) []byte {
 	var e protoEnc
 	e.int32(1, typ)
 	e.uint32(2, id)
 	e.message(field, func(e *protoEnc) {
 		e.uint32(1, id)
 		e.uint32(2, flags)
-		e.message(3, zeroFown)
+		e.message(3, fownOf(own))
 		e.uint64(4, v)
 	})
 	return e.b
@@ -706,14 +722,14 @@ func counterFileEntry(typ int32, field protowire.Number, id, flags uint32, v uin
 // inotifyFileEntry: file_entry {type INOTIFY, inotify_file_entry with an
 // inotify_wd_entry per watch}. The handle goes as CRIU's fh_entry has it,
 // in 64-bit words, at least 16; the path in its path field.
-func inotifyFileEntry(id, flags uint32, ws []InotifyWatch) []byte {
+func inotifyFileEntry(id, flags uint32, ws []InotifyWatch, own *FDOwner) []byte {
 	var e protoEnc
 	e.int32(1, fdTypeInotify)
 	e.uint32(2, id)
 	e.message(13, func(e *protoEnc) {
 		e.uint32(1, id)
 		e.uint32(2, flags)
-		e.message(4, zeroFown)
+		e.message(4, fownOf(own))
 		for _, w := range ws {
 			e.message(5, func(e *protoEnc) {
 				e.uint32(1, id)
@@ -739,14 +755,14 @@ func inotifyFileEntry(id, flags uint32, ws []InotifyWatch) []byte {
 }
 
 // timerfdFileEntry: file_entry {type TIMERFD, timerfd_entry}.
-func timerfdFileEntry(id, flags uint32, t *Timerfd) []byte {
+func timerfdFileEntry(id, flags uint32, t *Timerfd, own *FDOwner) []byte {
 	var e protoEnc
 	e.int32(1, fdTypeTimerfd)
 	e.uint32(2, id)
 	e.message(12, func(e *protoEnc) {
 		e.uint32(1, id)
 		e.uint32(2, flags)
-		e.message(3, zeroFown)
+		e.message(3, fownOf(own))
 		e.uint32(4, uint32(t.Clock))
 		e.uint64(5, t.Ticks)
 		e.uint32(6, t.SettimeFlags)
@@ -760,14 +776,14 @@ func timerfdFileEntry(id, flags uint32, t *Timerfd) []byte {
 
 // eventpollFileEntry: file_entry {type EVENTPOLL, eventpoll_file_entry with
 // an eventpoll_tfd_entry per target}; fdIDs maps a target fd to its file id.
-func eventpollFileEntry(id, flags uint32, targets []EpollTarget, fdIDs map[int]uint32) []byte {
+func eventpollFileEntry(id, flags uint32, targets []EpollTarget, fdIDs map[int]uint32, own *FDOwner) []byte {
 	var e protoEnc
 	e.int32(1, fdTypeEventpoll)
 	e.uint32(2, id)
 	e.message(9, func(e *protoEnc) {
 		e.uint32(1, id)
 		e.uint32(2, flags)
-		e.message(3, zeroFown)
+		e.message(3, fownOf(own))
 		for _, tg := range targets {
 			e.message(4, func(e *protoEnc) {
 				e.uint32(1, fdIDs[tg.FD])
@@ -781,13 +797,13 @@ func eventpollFileEntry(id, flags uint32, targets []EpollTarget, fdIDs map[int]u
 }
 
 // extFileEntry: file_entry {type EXT, ext_file_entry}.
-func extFileEntry(id uint32) []byte {
+func extFileEntry(id uint32, own *FDOwner) []byte {
 	var e protoEnc
 	e.int32(1, fdTypeExt)
 	e.uint32(2, id)
 	e.message(15, func(e *protoEnc) {
 		e.uint32(1, id)
-		e.message(5, zeroFown)
+		e.message(5, fownOf(own))
 	})
 	return e.b
 }

@@ -185,9 +185,11 @@ type extFD struct {
 }
 
 type extOwner struct {
-	Type   int `json:"type"` // F_OWNER_TID 0, F_OWNER_PID 1, F_OWNER_PGRP 2
-	PID    int `json:"pid"`
-	Signal int `json:"signal,omitempty"`
+	Type   int    `json:"type"` // F_OWNER_TID 0, F_OWNER_PID 1, F_OWNER_PGRP 2
+	PID    int    `json:"pid"`
+	Signal int    `json:"signal,omitempty"`
+	UID    uint32 `json:"uid,omitempty"`
+	EUID   uint32 `json:"euid,omitempty"`
 }
 
 // fdKindByName is FDKind.String's inverse (the ext file stores kind names).

@@ -130,7 +130,7 @@ func validInetAddr(a netip.AddrPort) bool {
 // inetSkFileEntry: file_entry {type INETSK, inet_sk_entry}. Addresses are
 // 32-bit words in network order (one for IPv4, four for IPv6), as CRIU
 // has them.
-func inetSkFileEntry(id, flags uint32, s *InetSocket) []byte {
+func inetSkFileEntry(id, flags uint32, s *InetSocket, own *FDOwner) []byte {
 	addr := s.Addr.Addr().AsSlice()
 	dst := make([]byte, len(addr)) // none but a connected UDP socket's
 	if s.Peer.IsValid() {
@@ -163,7 +163,7 @@ func inetSkFileEntry(id, flags uint32, s *InetSocket) []byte {
 		for i := 0; i < len(dst); i += 4 {
 			e.uint32(12, binary.LittleEndian.Uint32(dst[i:]))
 		}
-		e.message(13, zeroFown)
+		e.message(13, fownOf(own))
 		o := &s.Opts
 		e.message(14, func(e *protoEnc) {
 			e.uint32(1, o.SndBuf)

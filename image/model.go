@@ -692,6 +692,10 @@ type FDOwner struct {
 	Type   int // kernel.FOwnerTID, FOwnerPID or FOwnerPGRP
 	PID    int // 0: no owner (a signal set alone)
 	Signal int // F_SETSIG's signal; 0: SIGIO, without siginfo
+	// UID and EUID are the credentials of whoever set the owner
+	// (F_GETOWNER_UIDS), which the kernel checks before it signals;
+	// CRIU's fown_entry keeps them. Restore sets the owner as mmcr.
+	UID, EUID uint32
 }
 
 // FDKind says how restore recreates a file descriptor.

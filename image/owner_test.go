@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+
 	"github.com/mmcr/mmcr/internal/kernel"
 )
 
@@ -15,7 +17,7 @@ import (
 func ownerTree() *Tree {
 	t := inetTree()
 	root := t.Tasks[0]
-	root.FDs[len(root.FDs)-2].Owner = &FDOwner{Type: kernel.FOwnerPID, PID: root.PID, Signal: 10}
+	root.FDs[len(root.FDs)-2].Owner = &FDOwner{Type: kernel.FOwnerPID, PID: root.PID, Signal: 10, UID: 1000, EUID: 1001}
 	root.FDs[len(root.FDs)-1].Owner = &FDOwner{Type: kernel.FOwnerPGRP, PID: root.PGID}
 	return t
 }
@@ -34,6 +36,33 @@ func TestOwnerRoundTrip(t *testing.T) {
 	_, got := openTree(t, dir)
 	if !reflect.DeepEqual(got.Tasks[0].FDs, want.Tasks[0].FDs) {
 		t.Errorf("fds differ")
+	}
+	// CRIU's tools see the owners in the file entries' fown.
+	owned := map[uint32]*FDOwner{}
+	for _, fd := range want.Tasks[0].FDs {
+		if fd.Owner != nil {
+			owned[want.InetByID(fd.InetID).Ino] = fd.Owner
+		}
+	}
+	seen := 0
+	for _, e := range critDecode(t, dir, filesName, &fdinfo.FileEntry{}).Entries {
+		isk := e.Message.(*fdinfo.FileEntry).GetIsk()
+		if isk == nil {
+			continue
+		}
+		f, o := isk.GetFown(), owned[isk.GetIno()]
+		if o == nil {
+			o = &FDOwner{}
+		} else {
+			seen++
+		}
+		if f.GetPid() != uint32(o.PID) || f.GetPidType() != uint32(o.Type) || f.GetSignum() != uint32(o.Signal) ||
+			f.GetUid() != o.UID || f.GetEuid() != o.EUID {
+			t.Errorf("inet socket %d: crit sees fown %v, want %+v", isk.GetIno(), f, o)
+		}
+	}
+	if seen != 2 {
+		t.Errorf("crit saw %d owned inet sockets, want 2", seen)
 	}
 }
 

@@ -73,7 +73,7 @@ func checkPipes(t *Tree) error {
 }
 
 // pipeFileEntry: file_entry {type PIPE, pipe_entry}.
-func pipeFileEntry(id, flags, ino uint32) []byte {
+func pipeFileEntry(id, flags, ino uint32, own *FDOwner) []byte {
 	var e protoEnc
 	e.int32(1, fdTypePipe)
 	e.uint32(2, id)
@@ -81,7 +81,7 @@ func pipeFileEntry(id, flags, ino uint32) []byte {
 		e.uint32(1, id)
 		e.uint32(2, ino)
 		e.uint32(3, flags)
-		e.message(4, zeroFown)
+		e.message(4, fownOf(own))
 	})
 	return e.b
 }

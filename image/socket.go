@@ -136,7 +136,7 @@ func checkSockets(t *Tree) error {
 
 // unixSkFileEntry: file_entry {type UNIXSK, unix_sk_entry} of socket s,
 // its open file description's flags (O_NONBLOCK...) and its peer's inode.
-func unixSkFileEntry(id, flags uint32, s *UnixSocket, peerIno uint32) []byte {
+func unixSkFileEntry(id, flags uint32, s *UnixSocket, peerIno uint32, own *FDOwner) []byte {
 	var e protoEnc
 	e.int32(1, fdTypeUnixSk)
 	e.uint32(2, id)
@@ -149,7 +149,7 @@ func unixSkFileEntry(id, flags uint32, s *UnixSocket, peerIno uint32) []byte {
 		e.uint32(6, 0) // uflags
 		e.uint32(7, s.Backlog)
 		e.uint32(8, peerIno)
-		e.message(9, zeroFown)
+		e.message(9, fownOf(own))
 		e.message(10, func(e *protoEnc) {
 			e.uint32(1, s.SndBuf)
 			e.uint32(2, s.RcvBuf)

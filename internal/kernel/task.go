@@ -43,6 +43,10 @@ const (
 	FOwnerPGRP = 2
 )
 
+// FGetOwnerUIDs is F_GETOWNER_UIDS (CONFIG_CHECKPOINT_RESTORE): the uid
+// and euid of whoever set an open file description's owner.
+const FGetOwnerUIDs = 17
+
 // FOwnerEx is struct f_owner_ex.
 type FOwnerEx struct {
 	Type int32
