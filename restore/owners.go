@@ -14,10 +14,10 @@ import (
 // restoreOwners gives every open file description its owner and signal
 // again (F_SETOWN_EX, F_SETSIG), through mmcr's copy of one task's fd on
 // it (pidfd_getfd: the same description), and O_ASYNC, through that fd in
-// the task (setAsync). It runs once every
-// task and thread exists: F_SETOWN_EX needs its owner alive. The owner's
-// credentials, which the kernel checks before it signals, become mmcr's
-// (root's). External fds (the stdio restore hands over) are left alone.
+// the task (setAsync). It runs once every task and thread exists:
+// F_SETOWN_EX needs its owner alive. The owner's credentials, which the
+// kernel checks before it signals, become mmcr's (root's). External fds
+// (the stdio restore hands over) are left alone.
 func (rs *restorer) restoreOwners() error {
 	done := map[uint32]bool{}
 	for _, tk := range rs.tasks {
