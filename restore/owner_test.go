@@ -3,8 +3,6 @@ package restore
 import (
 	"strings"
 	"testing"
-
-	"github.com/mmcr/mmcr/image"
 )
 
 // TestRestoreFDOwners dumps a tree whose pipes and socket pair have owners
@@ -33,5 +31,4 @@ func TestRestoreFDOwners(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "PASS") {
 		t.Fatalf("restored workload: exit %d, output %q", code, out)
 	}
-	_ = image.FDPipe
 }

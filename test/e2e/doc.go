@@ -35,7 +35,8 @@
 // driver builds it with gcc -O1 -g in TestMain. A workload may also be a
 // Go main package (testdata/DIR, stdlib only, built with go build) or a
 // Python script (testdata/NAME.py, run with python3; its scenarios skip
-// where there is no python3) following the same protocol. A scenario
+// where there is no python3) following the same protocol (wlproto.py has
+// it for those that run one verdict in their main thread). A scenario
 // that drives an installed program (pgserver.py: PostgreSQL) names it in
 // needs and skips where it is missing.
 //

@@ -102,7 +102,7 @@ func (e *env) start() int {
 	path, args, _ := workloadCmd(e.sc)
 	s, err := testproc.Start(testproc.Spec{
 		Path: path, Args: args, Dir: e.run,
-		Env:    []string{"PATH=/usr/bin:/bin", "LC_ALL=C"},
+		Env:    []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "PYTHONDONTWRITEBYTECODE=1"}, // no __pycache__ in testdata/ (wlproto.py)
 		Stdout: out, Stderr: errp, Setsid: true,
 	})
 	if err != nil {

@@ -24,6 +24,8 @@ import subprocess
 import time
 import urllib.request
 
+import wlproto
+
 here = os.getcwd()
 
 
@@ -103,20 +105,7 @@ for _ in range(50):  # both workers up
 last = int(get())
 seen = accepts()
 
-term = False
-
-
-def on_term(*_):
-    global term
-    term = True
-
-
-signal.signal(signal.SIGTERM, on_term)
-with open("pidfile.tmp", "w") as f:
-    f.write(str(os.getpid()))
-os.rename("pidfile.tmp", "pidfile")
-while not term:
-    time.sleep(0.2)
+wlproto.ready_then_wait_term()
 
 result = "PASS"
 try:
@@ -153,5 +142,4 @@ except subprocess.TimeoutExpired:
     nginx.kill()
     if result == "PASS":
         result = "FAIL: nginx did not quit in 30 s of SIGQUIT"
-with open("result", "w") as f:
-    f.write(result + "\n")
+wlproto.write_result(result)

@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 
+import wlproto
+
 here = os.getcwd()
 bindir = os.path.dirname(sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))[-1])
 try:
@@ -131,20 +133,7 @@ if psql("select count(*) from t", host="127.0.0.1") != "50000":
 psql("checkpoint")
 time.sleep(0.5)
 
-term = False
-
-
-def on_term(*_):
-    global term
-    term = True
-
-
-signal.signal(signal.SIGTERM, on_term)
-with open("pidfile.tmp", "w") as f:
-    f.write(str(os.getpid()))
-os.rename("pidfile.tmp", "pidfile")
-while not term:
-    time.sleep(0.2)
+wlproto.ready_then_wait_term()
 
 result = "PASS"
 try:
@@ -172,5 +161,4 @@ finally:
             if result == "PASS":
                 result = f"FAIL: {e}"
 shutil.rmtree(top, ignore_errors=True)
-with open("result", "w") as f:
-    f.write(result + "\n")
+wlproto.write_result(result)

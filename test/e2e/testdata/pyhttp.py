@@ -10,10 +10,10 @@ same port, must answer with the count one higher (its listener and its
 state came back), then it shuts the server down.
 """
 import http.server
-import os
-import signal
 import threading
 import urllib.request
+
+import wlproto
 
 served = 0
 lock = threading.Lock()
@@ -45,19 +45,12 @@ def get():
         return int(r.read())
 
 
-term = threading.Event()
-signal.signal(signal.SIGTERM, lambda *_: term.set())
 before = get()
-with open("pidfile.tmp", "w") as f:
-    f.write(str(os.getpid()))
-os.rename("pidfile.tmp", "pidfile")
-while not term.wait(0.5):
-    pass
+wlproto.ready_then_wait_term()
 try:
     after = get()
     result = "PASS" if after == before + 1 else f"FAIL: count {after} after {before}"
 except Exception as e:  # noqa: BLE001 - any failure is the verdict
     result = f"FAIL: request to port {port}: {e!r}"
 server.shutdown()
-with open("result", "w") as f:
-    f.write(result + "\n")
+wlproto.write_result(result)
